@@ -1,0 +1,1 @@
+"""dstream: a fault-tolerant discretized-stream engine with PySpark's DStream API."""

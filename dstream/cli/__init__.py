@@ -1,0 +1,1 @@
+"""The `dstream` command line: demo, WAL and checkpoint tooling, drills."""

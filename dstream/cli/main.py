@@ -1,0 +1,11 @@
+"""Entry point of the `dstream` console script: one click group, one module per command family."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+@click.version_option(package_name="dstream-engine")
+def main() -> None:
+    """dstream: a fault-tolerant discretized-stream engine."""
