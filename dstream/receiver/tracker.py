@@ -1,0 +1,310 @@
+"""The driver's ReceivedBlockTracker: which received blocks belong to which batch, durably.
+
+A pure state machine (`TrackerState`) over three events, and a thin shell (`ReceivedBlockTracker`) that
+writes each event to the metadata WAL (`<checkpoint>/receivedBlockMetadata/`) *before* the in-memory state
+changes. On restart the state is rebuilt by replaying the WAL, so a re-run batch sees exactly the blocks it
+saw before (spark-streaming-internals.md section 2).
+
+Events:
+- `BlockAdded(info)`: a receiver stored a block; it joins its stream's unallocated queue.
+- `BatchAllocated(time_ms, blocks)`: every stream's queue, as it stood, becomes batch `time_ms`'s input.
+  Allocation is strictly monotonic in time and idempotent for `time_ms <= last allocated` (Spark's rule), so
+  a re-run batch keeps its logged allocation.
+- `BatchesCleaned(times_ms, threshold_ms, last_allocated_ms)`: allocations older than the threshold are
+  forgotten. The event repeats the last allocated time because cleaning the log may delete the allocation
+  event that set it, and a replay must still refuse to re-allocate an old batch time.
+
+Replay is ordered and idempotent: replaying stale WAL files that cleanup failed to delete gives the same
+state, because an allocation removes exactly the blocks it names and a later cleanup undoes it.
+
+Event record format, version 1 (one WAL record per event):
+
+    offset  size  field
+    0       3     magic b"RBT"
+    3       1     format version, 1
+    4       ...   pickle (protocol 5) of a tuple made only of builtins and WAL handles:
+                    ("add",   block)
+                    ("alloc", time_ms, ((stream_id, (block, ...)), ...))   streams sorted by id
+                    ("clean", (time_ms, ...), threshold_ms, last_allocated_ms | None)
+                  where block = (stream_id, block_id, num_records | None, wal_handle | None,
+                                 metadata dict | None)
+
+A record with another magic or version is refused with `TrackerLogError`, never misread. Blocks decoded from
+the log are marked `block_valid=False`: their in-memory copies died with the process that held them.
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from dstream.clock import Clock
+from dstream.errors import DStreamError, DStreamValueError
+
+MAGIC = b"RBT"
+FORMAT_VERSION = 1
+PICKLE_PROTOCOL = 5
+
+
+class TrackerLogError(DStreamError):
+    """A metadata WAL record is not a tracker event of a known version."""
+
+
+@dataclass(frozen=True)
+class ReceivedBlockInfo:
+    """What the driver knows of one stored block.
+
+    Attributes:
+        stream_id: the receiver input stream the block belongs to.
+        block_id: unique, stable name of the block in the block store.
+        num_records: records in the block, when known.
+        wal_handle: the receiver-WAL record handle, when the block was write-ahead logged.
+        metadata: small builtin-only dict stored with the block (e.g. producer id and sequence range).
+        block_valid: False when the in-memory copy is known to be gone (recovered from the log).
+    """
+
+    stream_id: int
+    block_id: str
+    num_records: int | None = None
+    wal_handle: Any = None
+    metadata: dict[str, Any] | None = field(default=None, hash=False)
+    block_valid: bool = field(default=True, compare=False)
+
+
+@dataclass(frozen=True)
+class BlockAdded:
+    info: ReceivedBlockInfo
+
+
+@dataclass(frozen=True)
+class BatchAllocated:
+    time_ms: int
+    blocks: Mapping[int, tuple[ReceivedBlockInfo, ...]] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class BatchesCleaned:
+    times_ms: tuple[int, ...]
+    threshold_ms: int
+    last_allocated_ms: int | None = None
+
+
+TrackerEvent = BlockAdded | BatchAllocated | BatchesCleaned
+
+
+class TrackerState:
+    """The tracker's state and decisions, without I/O. `plan_*` decide an event; `apply` performs one."""
+
+    def __init__(self, stream_ids: Iterable[int] = ()) -> None:
+        self._queues: dict[int, list[ReceivedBlockInfo]] = {int(s): [] for s in stream_ids}
+        self._allocated: dict[int, dict[int, tuple[ReceivedBlockInfo, ...]]] = {}
+        self.last_allocated_ms: int | None = None
+        self.cleaned_before_ms = 0
+
+    def plan_add(self, info: ReceivedBlockInfo) -> BlockAdded:
+        if not isinstance(info, ReceivedBlockInfo):
+            raise DStreamValueError(f"add_block needs a ReceivedBlockInfo, got {info!r}")
+        return BlockAdded(info)
+
+    def plan_allocate(self, time_ms: int) -> BatchAllocated | None:
+        """The allocation of every queued block to `time_ms`, or None if `time_ms` is already allocated."""
+        if self.last_allocated_ms is not None and time_ms <= self.last_allocated_ms:
+            return None
+        return BatchAllocated(int(time_ms), {s: tuple(q) for s, q in sorted(self._queues.items())})
+
+    def plan_cleanup(self, threshold_ms: int) -> BatchesCleaned:
+        times = tuple(sorted(t for t in self._allocated if t < threshold_ms))
+        return BatchesCleaned(times, int(threshold_ms), self.last_allocated_ms)
+
+    def apply(self, event: TrackerEvent) -> None:
+        if isinstance(event, BlockAdded):
+            self._queues.setdefault(event.info.stream_id, []).append(event.info)
+        elif isinstance(event, BatchAllocated):
+            self._apply_allocation(event)
+        else:
+            for t in event.times_ms:
+                self._allocated.pop(t, None)
+            self.cleaned_before_ms = max(self.cleaned_before_ms, event.threshold_ms)
+            if event.last_allocated_ms is not None:
+                self._raise_last_allocated(event.last_allocated_ms)
+
+    def _apply_allocation(self, event: BatchAllocated) -> None:
+        # Remove exactly the allocated blocks (by id): blocks added after the snapshot stay queued.
+        for stream_id, blocks in event.blocks.items():
+            taken = {b.block_id for b in blocks}
+            queue = self._queues.setdefault(stream_id, [])
+            queue[:] = [b for b in queue if b.block_id not in taken]
+        self._allocated[event.time_ms] = dict(event.blocks)
+        self._raise_last_allocated(event.time_ms)
+
+    def _raise_last_allocated(self, time_ms: int) -> None:
+        last = self.last_allocated_ms
+        self.last_allocated_ms = time_ms if last is None else max(last, time_ms)
+
+    def blocks_of_batch(self, time_ms: int) -> dict[int, tuple[ReceivedBlockInfo, ...]]:
+        return dict(self._allocated.get(time_ms, {}))
+
+    def unallocated_blocks(self, stream_id: int) -> tuple[ReceivedBlockInfo, ...]:
+        return tuple(self._queues.get(stream_id, ()))
+
+    def has_unallocated_blocks(self) -> bool:
+        return any(self._queues.values())
+
+    def allocated_times(self) -> tuple[int, ...]:
+        return tuple(sorted(self._allocated))
+
+    def known_block_ids(self) -> set[str]:
+        ids = {b.block_id for q in self._queues.values() for b in q}
+        ids.update(b.block_id for batch in self._allocated.values() for bs in batch.values() for b in bs)
+        return ids
+
+    def snapshot(self) -> tuple[object, ...]:
+        """A comparable summary of the whole state (used by tests to compare a replay with the original)."""
+        queues = tuple((s, tuple(q)) for s, q in sorted(self._queues.items()) if q)
+        allocated = tuple(
+            (t, tuple(sorted((s, bs) for s, bs in batch.items())))
+            for t, batch in sorted(self._allocated.items())
+        )
+        return (queues, allocated, self.last_allocated_ms, self.cleaned_before_ms)
+
+
+def _block_tuple(b: ReceivedBlockInfo) -> tuple[Any, ...]:
+    return (b.stream_id, b.block_id, b.num_records, b.wal_handle, b.metadata)
+
+
+def _block_from(t: Any) -> ReceivedBlockInfo:
+    stream_id, block_id, num_records, wal_handle, metadata = t
+    return ReceivedBlockInfo(stream_id, block_id, num_records, wal_handle, metadata, block_valid=False)
+
+
+def encode_event(event: TrackerEvent) -> bytes:
+    """Serialize one event as a version-1 record (layout in the module docstring)."""
+    body: tuple[Any, ...]
+    if isinstance(event, BlockAdded):
+        body = ("add", _block_tuple(event.info))
+    elif isinstance(event, BatchAllocated):
+        streams = tuple((s, tuple(_block_tuple(b) for b in bs)) for s, bs in sorted(event.blocks.items()))
+        body = ("alloc", event.time_ms, streams)
+    else:
+        body = ("clean", tuple(event.times_ms), event.threshold_ms, event.last_allocated_ms)
+    return MAGIC + bytes([FORMAT_VERSION]) + pickle.dumps(body, protocol=PICKLE_PROTOCOL)
+
+
+def decode_event(data: bytes) -> TrackerEvent:
+    """Parse a record written by `encode_event`; blocks come back with `block_valid=False`."""
+    if data[:3] != MAGIC or len(data) < 5:
+        raise TrackerLogError(f"not a tracker event record: starts with {data[:8]!r}, expected {MAGIC!r}")
+    if data[3] != FORMAT_VERSION:
+        raise TrackerLogError(f"tracker event format version {data[3]} is unknown; expected {FORMAT_VERSION}")
+    body = pickle.loads(data[4:])
+    kind = body[0]
+    if kind == "add":
+        return BlockAdded(_block_from(body[1]))
+    if kind == "alloc":
+        return BatchAllocated(body[1], {s: tuple(_block_from(b) for b in bs) for s, bs in body[2]})
+    if kind == "clean":
+        return BatchesCleaned(tuple(body[1]), body[2], body[3])
+    raise TrackerLogError(f"unknown tracker event kind {kind!r}; expected add, alloc or clean")
+
+
+class EventLog(Protocol):
+    """The part of `wal.WriteAheadLog` the tracker uses."""
+
+    def write(self, data: bytes, time_ms: int) -> Any: ...
+
+    def read_all(self) -> Iterator[bytes]: ...
+
+    def clean(self, before_ms: int, *, wait: bool = False) -> None: ...
+
+
+class ReceivedBlockTracker:
+    """Thread-safe shell: every event is written to the log before `TrackerState.apply` runs.
+
+    Args:
+        clock: the driver's clock; event records are stamped with its time.
+        stream_ids: the receiver input streams; each appears in every allocation, possibly empty.
+        log: the metadata WAL, or None to keep state in memory only (no checkpoint directory).
+        recover: rebuild the state by replaying `log` first (the driver restarted from a checkpoint).
+    """
+
+    def __init__(
+        self, clock: Clock, stream_ids: Iterable[int] = (), log: EventLog | None = None, recover: bool = False
+    ) -> None:
+        self._clock = clock
+        self._log = log
+        self._lock = threading.RLock()
+        self._state = TrackerState(stream_ids)
+        if recover and log is not None:
+            for record in log.read_all():
+                self._state.apply(decode_event(record))
+
+    @property
+    def is_write_ahead_log_enabled(self) -> bool:
+        return self._log is not None
+
+    def _write_then_apply(self, event: TrackerEvent) -> None:
+        if self._log is not None:
+            self._log.write(encode_event(event), self._clock.time_ms())
+        self._state.apply(event)
+
+    def add_block(self, info: ReceivedBlockInfo) -> None:
+        """Log and queue a stored block. Raises whatever the log raises; then nothing changed."""
+        with self._lock:
+            self._write_then_apply(self._state.plan_add(info))
+
+    def allocate_blocks_to_batch(self, time_ms: int) -> None:
+        """Give every queued block to batch `time_ms`; a no-op for a time already allocated.
+
+        If the log write raises, the exception propagates and the queues keep all their blocks.
+        """
+        with self._lock:
+            event = self._state.plan_allocate(time_ms)
+            if event is not None:
+                self._write_then_apply(event)
+
+    def cleanup_old_batches(self, threshold_ms: int, wait: bool = False) -> None:
+        """Forget allocations older than `threshold_ms`, then clean the log before it."""
+        now = self._clock.time_ms()
+        if threshold_ms >= now:
+            raise DStreamValueError(f"cleanup threshold {threshold_ms} ms must be before now ({now} ms)")
+        with self._lock:
+            self._write_then_apply(self._state.plan_cleanup(threshold_ms))
+            if self._log is not None:
+                self._log.clean(threshold_ms, wait=wait)
+
+    def get_blocks_of_batch(self, time_ms: int) -> dict[int, tuple[ReceivedBlockInfo, ...]]:
+        with self._lock:
+            return self._state.blocks_of_batch(time_ms)
+
+    def get_blocks_of_batch_and_stream(self, time_ms: int, stream_id: int) -> tuple[ReceivedBlockInfo, ...]:
+        with self._lock:
+            return self._state.blocks_of_batch(time_ms).get(stream_id, ())
+
+    def get_unallocated_blocks(self, stream_id: int) -> tuple[ReceivedBlockInfo, ...]:
+        with self._lock:
+            return self._state.unallocated_blocks(stream_id)
+
+    def has_unallocated_received_blocks(self) -> bool:
+        with self._lock:
+            return self._state.has_unallocated_blocks()
+
+    def known_block_ids(self) -> set[str]:
+        with self._lock:
+            return self._state.known_block_ids()
+
+    @property
+    def last_allocated_ms(self) -> int | None:
+        with self._lock:
+            return self._state.last_allocated_ms
+
+    @property
+    def cleaned_before_ms(self) -> int:
+        with self._lock:
+            return self._state.cleaned_before_ms
+
+    def snapshot(self) -> tuple[object, ...]:
+        with self._lock:
+            return self._state.snapshot()
