@@ -1,0 +1,89 @@
+"""The one small abstract class every storage backend implements, and its writer.
+
+A backend stores *files* (see `wal.format`) grouped in *segments* (see `wal.segments`) under one root.
+It knows nothing of frames or records; `wal.log` decides what to write and how to read it. Two
+families exist, chosen by capability, because fsspec's generic append and mv are not trusted:
+
+* appendable (local disk, memory): a segment is one file, appended to and truncated in place;
+* immutable (object stores): a segment is a prefix of objects, each written once with a
+  create-once put; nothing is ever appended, truncated or renamed.
+
+Paths given to and returned by a backend are relative to its root: ``<segment>`` for a segment file,
+``<segment>/<object>`` for an object.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from wal.errors import WALError
+
+
+class SegmentWriteError(WALError):
+    """An append failed. `rolled_back` says whether the file is back to its last good length."""
+
+    def __init__(self, message: str, *, rolled_back: bool) -> None:
+        super().__init__(message)
+        self.rolled_back = rolled_back
+
+
+class SegmentWriter(ABC):
+    """Writes the files of one segment; a segment is never reopened by a writer once closed."""
+
+    @abstractmethod
+    def append(self, frames: bytes, min_time_ms: int, max_time_ms: int) -> tuple[str, int]:
+        """Make `frames` (encoded, back to back) durable per the fsync policy.
+
+        Returns:
+            The relative path of the file that holds them and the offset of the first frame.
+
+        Raises:
+            SegmentWriteError: nothing of this call may be relied on; see `rolled_back`.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the file handle, if any. Idempotent."""
+
+
+class Backend(ABC):
+    """Storage for one log's files. Constructing a backend touches nothing on storage."""
+
+    appendable: bool
+    url: str
+
+    @abstractmethod
+    def list_segments(self) -> list[str]:
+        """Base names directly under the root (any order); empty if the root does not exist."""
+
+    @abstractmethod
+    def list_files(self, segment: str) -> list[str]:
+        """Relative paths of the segment's files in write order. Raises FileNotFoundError if gone."""
+
+    @abstractmethod
+    def read_file(self, path: str) -> bytes:
+        """The whole file. Raises FileNotFoundError."""
+
+    @abstractmethod
+    def read_range(self, path: str, offset: int, length: int) -> bytes:
+        """Up to `length` bytes from `offset` (fewer at end of file). Raises FileNotFoundError."""
+
+    @abstractmethod
+    def open_segment(self, segment: str) -> SegmentWriter:
+        """A writer for a new segment; may create it now or at its first append."""
+
+    @abstractmethod
+    def delete_segment(self, segment: str) -> None:
+        """Delete a whole segment (file or prefix). Raises on failure."""
+
+    @abstractmethod
+    def delete_file(self, path: str) -> None:
+        """Delete one file or object."""
+
+    def truncate_file(self, path: str, size: int) -> None:
+        """Cut a file to `size` bytes, durably (appendable backends only)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot truncate {path!r}")
+
+    def describe(self) -> str:
+        """Kind and root, for messages and the CLI."""
+        return f"{type(self).__name__}({self.url})"

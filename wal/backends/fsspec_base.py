@@ -1,0 +1,48 @@
+"""Reading, listing and deleting through an fsspec filesystem: shared by the memory and object backends.
+
+Listings are invalidated before use, because a listing cache (s3fs's default) would hide segments and
+objects this log has just written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wal.backends.base import Backend
+
+
+class FsspecBackend(Backend):
+    """Common fsspec plumbing; subclasses choose how segments are written."""
+
+    def __init__(self, fs: Any, root: str, url: str) -> None:
+        self.url = url
+        self._fs = fs
+        self._root = root.rstrip("/")
+
+    def _path(self, relative: str) -> str:
+        return f"{self._root}/{relative}"
+
+    def _names(self, path: str) -> list[str]:
+        self._fs.invalidate_cache(path)
+        try:
+            entries = self._fs.ls(path, detail=False)
+        except FileNotFoundError:
+            return []
+        return [str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in entries]
+
+    def list_segments(self) -> list[str]:
+        return self._names(self._root)
+
+    def read_file(self, path: str) -> bytes:
+        return bytes(self._fs.cat_file(self._path(path)))
+
+    def read_range(self, path: str, offset: int, length: int) -> bytes:
+        return bytes(self._fs.cat_file(self._path(path), start=offset, end=offset + length))
+
+    def delete_segment(self, segment: str) -> None:
+        self._fs.rm(self._path(segment), recursive=True)
+        self._fs.invalidate_cache(self._root)
+
+    def delete_file(self, path: str) -> None:
+        self._fs.rm_file(self._path(path))
+        self._fs.invalidate_cache(self._root)

@@ -1,0 +1,67 @@
+"""Object-store backend (s3fs and any fsspec store without durable append): immutable objects.
+
+Nothing is durable before an object is closed and nothing can be appended, so each append (one record,
+or one group commit of many) is one object ``<segment>/<n>-<min_ms>-<max_ms>`` holding a file header
+and the frames. Objects are written with a create-once put (``If-None-Match: *`` on S3), so two
+writers on one log collide loudly instead of overwriting each other. A put is atomic, so an object is
+never torn; a damaged one is corruption.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+from wal.backends.base import SegmentWriteError, SegmentWriter
+from wal.backends.fsspec_base import FsspecBackend
+from wal.format import encode_file_header
+from wal.segments import ObjectName, parse_object
+
+
+def is_already_exists(exc: BaseException) -> bool:
+    """Whether a failed create-once put means the key exists (moto: FileExistsError; SeaweedFS: EINVAL)."""
+    if isinstance(exc, FileExistsError):
+        return True
+    text = str(exc)
+    if "PreconditionFailed" in text or "412" in text:
+        return True
+    return isinstance(exc, OSError) and exc.errno == errno.EINVAL
+
+
+class ObjectSegmentWriter(SegmentWriter):
+    """Puts one object per append; creates nothing until the first append."""
+
+    def __init__(self, fs: Any, root: str, segment: str) -> None:
+        self._fs = fs
+        self._root = root
+        self._segment = segment
+        self._next = 0
+        self._header = encode_file_header()
+
+    def append(self, frames: bytes, min_time_ms: int, max_time_ms: int) -> tuple[str, int]:
+        name = f"{self._segment}/{ObjectName(self._next, min_time_ms, max_time_ms)}"
+        # Advance first: after an ambiguous failure (timeout) the object may exist, never reuse its name.
+        self._next += 1
+        try:
+            self._fs.pipe_file(f"{self._root}/{name}", self._header + frames, mode="create")
+        except Exception as exc:
+            reason = "already exists (another writer on this log?)" if is_already_exists(exc) else exc
+            raise SegmentWriteError(f"put of {name!r} failed: {reason}", rolled_back=True) from exc
+        return name, len(self._header)
+
+    def close(self) -> None:
+        pass
+
+
+class ObjectStoreBackend(FsspecBackend):
+    """Segments as prefixes of immutable objects."""
+
+    appendable = False
+
+    def list_files(self, segment: str) -> list[str]:
+        names = self._names(self._path(segment))
+        objects = sorted(parsed for parsed in map(parse_object, names) if parsed is not None)
+        return [f"{segment}/{obj}" for obj in objects]
+
+    def open_segment(self, segment: str) -> SegmentWriter:
+        return ObjectSegmentWriter(self._fs, self._root, segment)

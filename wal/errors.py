@@ -1,0 +1,47 @@
+"""The WAL's errors: one root (`WALError`); misuse errors also subclass ValueError.
+
+Why a hierarchy: callers (the receiver data WAL, the driver's tracker) must tell a record that is
+damaged on storage (`CorruptRecordError`, which names where) from a log that was closed under them
+(`WALClosedError`) and from their own bad arguments (`WALValueError`).
+"""
+
+from __future__ import annotations
+
+
+class WALError(Exception):
+    """Root of every error the write-ahead log raises on its own account."""
+
+
+class WALValueError(WALError, ValueError):
+    """An argument is not one the WAL accepts; the message names the value and what was expected."""
+
+
+class WALClosedError(WALError, RuntimeError):
+    """The log was closed before (or while) the operation could complete."""
+
+
+class WALTimeoutError(WALError, TimeoutError):
+    """A batched write was not durable within its timeout; it may or may not be in the log."""
+
+
+class RecordNotFoundError(WALError, LookupError):
+    """A handle points at a segment or object that no longer exists (cleaned, or never written)."""
+
+
+class CorruptRecordError(WALError):
+    """Bytes on storage fail the format's checks at a place that cannot be a torn tail.
+
+    Attributes:
+        segment: path of the segment file or object, relative to the log's root.
+        offset: byte offset of the damaged header or frame inside that file.
+        reason: what check failed.
+    """
+
+    def __init__(self, segment: str, offset: int, reason: str) -> None:
+        super().__init__(f"corrupt WAL data in {segment!r} at offset {offset}: {reason}")
+        self.segment = segment
+        self.offset = offset
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[CorruptRecordError], tuple[str, int, str]]:
+        return (type(self), (self.segment, self.offset, self.reason))

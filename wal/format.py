@@ -1,0 +1,196 @@
+"""WAL byte format, version 1: the spec, and pure encode/decode/scan functions.
+
+A *file* is either a local segment file (appended to) or one immutable object of an object-store
+segment. Every file is one file header followed by zero or more record frames. All integers are
+big-endian. CRCs are CRC32C (Castagnoli), unmasked.
+
+File header (16 bytes)::
+
+    offset  size  field
+    0       8     magic       b"\\x89DSWAL\\r\\n"  (the 0x89 and CR/LF catch text-mode mangling)
+    8       2     version     u16, 1
+    10      2     flags       u16, 0 (reserved; a reader refuses any other value)
+    12      4     header_crc  u32, CRC32C of bytes 0..11
+
+Record frame (20-byte frame header, then the payload)::
+
+    offset  size  field
+    0       4     header_crc   u32, CRC32C of frame bytes 4..19
+    4       4     length       u32, payload length in bytes, at most RECORD_BYTES_MAX
+    8       8     time_ms      i64, the record's time (used only to decide which segments clean() may drop)
+    16      4     payload_crc  u32, CRC32C of the payload
+    20      n     payload
+
+Why two CRCs: the header CRC lets a reader trust `length` before reading the payload, so a flipped
+length bit is caught as corruption instead of being taken for a record that runs past the end of
+the file (Spark's format silently drops everything after such a length).
+
+Validity and torn-tail rules (what `scan` reports; the caller decides what is acceptable):
+
+* A frame is *valid* when its header CRC matches, `length <= RECORD_BYTES_MAX`, the whole payload is
+  present and the payload CRC matches.
+* `TORN` damage: fewer than 20 bytes remain for a frame header; or a frame with a valid header runs
+  past the end of the file; or every byte from the frame's offset to the end is zero (a file grown by
+  the OS whose data never landed). A file shorter than 16 bytes that is a prefix of a valid header,
+  or all zeros, is TORN at offset 0. These are exactly the shapes a crash in the middle of an append
+  leaves, so they are acceptable only at the end of the *last* local segment: those bytes were never
+  acknowledged, and a writer reopening the log truncates them.
+* `CORRUPT` damage: anything else (bad magic, unknown version or flags, a bad header CRC with
+  non-zero bytes after it, a bad payload CRC, a length over the limit). Corruption is never a torn
+  tail: readers raise `CorruptRecordError`, and only repair mode truncates it.
+
+Version history: 1 (this).
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import crc32c
+
+MAGIC = b"\x89DSWAL\r\n"
+VERSION = 1
+FILE_HEADER_BYTES = 16
+FRAME_HEADER_BYTES = 20
+RECORD_BYTES_MAX = 1 << 30  # 1 GiB: larger lengths are treated as corruption, never allocated
+
+_FILE_HEADER = struct.Struct(">8sHHI")
+_FRAME_HEADER = struct.Struct(">IIqI")
+_FRAME_FIELDS = struct.Struct(">Iq")
+
+
+class DamageKind(enum.Enum):
+    """How a file stops being valid: a crash shape (TORN) or anything else (CORRUPT)."""
+
+    TORN = "torn"
+    CORRUPT = "corrupt"
+
+
+@dataclass(frozen=True, slots=True)
+class Damage:
+    """Where and why a file stops being a valid sequence of frames."""
+
+    kind: DamageKind
+    offset: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One valid record frame found by `scan`: where it starts, its time and payload."""
+
+    offset: int
+    time_ms: int
+    payload: memoryview
+
+    @property
+    def end(self) -> int:
+        """Offset just past this frame."""
+        return self.offset + FRAME_HEADER_BYTES + len(self.payload)
+
+
+def encode_file_header() -> bytes:
+    """The 16-byte header every segment file or object starts with."""
+    body = _FILE_HEADER.pack(MAGIC, VERSION, 0, 0)[:12]
+    return body + crc32c.crc32c(body).to_bytes(4, "big")
+
+
+def encode_frame(payload: bytes | memoryview, time_ms: int) -> bytes:
+    """Frame one record (header + payload).
+
+    Raises:
+        ValueError: if the payload is larger than RECORD_BYTES_MAX or time_ms does not fit an i64.
+    """
+    if len(payload) > RECORD_BYTES_MAX:
+        raise ValueError(f"record of {len(payload)} bytes exceeds RECORD_BYTES_MAX={RECORD_BYTES_MAX}")
+    fields = _FRAME_FIELDS.pack(len(payload), time_ms) + crc32c.crc32c(payload).to_bytes(4, "big")
+    return crc32c.crc32c(fields).to_bytes(4, "big") + fields + bytes(payload)
+
+
+def check_file_header(buf: bytes | memoryview) -> Damage | None:
+    """Validate the file header at the start of `buf`; None when it is valid."""
+    head = bytes(buf[:FILE_HEADER_BYTES])
+    if len(head) < FILE_HEADER_BYTES:
+        if encode_file_header().startswith(head) or not any(head):
+            return Damage(DamageKind.TORN, 0, f"file header cut short at {len(head)} bytes")
+        return Damage(DamageKind.CORRUPT, 0, "short file that is not a header prefix")
+    magic, version, flags, crc = _FILE_HEADER.unpack(head)
+    if not any(buf):
+        return Damage(DamageKind.TORN, 0, "file is all zero bytes")
+    if magic != MAGIC:
+        return Damage(DamageKind.CORRUPT, 0, f"bad magic {magic!r}, expected {MAGIC!r}")
+    if crc != crc32c.crc32c(head[:12]):
+        return Damage(DamageKind.CORRUPT, 0, "file header CRC mismatch")
+    if version != VERSION or flags != 0:
+        return Damage(DamageKind.CORRUPT, 0, f"unsupported version {version} / flags {flags:#x}")
+    return None
+
+
+def decode_frame(buf: bytes | memoryview, offset: int) -> Frame | Damage:
+    """Decode the frame at `offset` of a file's bytes, classifying any damage (see module doc)."""
+    view = memoryview(buf)
+    remaining = len(view) - offset
+    if remaining < FRAME_HEADER_BYTES:
+        if not any(view[offset:]):
+            return Damage(DamageKind.TORN, offset, f"{remaining} zero bytes after the last frame")
+        return Damage(DamageKind.TORN, offset, f"frame header cut short at {remaining} bytes")
+    header_crc, length, time_ms, payload_crc = _FRAME_HEADER.unpack_from(view, offset)
+    if header_crc != crc32c.crc32c(view[offset + 4 : offset + FRAME_HEADER_BYTES]):
+        if not any(view[offset:]):
+            return Damage(DamageKind.TORN, offset, "zero-filled tail")
+        return Damage(DamageKind.CORRUPT, offset, "frame header CRC mismatch")
+    if length > RECORD_BYTES_MAX:
+        return Damage(DamageKind.CORRUPT, offset, f"length {length} over RECORD_BYTES_MAX")
+    start = offset + FRAME_HEADER_BYTES
+    if start + length > len(view):
+        return Damage(DamageKind.TORN, offset, f"payload cut short: {len(view) - start} of {length} bytes")
+    payload = view[start : start + length]
+    if payload_crc != crc32c.crc32c(payload):
+        return Damage(DamageKind.CORRUPT, offset, "payload CRC mismatch")
+    return Frame(offset, time_ms, payload)
+
+
+@dataclass(frozen=True, slots=True)
+class FileScan:
+    """The result of scanning one whole file: its valid frames, then the damage that stopped it."""
+
+    frames: tuple[Frame, ...]
+    damage: Damage | None
+    size: int
+
+    @property
+    def valid_bytes(self) -> int:
+        """Length of the valid prefix: where a truncation would cut."""
+        if self.damage is not None:
+            return self.damage.offset
+        return self.size
+
+
+def iter_frames(buf: bytes | memoryview) -> Iterator[Frame | Damage]:
+    """Yield the valid frames of a file in order, then its Damage if it has one (and stop)."""
+    header_damage = check_file_header(buf)
+    if header_damage is not None:
+        yield header_damage
+        return
+    offset = FILE_HEADER_BYTES
+    while offset < len(buf):
+        item = decode_frame(buf, offset)
+        yield item
+        if isinstance(item, Damage):
+            return
+        offset = item.end
+
+
+def scan(buf: bytes | memoryview) -> FileScan:
+    """Scan a whole file eagerly (payloads are views into `buf`, not copies)."""
+    frames: list[Frame] = []
+    damage: Damage | None = None
+    for item in iter_frames(buf):
+        if isinstance(item, Damage):
+            damage = item
+        else:
+            frames.append(item)
+    return FileScan(tuple(frames), damage, len(buf))

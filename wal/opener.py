@@ -1,0 +1,55 @@
+"""`open_wal`: one entry point that picks the backend by URL and wraps it for group commit on request."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from wal.backends import make_backend
+from wal.batched import BatchedWriteAheadLog
+from wal.errors import WALValueError
+from wal.log import FileBasedWriteAheadLog, WriteAheadLog
+
+FSYNC_POLICIES = ("always", "never")
+
+
+def open_wal(
+    url: str,
+    *,
+    rolling_interval_ms: int = 60_000,
+    fsync: str = "always",
+    storage_options: Mapping[str, Any] | None = None,
+    batched: bool = False,
+    repair: bool = False,
+    queue_size_max: int = 10_000,
+    timeout_s: float = 30.0,
+) -> WriteAheadLog:
+    """Open (never create) the write-ahead log at `url`.
+
+    Nothing is created on storage until the first write; reading never creates anything.
+
+    Args:
+        url: a local path or any fsspec URL (``file://``, ``memory://``, ``s3://bucket/prefix``...).
+        rolling_interval_ms: a new segment starts when a record is later than the open segment's
+            start + this interval.
+        fsync: "always" (each commit is fsynced before write returns) or "never" (in the OS only).
+            Object stores are durable at each put either way.
+        storage_options: fsspec options for the filesystem (e.g. key, secret, endpoint_url for S3).
+        batched: wrap in BatchedWriteAheadLog (group commit for many concurrent writers).
+        repair: scan everything now and cut each segment at its first damage, reporting the drops in
+            ``statistics().dropped``, instead of raising CorruptRecordError later.
+        queue_size_max: batched only: records waiting for a commit at most.
+        timeout_s: batched only: how long one write may wait to be durable.
+
+    Raises:
+        WALValueError: a bad option (the message names it).
+    """
+    if not isinstance(url, str) or not url:
+        raise WALValueError(f"url must be a non-empty string, got {url!r}")
+    if fsync not in FSYNC_POLICIES:
+        raise WALValueError(f"fsync must be one of {FSYNC_POLICIES}, got {fsync!r}")
+    backend = make_backend(url, storage_options, fsync == "always")
+    log = FileBasedWriteAheadLog(backend, rolling_interval_ms=rolling_interval_ms, repair=repair)
+    if not batched:
+        return log
+    return BatchedWriteAheadLog(log, queue_size_max=queue_size_max, timeout_s=timeout_s)
