@@ -1,40 +1,44 @@
-"""Stand-in for `wal` until it lands: an in-memory log with the WAL contract's write/read/read_all/clean.
-
-`clean(before_ms)` drops every record older than `before_ms`, which is the most a real WAL may delete (it
-deletes whole segments whose end is before the threshold), so tests that pass here pass on a real WAL too.
-"""
+"""Test doubles around the real WAL: a wrapper that fails chosen writes, and WAL openers for tests."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from typing import Any
+
+from wal import RecordHandle, WriteAheadLog, open_wal
 
 
-class FakeLog:
-    def __init__(self) -> None:
-        self.records: list[tuple[int, int, bytes]] = []  # (handle, time_ms, data)
+class FailingLog:
+    """Delegates to a real WAL but raises OSError on the next `fail_next_writes` writes."""
+
+    def __init__(self, wrapped: WriteAheadLog) -> None:
+        self.wrapped = wrapped
         self.fail_next_writes = 0
-        self._next_handle = 0
 
-    def write(self, data: bytes, time_ms: int) -> int:
+    def write(self, data: bytes, time_ms: int) -> RecordHandle:
         if self.fail_next_writes:
             self.fail_next_writes -= 1
             raise OSError("injected write failure")
-        handle = self._next_handle
-        self._next_handle += 1
-        self.records.append((handle, time_ms, bytes(data)))
-        return handle
+        return self.wrapped.write(data, time_ms)
 
-    def read(self, handle: int) -> bytes:
-        for h, _, data in self.records:
-            if h == handle:
-                return data
-        raise KeyError(handle)
+    def read(self, handle: Any) -> bytes:
+        return self.wrapped.read(handle)
 
     def read_all(self) -> Iterator[bytes]:
-        return iter([data for _, _, data in self.records])
+        return self.wrapped.read_all()
 
     def clean(self, before_ms: int, *, wait: bool = False) -> None:
-        self.records = [r for r in self.records if r[1] >= before_ms]
+        self.wrapped.clean(before_ms, wait=wait)
 
     def close(self) -> None:
-        pass
+        self.wrapped.close()
+
+
+def memory_wal_url() -> str:
+    """A fresh memory:// WAL location (the memory filesystem is shared by the whole process)."""
+    return f"memory://receiver-tests/{uuid.uuid4().hex}"
+
+
+def open_memory_wal(rolling_interval_ms: int = 60_000) -> WriteAheadLog:
+    return open_wal(memory_wal_url(), rolling_interval_ms=rolling_interval_ms)

@@ -22,7 +22,8 @@ from dstream.receiver.tracker import (
     decode_event,
     encode_event,
 )
-from tests.receiver.fakes import FakeLog
+from tests.receiver.fakes import FailingLog, open_memory_wal
+from wal import open_wal
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -59,20 +60,24 @@ def test_block_addition_and_allocation_without_wal() -> None:
     assert tracker.get_unallocated_blocks(1) == tuple(later)
 
 
+def events_in(log: FailingLog) -> list[object]:
+    return [decode_event(r) for r in log.read_all()]
+
+
 def test_many_blocks_allocated_in_one_event() -> None:
-    log = FakeLog()
+    log = FailingLog(open_memory_wal())
     tracker = ReceivedBlockTracker(ManualClock(0), stream_ids=[1], log=log)
-    added = blocks(1, 0, 20_000)
+    added = blocks(1, 0, 5_000)
     for b in added:
         tracker.add_block(b)
     tracker.allocate_blocks_to_batch(1)
-    events = [decode_event(r) for _, _, r in log.records]
-    assert [type(e) for e in events] == [BlockAdded] * 20_000 + [BatchAllocated]
+    events = events_in(log)
+    assert [type(e) for e in events] == [BlockAdded] * 5_000 + [BatchAllocated]
     assert events[-1] == BatchAllocated(1, {1: tuple(added)})
 
 
 def test_recovery_removes_only_allocated_blocks_from_queue() -> None:
-    log = FakeLog()
+    log = FailingLog(open_memory_wal())
     added = blocks(1, 0, 10)
     for b in added:
         log.write(encode_event(BlockAdded(b)), 0)
@@ -84,7 +89,7 @@ def test_recovery_removes_only_allocated_blocks_from_queue() -> None:
 
 
 def test_failed_allocation_write_propagates_and_loses_no_block() -> None:
-    log = FakeLog()
+    log = FailingLog(open_memory_wal())
     tracker = ReceivedBlockTracker(ManualClock(0), stream_ids=[1], log=log)
     added = blocks(1, 0, 5)
     for b in added:
@@ -102,7 +107,7 @@ def test_failed_allocation_write_propagates_and_loses_no_block() -> None:
 
 
 def test_failed_add_write_raises_and_queues_nothing() -> None:
-    log = FakeLog()
+    log = FailingLog(open_memory_wal())
     tracker = ReceivedBlockTracker(ManualClock(0), stream_ids=[1], log=log)
     log.fail_next_writes = 1
     with pytest.raises(OSError):
@@ -110,9 +115,10 @@ def test_failed_add_write_raises_and_queues_nothing() -> None:
     assert tracker.get_unallocated_blocks(1) == ()
 
 
-def test_recovery_and_cleanup() -> None:
+def test_recovery_and_cleanup(tmp_path: Path) -> None:
     clock = ManualClock(1000)
-    log = FakeLog()
+    # Rolling every second while the clock moves 2 s per step: every step starts a new segment.
+    log = FailingLog(open_wal(str(tmp_path / "meta"), rolling_interval_ms=1000))
     tracker = ReceivedBlockTracker(clock, stream_ids=[1], log=log)
     first, second = blocks(1, 0, 5), blocks(1, 5, 5)
     for b in first:
@@ -125,7 +131,7 @@ def test_recovery_and_cleanup() -> None:
     for b in second:
         tracker.add_block(b)
     tracker.allocate_blocks_to_batch(5000)
-    kinds = [type(decode_event(r)).__name__ for _, _, r in log.records]
+    kinds = [type(e).__name__ for e in events_in(log)]
     assert kinds == ["BlockAdded"] * 5 + ["BatchAllocated"] + ["BlockAdded"] * 5 + ["BatchAllocated"]
     recovered = ReceivedBlockTracker(clock, [1], log, recover=True)
     assert recovered.get_blocks_of_batch_and_stream(3000, 1) == tuple(first)
@@ -134,32 +140,34 @@ def test_recovery_and_cleanup() -> None:
     clock.set_time(7000)
     tracker.cleanup_old_batches(5000, wait=True)
     assert tracker.get_blocks_of_batch(3000) == {}
-    assert decode_event(log.records[-1][2]) == BatchesCleaned((3000,), 5000, 5000)
+    assert events_in(log)[-1] == BatchesCleaned((3000,), 5000, 5000)
+    assert events_in(log)[0] == BlockAdded(second[0])  # the segments before 5000 are gone
     recovered = ReceivedBlockTracker(clock, [1], log, recover=True)
     assert recovered.get_blocks_of_batch(3000) == {}
     assert recovered.get_blocks_of_batch_and_stream(5000, 1) == tuple(second)
     assert recovered.cleaned_before_ms == 5000
 
 
-def test_replaying_stale_records_that_cleanup_missed_gives_the_same_state() -> None:
+def test_replaying_stale_segments_that_cleanup_missed_gives_the_same_state(tmp_path: Path) -> None:
     clock = ManualClock(0)
-    log = FakeLog()
-    tracker = ReceivedBlockTracker(clock, [1], log)
+    root = tmp_path / "meta"
+    tracker = ReceivedBlockTracker(clock, [1], open_wal(str(root), rolling_interval_ms=1000))
     for t in (1000, 2000, 3000, 4000):
         clock.set_time(t)
         for b in blocks(1, t, 2):
             tracker.add_block(b)
         tracker.allocate_blocks_to_batch(t)
-    all_records = list(log.records)
+    before = {p.name: p.read_bytes() for p in root.iterdir()}
     clock.set_time(5000)
-    tracker.cleanup_old_batches(3000)
+    tracker.cleanup_old_batches(3000, wait=True)
     expected = tracker.snapshot()
-    # Put back, one by one, the records cleanup deleted (as if deleting their files had failed).
-    deleted = [r for r in all_records if r not in log.records]
-    assert deleted
-    for n in range(1, len(deleted) + 1):
-        log.records = sorted(deleted[-n:] + log.records)
-        assert ReceivedBlockTracker(clock, [1], log, recover=True).snapshot() == expected
+    deleted = sorted(set(before) - {p.name for p in root.iterdir()})
+    assert deleted, "cleanup should have deleted the oldest segments"
+    # Put the deleted segments back, newest first, as if deleting them had failed; state is unchanged.
+    for name in reversed(deleted):
+        (root / name).write_bytes(before[name])
+        recovered = ReceivedBlockTracker(clock, [1], open_wal(str(root)), recover=True)
+        assert recovered.snapshot() == expected
 
 
 def test_cleanup_threshold_must_be_in_the_past() -> None:
@@ -214,12 +222,13 @@ def test_foreign_or_future_records_are_refused(record: bytes) -> None:
 
 
 class TrackerMachine(RuleBasedStateMachine):
-    """Random add/allocate/cleanup sequences; after every prefix a replay equals the live state and a model."""
+    """Random add/allocate/cleanup runs: after every prefix, replay equals the live state and a model."""
 
     def __init__(self) -> None:
         super().__init__()
         self.clock = ManualClock(1)
-        self.log = FakeLog()
+        # A real WAL rolling every 2 ms while each event advances the clock 1 ms: cleanup deletes often.
+        self.log = open_memory_wal(rolling_interval_ms=2)
         self.tracker = ReceivedBlockTracker(self.clock, [0, 1], self.log)
         self.next_block = 0
         # Plain-Python model: queued (block_id, write_time) per stream; allocations per time.
@@ -254,7 +263,7 @@ class TrackerMachine(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 50))
     def cleanup(self, pick: int) -> None:
         now = self.tick()
-        # The log may lose everything before the threshold, so stay at or before any queued block's write.
+        # The log may lose every record before the threshold: stay at or before any queued block's write.
         oldest_queued = min((t for q in self.queues.values() for _, t in q), default=now)
         threshold = min(sorted(self.allocated)[pick % len(self.allocated)] + 1, oldest_queued, now - 1)
         self.tracker.cleanup_old_batches(threshold, wait=True)

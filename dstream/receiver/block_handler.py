@@ -1,0 +1,121 @@
+"""How a receiver's block is stored: in the block store only, or in the receiver WAL first, then memory.
+
+`BlockStoreHandler` keeps blocks in the executor's block store at the receiver's storage level.
+`WriteAheadLogHandler` serializes the block once, writes it to the receiver WAL
+(`<checkpoint>/receivedData/<stream_id>/`), and only when that write returned (durable) puts the records
+in the block store; its `store_block` therefore returns only once the block is durable. The storage level
+is forced to one copy: the WAL already is the second copy (Spark's SPARK-4671 rule).
+
+Receiver WAL record format, version 1 (one WAL record per block):
+
+    offset  size  field
+    0       3     magic b"RBK"
+    3       1     format version, 1
+    4       ...   pickle (protocol 5) of the tuple
+                    (stream_id: int, block_id: str, written_ms: int, metadata: dict | None, records: list)
+
+`written_ms` is the receiver clock's time at the write; recovery uses it to tell a block that never reached
+the driver's tracker (written after the tracker's last cleanup threshold) from one already cleaned.
+A record with another magic or version is refused with `BlockRecordError`.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from typing import Any
+
+from dstream.clock import Clock
+from dstream.errors import DStreamError
+from dstream.rdd.storage import StorageLevel
+from dstream.receiver.block_store import get_block_store, put_replicated
+from dstream.receiver.tracker import EventLog
+
+MAGIC = b"RBK"
+FORMAT_VERSION = 1
+
+
+class BlockRecordError(DStreamError):
+    """A receiver WAL record is not a block record of a known version."""
+
+
+@dataclass(frozen=True)
+class BlockRecord:
+    """One block as written to the receiver WAL."""
+
+    stream_id: int
+    block_id: str
+    written_ms: int
+    metadata: dict[str, Any] | None
+    records: list[Any]
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """What `store_block` reports to the tracker: the block, its size and, with the WAL, its handle."""
+
+    block_id: str
+    num_records: int
+    wal_handle: Any = None
+
+
+def encode_block_record(record: BlockRecord) -> bytes:
+    """Serialize a block as a version-1 receiver WAL record (layout in the module docstring)."""
+    body = (record.stream_id, record.block_id, record.written_ms, record.metadata, record.records)
+    return MAGIC + bytes([FORMAT_VERSION]) + pickle.dumps(body, protocol=5)
+
+
+def decode_block_record(data: bytes) -> BlockRecord:
+    """Parse a record written by `encode_block_record`."""
+    if len(data) < 5 or data[:3] != MAGIC:
+        raise BlockRecordError(f"not a receiver block record: starts with {data[:8]!r}, expected {MAGIC!r}")
+    if data[3] != FORMAT_VERSION:
+        raise BlockRecordError(f"block record format version {data[3]} is unknown; expected {FORMAT_VERSION}")
+    stream_id, block_id, written_ms, metadata, records = pickle.loads(data[4:])
+    return BlockRecord(stream_id, block_id, written_ms, metadata, records)
+
+
+class BlockStoreHandler:
+    """Store blocks in the executor's block store at `level` (replicated when the level says so)."""
+
+    def __init__(self, level: StorageLevel) -> None:
+        self.level = level
+
+    def store_block(self, block_id: str, records: list[Any], metadata: dict[str, Any] | None) -> StoreResult:
+        put_replicated(block_id, records, self.level)
+        return StoreResult(block_id, len(records))
+
+    def cleanup_old_blocks(self, threshold_ms: int) -> None:
+        """Nothing to do: block-store copies are removed when their batches are cleaned."""
+
+
+class WriteAheadLogHandler:
+    """Write each block to the receiver WAL, then keep it in memory; durable when `store_block` returns.
+
+    Args:
+        log: the receiver WAL of this stream.
+        stream_id: the input stream, written into each record.
+        clock: stamps each record (the WAL's cleanup works on these times).
+        level: the receiver's storage level; only its memory/disk choice is kept, with one copy.
+    """
+
+    def __init__(self, log: EventLog, stream_id: int, clock: Clock, level: StorageLevel) -> None:
+        self.log = log
+        self.stream_id = stream_id
+        self.clock = clock
+        self.level = StorageLevel(level.useDisk, level.useMemory or not level.useDisk, False, False, 1)
+
+    def store_block(self, block_id: str, records: list[Any], metadata: dict[str, Any] | None) -> StoreResult:
+        now = self.clock.time_ms()
+        data = encode_block_record(BlockRecord(self.stream_id, block_id, now, metadata, records))
+        handle = self.log.write(data, now)
+        get_block_store().put(block_id, records, self.level)
+        return StoreResult(block_id, len(records), handle)
+
+    def cleanup_old_blocks(self, threshold_ms: int) -> None:
+        """Let the WAL drop segments older than the threshold (in the background)."""
+        self.log.clean(threshold_ms, wait=False)
+
+    def read_all_blocks(self) -> list[BlockRecord]:
+        """Every block still in the receiver WAL, in write order (recovery)."""
+        return [decode_block_record(data) for data in self.log.read_all()]

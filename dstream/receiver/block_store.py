@@ -1,0 +1,167 @@
+"""The executor's store of received blocks, keyed by block id, one per process (plus peers for replicas).
+
+In the local backend the driver process is the executor, so a receiver and the tasks that read its
+blocks share the store returned by `get_block_store()`. A replicated storage level (replication 2) puts a
+second copy in a *peer* store: with the local backend the peer is a second store in the same process that
+stands for another worker, so dropping one copy (`drop_all()`, as a lost worker would) leaves the other.
+With the Dask backend each worker process has its own store and the peer is another worker.
+
+Storage levels (`dstream.rdd.storage.StorageLevel`, PySpark's constants) decide where a block lives:
+- memory only: kept in memory; a block that does not fit in `memory_records_max` is refused with
+  `BlockStoreFullError` (the caller's `store()` raises rather than losing data silently);
+- memory and disk: kept in memory while it fits, else pickled to a spill file in the store's directory;
+- disk only: always spilled.
+Blocks are removed explicitly (`remove`) when their batches are cleaned; the WAL, not the store, is the
+durable copy.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import tempfile
+import threading
+from typing import Any
+
+from dstream.errors import DStreamError, DStreamValueError
+from dstream.rdd.storage import StorageLevel
+
+MEMORY_RECORDS_MAX_DEFAULT = 50_000_000
+PRIMARY = "local"
+PEER = "local-peer"
+
+
+class BlockStoreFullError(DStreamError):
+    """A memory-only block does not fit in the store's memory budget."""
+
+
+class ReceivedBlockStore:
+    """Thread-safe map block id -> records, in memory or spilled to disk.
+
+    Args:
+        name: the executor this store stands for (used in messages and the spill directory name).
+        memory_records_max: records kept in memory at most, over all blocks.
+    """
+
+    def __init__(self, name: str, memory_records_max: int = MEMORY_RECORDS_MAX_DEFAULT) -> None:
+        if memory_records_max < 0:
+            raise DStreamValueError(f"memory_records_max must be >= 0, got {memory_records_max}")
+        self.name = name
+        self.memory_records_max = memory_records_max
+        self._lock = threading.Lock()
+        self._memory: dict[str, list[Any]] = {}
+        self._memory_records = 0
+        self._spilled: dict[str, str] = {}
+        self._spill_dir: str | None = None
+
+    def put(self, block_id: str, records: list[Any], level: StorageLevel) -> None:
+        """Keep `records` under `block_id` at `level` (replication is the caller's business)."""
+        if not (level.useMemory or level.useDisk):
+            raise DStreamValueError(f"storage level {level!r} stores nothing; expected memory and/or disk")
+        with self._lock:
+            fits = self._memory_records + len(records) <= self.memory_records_max
+            if level.useMemory and fits:
+                self._memory[block_id] = records
+                self._memory_records += len(records)
+                return
+            if not level.useDisk:
+                raise BlockStoreFullError(
+                    f"block {block_id} of {len(records)} records does not fit in store {self.name!r} "
+                    f"({self._memory_records} of memory_records_max={self.memory_records_max} used)"
+                )
+            self._spilled[block_id] = self._spill(block_id, records)
+
+    def _spill(self, block_id: str, records: list[Any]) -> str:
+        if self._spill_dir is None:
+            self._spill_dir = tempfile.mkdtemp(prefix=f"dstream-blocks-{self.name}-")
+        path = os.path.join(self._spill_dir, block_id)
+        with open(path, "wb") as f:
+            pickle.dump(records, f, protocol=5)
+        return path
+
+    def get(self, block_id: str) -> list[Any] | None:
+        """The block's records, or None when this store has no copy."""
+        with self._lock:
+            records = self._memory.get(block_id)
+            path = self._spilled.get(block_id)
+        if records is not None or path is None:
+            return records
+        try:
+            with open(path, "rb") as f:
+                loaded: list[Any] = pickle.load(f)
+        except FileNotFoundError:
+            return None  # removed while we read
+        return loaded
+
+    def contains(self, block_id: str) -> bool:
+        with self._lock:
+            return block_id in self._memory or block_id in self._spilled
+
+    def remove(self, block_id: str) -> None:
+        """Drop the block's copy here, if any. Idempotent."""
+        with self._lock:
+            records = self._memory.pop(block_id, None)
+            if records is not None:
+                self._memory_records -= len(records)
+            path = self._spilled.pop(block_id, None)
+        if path is not None:
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+
+    def block_ids(self) -> set[str]:
+        with self._lock:
+            return set(self._memory) | set(self._spilled)
+
+    def drop_all(self) -> None:
+        """Lose every copy, as the death of this executor would."""
+        with self._lock:
+            self._memory.clear()
+            self._memory_records = 0
+            self._spilled.clear()
+            spill_dir, self._spill_dir = self._spill_dir, None
+        if spill_dir is not None:
+            shutil.rmtree(spill_dir, ignore_errors=True)
+
+
+_registry_lock = threading.Lock()
+_registry: dict[str, ReceivedBlockStore] = {}
+
+
+def get_block_store(name: str = PRIMARY) -> ReceivedBlockStore:
+    """The process's store for executor `name` (created on first use)."""
+    with _registry_lock:
+        store = _registry.get(name)
+        if store is None:
+            store = _registry[name] = ReceivedBlockStore(name)
+        return store
+
+
+def all_block_stores() -> list[ReceivedBlockStore]:
+    """Every store of this process, primary first (where a reader looks for a copy)."""
+    with _registry_lock:
+        return sorted(_registry.values(), key=lambda s: (s.name != PRIMARY, s.name))
+
+
+def put_replicated(block_id: str, records: list[Any], level: StorageLevel) -> None:
+    """Store a block at `level`, with its second copy in the peer store when replication is 2 or more."""
+    get_block_store(PRIMARY).put(block_id, records, level)
+    if level.replication >= 2:
+        get_block_store(PEER).put(block_id, records, level)
+
+
+def find_block(block_id: str) -> list[Any] | None:
+    """Any copy of the block held by this process's stores, or None."""
+    for store in all_block_stores():
+        records = store.get(block_id)
+        if records is not None:
+            return records
+    return None
+
+
+def remove_block(block_id: str) -> None:
+    """Remove every copy of the block from this process's stores."""
+    for store in all_block_stores():
+        store.remove(block_id)
