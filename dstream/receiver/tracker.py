@@ -295,6 +295,10 @@ class ReceivedBlockTracker:
         with self._lock:
             return self._state.known_block_ids()
 
+    def allocated_times(self) -> tuple[int, ...]:
+        with self._lock:
+            return self._state.allocated_times()
+
     @property
     def last_allocated_ms(self) -> int | None:
         with self._lock:

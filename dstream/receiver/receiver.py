@@ -1,0 +1,116 @@
+"""`Receiver`: the user-extensible base class for custom sources, with Spark's receiver API names.
+
+A subclass implements `onStart` (start threads that read from the source and call `store`; return
+quickly) and `onStop` (stop those threads). The supervisor that runs it provides the rest:
+
+- `store(record)` adds one record to the current block; `store(records)` with a list, iterator or
+  generator stores them as one block right away. Tuples, strings, bytes and dicts are single records
+  (a key-value pair is a tuple), so only lists and iterators are taken as many records.
+  With the receiver WAL on, `store` returns only once the block holding the data is durable (and
+  registered with the driver's tracker): a reliable source may acknowledge its data after `store`.
+- `restart(message, error)` stops the receiver (calling `onStop`) and starts it again after the restart
+  delay, asynchronously; `reportError(message, error)` reports without stopping; `stop(message)` stops.
+- `isStarted()` / `isStopped()` let the receiving threads know when to quit.
+
+The same receiver object is started again after a restart with the local backend, so `onStart` must
+(re)initialize whatever `onStop` tore down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from dstream.errors import DStreamStateError
+from dstream.rdd.storage import StorageLevel
+
+if TYPE_CHECKING:
+    from dstream.receiver.supervisor import ReceiverSupervisor
+
+
+def is_many_records(data: Any) -> bool:
+    """Whether `store(data)` means several records: a list or an iterator (generators included)."""
+    return isinstance(data, list | Iterator)
+
+
+class Receiver:
+    """Base class of receivers: subclass it and implement `onStart` and `onStop`.
+
+    Args:
+        storageLevel: where received blocks are kept (PySpark's StorageLevel constants).
+    """
+
+    def __init__(self, storageLevel: StorageLevel = StorageLevel.MEMORY_AND_DISK_2) -> None:
+        if not isinstance(storageLevel, StorageLevel):
+            raise TypeError(f"storageLevel must be a StorageLevel, got {storageLevel!r}")
+        self.storageLevel = storageLevel
+        self._supervisor: ReceiverSupervisor | None = None
+        self._stream_id: int | None = None
+
+    # -- to implement -----------------------------------------------------------------------------
+    def onStart(self) -> None:
+        """Start receiving: launch the threads that call `store`, then return."""
+        raise NotImplementedError(f"{type(self).__name__} must implement onStart()")
+
+    def onStop(self) -> None:
+        """Stop receiving: make the threads started by `onStart` finish."""
+        raise NotImplementedError(f"{type(self).__name__} must implement onStop()")
+
+    def preferredLocation(self) -> str | None:
+        """The worker this receiver should run on, or None to let the scheduler choose."""
+        return None
+
+    def on_recovered_blocks(self, metadata: list[dict[str, Any]]) -> None:
+        """Called before `onStart` with the metadata of every block still in the receiver WAL.
+
+        A reliable receiver uses it to rebuild its acknowledgement state (e.g. the push receiver's
+        per-producer sequence numbers). Without the WAL the list is empty.
+        """
+
+    # -- provided ---------------------------------------------------------------------------------
+    def store(self, data: Any, metadata: dict[str, Any] | None = None) -> None:
+        """Store one record, or a list/iterator of records as one block (with optional metadata)."""
+        supervisor = self._require_supervisor("store")
+        if is_many_records(data):
+            supervisor.push_multiple(list(data), metadata)
+        else:
+            supervisor.push_single(data)
+
+    def restart(self, message: str, error: BaseException | None = None, delay_ms: int | None = None) -> None:
+        """Stop and start this receiver again, in the background, after the restart delay."""
+        self._require_supervisor("restart").restart_receiver(message, error, delay_ms)
+
+    def reportError(self, message: str, error: BaseException | None = None) -> None:
+        """Report an error to the driver (listener bus) without stopping."""
+        self._require_supervisor("reportError").report_error(message, error)
+
+    def stop(self, message: str, error: BaseException | None = None) -> None:
+        """Stop this receiver for good (the tracker may still start it again if the context runs)."""
+        self._require_supervisor("stop").stop(message, error)
+
+    def isStarted(self) -> bool:
+        return self._supervisor is not None and self._supervisor.is_receiver_started()
+
+    def isStopped(self) -> bool:
+        return self._supervisor is None or self._supervisor.is_receiver_stopped()
+
+    @property
+    def streamId(self) -> int:
+        if self._stream_id is None:
+            raise DStreamStateError(f"{type(self).__name__} has no stream id before it is attached")
+        return self._stream_id
+
+    def _attach(self, supervisor: ReceiverSupervisor, stream_id: int) -> None:
+        self._supervisor = supervisor
+        self._stream_id = stream_id
+
+    def _require_supervisor(self, what: str) -> ReceiverSupervisor:
+        if self._supervisor is None:
+            raise DStreamStateError(f"{what}() called on {type(self).__name__} before it was started")
+        return self._supervisor
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The supervisor (threads, locks) stays behind when a receiver is shipped to a worker.
+        state = dict(self.__dict__)
+        state["_supervisor"] = None
+        return state

@@ -1,0 +1,226 @@
+"""ReceiverTracker: starts the receivers, restarts failed ones with bounded backoff, owns the block tracker.
+
+With the local backend each receiver runs under its own `ReceiverSupervisor` on a thread of the driver
+process. When a supervisor ends while the tracker is running (its `onStart` raised, or it stopped on an
+error) the receiver is started again after a delay that doubles from `restart_delay_ms` up to
+`restart_delay_max_ms`; after `restarts_max` consecutive failures it is given up (reported as an error).
+A start that then runs for longer than `restart_delay_max_ms` resets the count.
+
+Directory layout under the checkpoint directory (DESIGN.md section 5):
+    receivedBlockMetadata/     metadata WAL of the ReceivedBlockTracker (group-committed)
+    receivedData/<stream_id>/  receiver WAL of block payloads, one per receiver input stream
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from dstream.clock import Clock
+from dstream.errors import DStreamStateError, DStreamValueError
+from dstream.receiver.block_handler import BlockStoreHandler, WriteAheadLogHandler
+from dstream.receiver.block_store import remove_block
+from dstream.receiver.config import ReceiverConfig
+from dstream.receiver.receiver import Receiver
+from dstream.receiver.supervisor import BlockHandler, NoEvents, ReceiverEvents, ReceiverSupervisor
+from dstream.receiver.tracker import ReceivedBlockInfo, ReceivedBlockTracker
+from dstream.receiver.wal_registry import register_wal, unregister_wal
+from wal import WriteAheadLog, open_wal
+
+METADATA_DIR = "receivedBlockMetadata"
+DATA_DIR = "receivedData"
+JOIN_TIMEOUT_S = 30.0
+
+
+def receiver_wal_url(checkpoint_dir: str, stream_id: int) -> str:
+    return f"{checkpoint_dir.rstrip('/')}/{DATA_DIR}/{stream_id}"
+
+
+def metadata_wal_url(checkpoint_dir: str) -> str:
+    return f"{checkpoint_dir.rstrip('/')}/{METADATA_DIR}"
+
+
+class ReceiverTracker:
+    """Run receivers and track their blocks for the driver.
+
+    Args:
+        clock: the driver's clock (block intervals, restart delays, WAL record times).
+        config: receiver settings (see `ReceiverConfig`).
+        checkpoint_dir: fsspec URL of the checkpoint directory; None keeps block metadata in memory and
+            forbids the receiver WAL.
+        storage_options: fsspec options for `checkpoint_dir`.
+        events: lifecycle event sink (the listener bus adapter).
+        recover: rebuild the block tracker from the metadata WAL (restart from a checkpoint).
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        config: ReceiverConfig | None = None,
+        checkpoint_dir: str | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        events: ReceiverEvents | None = None,
+        recover: bool = False,
+    ) -> None:
+        self.clock = clock
+        self.config = config or ReceiverConfig()
+        if self.config.wal_enabled and checkpoint_dir is None:
+            raise DStreamValueError("Cannot enable receiver write-ahead log without checkpoint directory set")
+        self.checkpoint_dir = checkpoint_dir
+        self.storage_options = dict(storage_options or {})
+        self._events = events or NoEvents()
+        self._receivers: dict[int, Receiver] = {}
+        self._supervisors: dict[int, ReceiverSupervisor] = {}
+        self._threads: list[threading.Thread] = []
+        self._wals: dict[int, WriteAheadLog] = {}
+        self._stopping = threading.Event()
+        self._started = False
+        self._metadata_log = (
+            self._open(metadata_wal_url(checkpoint_dir), batched=True) if checkpoint_dir else None
+        )
+        self.block_tracker = ReceivedBlockTracker(clock, (), self._metadata_log, recover=recover)
+
+    def _open(self, url: str, batched: bool) -> WriteAheadLog:
+        return open_wal(
+            url,
+            rolling_interval_ms=self.config.wal_rolling_interval_ms,
+            fsync=self.config.wal_fsync,
+            storage_options=self.storage_options,
+            batched=batched,
+            timeout_s=self.config.store_timeout_s,
+        )
+
+    def add_receiver(self, stream_id: int, receiver: Receiver) -> None:
+        """Register a receiver for input stream `stream_id`; before `start` only."""
+        if self._started:
+            raise DStreamStateError(f"cannot add receiver for stream {stream_id} after the tracker started")
+        if stream_id in self._receivers:
+            raise DStreamValueError(f"stream {stream_id} already has a receiver")
+        if not isinstance(receiver, Receiver):
+            raise TypeError(f"expected a dstream.Receiver, got {receiver!r}")
+        self._receivers[stream_id] = receiver
+
+    def start(self) -> None:
+        """Start every registered receiver on its own thread."""
+        if self._started:
+            raise DStreamStateError("ReceiverTracker.start() called twice")
+        self._started = True
+        for stream_id, receiver in sorted(self._receivers.items()):
+            thread = threading.Thread(
+                target=self._run, args=(stream_id, receiver), name=f"receiver-{stream_id}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def _run(self, stream_id: int, receiver: Receiver) -> None:
+        failures = 0
+        delay_ms = self.config.restart_delay_ms
+        while not self._stopping.is_set():
+            supervisor = self._new_supervisor(stream_id, receiver)
+            started_ms = self.clock.time_ms()
+            try:
+                supervisor.start()
+            except Exception as exc:  # recovery or WAL trouble: like a failed onStart
+                supervisor.stop(f"error starting receiver {stream_id}: {exc}", exc)
+            while not supervisor.await_termination(0.1) and not self._stopping.is_set():
+                pass
+            if self._stopping.is_set():
+                supervisor.stop("stopped by ReceiverTracker")
+                return
+            if self.clock.time_ms() - started_ms > self.config.restart_delay_max_ms:
+                failures, delay_ms = 0, self.config.restart_delay_ms
+            failures += 1
+            message = supervisor.stop_message or f"receiver {stream_id} stopped"
+            if failures > self.config.restarts_max:
+                self._events.on_receiver_error(
+                    stream_id,
+                    f"giving up receiver {stream_id} after {failures} failed starts",
+                    supervisor.error,
+                )
+                return
+            self._events.on_receiver_error(
+                stream_id, f"restarting in {delay_ms} ms: {message}", supervisor.error
+            )
+            self.clock.wait_until(self.clock.time_ms() + delay_ms, self._stopping)
+            delay_ms = min(delay_ms * 2, self.config.restart_delay_max_ms)
+
+    def _new_supervisor(self, stream_id: int, receiver: Receiver) -> ReceiverSupervisor:
+        supervisor = ReceiverSupervisor(
+            receiver,
+            stream_id,
+            self._handler(stream_id, receiver),
+            self.block_tracker.add_block,
+            self.clock,
+            self.config,
+            self._events,
+            tracker_view=lambda: (self.block_tracker.known_block_ids(), self.block_tracker.cleaned_before_ms),
+        )
+        self._supervisors[stream_id] = supervisor
+        return supervisor
+
+    def _handler(self, stream_id: int, receiver: Receiver) -> BlockHandler:
+        if not self.config.wal_enabled:
+            return BlockStoreHandler(receiver.storageLevel)
+        return WriteAheadLogHandler(
+            self.receiver_wal(stream_id), stream_id, self.clock, receiver.storageLevel
+        )
+
+    def receiver_wal(self, stream_id: int) -> WriteAheadLog:
+        """The receiver WAL of a stream, opened once and registered for block readers in this process."""
+        log = self._wals.get(stream_id)
+        if log is None:
+            assert self.checkpoint_dir is not None
+            url = receiver_wal_url(self.checkpoint_dir, stream_id)
+            log = self._wals[stream_id] = self._open(url, batched=self.config.wal_batched)
+            register_wal(url, log)
+        return log
+
+    def wal_location(self, stream_id: int) -> tuple[str, dict[str, Any]] | None:
+        """Where block RDD tasks find the receiver WAL of a stream, or None without the WAL."""
+        if not self.config.wal_enabled or self.checkpoint_dir is None:
+            return None
+        return receiver_wal_url(self.checkpoint_dir, stream_id), dict(self.storage_options)
+
+    def supervisor(self, stream_id: int) -> ReceiverSupervisor | None:
+        return self._supervisors.get(stream_id)
+
+    # -- driver-side block tracking ---------------------------------------------------------------
+    def allocate_blocks_to_batch(self, time_ms: int) -> None:
+        self.block_tracker.allocate_blocks_to_batch(time_ms)
+
+    def get_blocks_of_batch_and_stream(self, time_ms: int, stream_id: int) -> tuple[ReceivedBlockInfo, ...]:
+        return self.block_tracker.get_blocks_of_batch_and_stream(time_ms, stream_id)
+
+    def cleanup_old_blocks_and_batches(self, threshold_ms: int, wait: bool = False) -> None:
+        """Forget batches before the threshold, drop their in-memory blocks, clean the WALs before it.
+
+        Driven from outside: the checkpoint layer calls it once a checkpoint no longer needs them.
+        """
+        with_blocks = [self.block_tracker.get_blocks_of_batch(t) for t in self._times_before(threshold_ms)]
+        self.block_tracker.cleanup_old_batches(threshold_ms, wait=wait)
+        for batch in with_blocks:
+            for infos in batch.values():
+                for info in infos:
+                    remove_block(info.block_id)
+        for stream_id in list(self._wals):
+            self._wals[stream_id].clean(threshold_ms, wait=wait)
+
+    def _times_before(self, threshold_ms: int) -> list[int]:
+        return [t for t in self.block_tracker.allocated_times() if t < threshold_ms]
+
+    def has_unallocated_received_blocks(self) -> bool:
+        return self.block_tracker.has_unallocated_received_blocks()
+
+    def stop(self, timeout_s: float = JOIN_TIMEOUT_S) -> None:
+        """Stop every receiver (flushing their buffered records), then close the WALs."""
+        self._stopping.set()
+        for supervisor in list(self._supervisors.values()):
+            supervisor.stop("stopped by ReceiverTracker")
+        for thread in self._threads:
+            thread.join(timeout_s)
+        for stream_id, log in self._wals.items():
+            unregister_wal(receiver_wal_url(self.checkpoint_dir or "", stream_id), log)
+            log.close()
+        if self._metadata_log is not None:
+            self._metadata_log.close()

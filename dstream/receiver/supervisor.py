@@ -1,0 +1,230 @@
+"""ReceiverSupervisor: runs one receiver, stores its blocks and reports them to the driver's tracker.
+
+It owns the receiver's BlockGenerator and block handler. Storing a block is: handler (WAL first when
+enabled, then memory) -> report the `ReceivedBlockInfo` to the tracker (which logs it) -> only then does
+`store()` return, so a reliable receiver may acknowledge its source afterwards.
+
+Recovery on start (receiver WAL only): blocks in the receiver WAL that the tracker does not know and that
+were written after the tracker's last cleanup threshold never reached the tracker (the process died
+between the two writes); they are stored and reported again under their own block id, so their data is
+not lost. Then `Receiver.on_recovered_blocks` gets every logged block's metadata.
+
+Restarts: `restart_receiver` stops the receiver (onStop) and starts it again (onStart) after a delay on a
+background thread. A receiver whose `onStart` raises, or that calls `stop`, ends the supervisor; the
+ReceiverTracker then decides whether to start it again (bounded backoff).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from dstream.clock import Clock
+from dstream.receiver.block_generator import BlockGenerator
+from dstream.receiver.block_handler import BlockStoreHandler, StoreResult, WriteAheadLogHandler
+from dstream.receiver.config import ReceiverConfig
+from dstream.receiver.receiver import Receiver
+from dstream.receiver.tracker import ReceivedBlockInfo
+
+
+class ReceiverEvents(Protocol):
+    """Where a supervisor reports lifecycle events (the listener bus, through the ReceiverTracker)."""
+
+    def on_receiver_started(self, stream_id: int, name: str) -> None: ...
+
+    def on_receiver_error(self, stream_id: int, message: str, error: BaseException | None) -> None: ...
+
+    def on_receiver_stopped(self, stream_id: int, message: str, error: BaseException | None) -> None: ...
+
+
+class NoEvents:
+    """A ReceiverEvents that drops everything."""
+
+    def on_receiver_started(self, stream_id: int, name: str) -> None:
+        pass
+
+    def on_receiver_error(self, stream_id: int, message: str, error: BaseException | None) -> None:
+        pass
+
+    def on_receiver_stopped(self, stream_id: int, message: str, error: BaseException | None) -> None:
+        pass
+
+
+BlockHandler = BlockStoreHandler | WriteAheadLogHandler
+TrackerView = Callable[[], tuple[set[str], int]]  # (known block ids, cleaned-before threshold ms)
+
+
+class ReceiverSupervisor:
+    """Run `receiver` for input stream `stream_id`; blocks go through `handler` to `report_block`.
+
+    Args:
+        receiver: the user's receiver.
+        stream_id: its input stream.
+        handler: stores a block (block store only, or receiver WAL then memory).
+        report_block: registers a stored block with the driver's tracker; raises on failure.
+        clock: drives block intervals and restart delays.
+        config: block interval, rate, queue bounds, timeouts, restart delay.
+        events: lifecycle event sink.
+        tracker_view: what the tracker knows, for recovering blocks that never reached it.
+    """
+
+    def __init__(
+        self,
+        receiver: Receiver,
+        stream_id: int,
+        handler: BlockHandler,
+        report_block: Callable[[ReceivedBlockInfo], None],
+        clock: Clock,
+        config: ReceiverConfig,
+        events: ReceiverEvents | None = None,
+        tracker_view: TrackerView | None = None,
+    ) -> None:
+        self.receiver = receiver
+        self.stream_id = stream_id
+        self.handler = handler
+        self._report_block = report_block
+        self._clock = clock
+        self.config = config
+        self._events = events or NoEvents()
+        self._tracker_view = tracker_view
+        self._session = uuid.uuid4().hex[:12]
+        self._counter = itertools.count()
+        self._lock = threading.RLock()
+        self._receiver_state = "initialized"  # -> started -> stopped (-> started again on restart)
+        self._stop_requested = threading.Event()
+        self._stopped = threading.Event()
+        self._error: BaseException | None = None
+        self._stop_message = ""
+        self.generator = BlockGenerator(
+            self._push_block,
+            self.report_error,
+            self.new_block_id,
+            clock,
+            block_interval_ms=config.block_interval_ms,
+            queue_size_max=config.queue_size_max,
+            block_records_max=config.block_records_max,
+            max_rate_per_s=config.max_rate_per_s,
+        )
+
+    @property
+    def reliable(self) -> bool:
+        return isinstance(self.handler, WriteAheadLogHandler)
+
+    def new_block_id(self) -> str:
+        """A block id unique across restarts: stream, supervisor session, sequence number."""
+        return f"input-{self.stream_id}-{self._session}-{next(self._counter)}"
+
+    def start(self) -> None:
+        """Recover, start the block generator, then the receiver."""
+        self.receiver._attach(self, self.stream_id)
+        self.receiver.on_recovered_blocks(self._recover())
+        self.generator.start()
+        self.start_receiver()
+
+    def _recover(self) -> list[dict[str, Any]]:
+        if not isinstance(self.handler, WriteAheadLogHandler):
+            return []
+        logged = self.handler.read_all_blocks()
+        known, cleaned_before_ms = self._tracker_view() if self._tracker_view else (set(), 0)
+        for block in logged:
+            orphan = block.block_id not in known and block.written_ms >= cleaned_before_ms
+            if orphan and block.stream_id == self.stream_id:
+                self._store_and_report(block.block_id, block.records, block.metadata)
+                known.add(block.block_id)
+        return [block.metadata for block in logged if block.metadata is not None]
+
+    def start_receiver(self) -> None:
+        """Call `onStart`; if it raises, the supervisor stops with that error."""
+        with self._lock:
+            if self._stop_requested.is_set():
+                return
+            try:
+                self.receiver.onStart()
+            except Exception as exc:
+                self._receiver_state = "stopped"
+                start_error: Exception | None = exc
+            else:
+                self._receiver_state = "started"
+                start_error = None
+        if start_error is not None:
+            self.stop(f"error starting receiver {self.stream_id}: {start_error}", start_error)
+        else:
+            self._events.on_receiver_started(self.stream_id, type(self.receiver).__name__)
+
+    def stop_receiver(self, message: str, error: BaseException | None) -> None:
+        """Call `onStop` once per start; errors from it are reported, not raised."""
+        with self._lock:
+            if self._receiver_state != "started":
+                return
+            self._receiver_state = "stopped"
+        try:
+            self.receiver.onStop()
+        except Exception as exc:
+            self.report_error(f"error in onStop of receiver {self.stream_id}", exc)
+        self._events.on_receiver_stopped(self.stream_id, message, error)
+
+    def push_single(self, record: Any) -> None:
+        pending = self.generator.add_data(record)
+        if self.reliable:
+            pending.wait(self.config.store_timeout_s)
+
+    def push_multiple(self, records: list[Any], metadata: dict[str, Any] | None = None) -> None:
+        if records:
+            self._store_and_report(self.new_block_id(), records, metadata)
+
+    def _push_block(self, block_id: str, records: list[Any]) -> None:
+        self._store_and_report(block_id, records, None)
+
+    def _store_and_report(
+        self, block_id: str, records: list[Any], metadata: dict[str, Any] | None = None
+    ) -> StoreResult:
+        result = self.handler.store_block(block_id, records, metadata)
+        info = ReceivedBlockInfo(self.stream_id, block_id, result.num_records, result.wal_handle, metadata)
+        self._report_block(info)
+        return result
+
+    def report_error(self, message: str, error: BaseException | None = None) -> None:
+        self._events.on_receiver_error(self.stream_id, message, error)
+
+    def restart_receiver(self, message: str, error: BaseException | None, delay_ms: int | None) -> None:
+        """Stop the receiver and start it again after `delay_ms` (default: the restart delay), async."""
+        delay = self.config.restart_delay_ms if delay_ms is None else delay_ms
+        self.report_error(f"restarting receiver {self.stream_id}: {message}", error)
+        threading.Thread(target=self._restart, args=(message, error, delay), daemon=True).start()
+
+    def _restart(self, message: str, error: BaseException | None, delay_ms: int) -> None:
+        self.stop_receiver(f"restarting: {message}", error)
+        self._clock.wait_until(self._clock.time_ms() + delay_ms, self._stop_requested)
+        self.start_receiver()
+
+    def stop(self, message: str, error: BaseException | None = None) -> None:
+        """Stop the receiver and the block generator (flushing buffered records); idempotent."""
+        with self._lock:
+            if self._stop_requested.is_set():
+                return
+            self._stop_requested.set()
+            self._stop_message, self._error = message, error
+        self.stop_receiver(message, error)
+        self.generator.stop()
+        self._stopped.set()
+
+    def await_termination(self, timeout_s: float | None = None) -> bool:
+        """Wait until stopped; True if it stopped within the timeout."""
+        return self._stopped.wait(timeout_s)
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    @property
+    def stop_message(self) -> str:
+        return self._stop_message
+
+    def is_receiver_started(self) -> bool:
+        return self._receiver_state == "started"
+
+    def is_receiver_stopped(self) -> bool:
+        return self._receiver_state != "started"

@@ -1,0 +1,113 @@
+"""BlockGenerator (after Spark's BlockGeneratorSuite): ticks, order, stop, errors, backpressure, rate."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import pytest
+
+from dstream.clock import ManualClock
+from dstream.errors import DStreamError, DStreamStateError, DStreamValueError
+from dstream.receiver.block_generator import BlockGenerator
+from tests.receiver.helpers import WAIT_S, Pushed, wait_for
+
+
+def make(pushed: Pushed, clock: ManualClock, **kwargs: object) -> BlockGenerator:
+    ids = itertools.count()
+    gen = BlockGenerator(pushed.push, pushed.on_error, lambda: f"b{next(ids)}", clock, **kwargs)  # type: ignore[arg-type]
+    gen.start()
+    return gen
+
+
+def test_blocks_are_cut_on_clock_ticks_and_pushed_in_order() -> None:
+    clock, pushed = ManualClock(0), Pushed()
+    gen = make(pushed, clock, block_interval_ms=100)
+    for i in range(5):
+        gen.add_data(i)
+    assert pushed.blocks == []  # nothing before the tick
+    clock.advance(100)
+    wait_for(lambda: len(pushed.blocks) == 1)
+    for i in range(5, 8):
+        gen.add_data(i)
+    clock.advance(100)
+    wait_for(lambda: len(pushed.blocks) == 2)
+    assert pushed.blocks == [("b0", [0, 1, 2, 3, 4]), ("b1", [5, 6, 7])]
+    gen.stop()
+
+
+def test_stop_flushes_the_last_block_and_refuses_more_data() -> None:
+    clock, pushed = ManualClock(0), Pushed()
+    gen = make(pushed, clock, block_interval_ms=100)
+    pending = [gen.add_data(i) for i in range(3)]
+    gen.stop()
+    assert pushed.records() == [0, 1, 2]
+    pending[0].wait(WAIT_S)  # the final block was pushed
+    with pytest.raises(DStreamStateError, match="stopped"):
+        gen.add_data(3)
+    with pytest.raises(DStreamStateError, match="starts once"):
+        gen.start()
+
+
+def test_push_errors_reach_on_error_and_the_waiting_store() -> None:
+    clock, pushed = ManualClock(0), Pushed()
+    pushed.fail = True
+    gen = make(pushed, clock, block_interval_ms=100)
+    pending = gen.add_data("x")
+    clock.advance(100)
+    with pytest.raises(DStreamError, match="store failed"):
+        pending.wait(WAIT_S)
+    assert [type(e) for _, e in pushed.errors] == [OSError]
+    gen.stop()
+
+
+def test_a_slow_store_blocks_the_producer_instead_of_buffering_without_bound() -> None:
+    clock, pushed = ManualClock(0), Pushed()
+    pushed.gate.clear()  # the store is stuck
+    gen = make(pushed, clock, block_interval_ms=100, queue_size_max=1, block_records_max=2)
+    added: list[int] = []
+
+    def produce() -> None:
+        for i in range(20):
+            gen.add_data(i)
+            added.append(i)
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    # One block in the pusher, one queued, one buffer being filled: the producer must stall.
+    wait_for(lambda: len(added) >= 5)
+    producer.join(0.3)
+    assert producer.is_alive() and len(added) <= 8
+    pushed.gate.set()
+    producer.join(WAIT_S)
+    assert not producer.is_alive()
+    gen.stop()
+    assert pushed.records() == list(range(20))
+    assert max(len(rs) for _, rs in pushed.blocks) <= 2
+
+
+def test_max_rate_makes_add_wait_for_the_clock() -> None:
+    clock, pushed = ManualClock(0), Pushed()
+    gen = make(pushed, clock, block_interval_ms=1000, max_rate_per_s=10.0)
+    gen.add_data(0)  # the first record is free
+    done = threading.Event()
+    threading.Thread(target=lambda: (gen.add_data(1), done.set()), daemon=True).start()
+    assert not done.wait(0.2)  # must wait for 100 ms of clock time
+    clock.advance(100)
+    assert done.wait(WAIT_S)
+    gen.stop()
+    assert pushed.records() == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"block_interval_ms": 0}, "block_interval_ms"),
+        ({"queue_size_max": -1}, "queue_size_max"),
+        ({"block_records_max": 1.5}, "block_records_max"),
+        ({"max_rate_per_s": 0}, "max_rate_per_s"),
+    ],
+)
+def test_bad_limits_are_refused_by_name(kwargs: dict[str, object], named: str) -> None:
+    with pytest.raises(DStreamValueError, match=named):
+        BlockGenerator(lambda b, r: None, lambda m, e: None, lambda: "b", ManualClock(0), **kwargs)  # type: ignore[arg-type]
