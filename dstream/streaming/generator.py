@@ -1,0 +1,170 @@
+"""The RecurringTimer and the JobGenerator: turn clock ticks into batches of jobs.
+
+The timer fires at start, start + batch, ... on an injected clock (tests move a ManualClock). Its
+first tick is the first multiple of the batch duration strictly after now, and zeroTime is one batch
+before it, as in Spark's RecurringTimer: with ManualClock(0) and a 1 s batch the batches are
+1000, 2000, ... The generator runs one event loop thread that generates jobs for a tick, clears the
+metadata of completed batches and calls the checkpoint hook, so the graph is only touched from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from dstream.clock import Clock
+from dstream.errors import DStreamStateError
+from dstream.streaming.scheduler import JobScheduler, JobSet
+
+log = logging.getLogger(__name__)
+
+# A metadata-checkpoint hook: (batch_ms, clear_checkpoint_data_later). The checkpoint issue sets it.
+CheckpointHook = Callable[[int, bool], None]
+
+
+class RecurringTimer:
+    """Calls `callback(time_ms)` at every multiple of `period_ms` from the start time on."""
+
+    def __init__(self, clock: Clock, period_ms: int, callback: Callable[[int], None], name: str) -> None:
+        self._clock = clock
+        self._period_ms = period_ms
+        self._callback = callback
+        self._name = name
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_ms: int | None = None
+        self.last_fired_ms: int | None = None
+
+    def get_start_time(self) -> int:
+        """The first multiple of the period strictly after the clock's current time."""
+        return (self._clock.time_ms() // self._period_ms + 1) * self._period_ms
+
+    def get_restart_time(self, original_start_ms: int) -> int:
+        """The next tick after now on the grid of an earlier run that started at `original_start_ms`."""
+        elapsed = self._clock.time_ms() - original_start_ms
+        return (elapsed // self._period_ms + 1) * self._period_ms + original_start_ms
+
+    def start(self, start_ms: int) -> None:
+        """Begin firing at `start_ms`."""
+        self._next_ms = start_ms
+        self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> int | None:
+        """Stop firing; returns the last time fired (None if it never fired)."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
+        return self.last_fired_ms
+
+    def _loop(self) -> None:
+        assert self._next_ms is not None
+        while not self._stop.is_set():
+            self._clock.wait_until(self._next_ms, self._stop)
+            if self._stop.is_set():
+                return
+            self._callback(self._next_ms)
+            self.last_fired_ms = self._next_ms
+            self._next_ms += self._period_ms
+
+
+_STOP = ("stop", 0)
+
+
+class JobGenerator:
+    """Generates a JobSet per batch time from the graph and hands it to the JobScheduler."""
+
+    def __init__(self, graph: Any, scheduler: JobScheduler, clock: Clock, batch_ms: int) -> None:
+        self._graph = graph
+        self._scheduler = scheduler
+        self._clock = clock
+        self._batch_ms = batch_ms
+        self._events: queue.Queue[tuple[str, int]] = queue.Queue()
+        self._timer = RecurringTimer(clock, batch_ms, self._on_tick, "streaming-job-generator-timer")
+        self._thread: threading.Thread | None = None
+        self._idle = threading.Condition()
+        self._in_flight = 0
+        self.checkpoint_hook: CheckpointHook | None = None
+        self.last_generated_ms: int | None = None
+        self.last_processed_ms: int | None = None
+
+    def start(self) -> int:
+        """Start the event loop and the timer; returns the first batch time."""
+        if self._thread is not None:
+            raise DStreamStateError("JobGenerator already started")
+        self._thread = threading.Thread(target=self._event_loop, name="streaming-job-generator", daemon=True)
+        self._thread.start()
+        start_ms = self._timer.get_start_time()
+        self._graph.start(start_ms - self._batch_ms)
+        self._timer.start(start_ms)
+        return start_ms
+
+    def on_batch_completion(self, time_ms: int) -> None:
+        """Called by the scheduler when every job of a batch succeeded."""
+        self._post(("clear_metadata", time_ms))
+
+    def stop(self, graceful: bool, timeout_s: float) -> None:
+        """Stop the timer, then (if graceful) finish what is queued, then the event loop."""
+        self._timer.stop(timeout_s)
+        if graceful:
+            self._wait_idle(timeout_s)
+            self._scheduler.wait_until_idle(timeout_s)
+            self._wait_idle(timeout_s)
+        self._events.put(_STOP)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
+
+    def generate_jobs(self, time_ms: int) -> None:
+        """Generate and submit the jobs of batch `time_ms` (runs on the event loop thread)."""
+        try:
+            jobs = self._graph.generate_jobs(time_ms)
+            infos = self._graph.input_infos(time_ms)
+        except Exception as exc:
+            self._scheduler.report_error(f"Error generating jobs for time {time_ms} ms", exc)
+            self._scheduler.mark_processed(time_ms)
+        else:
+            self._scheduler.submit_job_set(JobSet(time_ms, jobs, infos, self._clock.time_ms()))
+        self.last_generated_ms = time_ms
+        self._checkpoint(time_ms, clear_later=False)
+
+    def _on_tick(self, time_ms: int) -> None:
+        self._post(("generate", time_ms))
+
+    def _post(self, event: tuple[str, int]) -> None:
+        with self._idle:
+            self._in_flight += 1
+        self._events.put(event)
+
+    def _wait_idle(self, timeout_s: float) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout_s)
+
+    def _event_loop(self) -> None:
+        while True:
+            event = self._events.get()
+            if event is _STOP:
+                return
+            try:
+                self._process(event)
+            except Exception:
+                log.exception("job generator failed on %r", event)
+            finally:
+                with self._idle:
+                    self._in_flight -= 1
+                    self._idle.notify_all()
+
+    def _process(self, event: tuple[str, int]) -> None:
+        kind, time_ms = event
+        if kind == "generate":
+            self.generate_jobs(time_ms)
+        elif kind == "clear_metadata":
+            self._graph.clear_metadata(time_ms)
+            self.last_processed_ms = time_ms
+            self._checkpoint(time_ms, clear_later=True)
+
+    def _checkpoint(self, time_ms: int, clear_later: bool) -> None:
+        if self.checkpoint_hook is not None:
+            self.checkpoint_hook(time_ms, clear_later)

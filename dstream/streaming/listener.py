@@ -1,0 +1,293 @@
+"""The streaming listener bus: batch and receiver events delivered in order on one thread.
+
+Metrics, the CLI's progress display, the chaos history and tests all read the engine through these
+events (DESIGN.md section 3). Names follow Spark's `StreamingListener` so listeners port unchanged, except
+that event fields are plain attributes (`event.batchInfo.numRecords`) rather than py4j getter calls.
+Times are integer milliseconds since the epoch; delays are milliseconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamInputInfo:
+    """What one input stream contributed to one batch."""
+
+    inputStreamId: int
+    numRecords: int
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutputOperationInfo:
+    """One output operation (job) of a batch; failureReason is set when its job raised."""
+
+    batchTime: int
+    id: int
+    name: str
+    description: str
+    startTime: int | None
+    endTime: int | None
+    failureReason: str | None
+
+    @property
+    def duration(self) -> int | None:
+        """Milliseconds the job ran, once it has ended."""
+        if self.startTime is None or self.endTime is None:
+            return None
+        return self.endTime - self.startTime
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """A batch as seen by listeners at one point of its life."""
+
+    batchTime: int
+    streamIdToInputInfo: Mapping[int, StreamInputInfo]
+    submissionTime: int
+    processingStartTime: int | None
+    processingEndTime: int | None
+    outputOperationInfos: Mapping[int, OutputOperationInfo]
+
+    @property
+    def numRecords(self) -> int:
+        """Records the input streams put into this batch."""
+        return sum(info.numRecords for info in self.streamIdToInputInfo.values())
+
+    @property
+    def schedulingDelay(self) -> int | None:
+        """Milliseconds from submission until the first job started."""
+        if self.processingStartTime is None:
+            return None
+        return self.processingStartTime - self.submissionTime
+
+    @property
+    def processingDelay(self) -> int | None:
+        """Milliseconds from the first job's start to the last job's end."""
+        if self.processingStartTime is None or self.processingEndTime is None:
+            return None
+        return self.processingEndTime - self.processingStartTime
+
+    @property
+    def totalDelay(self) -> int | None:
+        """Scheduling delay plus processing delay."""
+        if self.schedulingDelay is None or self.processingDelay is None:
+            return None
+        return self.schedulingDelay + self.processingDelay
+
+
+@dataclass(frozen=True)
+class ReceiverInfo:
+    """A receiver (or a receiver-like input such as socketTextStream) as listeners see it."""
+
+    streamId: int
+    name: str
+    active: bool
+    location: str = "driver"
+    lastErrorMessage: str = ""
+    lastError: str = ""
+
+
+@dataclass(frozen=True)
+class StreamingListenerStreamingStarted:
+    time: int
+
+
+@dataclass(frozen=True)
+class StreamingListenerBatchSubmitted:
+    batchInfo: BatchInfo
+
+
+@dataclass(frozen=True)
+class StreamingListenerBatchStarted:
+    batchInfo: BatchInfo
+
+
+@dataclass(frozen=True)
+class StreamingListenerBatchCompleted:
+    batchInfo: BatchInfo
+
+
+@dataclass(frozen=True)
+class StreamingListenerOutputOperationStarted:
+    outputOperationInfo: OutputOperationInfo
+
+
+@dataclass(frozen=True)
+class StreamingListenerOutputOperationCompleted:
+    outputOperationInfo: OutputOperationInfo
+
+
+@dataclass(frozen=True)
+class StreamingListenerReceiverStarted:
+    receiverInfo: ReceiverInfo
+
+
+@dataclass(frozen=True)
+class StreamingListenerReceiverError:
+    receiverInfo: ReceiverInfo
+
+
+@dataclass(frozen=True)
+class StreamingListenerReceiverStopped:
+    receiverInfo: ReceiverInfo
+
+
+class StreamingListener:
+    """Override the callbacks you need; every default does nothing."""
+
+    def onStreamingStarted(self, streamingStarted: StreamingListenerStreamingStarted) -> None:
+        """The context started; `streamingStarted.time` is the wall time in ms."""
+
+    def onReceiverStarted(self, receiverStarted: StreamingListenerReceiverStarted) -> None:
+        """A receiver started."""
+
+    def onReceiverError(self, receiverError: StreamingListenerReceiverError) -> None:
+        """A receiver reported an error."""
+
+    def onReceiverStopped(self, receiverStopped: StreamingListenerReceiverStopped) -> None:
+        """A receiver stopped."""
+
+    def onBatchSubmitted(self, batchSubmitted: StreamingListenerBatchSubmitted) -> None:
+        """A batch's jobs were generated and queued."""
+
+    def onBatchStarted(self, batchStarted: StreamingListenerBatchStarted) -> None:
+        """A batch's first job started."""
+
+    def onBatchCompleted(self, batchCompleted: StreamingListenerBatchCompleted) -> None:
+        """A batch's last job ended (successfully or not)."""
+
+    def onOutputOperationStarted(
+        self, outputOperationStarted: StreamingListenerOutputOperationStarted
+    ) -> None:
+        """One output operation of a batch started."""
+
+    def onOutputOperationCompleted(
+        self, outputOperationCompleted: StreamingListenerOutputOperationCompleted
+    ) -> None:
+        """One output operation of a batch ended."""
+
+
+_CALLBACKS: dict[type, str] = {
+    StreamingListenerStreamingStarted: "onStreamingStarted",
+    StreamingListenerBatchSubmitted: "onBatchSubmitted",
+    StreamingListenerBatchStarted: "onBatchStarted",
+    StreamingListenerBatchCompleted: "onBatchCompleted",
+    StreamingListenerOutputOperationStarted: "onOutputOperationStarted",
+    StreamingListenerOutputOperationCompleted: "onOutputOperationCompleted",
+    StreamingListenerReceiverStarted: "onReceiverStarted",
+    StreamingListenerReceiverError: "onReceiverError",
+    StreamingListenerReceiverStopped: "onReceiverStopped",
+}
+
+_STOP = object()
+
+
+class StreamingListenerBus:
+    """Delivers events to listeners, in posting order, on one daemon thread.
+
+    Events posted before `start()` are kept and delivered once it runs. A full queue drops the event
+    and logs it (like Spark's bus): a slow listener must not stall batch processing or fill memory.
+    """
+
+    def __init__(self, queue_size_max: int = 10_000) -> None:
+        self._queue_size_max = queue_size_max
+        self._queue: deque[Any] = deque()
+        self._cond = threading.Condition()
+        self._listeners: list[Any] = []
+        self._posted = 0
+        self._delivered = 0
+        self._dropped = 0
+        self._thread: threading.Thread | None = None
+
+    @property
+    def dropped_count(self) -> int:
+        """Events dropped because the queue was full."""
+        return self._dropped
+
+    def add_listener(self, listener: Any) -> None:
+        """Register a listener; it sees events delivered after this call."""
+        with self._cond:
+            self._listeners = [*self._listeners, listener]
+
+    def remove_listener(self, listener: Any) -> None:
+        """Unregister a listener (no error if it was not registered)."""
+        with self._cond:
+            self._listeners = [x for x in self._listeners if x is not listener]
+
+    def start(self) -> None:
+        """Start the delivery thread (idempotent)."""
+        with self._cond:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name="streaming-listener-bus", daemon=True)
+            self._thread.start()
+
+    def post(self, event: Any) -> None:
+        """Queue an event for delivery; never blocks."""
+        with self._cond:
+            if len(self._queue) >= self._queue_size_max:
+                self._dropped += 1
+                log.error("listener bus queue is full (%d events); dropping %r", self._queue_size_max, event)
+                return
+            self._queue.append(event)
+            self._posted += 1
+            self._cond.notify_all()
+
+    def wait_until_empty(self, timeout_s: float) -> bool:
+        """Wait until every event posted so far was delivered; False on timeout."""
+        with self._cond:
+            target = self._posted
+            return self._cond.wait_for(lambda: self._delivered >= target, timeout=timeout_s)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Deliver what is queued, then end the thread (bounded by `timeout_s`)."""
+        with self._cond:
+            thread = self._thread
+            if thread is None:
+                return
+            self._queue.append(_STOP)
+            self._cond.notify_all()
+        if thread is not threading.current_thread():
+            thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._queue))
+                event = self._queue.popleft()
+                listeners = self._listeners
+            if event is _STOP:
+                with self._cond:
+                    self._thread = None
+                    self._cond.notify_all()
+                return
+            self._deliver(event, listeners)
+            with self._cond:
+                self._delivered += 1
+                self._cond.notify_all()
+
+    @staticmethod
+    def _deliver(event: Any, listeners: list[Any]) -> None:
+        name = _CALLBACKS.get(type(event))
+        if name is None:
+            log.warning("listener bus: unknown event %r", event)
+            return
+        for listener in listeners:
+            callback = getattr(listener, name, None)
+            if callback is None:
+                continue
+            try:
+                callback(event)
+            except Exception:
+                # A broken listener must not stop delivery to the others (Spark logs and goes on).
+                log.exception("streaming listener %r raised in %s", listener, name)

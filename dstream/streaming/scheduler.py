@@ -1,0 +1,238 @@
+"""Jobs, job sets and the JobScheduler that runs them.
+
+A batch's output operations become one `JobSet`; jobs of a batch run in order and batches run one
+after another on one executor thread (Spark's `concurrentJobs = 1`). A job that raises is reported
+on the listener bus (its `failureReason`) and to the error callback (which `awaitTermination`
+re-raises); later batches still run. A batch whose job failed stays pending, as in Spark, so that a
+recovered driver runs it again; it is still counted as processed for `wait_for_batch`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from dstream.clock import Clock
+from dstream.streaming.listener import (
+    BatchInfo,
+    OutputOperationInfo,
+    StreamingListenerBatchCompleted,
+    StreamingListenerBatchStarted,
+    StreamingListenerBatchSubmitted,
+    StreamingListenerBus,
+    StreamingListenerOutputOperationCompleted,
+    StreamingListenerOutputOperationStarted,
+    StreamInputInfo,
+)
+
+log = logging.getLogger(__name__)
+
+# How many processed batch times are remembered for wait_for_batch; old ones are forgotten so a long
+# run does not grow this set without bound.
+PROCESSED_TIMES_MAX = 10_000
+
+ErrorCallback = Callable[[str, BaseException], None]
+CompletionCallback = Callable[[int], None]
+
+
+@dataclass
+class Job:
+    """One output operation of one batch: a closure over the batch's already generated RDD."""
+
+    time_ms: int
+    output_op_id: int
+    func: Callable[[], object]
+    name: str = "foreachRDD"
+    start_ms: int | None = None
+    end_ms: int | None = None
+    error: BaseException | None = None
+    failure_reason: str | None = None
+
+    def __str__(self) -> str:
+        return f"streaming job {self.time_ms} ms.{self.output_op_id}"
+
+    def run(self, clock: Clock) -> None:
+        """Run the closure once, keeping any exception instead of raising it."""
+        self.start_ms = clock.time_ms()
+        try:
+            self.func()
+        except Exception as exc:
+            self.error = exc
+            self.failure_reason = "".join(traceback.format_exception(exc))
+        finally:
+            self.end_ms = clock.time_ms()
+
+    def info(self) -> OutputOperationInfo:
+        """The job as listeners see it."""
+        return OutputOperationInfo(
+            batchTime=self.time_ms,
+            id=self.output_op_id,
+            name=self.name,
+            description=str(self),
+            startTime=self.start_ms,
+            endTime=self.end_ms,
+            failureReason=self.failure_reason,
+        )
+
+
+@dataclass
+class JobSet:
+    """The jobs generated for one batch time, and when the batch moved through the scheduler."""
+
+    time_ms: int
+    jobs: list[Job]
+    input_infos: Mapping[int, StreamInputInfo]
+    submission_ms: int
+    processing_start_ms: int | None = None
+    processing_end_ms: int | None = None
+    failed: bool = field(default=False)
+
+    def batch_info(self) -> BatchInfo:
+        """The batch as listeners see it now."""
+        return BatchInfo(
+            batchTime=self.time_ms,
+            streamIdToInputInfo=dict(self.input_infos),
+            submissionTime=self.submission_ms,
+            processingStartTime=self.processing_start_ms,
+            processingEndTime=self.processing_end_ms,
+            outputOperationInfos={job.output_op_id: job.info() for job in self.jobs},
+        )
+
+
+class JobScheduler:
+    """Runs submitted job sets in submission order on one thread and reports their progress."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        bus: StreamingListenerBus,
+        on_error: ErrorCallback,
+        on_batch_completion: CompletionCallback,
+    ) -> None:
+        self._clock = clock
+        self._bus = bus
+        self._on_error = on_error
+        self._on_batch_completion = on_batch_completion
+        self._cond = threading.Condition()
+        self._queue: deque[JobSet] = deque()
+        self._pending: dict[int, JobSet] = {}
+        self._processed: set[int] = set()
+        self._running: JobSet | None = None
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the executor thread."""
+        with self._cond:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name="streaming-job-executor", daemon=True)
+            self._thread.start()
+
+    def submit_job_set(self, job_set: JobSet) -> None:
+        """Queue a batch's jobs; a batch without jobs completes at once (nothing to run)."""
+        with self._cond:
+            if self._stopping:
+                log.warning("scheduler is stopping; batch %d ms not run", job_set.time_ms)
+                self._pending[job_set.time_ms] = job_set
+                return
+            if not job_set.jobs:
+                self._mark_processed_locked(job_set.time_ms)
+            else:
+                self._pending[job_set.time_ms] = job_set
+                self._queue.append(job_set)
+                self._cond.notify_all()
+        if not job_set.jobs:
+            self._on_batch_completion(job_set.time_ms)
+            return
+        self._bus.post(StreamingListenerBatchSubmitted(job_set.batch_info()))
+
+    def report_error(self, message: str, error: BaseException) -> None:
+        """Keep an error for awaitTermination (job failures and job generation failures)."""
+        log.error("%s: %r", message, error)
+        self._on_error(message, error)
+
+    def mark_processed(self, time_ms: int) -> None:
+        """Count a batch as processed although no job set ran (its generation failed)."""
+        with self._cond:
+            self._mark_processed_locked(time_ms)
+
+    def _mark_processed_locked(self, time_ms: int) -> None:
+        self._processed.add(time_ms)
+        if len(self._processed) > PROCESSED_TIMES_MAX:
+            self._processed.discard(min(self._processed))
+        self._cond.notify_all()
+
+    def pending_times(self) -> list[int]:
+        """Batches submitted and not successfully completed, oldest first (for metadata checkpoints)."""
+        with self._cond:
+            return sorted(self._pending)
+
+    def is_processed(self, time_ms: int) -> bool:
+        """Whether the batch at `time_ms` has finished running (successfully or not)."""
+        with self._cond:
+            return time_ms in self._processed
+
+    def wait_for_batch(self, time_ms: int, timeout_s: float) -> bool:
+        """Wait until the batch at `time_ms` has been processed; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: time_ms in self._processed, timeout=timeout_s)
+
+    def wait_until_idle(self, timeout_s: float) -> bool:
+        """Wait until no batch is queued or running; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue and self._running is None, timeout=timeout_s)
+
+    def stop(self, graceful: bool, timeout_s: float) -> None:
+        """Stop the executor thread.
+
+        Args:
+            graceful: run every queued batch first; otherwise drop the queued ones (they stay pending).
+            timeout_s: how long to wait for the queued (graceful) or the running batch.
+        """
+        if graceful:
+            self.wait_until_idle(timeout_s)
+        with self._cond:
+            self._stopping = True
+            self._queue.clear()
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout_s if graceful else min(timeout_s, 2.0))
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._stopping or bool(self._queue))
+                if self._stopping:
+                    return
+                job_set = self._queue.popleft()
+                self._running = job_set
+            try:
+                self._run_job_set(job_set)
+            finally:
+                with self._cond:
+                    self._running = None
+                    if not job_set.failed:
+                        self._pending.pop(job_set.time_ms, None)
+                    self._mark_processed_locked(job_set.time_ms)
+            if not job_set.failed:
+                self._on_batch_completion(job_set.time_ms)
+
+    def _run_job_set(self, job_set: JobSet) -> None:
+        job_set.processing_start_ms = self._clock.time_ms()
+        self._bus.post(StreamingListenerBatchStarted(job_set.batch_info()))
+        for job in job_set.jobs:
+            job.start_ms = self._clock.time_ms()
+            self._bus.post(StreamingListenerOutputOperationStarted(job.info()))
+            job.run(self._clock)
+            self._bus.post(StreamingListenerOutputOperationCompleted(job.info()))
+            if job.error is not None:
+                job_set.failed = True
+                self.report_error(f"Error running job {job}", job.error)
+        job_set.processing_end_ms = self._clock.time_ms()
+        self._bus.post(StreamingListenerBatchCompleted(job_set.batch_info()))
