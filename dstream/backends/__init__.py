@@ -1,0 +1,48 @@
+"""Execution backends behind one contract (base.Backend); `create_backend` picks one for a master URL.
+
+The Dask backend lives in its own module (a later issue) and is found by name, so adding it
+touches no operator and no scheduler code: it must expose ``create(spec, conf) -> Backend``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Protocol
+
+from dstream.backends.base import Backend, Task, TaskFailedError, TaskNotSerializableError
+from dstream.backends.local import LocalBackend
+from dstream.errors import DStreamValueError
+from dstream.master import MasterSpec
+
+__all__ = ["Backend", "LocalBackend", "Task", "TaskFailedError", "TaskNotSerializableError", "create_backend"]
+
+INLINE_CONF_KEY = "dstream.local.inline"
+_MODULE_BY_KIND = {"local-cluster": "dstream.backends.dask", "dask": "dstream.backends.dask"}
+
+
+class ConfLike(Protocol):
+    """The part of dstream.Conf a backend reads."""
+
+    def get(self, key: str, defaultValue: str | None = None) -> str | None: ...
+
+
+def create_backend(spec: MasterSpec, conf: ConfLike) -> Backend:
+    """Build the backend a parsed master URL asks for.
+
+    Raises:
+        DStreamValueError: the master needs a backend that is not installed in this build.
+    """
+    if spec.kind == "local":
+        inline = spec.inline or str(conf.get(INLINE_CONF_KEY, "false")).lower() == "true"
+        return LocalBackend(spec.threads or 1, inline=inline)
+    module_name = _MODULE_BY_KIND[spec.kind]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise DStreamValueError(
+            f"master {spec.url!r} needs the Dask backend ({module_name}), which is not available yet"
+        ) from exc
+    backend: Backend = module.create(spec, conf)
+    return backend

@@ -1,0 +1,57 @@
+"""The execution backend contract: run a list of tasks, return their results in order, or raise.
+
+Operators never talk to a backend directly; the DAG scheduler (dstream.rdd.scheduler) cuts a job
+into tasks and hands them here. A task is any object with a ``run()`` method that, together with
+everything it references, survives cloudpickle; its result must survive pickle. That is the whole
+contract a Dask backend has to honour (DESIGN.md section 3), so every backend is tested with the
+same suite.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from dstream.errors import DStreamError
+
+
+class Task(Protocol):
+    """One unit of work: computes one partition of a stage."""
+
+    def run(self) -> Any:
+        """Compute and return the task's result (a picklable value)."""
+
+    def describe(self) -> str:
+        """A short human name for error messages, e.g. ``'task 3 of stage 7 (collect)'``."""
+
+
+class TaskNotSerializableError(DStreamError, TypeError):
+    """A task (usually a user closure it captures) cannot be pickled for shipping to a worker."""
+
+
+class TaskFailedError(DStreamError):
+    """A task raised and its exception could not be brought back as is (it was not picklable)."""
+
+
+class Backend(abc.ABC):
+    """Runs tasks somewhere and brings their results back by value."""
+
+    @property
+    @abc.abstractmethod
+    def default_parallelism(self) -> int:
+        """How many tasks can usefully run at once (PySpark's defaultParallelism)."""
+
+    @abc.abstractmethod
+    def run_tasks(self, tasks: Sequence[Task]) -> list[Any]:
+        """Run every task and return their results in the order of ``tasks``.
+
+        Raises:
+            TaskNotSerializableError: a task could not be pickled; nothing ran for it.
+            BaseException: the first failing task's own exception (same type and message),
+                with the worker-side traceback added as a note.
+        """
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Release workers and threads. Idempotent."""

@@ -1,0 +1,263 @@
+"""The engine context (PySpark's SparkContext) and its configuration (SparkConf).
+
+One active Context per process, as in PySpark: a second one raises until the first is stopped;
+`Context.getOrCreate()` returns the active one. The context owns the backend chosen by the master
+URL, the DAG scheduler, the driver's block store (persisted and in-memory partitions) and shuffle
+store, and the checkpoint directory.
+
+Inline mode (deterministic tests): master ``local-inline``, or conf ``dstream.local.inline=true``
+with any ``local`` master, runs every task in the calling thread, in partition order, still
+pickling each task and result.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from checkpoint import rdd_data
+from dstream.backends import create_backend
+from dstream.errors import DStreamStateError, DStreamValueError
+from dstream.master import parse_master
+from dstream.rdd import files
+from dstream.rdd.nodes import BlockNode, UnionNode
+from dstream.rdd.rdd import RDD
+from dstream.rdd.scheduler import DAGScheduler
+from dstream.rdd.shuffle import ShuffleStore
+from dstream.rdd.storage import BlockStore
+from dstream.rdd.transforms import check_num_partitions
+
+DEFAULT_MASTER = "local[*]"
+
+
+class Conf:
+    """String key/value configuration with SparkConf's method names; setters return self."""
+
+    def __init__(self, loadDefaults: bool = True, values: dict[str, str] | None = None) -> None:
+        self._values: dict[str, str] = dict(values or {})
+
+    def set(self, key: str, value: Any) -> Conf:
+        self._values[key] = str(value)
+        return self
+
+    def setIfMissing(self, key: str, value: Any) -> Conf:
+        self._values.setdefault(key, str(value))
+        return self
+
+    def setMaster(self, value: str) -> Conf:
+        return self.set("spark.master", value)
+
+    def setAppName(self, value: str) -> Conf:
+        return self.set("spark.app.name", value)
+
+    def setAll(self, pairs: Iterable[tuple[str, Any]]) -> Conf:
+        for k, v in pairs:
+            self.set(k, v)
+        return self
+
+    def get(self, key: str, defaultValue: str | None = None) -> str | None:
+        return self._values.get(key, defaultValue)
+
+    def getAll(self) -> list[tuple[str, str]]:
+        return list(self._values.items())
+
+    def contains(self, key: str) -> bool:
+        return key in self._values
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    def __getitem__(self, key: str) -> str:
+        return self._values[key]
+
+    def keys(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def toDebugString(self) -> str:
+        return "\n".join(f"{k}={v}" for k, v in self._values.items())
+
+    def copy(self) -> Conf:
+        return Conf(values=self._values)
+
+
+SparkConf = Conf
+
+
+class Context:
+    """Entry point of the batch engine: creates RDDs and runs their jobs on a backend."""
+
+    _active: Context | None = None
+    _active_lock = threading.RLock()
+
+    def __init__(
+        self, master: str | None = None, appName: str | None = None, conf: Conf | None = None
+    ) -> None:
+        with Context._active_lock:
+            if Context._active is not None:
+                raise DStreamValueError(
+                    f"Cannot run multiple Contexts at once; existing Context(app={Context._active.appName},"
+                    f" master={Context._active.master}); stop() it first or use Context.getOrCreate()"
+                )
+            self._conf = conf.copy() if conf is not None else Conf()
+            self.master: str = master or self._conf.get("spark.master") or DEFAULT_MASTER
+            self.appName: str = appName or self._conf.get("spark.app.name") or "dstream"
+            self._conf.set("spark.master", self.master).set("spark.app.name", self.appName)
+            spec = parse_master(self.master)
+            self._backend = create_backend(spec, self._conf)
+            self._blocks = BlockStore()
+            self._shuffles = ShuffleStore()
+            self._scheduler = DAGScheduler(self._backend, self._blocks, self._shuffles)
+            self._rdd_ids = itertools.count()
+            self._shuffle_ids = itertools.count()
+            self._run_uuid = uuid.uuid4().hex
+            self._checkpoint_dir: str | None = None
+            self._checkpoint_storage_options: dict[str, Any] = {}
+            self._stopped = False
+            Context._active = self
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    @classmethod
+    def getOrCreate(cls, conf: Conf | None = None) -> Context:
+        """The active Context, or a new one built from ``conf``."""
+        with cls._active_lock:
+            return cls._active if cls._active is not None else cls(conf=conf)
+
+    def stop(self) -> None:
+        """Stop the backend and drop all blocks and shuffle outputs. Idempotent."""
+        with Context._active_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._scheduler.stop()
+            self._backend.stop()
+            self._blocks.clear()
+            self._shuffles.clear()
+            if Context._active is self:
+                Context._active = None
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __getstate__(self) -> dict[str, Any]:
+        raise DStreamStateError(
+            "It appears that you are attempting to reference the Context from a transformation or an"
+            " action: the Context can only be used on the driver, not in code that runs in tasks"
+        )
+
+    def __repr__(self) -> str:
+        return f"<Context master={self.master} appName={self.appName}>"
+
+    def getConf(self) -> Conf:
+        """A copy of the configuration."""
+        return self._conf.copy()
+
+    @property
+    def defaultParallelism(self) -> int:
+        """``spark.default.parallelism`` if set, else the backend's (threads for local[N])."""
+        value = self._conf.get("spark.default.parallelism")
+        return int(value) if value is not None else self._backend.default_parallelism
+
+    @property
+    def defaultMinPartitions(self) -> int:
+        return min(self.defaultParallelism, 2)
+
+    @property
+    def applicationId(self) -> str:
+        return f"local-{self._run_uuid}"
+
+    def setLogLevel(self, logLevel: str) -> None:
+        logging.getLogger("dstream").setLevel(logLevel.upper())
+
+    def _check_running(self) -> None:
+        if self._stopped:
+            raise DStreamStateError("this Context has been stopped; create a new one")
+
+    def _new_rdd_id(self) -> int:
+        return next(self._rdd_ids)
+
+    def _new_shuffle_id(self) -> int:
+        return next(self._shuffle_ids)
+
+    # -- creating RDDs -----------------------------------------------------------------------------
+    def parallelize(self, c: Iterable[Any], numSlices: int | None = None) -> RDD:
+        """Distribute a local collection into ``numSlices`` partitions (defaultParallelism)."""
+        n = check_num_partitions(self.defaultParallelism if numSlices is None else numSlices, "numSlices")
+        data = list(c)
+        size = len(data)
+        return self._rdd_from_partitions([data[i * size // n : (i + 1) * size // n] for i in range(n)])
+
+    def range(self, start: int, end: int | None = None, step: int = 1, numSlices: int | None = None) -> RDD:
+        if end is None:
+            start, end = 0, start
+        return self.parallelize(range(start, end, step), numSlices)
+
+    def _rdd_from_partitions(self, partitions: Sequence[list[Any]]) -> RDD:
+        """An RDD whose partition i is the list ``partitions[i]`` (held, not copied)."""
+        self._check_running()
+        rdd = RDD(self, BlockNode(len(partitions)))
+        rdd._hold_blocks(list(partitions))
+        return rdd
+
+    def emptyRDD(self) -> RDD:
+        """An RDD with no partitions."""
+        return self._rdd_from_partitions([])
+
+    def union(self, rdds: Sequence[RDD]) -> RDD:
+        """The concatenation of the partitions of ``rdds``."""
+        rdds = list(rdds)
+        if not rdds:
+            raise DStreamValueError("union needs at least one RDD, got an empty list")
+        return RDD(self, UnionNode(rdds))
+
+    def textFile(
+        self, name: str, minPartitions: int | None = None, use_unicode: bool = True, **storage_options: Any
+    ) -> RDD:
+        """Lines of a text file, a directory of part files or a glob (any fsspec URL)."""
+        n = check_num_partitions(
+            self.defaultMinPartitions if minPartitions is None else minPartitions, "minPartitions"
+        )
+        return files.text_file(self, name, n, use_unicode, storage_options)
+
+    def pickleFile(self, name: str, minPartitions: int | None = None, **storage_options: Any) -> RDD:
+        """Records written by RDD.saveAsPickleFile (one partition per part file)."""
+        return files.pickle_file(self, name, storage_options)
+
+    def _checkpoint_rdd(self, dir_url: str, storage_options: dict[str, Any] | None = None) -> RDD:
+        """An RDD reading a committed RDD checkpoint directory (Spark's sc.checkpointFile)."""
+        from dstream.rdd.checkpointing import CheckpointNode
+
+        options = self._checkpoint_storage_options if storage_options is None else storage_options
+        n = rdd_data.committed_partitions(dir_url, storage_options=options)
+        rdd = RDD(self, CheckpointNode(dir_url, n, options))
+        rdd._checkpoint_dir, rdd.is_checkpointed = dir_url, True
+        return rdd
+
+    # -- jobs and checkpoints ------------------------------------------------------------------------
+    def runJob(
+        self, rdd: RDD, partitionFunc: Any, partitions: Sequence[int] | None = None, allowLocal: bool = False
+    ) -> list[Any]:
+        """Run ``partitionFunc(iterator)`` on the given partitions; concatenate the results."""
+        results = rdd._run_job(lambda it: list(partitionFunc(it)), partitions, "runJob")
+        return list(itertools.chain.from_iterable(results))
+
+    def setCheckpointDir(self, dirName: str, storage_options: dict[str, Any] | None = None) -> None:
+        """Where rdd.checkpoint() writes: ``<dirName>/rdd/<run uuid>/rdd-<id>`` (any fsspec URL)."""
+        if not isinstance(dirName, str) or not dirName:
+            raise DStreamValueError(f"checkpoint dir must be a non-empty path or URL, got {dirName!r}")
+        self._checkpoint_dir = dirName.rstrip("/")
+        self._checkpoint_storage_options = dict(storage_options or {})
+
+    def getCheckpointDir(self) -> str | None:
+        return self._checkpoint_dir
+
+    def _rdd_checkpoint_url(self, rdd_id: int) -> str:
+        if self._checkpoint_dir is None:
+            raise DStreamStateError("Checkpoint directory has not been set in the Context")
+        return f"{self._checkpoint_dir}/rdd/{self._run_uuid}/rdd-{rdd_id}"

@@ -1,0 +1,1 @@
+"""The batch engine's RDD: partitions, lineage, shuffles, persistence and checkpoints."""

@@ -1,0 +1,207 @@
+"""Lineage nodes: how each kind of RDD computes a partition from its parents.
+
+An RDD (dstream.rdd.rdd) holds one node. Keeping "how to compute" in a separate object lets
+checkpointing replace an RDD's whole lineage with one attribute assignment (a CheckpointNode),
+atomically with respect to concurrent jobs, and keeps the RDD class a single user-facing type.
+Parents are RDDs, reached through dependencies; narrow dependencies say which parent partitions a
+partition reads, so the scheduler can find a task's inputs without running anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain, zip_longest
+from typing import TYPE_CHECKING, Any
+
+from dstream.errors import DStreamError, DStreamValueError
+from dstream.rdd.shuffle import ShuffleDependency, read_buckets
+
+if TYPE_CHECKING:
+    from dstream.rdd.rdd import RDD
+    from dstream.rdd.tasks import TaskContext
+
+
+class NarrowDependency:
+    """A parent whose partitions are read in place (no shuffle)."""
+
+    def __init__(self, rdd: RDD) -> None:
+        self.rdd = rdd
+
+    def parent_splits(self, split: int) -> list[int]:
+        """The parent partitions that partition ``split`` of the child reads."""
+        return [split]
+
+
+class RangeDependency(NarrowDependency):
+    """Union: child partitions [out_start, out_start + length) are the parent's 0..length-1."""
+
+    def __init__(self, rdd: RDD, out_start: int, length: int) -> None:
+        super().__init__(rdd)
+        self.out_start = out_start
+        self.length = length
+
+    def parent_splits(self, split: int) -> list[int]:
+        i = split - self.out_start
+        return [i] if 0 <= i < self.length else []
+
+
+class GroupDependency(NarrowDependency):
+    """Coalesce: child partition i reads the parent partitions ``groups[i]``."""
+
+    def __init__(self, rdd: RDD, groups: list[list[int]]) -> None:
+        super().__init__(rdd)
+        self.groups = groups
+
+    def parent_splits(self, split: int) -> list[int]:
+        return self.groups[split]
+
+
+class CartesianDependency(NarrowDependency):
+    """Cartesian: child partition i reads left i // n_right, or right i % n_right."""
+
+    def __init__(self, rdd: RDD, is_left: bool, n_right: int) -> None:
+        super().__init__(rdd)
+        self.is_left = is_left
+        self.n_right = n_right
+
+    def parent_splits(self, split: int) -> list[int]:
+        return [split // self.n_right if self.is_left else split % self.n_right]
+
+
+Dependency = NarrowDependency | ShuffleDependency
+
+
+class Node:
+    """How an RDD's partitions are computed; subclasses set ``deps`` and ``num_partitions``."""
+
+    label = "RDD"
+    deps: list[Dependency]
+    num_partitions: int
+
+    def compute(self, split: int, tctx: TaskContext) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def narrow(self, i: int) -> NarrowDependency:
+        """Dependency ``i``, which this node knows to be narrow."""
+        dep = self.deps[i]
+        assert isinstance(dep, NarrowDependency)
+        return dep
+
+
+class BlockNode(Node):
+    """Partitions held as blocks in the driver's block store (parallelize, in-memory batches)."""
+
+    label = "ParallelCollectionRDD"
+
+    def __init__(self, num_partitions: int) -> None:
+        self.deps = []
+        self.num_partitions = num_partitions
+
+    def compute(self, split: int, tctx: TaskContext) -> Iterator[Any]:
+        raise DStreamError(f"partition {split} of an in-memory RDD is missing from the block store")
+
+
+class MapPartitionsNode(Node):
+    """Applies ``func(split, iterator) -> iterator`` to each parent partition (pipelined ops)."""
+
+    label = "PythonRDD"
+
+    def __init__(self, parent: RDD, func: Callable[[int, Iterator[Any]], Iterable[Any]]) -> None:
+        self.deps = [NarrowDependency(parent)]
+        self.num_partitions = parent.getNumPartitions()
+        self.func = func
+
+    @property
+    def parent(self) -> RDD:
+        return self.narrow(0).rdd
+
+    def compute(self, split: int, tctx: TaskContext) -> Iterator[Any]:
+        return iter(self.func(split, self.parent.iterator(split, tctx)))
+
+
+class UnionNode(Node):
+    """Partitions of each parent, one after the other."""
+
+    label = "UnionRDD"
+
+    def __init__(self, parents: list[RDD]) -> None:
+        self.deps = []
+        start = 0
+        for p in parents:
+            n = p.getNumPartitions()
+            self.deps.append(RangeDependency(p, start, n))
+            start += n
+        self.num_partitions = start
+
+    def compute(self, split: int, tctx: TaskContext) -> Iterator[Any]:
+        for i in range(len(self.deps)):
+            dep = self.narrow(i)
+            for ps in dep.parent_splits(split):
+                return dep.rdd.iterator(ps, tctx)
+        raise IndexError(f"union has no partition {split}")
+
+
+class CoalescedNode(Node):
+    """Merges runs of adjacent parent partitions without a shuffle."""
+
+    label = "CoalescedRDD"
+
+    def __init__(self, parent: RDD, groups: list[list[int]]) -> None:
+        self.deps = [GroupDependency(parent, groups)]
+        self.num_partitions = len(groups)
+
+    def compute(self, split: int, tctx: TaskContext) -> Iterator[Any]:
+        dep = self.narrow(0)
+        return chain.from_iterable(dep.rdd.iterator(p, tctx) for p in dep.parent_splits(split))
+
+
+class CartesianNode(Node):
+    """Every pair (a, b) with a in the left RDD and b in the right one."""
+
+    label = "CartesianRDD"
+
+    def __init__(self, left: RDD, right: RDD) -> None:
+        n_right = right.getNumPartitions()
+        self.deps = [CartesianDependency(left, True, n_right), CartesianDependency(right, False, n_right)]
+        self.num_partitions = left.getNumPartitions() * n_right
+
+    def compute(self, split: int, tctx: TaskContext) -> Iterator[Any]:
+        left, right = self.narrow(0), self.narrow(1)
+        rights = list(right.rdd.iterator(right.parent_splits(split)[0], tctx))
+        lefts = left.rdd.iterator(left.parent_splits(split)[0], tctx)
+        return ((a, b) for a in lefts for b in rights)
+
+
+_MISSING = object()
+
+
+class ZippedNode(Node):
+    """Pairs the i-th elements of two RDDs with the same partition layout."""
+
+    label = "ZippedPartitionsRDD2"
+
+    def __init__(self, left: RDD, right: RDD) -> None:
+        self.deps = [NarrowDependency(left), NarrowDependency(right)]
+        self.num_partitions = left.getNumPartitions()
+
+    def compute(self, split: int, tctx: TaskContext) -> Iterator[Any]:
+        a, b = (d.rdd.iterator(split, tctx) for d in self.deps)
+        for x, y in zip_longest(a, b, fillvalue=_MISSING):
+            if x is _MISSING or y is _MISSING:
+                raise DStreamValueError("Can only zip RDDs with same number of elements in each partition")
+            yield (x, y)
+
+
+class ShuffledNode(Node):
+    """The reduce side of a shuffle: merges this partition's buckets from every map task."""
+
+    label = "ShuffledRDD"
+
+    def __init__(self, dep: ShuffleDependency) -> None:
+        self.deps = [dep]
+        self.num_partitions = dep.num_partitions
+
+    def compute(self, split: int, tctx: TaskContext) -> Iterator[Any]:
+        dep = self.deps[0]
+        assert isinstance(dep, ShuffleDependency)
+        return read_buckets(tctx.shuffle_input(dep.shuffle_id, split), dep.aggregator)

@@ -1,0 +1,252 @@
+# mypy: disable-error-code="misc"
+"""Operations on RDDs of (key, value) pairs: aggregations, grouping, joins, partitioning, sorting.
+
+Every aggregation is combineByKey over one shuffle with map-side combine; joins are one cogroup
+(one shuffle for all inputs) followed by a per-key expansion, as in PySpark. When the input is
+already partitioned by the requested partitioner, the combine runs in place with no shuffle,
+which keeps a stateful stream's per-batch cost flat.
+"""
+
+from __future__ import annotations
+
+import copy
+import weakref
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from dstream.rdd.nodes import ShuffledNode
+from dstream.rdd.partitioner import Partitioner, RangeBounds, portable_hash, range_bounds
+from dstream.rdd.resultiterable import ResultIterable
+from dstream.rdd.shuffle import Aggregator, ShuffleDependency, combine
+from dstream.rdd.transforms import check_num_partitions
+
+if TYPE_CHECKING:
+    from dstream.rdd.rdd import RDD
+
+HashFunc = Callable[[Any], int]
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def _list_create(v: Any) -> list[Any]:
+    return [v]
+
+
+def _list_append(acc: list[Any], v: Any) -> list[Any]:
+    acc.append(v)
+    return acc
+
+
+def _list_extend(acc: list[Any], more: list[Any]) -> list[Any]:
+    acc.extend(more)
+    return acc
+
+
+class PairsMixin:
+    """PySpark's pair-RDD methods."""
+
+    def _default_reduce_partitions(self: RDD) -> int:
+        if self.context._conf.contains("spark.default.parallelism"):
+            return self.context.defaultParallelism
+        return max(1, self.getNumPartitions())
+
+    def _shuffle(self: RDD, n: int, partitionFunc: HashFunc, agg: Aggregator | None) -> RDD:
+        ctx = self.context
+        dep = ShuffleDependency(self, ctx._new_shuffle_id(), n, partitionFunc, agg)
+        node = ShuffledNode(dep)
+        weakref.finalize(node, ctx._shuffles.remove, dep.shuffle_id)  # map outputs live as long as the node
+        return self._derive(node, Partitioner(n, partitionFunc))
+
+    def partitionBy(self: RDD, numPartitions: int | None, partitionFunc: HashFunc = portable_hash) -> RDD:
+        """Shuffle into ``numPartitions`` by ``partitionFunc(key) % numPartitions`` (no-op if already so)."""
+        n = check_num_partitions(
+            self._default_reduce_partitions() if numPartitions is None else numPartitions
+        )
+        if self.partitioner == Partitioner(n, partitionFunc):
+            return self
+        return self._shuffle(n, partitionFunc, None)
+
+    def combineByKey(
+        self: RDD,
+        createCombiner: Callable[[Any], Any],
+        mergeValue: Callable[[Any, Any], Any],
+        mergeCombiners: Callable[[Any, Any], Any],
+        numPartitions: int | None = None,
+        partitionFunc: HashFunc = portable_hash,
+    ) -> RDD:
+        """Generic per-key aggregation with map-side combine (PySpark semantics)."""
+        n = check_num_partitions(
+            self._default_reduce_partitions() if numPartitions is None else numPartitions
+        )
+        agg = Aggregator(createCombiner, mergeValue, mergeCombiners)
+        if self.partitioner == Partitioner(n, partitionFunc):
+            return self.mapPartitions(lambda it: iter(combine(it, agg).items()), True)
+        return self._shuffle(n, partitionFunc, agg)
+
+    def reduceByKey(
+        self: RDD,
+        func: Callable[[Any, Any], Any],
+        numPartitions: int | None = None,
+        partitionFunc: HashFunc = portable_hash,
+    ) -> RDD:
+        return self.combineByKey(_identity, func, func, numPartitions, partitionFunc)
+
+    def reduceByKeyLocally(self: RDD, func: Callable[[Any, Any], Any]) -> dict[Any, Any]:
+        """Merge values per key and return the result to the driver as a dict."""
+        agg = Aggregator(_identity, func, func)
+        out: dict[Any, Any] = {}
+        for part in self.mapPartitions(lambda it: [combine(it, agg)]).collect():
+            for k, v in part.items():
+                out[k] = func(out[k], v) if k in out else v
+        return out
+
+    def foldByKey(
+        self: RDD,
+        zeroValue: Any,
+        func: Callable[[Any, Any], Any],
+        numPartitions: int | None = None,
+        partitionFunc: HashFunc = portable_hash,
+    ) -> RDD:
+        return self.combineByKey(
+            lambda v: func(copy.deepcopy(zeroValue), v), func, func, numPartitions, partitionFunc
+        )
+
+    def aggregateByKey(
+        self: RDD,
+        zeroValue: Any,
+        seqFunc: Callable[[Any, Any], Any],
+        combFunc: Callable[[Any, Any], Any],
+        numPartitions: int | None = None,
+        partitionFunc: HashFunc = portable_hash,
+    ) -> RDD:
+        return self.combineByKey(
+            lambda v: seqFunc(copy.deepcopy(zeroValue), v), seqFunc, combFunc, numPartitions, partitionFunc
+        )
+
+    def groupByKey(
+        self: RDD, numPartitions: int | None = None, partitionFunc: HashFunc = portable_hash
+    ) -> RDD:
+        """(key, ResultIterable of values), values in input order."""
+        grouped = self.combineByKey(_list_create, _list_append, _list_extend, numPartitions, partitionFunc)
+        return grouped.mapValues(ResultIterable)
+
+    def mapValues(self: RDD, f: Callable[[Any], Any]) -> RDD:
+        return self.map(lambda kv: (kv[0], f(kv[1])), True)
+
+    def flatMapValues(self: RDD, f: Callable[[Any], Iterable[Any]]) -> RDD:
+        return self.flatMap(lambda kv: ((kv[0], x) for x in f(kv[1])), True)
+
+    def keys(self: RDD) -> RDD:
+        return self.map(lambda kv: kv[0])
+
+    def values(self: RDD) -> RDD:
+        return self.map(lambda kv: kv[1])
+
+    def cogroup(self: RDD, other: RDD, numPartitions: int | None = None) -> RDD:
+        """(key, (ResultIterable of self's values, ResultIterable of other's values))."""
+        return _cogroup([self, other], numPartitions)
+
+    def groupWith(self: RDD, other: RDD, *others: RDD) -> RDD:
+        """cogroup over any number of RDDs."""
+        return _cogroup([self, other, *others], None)
+
+    def join(self: RDD, other: RDD, numPartitions: int | None = None) -> RDD:
+        return self.cogroup(other, numPartitions).flatMapValues(_pairs(False, False))
+
+    def leftOuterJoin(self: RDD, other: RDD, numPartitions: int | None = None) -> RDD:
+        return self.cogroup(other, numPartitions).flatMapValues(_pairs(False, True))
+
+    def rightOuterJoin(self: RDD, other: RDD, numPartitions: int | None = None) -> RDD:
+        return self.cogroup(other, numPartitions).flatMapValues(_pairs(True, False))
+
+    def fullOuterJoin(self: RDD, other: RDD, numPartitions: int | None = None) -> RDD:
+        return self.cogroup(other, numPartitions).flatMapValues(_pairs(True, True))
+
+    def subtractByKey(self: RDD, other: RDD, numPartitions: int | None = None) -> RDD:
+        """Pairs of self whose key is not in other."""
+        grouped = self.cogroup(other, numPartitions)
+        return grouped.filter(lambda kv: bool(kv[1][0]) and not kv[1][1]).flatMapValues(lambda vw: vw[0])
+
+    def subtract(self: RDD, other: RDD, numPartitions: int | None = None) -> RDD:
+        """Elements of self not in other (duplicates of self kept)."""
+        theirs = other.map(lambda x: (x, True))
+        return self.map(lambda x: (x, True)).subtractByKey(theirs, numPartitions).keys()
+
+    def sortByKey(
+        self: RDD,
+        ascending: bool = True,
+        numPartitions: int | None = None,
+        keyfunc: Callable[[Any], Any] = _identity,
+    ) -> RDD:
+        """Total order by key across partitions (range partitioning from a sample of keys)."""
+        n = check_num_partitions(
+            self._default_reduce_partitions() if numPartitions is None else numPartitions
+        )
+
+        def sort_partition(it: Iterator[Any]) -> Iterator[Any]:
+            return iter(sorted(it, key=lambda kv: keyfunc(kv[0]), reverse=not ascending))
+
+        if n == 1:
+            single = self.coalesce(1) if self.getNumPartitions() > 1 else self
+            return single.mapPartitions(sort_partition, True)
+        size = self.count()
+        if size == 0:
+            return self
+        fraction = min(n * 20.0 / size, 1.0)
+        sample = sorted(self.sample(False, fraction, 1).map(lambda kv: kv[0]).collect(), key=keyfunc)
+        bounds = [keyfunc(k) for k in range_bounds(sample, n)]
+        return self.partitionBy(n, RangeBounds(bounds, keyfunc, ascending)).mapPartitions(
+            sort_partition, True
+        )
+
+    def countByKey(self: RDD) -> defaultdict[Any, int]:
+        return self.map(lambda kv: kv[0]).countByValue()
+
+    def collectAsMap(self: RDD) -> dict[Any, Any]:
+        return dict(self.collect())
+
+    def lookup(self: RDD, key: Any) -> list[Any]:
+        """All values for ``key``."""
+        return self.filter(lambda kv: kv[0] == key).values().collect()
+
+
+def _cogroup(rdds: list[RDD], numPartitions: int | None) -> RDD:
+    width = len(rdds)
+    tagged = [r.map(_tagger(i), True) for i, r in enumerate(rdds)]
+    union = tagged[0]
+    for t in tagged[1:]:
+        union = union.union(t)
+
+    def create(iv: tuple[int, Any]) -> list[list[Any]]:
+        lists: list[list[Any]] = [[] for _ in range(width)]
+        lists[iv[0]].append(iv[1])
+        return lists
+
+    def merge_value(lists: list[list[Any]], iv: tuple[int, Any]) -> list[list[Any]]:
+        lists[iv[0]].append(iv[1])
+        return lists
+
+    def merge_combiners(a: list[list[Any]], b: list[list[Any]]) -> list[list[Any]]:
+        for mine, theirs in zip(a, b, strict=True):
+            mine.extend(theirs)
+        return a
+
+    # Default partition count is the union's (the sum of the inputs'), as in PySpark.
+    grouped = union.combineByKey(create, merge_value, merge_combiners, numPartitions)
+    return grouped.mapValues(lambda lists: tuple(ResultIterable(vs) for vs in lists))
+
+
+def _tagger(i: int) -> Callable[[tuple[Any, Any]], tuple[Any, tuple[int, Any]]]:
+    return lambda kv: (kv[0], (i, kv[1]))
+
+
+def _pairs(keep_left_missing: bool, keep_right_missing: bool) -> Callable[[Any], Iterator[Any]]:
+    def expand(groups: tuple[ResultIterable, ResultIterable]) -> Iterator[Any]:
+        vs: list[Any] = list(groups[0]) or ([None] if keep_left_missing else [])
+        ws: list[Any] = list(groups[1]) or ([None] if keep_right_missing else [])
+        return ((v, w) for v in vs for w in ws)
+
+    return expand

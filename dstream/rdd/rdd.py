@@ -1,0 +1,195 @@
+"""The RDD: an immutable, partitioned collection with lineage, and PySpark's API.
+
+This module holds the RDD's identity, its lineage node, persistence, checkpoint glue and the
+debug string; the operations live in mixins by kind (transforms, pairs, actions) to keep each
+module readable. ``iterator`` is the only method that runs inside tasks: it serves a partition
+from the task's resolved blocks, else computes it from the node, keeping the result when the RDD
+is persisted.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from dstream.errors import DStreamError, DStreamStateError, DStreamValueError
+from dstream.rdd import checkpointing
+from dstream.rdd.actions import ActionsMixin
+from dstream.rdd.nodes import NarrowDependency, Node
+from dstream.rdd.pairs import PairsMixin
+from dstream.rdd.partitioner import Partitioner
+from dstream.rdd.storage import NOT_STORED, StorageLevel
+from dstream.rdd.transforms import TransformsMixin
+
+if TYPE_CHECKING:
+    from dstream.context import Context
+    from dstream.rdd.tasks import TaskContext
+
+_DRIVER_ONLY = ("ctx", "_ckpt_lock", "_block_finalizer")
+
+
+class RDD(TransformsMixin, PairsMixin, ActionsMixin):
+    """A Resilient Distributed Dataset (PySpark's ``pyspark.RDD``)."""
+
+    def __init__(self, ctx: Context, node: Node, partitioner: Partitioner | None = None) -> None:
+        self.ctx = ctx
+        self._id = ctx._new_rdd_id()
+        self._node = node
+        self.partitioner = partitioner
+        self._name: str | None = None
+        self._storage_level = NOT_STORED
+        self._block_backed = False
+        self.is_cached = False
+        self.is_checkpointed = False
+        self._checkpoint_marked = False
+        self._checkpoint_dir: str | None = None
+        self._ckpt_lock = threading.Lock()
+        self._block_finalizer: Any = None
+
+    # -- identity -------------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for key in _DRIVER_ONLY:
+            state[key] = None
+        return state
+
+    @property
+    def context(self) -> Context:
+        """The Context this RDD was created on."""
+        if self.ctx is None:
+            raise DStreamStateError(
+                "an RDD shipped to a task has no Context: RDDs cannot be used inside tasks"
+            )
+        return self.ctx
+
+    def id(self) -> int:
+        """A unique id for this RDD within its Context."""
+        return self._id
+
+    def name(self) -> str | None:
+        return self._name
+
+    def setName(self, name: str) -> RDD:
+        """Name this RDD (shown by toDebugString); returns self."""
+        self._name = name
+        return self
+
+    def getNumPartitions(self) -> int:
+        return self._node.num_partitions
+
+    def __repr__(self) -> str:
+        return self._name or f"{self._node.label}[{self._id}]"
+
+    # -- computing (runs inside tasks) -----------------------------------------------------------
+    def iterator(self, split: int, tctx: TaskContext) -> Iterator[Any]:
+        """Records of partition ``split``: from a resolved block, else computed from the node."""
+        block = tctx.blocks.get((self._id, split))
+        if block is not None:
+            return iter(block)
+        it = self._node.compute(split, tctx)
+        if self._storage_level.is_stored:
+            records = list(it)
+            tctx.new_blocks[(self._id, split)] = records
+            return iter(records)
+        return it
+
+    def _derive(self, node: Node, partitioner: Partitioner | None = None) -> RDD:
+        return RDD(self.context, node, partitioner)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def persist(self, storageLevel: StorageLevel = StorageLevel.MEMORY_ONLY) -> RDD:
+        """Keep computed partitions (in driver memory with the local backend); returns self."""
+        if not isinstance(storageLevel, StorageLevel):
+            raise DStreamValueError(f"storageLevel must be a StorageLevel, got {storageLevel!r}")
+        if self._storage_level.is_stored and self._storage_level != storageLevel:
+            raise DStreamValueError(
+                f"cannot change the storage level of {self!r} from {self._storage_level!r}"
+                f" to {storageLevel!r}"
+            )
+        self.ctx._blocks.register(self._id)
+        if self._block_finalizer is None:
+            self._block_finalizer = weakref.finalize(self, self.ctx._blocks.remove_rdd, self._id)
+        self._storage_level = storageLevel
+        self.is_cached = True
+        return self
+
+    def cache(self) -> RDD:
+        """persist() at MEMORY_ONLY."""
+        return self.persist(StorageLevel.MEMORY_ONLY)
+
+    def unpersist(self, blocking: bool = False) -> RDD:
+        """Forget persisted partitions; returns self."""
+        if not self._block_backed:
+            self.ctx._blocks.remove_rdd(self._id)
+        self._storage_level = NOT_STORED
+        self.is_cached = False
+        return self
+
+    def getStorageLevel(self) -> StorageLevel:
+        return self._storage_level
+
+    def _hold_blocks(self, partitions: list[list[Any]]) -> None:
+        """Make this an in-memory RDD: its partitions live in the block store while it lives."""
+        blocks = self.ctx._blocks
+        blocks.register(self._id)
+        for i, part in enumerate(partitions):
+            blocks.put(self._id, i, part)
+        self._block_backed = True
+        self._block_finalizer = weakref.finalize(self, blocks.remove_rdd, self._id)
+
+    # -- checkpointing -----------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Mark for checkpointing: written under the checkpoint dir after the next job on it."""
+        if self.ctx._checkpoint_dir is None:
+            raise DStreamError("Checkpoint directory has not been set in the Context (call setCheckpointDir)")
+        self._checkpoint_marked = True
+
+    def isCheckpointed(self) -> bool:
+        return self.is_checkpointed
+
+    def getCheckpointFile(self) -> str | None:
+        """The checkpoint directory URL of this RDD, once checkpointed."""
+        return self._checkpoint_dir
+
+    def _write_checkpoint(self, dir_url: str, storage_options: dict[str, Any] | None = None) -> None:
+        """Compute every partition, write it with checkpoint.rdd_data and commit (does not cut)."""
+        checkpointing.write_checkpoint(self, dir_url, self._ckpt_options(storage_options))
+
+    def _cut_lineage(self, dir_url: str, storage_options: dict[str, Any] | None = None) -> None:
+        """Replace the lineage by a read of the committed checkpoint at ``dir_url``."""
+        checkpointing.cut_lineage(self, dir_url, self._ckpt_options(storage_options))
+
+    def _ckpt_options(self, storage_options: dict[str, Any] | None) -> dict[str, Any]:
+        if storage_options is not None:
+            return storage_options
+        return dict(self.ctx._checkpoint_storage_options)
+
+    # -- debugging -----------------------------------------------------------------------------------
+    def toDebugString(self) -> bytes:
+        """The lineage, one RDD per line, shuffles indented (bytes, like PySpark)."""
+        lines: list[str] = []
+        seen: set[int] = set()
+        stack: list[tuple[RDD, int, bool]] = [(self, 0, True)]
+        while stack:
+            rdd, depth, stage_start = stack.pop()
+            lines.append(rdd._debug_line(depth, stage_start, rdd._id in seen))
+            if rdd._id in seen:
+                continue
+            seen.add(rdd._id)
+            for dep in reversed(rdd._node.deps):
+                narrow = isinstance(dep, NarrowDependency)
+                stack.append((dep.rdd, depth if narrow else depth + 1, not narrow))
+        return "\n".join(lines).encode("utf-8")
+
+    def _debug_line(self, depth: int, stage_start: bool, repeated: bool) -> str:
+        if stage_start:
+            prefix = ("    " * (depth - 1) + " +-" if depth else "") + f"({self.getNumPartitions()}) "
+        else:
+            prefix = "    " * depth + " |  "
+        level = f" [{self._storage_level}]" if self._storage_level.is_stored else ""
+        ckpt = f" checkpoint={self._checkpoint_dir}" if self.is_checkpointed else ""
+        name = f"{self._name} " if self._name else ""
+        more = " (shown above)" if repeated else ""
+        return f"{prefix}{name}{self._node.label}[{self._id}]{level}{ckpt}{more}"

@@ -1,0 +1,167 @@
+"""Shuffles: map-side combine into buckets, the driver's map-output store, reduce-side merge.
+
+A map task turns one parent partition into ``n`` buckets, each pickled once (protocol 5). With an
+aggregator, records are first combined into one dict per task (one hash per distinct key, not per
+record), then split by partition. The reduce task for partition ``r`` receives bucket ``r`` of every
+map task in map order and merges them in that order, so its output order is a function of the
+input alone (a recomputed batch gives identical output).
+
+`ShuffleStore` is the seam for other backends: the local one keeps map outputs by value on the
+driver, keyed (shuffle id, map index); a Dask backend may keep them on workers behind the same
+four calls. Outputs are dropped when their ShuffledRDD node is garbage-collected.
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
+from typing import Any
+
+from dstream.errors import DStreamValueError
+
+PICKLE_PROTOCOL = 5
+
+
+class Aggregator:
+    """PySpark's combineByKey triple: createCombiner, mergeValue, mergeCombiners."""
+
+    def __init__(
+        self,
+        createCombiner: Callable[[Any], Any],
+        mergeValue: Callable[[Any, Any], Any],
+        mergeCombiners: Callable[[Any, Any], Any],
+    ) -> None:
+        self.createCombiner = createCombiner
+        self.mergeValue = mergeValue
+        self.mergeCombiners = mergeCombiners
+
+
+class ShuffleDependency:
+    """A wide dependency: the parent RDD is hashed (or ranged) into ``num_partitions`` buckets.
+
+    The parent reference is not pickled: reduce tasks read map outputs, never the map side.
+    """
+
+    def __init__(
+        self,
+        rdd: Any,
+        shuffle_id: int,
+        num_partitions: int,
+        partition_func: Callable[[Any], int],
+        aggregator: Aggregator | None,
+    ) -> None:
+        self.rdd = rdd
+        self.shuffle_id = shuffle_id
+        self.num_partitions = num_partitions
+        self.partition_func = partition_func
+        self.aggregator = aggregator
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["rdd"] = None
+        return state
+
+
+def _not_a_pair(exc: Exception, op: str) -> DStreamValueError:
+    return DStreamValueError(f"{op} expects an RDD of (key, value) pairs; a record is not one: {exc}")
+
+
+def combine(records: Iterable[Any], agg: Aggregator) -> dict[Any, Any]:
+    """Map-side combine of (key, value) records into {key: combiner}, in first-seen order."""
+    out: dict[Any, Any] = {}
+    create, merge = agg.createCombiner, agg.mergeValue
+    try:
+        for k, v in records:
+            if k in out:
+                out[k] = merge(out[k], v)
+            else:
+                out[k] = create(v)
+    except (TypeError, ValueError) as exc:
+        if "unpack" in str(exc):
+            raise _not_a_pair(exc, "a shuffle") from exc
+        raise
+    return out
+
+
+def write_buckets(records: Iterable[Any], dep: ShuffleDependency) -> list[bytes]:
+    """Compute one map task's output: ``dep.num_partitions`` pickled buckets."""
+    n, pf = dep.num_partitions, dep.partition_func
+    buckets: list[Any]
+    if dep.aggregator is not None:
+        combined = combine(records, dep.aggregator)
+        if n == 1:
+            return [pickle.dumps(combined, PICKLE_PROTOCOL)]
+        buckets = [{} for _ in range(n)]
+        for k, c in combined.items():
+            buckets[pf(k) % n][k] = c
+    else:
+        buckets = [[] for _ in range(n)]
+        try:
+            for kv in records:
+                buckets[pf(kv[0]) % n].append(kv)
+        except (TypeError, IndexError, KeyError) as exc:
+            raise _not_a_pair(exc, "partitionBy") from exc
+    return [pickle.dumps(b, PICKLE_PROTOCOL) for b in buckets]
+
+
+def read_buckets(buckets: list[bytes], agg: Aggregator | None) -> Iterator[Any]:
+    """Reduce side: merge one partition's buckets (in map order) into (key, value) records."""
+    if agg is None:
+        return chain.from_iterable(pickle.loads(b) for b in buckets)
+    out: dict[Any, Any] = {}
+    merge = agg.mergeCombiners
+    for b in buckets:
+        for k, c in pickle.loads(b).items():
+            if k in out:
+                out[k] = merge(out[k], c)
+            else:
+                out[k] = c
+    return iter(out.items())
+
+
+class ShuffleStore:
+    """Driver-held map outputs: shuffle id -> per map task, a list of pickled buckets."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._outputs: dict[int, list[list[bytes]]] = {}
+        self._compute_locks: dict[int, threading.RLock] = {}
+
+    def compute_lock(self, shuffle_id: int) -> threading.RLock:
+        """The lock a job holds while computing a shuffle's map stage (one computation at a time)."""
+        with self._lock:
+            return self._compute_locks.setdefault(shuffle_id, threading.RLock())
+
+    def put(self, shuffle_id: int, map_outputs: list[list[bytes]]) -> None:
+        """Record the complete output of a map stage (one entry per map task, in map order)."""
+        with self._lock:
+            self._outputs[shuffle_id] = map_outputs
+
+    def is_complete(self, shuffle_id: int) -> bool:
+        with self._lock:
+            return shuffle_id in self._outputs
+
+    def fetch(self, shuffle_id: int, reduce_index: int) -> list[bytes]:
+        """The buckets one reduce task reads: bucket ``reduce_index`` of every map task."""
+        with self._lock:
+            outputs = self._outputs.get(shuffle_id)
+        if outputs is None:
+            raise KeyError(f"shuffle {shuffle_id} has no map outputs (never computed or already freed)")
+        return [m[reduce_index] for m in outputs]
+
+    def remove(self, shuffle_id: int) -> None:
+        """Free a shuffle's outputs. Idempotent."""
+        with self._lock:
+            self._outputs.pop(shuffle_id, None)
+            self._compute_locks.pop(shuffle_id, None)
+
+    def shuffle_ids(self) -> set[int]:
+        with self._lock:
+            return set(self._outputs)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._outputs.clear()
+            self._compute_locks.clear()

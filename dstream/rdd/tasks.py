@@ -1,0 +1,78 @@
+"""The one task type the scheduler ships to a backend, and the context a task computes in.
+
+A stage is pickled once (cloudpickle) into a ``stage_binary`` holding the RDD to compute and the
+function applied to each of its partitions' iterator (an action's per-partition step, or a shuffle
+map side's bucket writer). A task is that binary plus one partition index plus the inputs the
+driver resolved for it: blocks of persisted or in-memory RDDs and shuffle buckets. The task
+returns its value and the blocks it computed for persisted RDDs, by value.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dstream.errors import DStreamError
+
+if TYPE_CHECKING:
+    from dstream.rdd.storage import BlockId
+
+
+@dataclass
+class TaskInputs:
+    """What a task reads that is not computed from lineage inside it."""
+
+    blocks: dict[BlockId, list[Any]] = field(default_factory=dict)
+    shuffles: dict[tuple[int, int], list[bytes]] = field(default_factory=dict)
+
+
+class TaskContext:
+    """Per-task state: resolved inputs, and blocks computed here for persisted RDDs."""
+
+    def __init__(self, split: int, inputs: TaskInputs) -> None:
+        self.split = split
+        self.blocks = inputs.blocks
+        self.shuffles = inputs.shuffles
+        self.new_blocks: dict[BlockId, list[Any]] = {}
+
+    def partitionId(self) -> int:
+        """The partition this task computes (PySpark's TaskContext name)."""
+        return self.split
+
+    def shuffle_input(self, shuffle_id: int, split: int) -> list[bytes]:
+        try:
+            return self.shuffles[(shuffle_id, split)]
+        except KeyError:
+            raise DStreamError(
+                f"task was not given the buckets of shuffle {shuffle_id} partition {split}"
+            ) from None
+
+
+@dataclass
+class TaskResult:
+    """A task's value plus the persisted blocks it computed (stored on the driver)."""
+
+    value: Any
+    new_blocks: dict[BlockId, list[Any]]
+
+
+class StageTask:
+    """Computes ``func(rdd.iterator(split))`` for one partition of a pickled stage."""
+
+    def __init__(self, stage_binary: bytes, split: int, inputs: TaskInputs, description: str) -> None:
+        self.stage_binary = stage_binary
+        self.split = split
+        self.inputs = inputs
+        self.description = description
+
+    def describe(self) -> str:
+        return f"task {self.split} of {self.description}"
+
+    def run(self) -> TaskResult:
+        rdd, func = pickle.loads(self.stage_binary)
+        tctx = TaskContext(self.split, self.inputs)
+        step: Callable[[Iterator[Any]], Any] = func
+        value = step(rdd.iterator(self.split, tctx))
+        return TaskResult(value, tctx.new_blocks)

@@ -1,0 +1,183 @@
+# mypy: disable-error-code="misc"
+"""Narrow and whole-RDD transformations (map, filter, union, coalesce, zip, sample, ...).
+
+Consecutive per-partition functions are composed into one MapPartitionsNode (PySpark's
+PipelinedRDD), so a chain of maps and filters costs one generator layer per operation and no
+intermediate RDD in a task. Composition stops at an RDD that is persisted or checkpointed, whose
+partitions must stay addressable.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
+from typing import TYPE_CHECKING, Any
+
+from dstream.errors import DStreamValueError
+from dstream.rdd.nodes import CartesianNode, CoalescedNode, MapPartitionsNode, UnionNode, ZippedNode
+from dstream.rdd.partitioner import portable_hash
+
+if TYPE_CHECKING:
+    from dstream.rdd.rdd import RDD
+
+PartitionFn = Callable[[int, Iterator[Any]], Iterable[Any]]
+
+
+def check_num_partitions(n: object, what: str = "numPartitions") -> int:
+    """Validate a partition count given by a user."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise DStreamValueError(f"{what} must be a positive int, got {n!r}")
+    return n
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+class TransformsMixin:
+    """Element-wise and partition-wise transformations of any RDD."""
+
+    def _pipelinable(self: RDD) -> bool:
+        return not (
+            self._storage_level.is_stored
+            or self._checkpoint_marked
+            or self.is_checkpointed
+            or self._block_backed
+        )
+
+    def mapPartitionsWithIndex(self: RDD, f: PartitionFn, preservesPartitioning: bool = False) -> RDD:
+        """Apply ``f(partition_index, iterator) -> iterable`` to every partition."""
+        node = self._node
+        if isinstance(node, MapPartitionsNode) and self._pipelinable():
+            prev = node.func
+
+            def composed(split: int, it: Iterator[Any]) -> Iterable[Any]:
+                return f(split, iter(prev(split, it)))
+
+            new = MapPartitionsNode(node.parent, composed)
+        else:
+            new = MapPartitionsNode(self, f)
+        return self._derive(new, self.partitioner if preservesPartitioning else None)
+
+    def mapPartitions(
+        self: RDD, f: Callable[[Iterator[Any]], Iterable[Any]], preservesPartitioning: bool = False
+    ) -> RDD:
+        """Apply ``f(iterator) -> iterable`` to every partition."""
+        return self.mapPartitionsWithIndex(lambda _, it: f(it), preservesPartitioning)
+
+    def map(self: RDD, f: Callable[[Any], Any], preservesPartitioning: bool = False) -> RDD:
+        return self.mapPartitionsWithIndex(lambda _, it: map(f, it), preservesPartitioning)
+
+    def flatMap(self: RDD, f: Callable[[Any], Iterable[Any]], preservesPartitioning: bool = False) -> RDD:
+        return self.mapPartitionsWithIndex(
+            lambda _, it: chain.from_iterable(map(f, it)), preservesPartitioning
+        )
+
+    def filter(self: RDD, f: Callable[[Any], bool]) -> RDD:
+        return self.mapPartitionsWithIndex(lambda _, it: filter(f, it), True)
+
+    def glom(self: RDD) -> RDD:
+        """One list per partition."""
+        return self.mapPartitionsWithIndex(lambda _, it: iter([list(it)]))
+
+    def keyBy(self: RDD, f: Callable[[Any], Any]) -> RDD:
+        return self.map(lambda x: (f(x), x))
+
+    def union(self: RDD, other: RDD) -> RDD:
+        """Partitions of self followed by partitions of other (duplicates kept)."""
+        return self._derive(UnionNode([self, other]))
+
+    def __add__(self: RDD, other: RDD) -> RDD:
+        return self.union(other)
+
+    def cartesian(self: RDD, other: RDD) -> RDD:
+        """All pairs (a, b); partition count is the product of both."""
+        return self._derive(CartesianNode(self, other))
+
+    def distinct(self: RDD, numPartitions: int | None = None) -> RDD:
+        return self.map(lambda x: (x, None)).reduceByKey(lambda x, _: x, numPartitions).map(lambda kv: kv[0])
+
+    def intersection(self: RDD, other: RDD) -> RDD:
+        """Distinct elements present in both RDDs."""
+        left, right = self.map(lambda v: (v, None)), other.map(lambda v: (v, None))
+        return left.cogroup(right).filter(lambda kv: bool(kv[1][0]) and bool(kv[1][1])).keys()
+
+    def coalesce(self: RDD, numPartitions: int, shuffle: bool = False) -> RDD:
+        """Reduce to ``numPartitions`` by merging adjacent partitions (or by a shuffle)."""
+        n = check_num_partitions(numPartitions)
+        if shuffle:
+            return self._round_robin(n)
+        p = self.getNumPartitions()
+        n = min(n, p) if p else n
+        groups = [list(range(i * p // n, (i + 1) * p // n)) for i in range(n)] if p else []
+        return self._derive(CoalescedNode(self, groups))
+
+    def repartition(self: RDD, numPartitions: int) -> RDD:
+        """Exactly ``numPartitions`` partitions, balanced by a shuffle."""
+        return self.coalesce(numPartitions, shuffle=True)
+
+    def _round_robin(self: RDD, n: int) -> RDD:
+        def spread(split: int, it: Iterator[Any]) -> Iterator[tuple[int, Any]]:
+            start = (split * 2654435761) % n  # deterministic, different per input partition
+            return ((i % n, x) for i, x in enumerate(it, start))
+
+        return self.mapPartitionsWithIndex(spread).partitionBy(n, _identity).values()
+
+    def zip(self: RDD, other: RDD) -> RDD:
+        """Pair elements by position; both RDDs need the same partitions and partition sizes."""
+        if self.getNumPartitions() != other.getNumPartitions():
+            raise DStreamValueError(
+                f"Can only zip RDDs with the same number of partitions: {self.getNumPartitions()}"
+                f" != {other.getNumPartitions()}"
+            )
+        return self._derive(ZippedNode(self, other))
+
+    def zipWithIndex(self: RDD) -> RDD:
+        """Pair each element with its global index (runs a job to size the partitions)."""
+        sizes = self.mapPartitions(lambda it: [sum(1 for _ in it)]).collect()
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        return self.mapPartitionsWithIndex(lambda s, it: ((x, i) for i, x in enumerate(it, starts[s])))
+
+    def zipWithUniqueId(self: RDD) -> RDD:
+        """Pair each element of partition k with ids k, n+k, 2n+k... (no job needed)."""
+        n = self.getNumPartitions()
+        return self.mapPartitionsWithIndex(lambda k, it: ((x, i * n + k) for i, x in enumerate(it)))
+
+    def groupBy(
+        self: RDD,
+        f: Callable[[Any], Any],
+        numPartitions: int | None = None,
+        partitionFunc: Callable[[Any], int] = portable_hash,
+    ) -> RDD:
+        return self.map(lambda x: (f(x), x)).groupByKey(numPartitions, partitionFunc)
+
+    def sortBy(
+        self: RDD, keyfunc: Callable[[Any], Any], ascending: bool = True, numPartitions: int | None = None
+    ) -> RDD:
+        return self.keyBy(keyfunc).sortByKey(ascending, numPartitions).values()
+
+    def sample(self: RDD, withReplacement: bool, fraction: float, seed: int | None = None) -> RDD:
+        """A deterministic (given ``seed``) random sample; each element kept with probability ``fraction``."""
+        if fraction < 0 or (not withReplacement and fraction > 1):
+            raise DStreamValueError(
+                f"fraction must be in [0, 1] (or >= 0 with replacement), got {fraction!r}"
+            )
+        base = random.randrange(1 << 30) if seed is None else seed
+
+        def pick(split: int, it: Iterator[Any]) -> Iterator[Any]:
+            rng = random.Random(base * 1_000_003 + split)
+            if not withReplacement:
+                return (x for x in it if rng.random() < fraction)
+            return (x for x in it for _ in range(_poisson(rng, fraction)))
+
+        return self.mapPartitionsWithIndex(pick, True)
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    # Counting exponential inter-arrival times is exact and fine for the small means sampling uses.
+    count, total = 0, rng.expovariate(1.0) if mean > 0 else float("inf")
+    while total < mean:
+        count += 1
+        total += rng.expovariate(1.0)
+    return count
