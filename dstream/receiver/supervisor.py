@@ -141,13 +141,14 @@ class ReceiverSupervisor:
         with self._lock:
             if self._stop_requested.is_set():
                 return
+            # Started before onStart (Spark's order): the threads it launches check isStopped() at once.
+            self._receiver_state = "started"
             try:
                 self.receiver.onStart()
             except Exception as exc:
                 self._receiver_state = "stopped"
                 start_error: Exception | None = exc
             else:
-                self._receiver_state = "started"
                 start_error = None
         if start_error is not None:
             self.stop(f"error starting receiver {self.stream_id}: {start_error}", start_error)
