@@ -134,22 +134,17 @@ class JobScheduler:
             self._thread.start()
 
     def submit_job_set(self, job_set: JobSet) -> None:
-        """Queue a batch's jobs; a batch without jobs completes at once (nothing to run)."""
+        """Queue a batch's jobs. A batch without jobs still passes through the queue, so batches are
+        processed in time order, but it posts no events (like Spark)."""
         with self._cond:
+            self._pending[job_set.time_ms] = job_set
             if self._stopping:
                 log.warning("scheduler is stopping; batch %d ms not run", job_set.time_ms)
-                self._pending[job_set.time_ms] = job_set
                 return
-            if not job_set.jobs:
-                self._mark_processed_locked(job_set.time_ms)
-            else:
-                self._pending[job_set.time_ms] = job_set
-                self._queue.append(job_set)
-                self._cond.notify_all()
-        if not job_set.jobs:
-            self._on_batch_completion(job_set.time_ms)
-            return
-        self._bus.post(StreamingListenerBatchSubmitted(job_set.batch_info()))
+            self._queue.append(job_set)
+            self._cond.notify_all()
+        if job_set.jobs:
+            self._bus.post(StreamingListenerBatchSubmitted(job_set.batch_info()))
 
     def report_error(self, message: str, error: BaseException) -> None:
         """Keep an error for awaitTermination (job failures and job generation failures)."""
@@ -224,6 +219,8 @@ class JobScheduler:
                 self._on_batch_completion(job_set.time_ms)
 
     def _run_job_set(self, job_set: JobSet) -> None:
+        if not job_set.jobs:
+            return
         job_set.processing_start_ms = self._clock.time_ms()
         self._bus.post(StreamingListenerBatchStarted(job_set.batch_info()))
         for job in job_set.jobs:

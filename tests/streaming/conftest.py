@@ -1,0 +1,69 @@
+"""Fixtures for the streaming tests: a local Context, a ManualClock at 0 and a 1 s StreamingContext.
+
+Everything runs on the ManualClock: tests advance it and wait for batches with timeouts, never sleep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from dstream.clock import ManualClock
+from dstream.context import Context
+from dstream.streaming import StreamingContext
+
+WAIT_S = 30.0
+
+
+@pytest.fixture
+def sc() -> Iterator[Context]:
+    ctx = Context("local[2]")
+    try:
+        yield ctx
+    finally:
+        active = StreamingContext.getActive()
+        if active is not None:
+            active.stop(stopSparkContext=False)
+        ctx.stop()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(0)
+
+
+@pytest.fixture
+def ssc(sc: Context, clock: ManualClock) -> Iterator[StreamingContext]:
+    context = StreamingContext(sc, 1.0, clock=clock)
+    try:
+        yield context
+    finally:
+        context.stop(stopSparkContext=False)
+
+
+def to_ms(t: Any) -> int:
+    """A foreachRDD datetime back to epoch milliseconds."""
+    return round(t.timestamp() * 1000)
+
+
+def collect(stream: Any, sort: bool = True) -> dict[int, list[Any]]:
+    """Register an output that records each batch's elements by batch time (ms)."""
+    out: dict[int, list[Any]] = {}
+
+    def record(t: Any, rdd: Any) -> None:
+        items = rdd.collect()
+        out[to_ms(t)] = sorted(items, key=repr) if sort else items
+
+    stream.foreachRDD(record)
+    return out
+
+
+def run(ssc: StreamingContext, clock: ManualClock, batches: int, batch_ms: int = 1000) -> None:
+    """Start (if needed) and run `batches` batches, waiting for the last one."""
+    if ssc._state == "INITIALIZED":
+        ssc.start()
+    target = clock.time_ms() + batches * batch_ms
+    clock.set_time(target)
+    assert ssc.wait_for_batch(target // batch_ms * batch_ms, WAIT_S), f"batch {target} not processed"
