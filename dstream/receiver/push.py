@@ -1,0 +1,245 @@
+"""The push receiver: a TCP server on 127.0.0.1 that producers push records to, exactly once.
+
+Frames and the exactly-once rule are specified in `dstream.receiver.push_protocol`. Per producer the
+receiver keeps the highest durable sequence number; a DATA frame's records at or below it are dropped as
+duplicates, the rest are stored as one block (with metadata producer, seq_first, seq_last) and only when
+`store` returned, i.e. with the receiver WAL on when the block is durable and registered with the
+driver's tracker, is the ACK sent. The per-producer state survives a restart: `on_recovered_blocks` rebuilds
+it from the metadata of the blocks in the receiver WAL.
+
+Without the receiver WAL the push source is at-most-once across a process crash (acked blocks live only
+in memory); the deduplication still holds while the process lives.
+
+The socket is bound when the receiver is created, so `port` is known before the streaming context starts;
+clients that connect early wait in the backlog. A bad frame gets an ERROR reply and the connection is
+closed; it never stops the receiver. Connections are bounded (`connections_max`) and so is the time a
+connection may stay silent (`idle_timeout_s`).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any
+
+from dstream.errors import DStreamValueError
+from dstream.rdd.storage import StorageLevel
+from dstream.receiver.push_protocol import (
+    DATA,
+    FRAME_BYTES_MAX_DEFAULT,
+    HELLO,
+    RETRY,
+    ProtocolError,
+    decode_data,
+    decode_hello,
+    encode_ack,
+    encode_error,
+    read_frame,
+)
+from dstream.receiver.receiver import Receiver
+
+CONNECTIONS_MAX_DEFAULT = 64
+IDLE_TIMEOUT_S_DEFAULT = 300.0
+_ACCEPT_POLL_S = 0.1
+_JOIN_TIMEOUT_S = 10.0
+
+
+class PushReceiver(Receiver):
+    """Receive pushed records over TCP; acknowledge each frame once its records are stored.
+
+    Args:
+        host: address to bind; 127.0.0.1 unless told otherwise.
+        port: TCP port; 0 lets the OS choose (read it from `port`).
+        storageLevel: block storage level (the receiver WAL, when on, is what makes pushes durable).
+        frame_bytes_max: larger frames are refused.
+        connections_max: concurrent connections at most; more are refused with an ERROR frame.
+        idle_timeout_s: a connection silent this long is closed.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        storageLevel: StorageLevel = StorageLevel.MEMORY_AND_DISK_2,
+        frame_bytes_max: int = FRAME_BYTES_MAX_DEFAULT,
+        connections_max: int = CONNECTIONS_MAX_DEFAULT,
+        idle_timeout_s: float = IDLE_TIMEOUT_S_DEFAULT,
+    ) -> None:
+        super().__init__(storageLevel)
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise DStreamValueError(f"port must be an int in 0..65535, got {port!r}")
+        if frame_bytes_max <= 0 or connections_max <= 0 or idle_timeout_s <= 0:
+            raise DStreamValueError(
+                f"frame_bytes_max, connections_max and idle_timeout_s must be positive, got "
+                f"{frame_bytes_max!r}, {connections_max!r}, {idle_timeout_s!r}"
+            )
+        self.host = host
+        self.frame_bytes_max = frame_bytes_max
+        self.connections_max = connections_max
+        self.idle_timeout_s = idle_timeout_s
+        self._durable: dict[str, int] = {}
+        self._state_lock = threading.Lock()
+        self._producer_locks: dict[str, threading.Lock] = {}
+        self._listener: socket.socket | None = None
+        self._accepting = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._conns: set[socket.socket] = set()
+        self.port = port
+        self._bind()
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def _bind(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind((self.host, self.port))
+            listener.listen(self.connections_max)
+        except OSError:
+            listener.close()
+            raise
+        listener.settimeout(_ACCEPT_POLL_S)
+        self._listener = listener
+        self.port = listener.getsockname()[1]
+
+    def onStart(self) -> None:
+        if self._listener is None:
+            self._bind()  # same port as before: clients reconnect to it
+        self._accepting.set()
+        self._spawn(self._accept_loop, "push-accept")
+
+    def onStop(self) -> None:
+        self._accepting.clear()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+        with self._state_lock:
+            conns = list(self._conns)
+        for conn in conns:
+            _shutdown(conn)
+        current = threading.current_thread()
+        for thread in self._threads:
+            if thread is not current:
+                thread.join(_JOIN_TIMEOUT_S)
+        self._threads = [t for t in self._threads if t.is_alive()]
+
+    def on_recovered_blocks(self, metadata: list[dict[str, Any]]) -> None:
+        for meta in metadata:
+            producer, last = meta.get("producer"), meta.get("seq_last")
+            if isinstance(producer, str) and isinstance(last, int):
+                with self._state_lock:
+                    self._durable[producer] = max(self._durable.get(producer, -1), last)
+
+    def durable_seq(self, producer_id: str) -> int:
+        """The highest durable sequence number of a producer (-1 for none)."""
+        with self._state_lock:
+            return self._durable.get(producer_id, -1)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        for name in ("_state_lock", "_listener", "_accepting", "_threads", "_conns", "_producer_locks"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._state_lock = threading.Lock()
+        self._producer_locks = {}
+        self._listener = None
+        self._accepting = threading.Event()
+        self._threads = []
+        self._conns = set()
+
+    # -- serving --------------------------------------------------------------------------------------
+    def _spawn(self, target: Any, name: str, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+
+    def _accept_loop(self) -> None:
+        listener = self._listener
+        while self._accepting.is_set() and listener is not None:
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # closed by onStop
+            with self._state_lock:
+                full = len(self._conns) >= self.connections_max
+                if not full:
+                    self._conns.add(conn)
+            if full:
+                message = f"too many connections (connections_max={self.connections_max})"
+                _reply_and_close(conn, encode_error(message, RETRY))
+            else:
+                self._spawn(self._serve, "push-conn", conn)
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(self.idle_timeout_s)
+        producer: str | None = None
+        try:
+            while self._accepting.is_set():
+                frame = read_frame(conn, self.frame_bytes_max)
+                if frame is None:
+                    return
+                producer, reply = self._handle(producer, frame.kind, frame.payload)
+                conn.sendall(reply)
+        except ProtocolError as exc:
+            _reply_and_close(conn, encode_error(str(exc)))
+        except OSError:
+            pass  # the client went away or onStop shut the socket
+        except Exception as exc:  # a failed store: the client gets no ack and will resend
+            _reply_and_close(conn, encode_error(f"store failed: {exc}", RETRY))
+        finally:
+            with self._state_lock:
+                self._conns.discard(conn)
+            conn.close()
+
+    def _handle(self, producer: str | None, kind: int, payload: bytes) -> tuple[str, bytes]:
+        if kind == HELLO:
+            if producer is not None:
+                raise ProtocolError(f"second HELLO on a connection of producer {producer!r}")
+            producer = decode_hello(payload)
+            return producer, encode_ack(self.durable_seq(producer))
+        if kind != DATA:
+            raise ProtocolError(f"unexpected frame kind {kind} from a client; expected HELLO or DATA")
+        if producer is None:
+            raise ProtocolError("DATA before HELLO; a connection must start with HELLO")
+        return producer, encode_ack(self._store_frame(producer, payload))
+
+    def _producer_lock(self, producer: str) -> threading.Lock:
+        with self._state_lock:
+            return self._producer_locks.setdefault(producer, threading.Lock())
+
+    def _store_frame(self, producer: str, payload: bytes) -> int:
+        first_seq, records = decode_data(payload)
+        with self._producer_lock(producer):  # one frame of a producer at a time, even across connections
+            durable = self.durable_seq(producer)
+            if first_seq > durable + 1:
+                raise ProtocolError(
+                    f"producer {producer!r} sent seq {first_seq} but only {durable} is durable: a gap"
+                )
+            skip = durable + 1 - first_seq
+            fresh = records[skip:]
+            if fresh:
+                last = first_seq + len(records) - 1
+                self.store(list(fresh), {"producer": producer, "seq_first": durable + 1, "seq_last": last})
+                with self._state_lock:
+                    self._durable[producer] = max(self._durable.get(producer, -1), last)
+            return self.durable_seq(producer)
+
+
+def _shutdown(conn: socket.socket) -> None:
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _reply_and_close(conn: socket.socket, frame: bytes) -> None:
+    try:
+        conn.settimeout(1.0)
+        conn.sendall(frame)
+    except OSError:
+        pass
+    _shutdown(conn)

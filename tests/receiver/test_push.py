@@ -1,0 +1,214 @@
+"""Push ingestion: acknowledged only when durable, resends deduplicated, bad frames refused cleanly."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import crc32c
+import pytest
+
+from dstream.client import PushClient, PushRejectedError
+from dstream.clock import SystemClock
+from dstream.errors import DStreamValueError
+from dstream.receiver.block_handler import decode_block_record
+from dstream.receiver.block_rdd import block_refs, read_block
+from dstream.receiver.config import ReceiverConfig
+from dstream.receiver.push import PushReceiver
+from dstream.receiver.push_protocol import (
+    ACK,
+    ERROR,
+    REFUSED,
+    decode_ack,
+    decode_error,
+    encode_data,
+    encode_frame,
+    encode_hello,
+    read_frame,
+)
+from dstream.receiver.receiver_tracker import ReceiverTracker
+from wal import open_wal
+
+STREAM = 0
+
+
+class Running:
+    def __init__(self, tmp_path: Path, **receiver_kwargs: Any) -> None:
+        config = ReceiverConfig.from_conf(wal_enabled=True, restart_delay_ms=1)
+        self.ckpt = str(tmp_path / "ckpt")
+        self.tracker = ReceiverTracker(SystemClock(), config, checkpoint_dir=self.ckpt)
+        self.receiver = PushReceiver(**receiver_kwargs)
+        self.tracker.add_receiver(STREAM, self.receiver)
+        self.tracker.start()
+
+    @property
+    def port(self) -> int:
+        return self.receiver.port
+
+    def records(self) -> list[Any]:
+        infos = self.tracker.block_tracker.get_unallocated_blocks(STREAM)
+        return [r for ref in block_refs(infos, self.tracker.wal_location(STREAM)) for r in read_block(ref)]
+
+    def logged_records(self) -> list[Any]:
+        """Records in the receiver WAL as a fresh reader sees them (what survives a crash)."""
+        log = open_wal(f"{self.ckpt}/receivedData/{STREAM}")
+        return [r for data in log.read_all() for r in decode_block_record(data).records]
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Running]:
+    r = Running(tmp_path, frame_bytes_max=4096, connections_max=4)
+    yield r
+    r.tracker.stop()
+
+
+def raw_connect(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return sock
+
+
+def reply(sock: socket.socket) -> tuple[int, Any]:
+    frame = read_frame(sock, 1 << 20)
+    assert frame is not None, "expected a reply frame"
+    return frame.kind, decode_ack(frame.payload) if frame.kind == ACK else decode_error(frame.payload)
+
+
+def assert_closed(sock: socket.socket) -> None:
+    assert sock.recv(1) == b""
+
+
+def test_send_returns_after_the_records_are_in_the_wal_and_tracked(running: Running) -> None:
+    with PushClient("127.0.0.1", running.port, "p1") as client:
+        assert client.send(["a", "b"]) == 1
+        assert running.logged_records() == ["a", "b"]  # durable before send returned
+        assert client.send([b"\x00bin", "c"]) == 3
+    assert running.records() == ["a", "b", b"\x00bin", "c"]
+    infos = running.tracker.block_tracker.get_unallocated_blocks(STREAM)
+    assert [i.metadata for i in infos] == [
+        {"producer": "p1", "seq_first": 0, "seq_last": 1},
+        {"producer": "p1", "seq_first": 2, "seq_last": 3},
+    ]
+
+
+def test_a_resend_after_a_lost_ack_is_deduplicated(running: Running) -> None:
+    sock = raw_connect(running.port)
+    sock.sendall(encode_hello("p"))
+    assert reply(sock) == (ACK, -1)
+    sock.sendall(encode_data(0, ["r0", "r1", "r2"]))
+    sock.close()  # the ack is lost with the connection
+    with raw_connect(running.port) as again:
+        again.sendall(encode_hello("p"))
+        kind, durable = reply(again)
+        assert kind == ACK and durable in (-1, 2)  # the first frame may still be in flight
+        again.sendall(encode_data(0, ["r0", "r1", "r2"]))  # the client resends the unacked frame
+        assert reply(again) == (ACK, 2)
+        again.sendall(encode_data(1, ["r1", "r2", "r3"]))  # overlapping resend: only r3 is new
+        assert reply(again) == (ACK, 3)
+    assert running.records() == ["r0", "r1", "r2", "r3"]
+
+
+def test_a_new_client_continues_after_the_producers_durable_sequence(running: Running) -> None:
+    with PushClient("127.0.0.1", running.port, "p") as first:
+        first.send(["x", "y"])
+    with PushClient("127.0.0.1", running.port, "p") as second:
+        assert second.send(["z"]) == 2
+    with PushClient("127.0.0.1", running.port, "other") as other:
+        assert other.send(["w"]) == 0
+    assert running.records() == ["x", "y", "z", "w"]
+
+
+def frame_with(**fields: Any) -> bytes:
+    payload = fields.get("payload", b"p")
+    head = struct.pack(
+        ">4sBBHII",
+        fields.get("magic", b"DSPF"),
+        fields.get("version", 1),
+        fields.get("kind", 1),
+        fields.get("flags", 0),
+        fields.get("length", len(payload)),
+        fields.get("crc", crc32c.crc32c(payload)),
+    )
+    return head + payload
+
+
+BAD_FRAMES = {
+    "magic": (frame_with(magic=b"HTTP"), "bad magic"),
+    "version": (frame_with(version=9), "version 9"),
+    "kind": (frame_with(kind=7), "kind 7"),
+    "flags": (frame_with(flags=1), "flags 1"),
+    "crc": (frame_with(crc=12345), "CRC mismatch"),
+    "data before hello": (encode_data(0, ["a"]), "DATA before HELLO"),
+    "ack from client": (encode_hello("p") + encode_frame(ACK, b"\x00" * 8), "unexpected frame kind 3"),
+    "truncated records": (encode_hello("p") + encode_frame(2, encode_data(0, ["abc"])[16:-1]), "record 0"),
+    "short data": (encode_hello("p") + encode_frame(2, b"\x00\x01"), "shorter than"),
+    "bad utf8": (
+        encode_hello("p") + encode_frame(2, struct.pack(">QIBI", 0, 1, 1, 1) + b"\xff"),
+        "not UTF-8",
+    ),
+    "gap": (encode_hello("p") + encode_data(5, ["a"]), "gap"),
+    "empty producer": (encode_frame(1, b""), "HELLO producer id of 0 bytes"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FRAMES))
+def test_malformed_frames_get_an_error_and_a_closed_connection(running: Running, name: str) -> None:
+    data, message = BAD_FRAMES[name]
+    with raw_connect(running.port) as sock:
+        sock.sendall(data)
+        kind, body = reply(sock)
+        while kind == ACK:  # the HELLO before the bad frame is acknowledged first
+            kind, body = reply(sock)
+        assert kind == ERROR and body[0] == REFUSED and message in body[1]
+        assert_closed(sock)
+    with PushClient("127.0.0.1", running.port, "good") as client:  # the receiver still serves others
+        client.send(["ok"])
+    assert running.records() == ["ok"]
+
+
+def test_oversized_frames_are_refused_without_reading_them(running: Running) -> None:
+    with raw_connect(running.port) as sock:
+        sock.sendall(frame_with(length=1 << 30)[:16])  # a header announcing 1 GiB; no payload follows
+        kind, (code, message) = reply(sock)
+        assert kind == ERROR and code == REFUSED and "frame_bytes_max=4096" in message
+        assert_closed(sock)
+    client = PushClient("127.0.0.1", running.port, "big", frame_bytes_max=4096)
+    with pytest.raises(DStreamValueError, match="frame_bytes_max=4096"):
+        client.send(["x" * 5000])
+    client.close()
+
+
+def test_a_client_raising_on_refusal_keeps_its_sequence(running: Running) -> None:
+    client = PushClient("127.0.0.1", running.port, "c")
+    client.send(["a"])
+    with pytest.raises(TypeError, match="str or bytes"):
+        client.send([object()])  # type: ignore[list-item]
+    assert client.send(["b"]) == 1
+    client.close()
+    assert running.records() == ["a", "b"]
+
+
+def test_a_gap_is_refused_by_the_client_api_too(running: Running) -> None:
+    with raw_connect(running.port) as sock:
+        sock.sendall(encode_hello("g") + encode_data(0, ["a"]))
+        assert reply(sock) == (ACK, -1) and reply(sock) == (ACK, 0)
+    client = PushClient("127.0.0.1", running.port, "g")
+    client.send(["b"])
+    client._next_seq = 10  # simulate a client that lost track of its sequence
+    with pytest.raises(PushRejectedError, match="gap"):
+        client.send(["c"])
+    client.close()
+
+
+def test_connections_are_bounded(running: Running) -> None:
+    held = [raw_connect(running.port) for _ in range(4)]
+    for sock in held:
+        sock.sendall(encode_hello("h"))
+        assert reply(sock)[0] == ACK
+    with raw_connect(running.port) as extra:
+        kind, (_code, message) = reply(extra)
+        assert kind == ERROR and "connections_max=4" in message
+    for sock in held:
+        sock.close()
