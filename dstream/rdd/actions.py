@@ -22,7 +22,12 @@ from dstream.rdd import checkpointing, files
 if TYPE_CHECKING:
     from dstream.rdd.rdd import RDD
 
-_EMPTY = object()
+
+class _Empty:
+    """Marks an empty partition in reduce(); a class so it keeps its identity through pickle."""
+
+
+_EMPTY = _Empty
 
 
 def _reduce_partition(f: Callable[[Any, Any], Any]) -> Callable[[Iterator[Any]], Any]:

@@ -18,17 +18,13 @@ from typing import TYPE_CHECKING, Any
 from dstream.rdd.nodes import ShuffledNode
 from dstream.rdd.partitioner import Partitioner, RangeBounds, portable_hash, range_bounds
 from dstream.rdd.resultiterable import ResultIterable
-from dstream.rdd.shuffle import Aggregator, ShuffleDependency, combine
+from dstream.rdd.shuffle import Aggregator, ShuffleDependency, combine, identity
 from dstream.rdd.transforms import check_num_partitions
 
 if TYPE_CHECKING:
     from dstream.rdd.rdd import RDD
 
 HashFunc = Callable[[Any], int]
-
-
-def _identity(x: Any) -> Any:
-    return x
 
 
 def _list_create(v: Any) -> list[Any]:
@@ -92,11 +88,11 @@ class PairsMixin:
         numPartitions: int | None = None,
         partitionFunc: HashFunc = portable_hash,
     ) -> RDD:
-        return self.combineByKey(_identity, func, func, numPartitions, partitionFunc)
+        return self.combineByKey(identity, func, func, numPartitions, partitionFunc)
 
     def reduceByKeyLocally(self: RDD, func: Callable[[Any, Any], Any]) -> dict[Any, Any]:
         """Merge values per key and return the result to the driver as a dict."""
-        agg = Aggregator(_identity, func, func)
+        agg = Aggregator(identity, func, func)
         out: dict[Any, Any] = {}
         for part in self.mapPartitions(lambda it: [combine(it, agg)]).collect():
             for k, v in part.items():
@@ -179,7 +175,7 @@ class PairsMixin:
         self: RDD,
         ascending: bool = True,
         numPartitions: int | None = None,
-        keyfunc: Callable[[Any], Any] = _identity,
+        keyfunc: Callable[[Any], Any] = identity,
     ) -> RDD:
         """Total order by key across partitions (range partitioning from a sample of keys)."""
         n = check_num_partitions(

@@ -24,6 +24,14 @@ from dstream.errors import DStreamValueError
 PICKLE_PROTOCOL = 5
 
 
+_MISSING = object()
+
+
+def identity(x: Any) -> Any:
+    """createCombiner of reduceByKey; recognised by `combine` to skip a call per new key."""
+    return x
+
+
 class Aggregator:
     """PySpark's combineByKey triple: createCombiner, mergeValue, mergeCombiners."""
 
@@ -71,13 +79,17 @@ def _not_a_pair(exc: Exception, op: str) -> DStreamValueError:
 def combine(records: Iterable[Any], agg: Aggregator) -> dict[Any, Any]:
     """Map-side combine of (key, value) records into {key: combiner}, in first-seen order."""
     out: dict[Any, Any] = {}
-    create, merge = agg.createCombiner, agg.mergeValue
+    create, merge, get, missing = agg.createCombiner, agg.mergeValue, out.get, _MISSING
+    # The hottest loop of the engine: one dict lookup and one store per record.
     try:
-        for k, v in records:
-            if k in out:
-                out[k] = merge(out[k], v)
-            else:
-                out[k] = create(v)
+        if create is identity:
+            for k, v in records:
+                c = get(k, missing)
+                out[k] = v if c is missing else merge(c, v)
+        else:
+            for k, v in records:
+                c = get(k, missing)
+                out[k] = create(v) if c is missing else merge(c, v)
     except (TypeError, ValueError) as exc:
         if "unpack" in str(exc):
             raise _not_a_pair(exc, "a shuffle") from exc

@@ -1,0 +1,183 @@
+"""Pair-RDD operations against plain-Python references."""
+
+from __future__ import annotations
+
+import operator
+from collections import defaultdict
+from typing import Any
+
+import pytest
+
+from dstream import Context, ResultIterable
+from dstream.rdd.partitioner import Partitioner, portable_hash
+
+LEFT = [("a", 1), ("b", 2), ("a", 3), ("c", 4), ("d", 5), ("a", 6)]
+RIGHT = [("a", "x"), ("c", "y"), ("c", "z"), ("e", "w")]
+
+
+def grouped(pairs: list[tuple[Any, Any]]) -> dict[Any, list[Any]]:
+    out: dict[Any, list[Any]] = defaultdict(list)
+    for k, v in pairs:
+        out[k].append(v)
+    return dict(out)
+
+
+def ref_join(left: list[Any], right: list[Any], keep_left: bool, keep_right: bool) -> list[Any]:
+    lg, rg = grouped(left), grouped(right)
+    out = []
+    for k in set(lg) | set(rg):
+        vs = lg.get(k, [None] if keep_right and k in rg else [])
+        ws = rg.get(k, [None] if keep_left and k in lg else [])
+        out.extend((k, (v, w)) for v in vs for w in ws)
+    return sorted(out, key=repr)
+
+
+def test_combine_aggregate_fold_by_key(sc: Context) -> None:
+    rdd = sc.parallelize(LEFT, 3)
+    sums = {k: sum(vs) for k, vs in grouped(LEFT).items()}
+    assert dict(rdd.reduceByKey(operator.add).collect()) == sums
+    assert dict(sc.parallelize(LEFT, 1).foldByKey(0, operator.add).collect()) == sums
+    combined = rdd.combineByKey(lambda v: [v], lambda c, v: [*c, v], lambda a, b: a + b).collect()
+    assert {k: sorted(v) for k, v in combined} == {k: sorted(v) for k, v in grouped(LEFT).items()}
+    agg = rdd.aggregateByKey(
+        (0, 0), lambda acc, v: (acc[0] + v, acc[1] + 1), lambda a, b: (a[0] + b[0], a[1] + b[1])
+    )
+    assert dict(agg.collect()) == {k: (sum(vs), len(vs)) for k, vs in grouped(LEFT).items()}
+
+
+def test_fold_by_key_zero_counts_once_per_key_and_partition(sc_inline: Context) -> None:
+    rdd = sc_inline.parallelize(LEFT, 2)  # partitions: LEFT[:3], LEFT[3:]
+    expected: dict[str, int] = defaultdict(int)
+    for part in (LEFT[:3], LEFT[3:]):
+        for k in {k for k, _ in part}:
+            expected[k] += 10
+    for k, v in LEFT:
+        expected[k] += v
+    assert dict(rdd.foldByKey(10, operator.add).collect()) == expected
+
+
+def test_aggregate_by_key_copies_mutable_zero(sc: Context) -> None:
+    # If the zero list were shared, every key would see every value.
+    mutating = sc.parallelize(LEFT, 2).aggregateByKey(
+        [], lambda acc, v: (acc.append(v), acc)[1], operator.add
+    )
+    assert {k: sorted(v) for k, v in mutating.collect()} == {k: sorted(v) for k, v in grouped(LEFT).items()}
+
+
+def test_group_by_key_values_are_result_iterables(sc: Context) -> None:
+    out = sc.parallelize(LEFT, 3).groupByKey().collect()
+    assert all(isinstance(v, ResultIterable) for _, v in out)
+    assert {k: list(v) for k, v in out} == grouped(LEFT)
+    assert {k: len(v) for k, v in out} == {k: len(v) for k, v in grouped(LEFT).items()}
+
+
+def test_keys_values_flat_map_values(sc: Context) -> None:
+    rdd = sc.parallelize(LEFT, 2)
+    assert rdd.keys().collect() == [k for k, _ in LEFT]
+    assert rdd.values().collect() == [v for _, v in LEFT]
+    assert rdd.flatMapValues(lambda v: range(v % 3)).collect() == [
+        (k, i) for k, v in LEFT for i in range(v % 3)
+    ]
+
+
+def test_count_by_key_and_value_return_defaultdicts(sc: Context) -> None:
+    rdd = sc.parallelize(LEFT, 3)
+    by_key = rdd.countByKey()
+    assert isinstance(by_key, defaultdict) and by_key.default_factory is int
+    assert by_key == {k: len(v) for k, v in grouped(LEFT).items()}
+    assert by_key["zzz"] == 0
+    by_value = sc.parallelize([1, 2, 1, 3, 1], 2).countByValue()
+    assert isinstance(by_value, defaultdict)
+    assert by_value == {1: 3, 2: 1, 3: 1}
+
+
+@pytest.mark.parametrize(
+    ("method", "keep_left", "keep_right"),
+    [
+        ("join", False, False),
+        ("leftOuterJoin", True, False),
+        ("rightOuterJoin", False, True),
+        ("fullOuterJoin", True, True),
+    ],
+)
+def test_joins_match_reference(sc: Context, method: str, keep_left: bool, keep_right: bool) -> None:
+    left, right = sc.parallelize(LEFT, 2), sc.parallelize(RIGHT, 3)
+    out = getattr(left, method)(right).collect()
+    assert sorted(out, key=repr) == ref_join(LEFT, RIGHT, keep_left, keep_right)
+    assert getattr(left, method)(right, 4).getNumPartitions() == 4
+
+
+def test_join_default_partitions_is_sum_of_inputs_like_pyspark(sc: Context) -> None:
+    assert sc.parallelize(LEFT, 2).join(sc.parallelize(RIGHT, 3)).getNumPartitions() == 5
+
+
+def test_cogroup_and_group_with(sc: Context) -> None:
+    a, b, c = sc.parallelize(LEFT, 2), sc.parallelize(RIGHT, 1), sc.parallelize([("a", None)], 1)
+    out = {k: tuple(list(x) for x in v) for k, v in a.cogroup(b).collect()}
+    lg, rg = grouped(LEFT), grouped(RIGHT)
+    assert out == {k: (lg.get(k, []), rg.get(k, [])) for k in set(lg) | set(rg)}
+    three = {k: tuple(len(x) for x in v) for k, v in a.groupWith(b, c).collect()}
+    assert three["a"] == (3, 1, 1)
+    assert three["e"] == (0, 1, 0)
+
+
+def test_subtract_and_subtract_by_key(sc: Context) -> None:
+    a = sc.parallelize(LEFT, 2)
+    assert sorted(a.subtractByKey(sc.parallelize(RIGHT, 2)).collect()) == sorted(
+        (k, v) for k, v in LEFT if k not in dict(RIGHT)
+    )
+    xs, ys = [1, 2, 2, 3, 4, 4, 5], [2, 4, 6]
+    assert sorted(sc.parallelize(xs, 3).subtract(sc.parallelize(ys, 2)).collect()) == sorted(
+        x for x in xs if x not in ys
+    )
+
+
+def test_partition_by_places_keys_by_portable_hash(sc: Context) -> None:
+    rdd = sc.parallelize([(k, i) for i, k in enumerate("abcdefghij")], 3).partitionBy(4)
+    assert rdd.getNumPartitions() == 4
+    assert rdd.partitioner == Partitioner(4, portable_hash)
+    for index, part in enumerate(rdd.glom().collect()):
+        assert all(portable_hash(k) % 4 == index for k, _ in part)
+    assert rdd.partitionBy(4) is rdd  # already partitioned that way: no new shuffle
+
+
+def test_custom_partition_func(sc: Context) -> None:
+    rdd = sc.parallelize([(i, i) for i in range(10)], 2).partitionBy(3, lambda k: k // 4)
+    assert rdd.glom().collect() == [[(i, i) for i in range(10) if (i // 4) % 3 == p] for p in range(3)]
+
+
+def test_aggregation_on_copartitioned_input_skips_the_shuffle(sc: Context) -> None:
+    parted = sc.parallelize([(i % 5, i) for i in range(20)], 2).partitionBy(3)
+    summed = parted.reduceByKey(operator.add, 3)
+    assert b"ShuffledRDD" in summed.toDebugString()
+    assert summed.toDebugString().count(b"ShuffledRDD") == 1  # only partitionBy's
+    assert dict(summed.collect()) == {k: sum(i for i in range(20) if i % 5 == k) for k in range(5)}
+
+
+def test_sort_by_key_total_order(sc: Context) -> None:
+    import random
+
+    rng = random.Random(3)
+    pairs = [(rng.randrange(1000), i) for i in range(300)]
+    asc = sc.parallelize(pairs, 4).sortByKey(numPartitions=3)
+    assert asc.getNumPartitions() == 3
+    assert [k for k, _ in asc.collect()] == sorted(k for k, _ in pairs)
+    parts = asc.glom().collect()
+    assert all(parts[i] and parts[i + 1] and parts[i][-1][0] <= parts[i + 1][0][0] for i in range(2))
+    desc = sc.parallelize(pairs, 4).sortByKey(ascending=False, numPartitions=3)
+    assert [k for k, _ in desc.collect()] == sorted((k for k, _ in pairs), reverse=True)
+    by_mod = sc.parallelize(pairs, 4).sortByKey(True, 2, keyfunc=lambda k: k % 7).keys().collect()
+    assert [k % 7 for k in by_mod] == sorted(k % 7 for k, _ in pairs)
+    one = sc.parallelize(pairs, 4).sortByKey(numPartitions=1)
+    assert one.getNumPartitions() == 1 and [k for k, _ in one.collect()] == sorted(k for k, _ in pairs)
+
+
+def test_sort_by_key_on_empty_rdd(sc: Context) -> None:
+    assert sc.parallelize([], 2).sortByKey().collect() == []
+
+
+def test_collect_as_map_and_lookup(sc: Context) -> None:
+    rdd = sc.parallelize(LEFT, 2)
+    assert rdd.collectAsMap() == dict(LEFT)
+    assert rdd.lookup("a") == [1, 3, 6]
+    assert rdd.reduceByKeyLocally(operator.add) == {k: sum(v) for k, v in grouped(LEFT).items()}
