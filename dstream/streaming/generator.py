@@ -53,11 +53,20 @@ class RecurringTimer:
         self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
         self._thread.start()
 
-    def stop(self, timeout_s: float = 10.0) -> int | None:
-        """Stop firing; returns the last time fired (None if it never fired)."""
+    def stop(self, timeout_s: float = 10.0, fire_due: bool = False) -> int | None:
+        """Stop firing; returns the last time fired (None if it never fired).
+
+        With `fire_due`, ticks the clock has already reached but the thread had not fired yet are
+        fired here first (a graceful stop generates every batch whose time has come).
+        """
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout_s)
+        if fire_due and self._next_ms is not None:
+            while self._next_ms <= self._clock.time_ms():
+                self._callback(self._next_ms)
+                self.last_fired_ms = self._next_ms
+                self._next_ms += self._period_ms
         return self.last_fired_ms
 
     def _loop(self) -> None:
@@ -108,7 +117,7 @@ class JobGenerator:
 
     def stop(self, graceful: bool, timeout_s: float) -> None:
         """Stop the timer, then (if graceful) finish what is queued, then the event loop."""
-        self._timer.stop(timeout_s)
+        self._timer.stop(timeout_s, fire_due=graceful)
         if graceful:
             self._wait_idle(timeout_s)
             self._scheduler.wait_until_idle(timeout_s)
@@ -127,8 +136,18 @@ class JobGenerator:
             self._scheduler.mark_processed(time_ms)
         else:
             self._scheduler.submit_job_set(JobSet(time_ms, jobs, infos, self._clock.time_ms()))
-        self.last_generated_ms = time_ms
+        with self._idle:
+            self.last_generated_ms = time_ms
+            self._idle.notify_all()
         self._checkpoint(time_ms, clear_later=False)
+
+    def wait_generated(self, time_ms: int, timeout_s: float) -> bool:
+        """Wait until the batch at `time_ms` (or a later one) has been generated; False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(
+                lambda: self.last_generated_ms is not None and self.last_generated_ms >= time_ms,
+                timeout=timeout_s,
+            )
 
     def _on_tick(self, time_ms: int) -> None:
         self._post(("generate", time_ms))
