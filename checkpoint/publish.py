@@ -28,13 +28,15 @@ import os
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fsspec import AbstractFileSystem
 
 from checkpoint.errors import AlreadyPublishedError, PublishError
 from checkpoint.location import capability_of, resolve
+
+Hook = Callable[[], None] | None
 
 
 class Publisher(ABC):
@@ -44,18 +46,28 @@ class Publisher(ABC):
         self.fs = fs
 
     @abstractmethod
-    def _put(self, path: str, data: bytes, *, overwrite: bool) -> None:
+    def _put(self, path: str, data: bytes, *, overwrite: bool, hook: Hook) -> None:
         """Write `data` atomically; raise FileExistsError if not overwriting and the name is taken."""
 
-    def publish(self, path: str, data: bytes, *, overwrite: bool = False) -> None:
+    def publish(
+        self, path: str, data: bytes, *, overwrite: bool = False, before_publish: Hook = None
+    ) -> None:
         """Publish `data` at `path` atomically (create-once unless `overwrite`).
+
+        Args:
+            path: backend path of the object.
+            data: the complete bytes.
+            overwrite: replace an existing object (still atomic) instead of refusing.
+            before_publish: called once the bytes are durable but not yet visible under `path`
+                (local: temp file fsynced, before the link; object store: before the PUT). Crash
+                points hook in here.
 
         Raises:
             AlreadyPublishedError: `overwrite` is false and `path` already exists.
             PublishError: the write failed and nothing was published.
         """
         try:
-            self._put(path, bytes(data), overwrite=overwrite)
+            self._put(path, bytes(data), overwrite=overwrite, hook=before_publish)
         except AlreadyPublishedError:
             raise
         except FileExistsError as exc:
@@ -105,7 +117,7 @@ def _makedirs_durably(directory: str) -> None:
 class LocalPublisher(Publisher):
     """Temp file, fsync, link/replace, fsync of the directory."""
 
-    def _put(self, path: str, data: bytes, *, overwrite: bool) -> None:
+    def _put(self, path: str, data: bytes, *, overwrite: bool, hook: Hook) -> None:
         directory = os.path.dirname(path) or "."
         _makedirs_durably(directory)
         tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
@@ -114,6 +126,8 @@ class LocalPublisher(Publisher):
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+            if hook is not None:
+                hook()
             if overwrite:
                 os.replace(tmp, path)
             else:
@@ -137,7 +151,9 @@ _MEMORY_LOCK = threading.Lock()
 class MemoryPublisher(Publisher):
     """fsspec's in-process memory store: check-and-write under one lock."""
 
-    def _put(self, path: str, data: bytes, *, overwrite: bool) -> None:
+    def _put(self, path: str, data: bytes, *, overwrite: bool, hook: Hook) -> None:
+        if hook is not None:
+            hook()
         with _MEMORY_LOCK:
             if not overwrite and self.fs.exists(path):
                 raise FileExistsError(path)
@@ -147,7 +163,9 @@ class MemoryPublisher(Publisher):
 class ObjectStorePublisher(Publisher):
     """One conditional PUT per key (`If-None-Match: *`); a failed put is settled by looking."""
 
-    def _put(self, path: str, data: bytes, *, overwrite: bool) -> None:
+    def _put(self, path: str, data: bytes, *, overwrite: bool, hook: Hook) -> None:
+        if hook is not None:
+            hook()
         if overwrite:
             self.fs.pipe_file(path, data)
             return

@@ -1,0 +1,251 @@
+"""Metadata checkpoints: the dataclass, its envelope encoding, synchronous write, and the reader.
+
+A metadata checkpoint is one envelope (`checkpoint.envelope`) at `<dir>/metadata/checkpoint-<name_ms>-<seq>`:
+the JSON part holds every field of `MetadataCheckpoint` except the graph, which is the blob.
+
+Naming (SPARK-11740/11267): a batch gets two checkpoints (after generation, after completion), and
+an old batch's completion checkpoint can be written after a newer batch's generation checkpoint while
+carrying the newest state. So the file is named by `name_ms = max(name_ms seen so far, batch_ms)` and a
+`seq` that grows with every write in the directory. The newest by (name_ms, seq) is the most recently
+written, and a checkpoint for an older batch can never rank above one already written for a newer
+batch's name. Every name is written once (create-once on object stores, which also fences a second
+writer). The JSON part repeats (name_ms, seq); the reader refuses a file whose content disagrees with
+its name, so an old checkpoint copied under a newer name is not picked.
+
+`read_latest` tries names newest first and falls back past invalid ones, returning what it skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from checkpoint import crashpoints
+from checkpoint.envelope import SignatureStatus, SigningKey, decode, encode, signing_key_from_env
+from checkpoint.errors import CheckpointValueError, CorruptCheckpointError
+from checkpoint.fingerprint import CodeFingerprint
+from checkpoint.layout import CheckpointName, check_ms, metadata_checkpoint_url, metadata_dir
+from checkpoint.location import resolve
+from checkpoint.publish import publisher_for
+
+KIND = "dstream-metadata-checkpoint"
+KeyChoice = SigningKey | None | Literal["env"]
+
+
+def resolve_key(key: KeyChoice) -> SigningKey | None:
+    """`"env"` means the key from DSTREAM_CHECKPOINT_KEY (or none if unset)."""
+    return signing_key_from_env() if key == "env" else key
+
+
+@dataclass(frozen=True)
+class DataCheckpointRef:
+    """A committed RDD data checkpoint a metadata checkpoint depends on."""
+
+    stream_id: str
+    batch_ms: int
+    url: str
+
+
+@dataclass(frozen=True)
+class MetadataCheckpoint:
+    """Everything a driver needs to restart, as plain data plus the cloudpickled graph bytes.
+
+    `name` and `signature` are filled in by the reader; writers leave them as default.
+    """
+
+    batch_ms: int
+    graph_blob: bytes = field(repr=False)
+    pending_batches: tuple[int, ...] = ()
+    stream_ids: tuple[str, ...] = ()
+    data_checkpoints: tuple[DataCheckpointRef, ...] = ()
+    master: str = ""
+    app_name: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    fingerprint: CodeFingerprint | None = None
+    state_sizes: Mapping[str, int] = field(default_factory=dict)
+    wal_needed_from_ms: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    name: CheckpointName | None = None
+    signature: SignatureStatus = "unsigned"
+
+    def __post_init__(self) -> None:
+        check_ms(self.batch_ms, "batch_ms")
+        if not isinstance(self.graph_blob, bytes):
+            raise CheckpointValueError(f"graph_blob must be bytes, got {type(self.graph_blob).__name__}")
+
+    def json_part(self, name: CheckpointName) -> dict[str, Any]:
+        """The inspectable JSON part for this checkpoint written under `name`."""
+        return {
+            "kind": KIND,
+            "name_ms": name.name_ms,
+            "seq": name.seq,
+            "batch_ms": self.batch_ms,
+            "pending_batches": sorted(self.pending_batches),
+            "stream_ids": [str(s) for s in self.stream_ids],
+            "data_checkpoints": [
+                {"stream_id": str(r.stream_id), "batch_ms": r.batch_ms, "url": r.url}
+                for r in self.data_checkpoints
+            ],
+            "master": self.master,
+            "app_name": self.app_name,
+            "config": dict(self.config),
+            "fingerprint": self.fingerprint.to_json() if self.fingerprint else None,
+            "state_sizes": dict(self.state_sizes),
+            "wal_needed_from_ms": self.wal_needed_from_ms,
+            "graph_blob_bytes": len(self.graph_blob),
+            "extra": dict(self.extra),
+        }
+
+    @staticmethod
+    def from_json_part(raw: Mapping[str, Any], blob: bytes, signature: SignatureStatus) -> MetadataCheckpoint:
+        """Rebuild from a decoded JSON part (raises KeyError/TypeError/ValueError on bad fields)."""
+        if raw.get("kind") != KIND:
+            raise ValueError(f"kind {raw.get('kind')!r}, expected {KIND!r}")
+        fp = raw.get("fingerprint")
+        return MetadataCheckpoint(
+            batch_ms=int(raw["batch_ms"]),
+            graph_blob=blob,
+            pending_batches=tuple(int(t) for t in raw["pending_batches"]),
+            stream_ids=tuple(str(s) for s in raw["stream_ids"]),
+            data_checkpoints=tuple(
+                DataCheckpointRef(str(r["stream_id"]), int(r["batch_ms"]), str(r["url"]))
+                for r in raw["data_checkpoints"]
+            ),
+            master=str(raw["master"]),
+            app_name=str(raw["app_name"]),
+            config=dict(raw["config"]),
+            fingerprint=CodeFingerprint.from_json(fp) if fp else None,
+            state_sizes={str(k): int(v) for k, v in raw["state_sizes"].items()},
+            wal_needed_from_ms=raw["wal_needed_from_ms"],
+            extra=dict(raw.get("extra") or {}),
+            name=CheckpointName(int(raw["name_ms"]), int(raw["seq"])),
+            signature=signature,
+        )
+
+
+@dataclass(frozen=True)
+class SkippedCheckpoint:
+    """A checkpoint file the reader passed over, and why."""
+
+    name: CheckpointName
+    url: str
+    reason: str
+
+
+def encode_checkpoint(checkpoint: MetadataCheckpoint, name: CheckpointName, key: SigningKey | None) -> bytes:
+    """The envelope bytes of `checkpoint` written under `name`."""
+    return encode(checkpoint.json_part(name), checkpoint.graph_blob, key)
+
+
+def decode_checkpoint(
+    data: bytes, name: CheckpointName | None, key: SigningKey | None, where: str
+) -> MetadataCheckpoint:
+    """Validate and decode envelope bytes; never unpickles.
+
+    Raises:
+        CorruptCheckpointError: framing/CRC/JSON problems or content that disagrees with `name`.
+        CheckpointSignatureError: signature policy failure.
+    """
+    env = decode(data, key=key, where=where)
+    try:
+        ckpt = MetadataCheckpoint.from_json_part(env.json_part, env.blob, env.signature)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CorruptCheckpointError(f"{where}: JSON part is not a metadata checkpoint: {exc!r}") from exc
+    if name is not None and ckpt.name != name:
+        raise CorruptCheckpointError(f"{where}: content says {ckpt.name}, file name says {name}")
+    return ckpt
+
+
+def list_checkpoints(
+    dir_url: str, *, storage_options: Mapping[str, Any] | None = None
+) -> list[CheckpointName]:
+    """Names of the metadata checkpoint files in `dir_url`, oldest first (temp files ignored)."""
+    fs, path = resolve(metadata_dir(dir_url), storage_options)
+    fs.invalidate_cache(path)
+    try:
+        entries = fs.ls(path, detail=False)
+    except FileNotFoundError:
+        return []
+    names = (CheckpointName.parse(str(e).rstrip("/").rsplit("/", 1)[-1]) for e in entries)
+    return sorted(n for n in names if n is not None)
+
+
+def write_checkpoint(
+    dir_url: str,
+    checkpoint: MetadataCheckpoint,
+    name: CheckpointName,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    key: KeyChoice = "env",
+) -> str:
+    """Publish one checkpoint create-once under `name`; returns its URL.
+
+    Raises:
+        AlreadyPublishedError: `name` is taken (another writer: this one is fenced).
+        PublishError: the storage write failed.
+    """
+    url = metadata_checkpoint_url(dir_url, name)
+    data = encode_checkpoint(checkpoint, name, resolve_key(key))
+    fs, path = resolve(url, storage_options)
+    publisher_for(fs).publish(
+        path,
+        data,
+        before_publish=lambda: crashpoints.crash_point(crashpoints.METADATA_AFTER_WRITE_BEFORE_PUBLISH),
+    )
+    return url
+
+
+def read_checkpoint(
+    dir_url: str,
+    name: CheckpointName,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    key: KeyChoice = "env",
+) -> MetadataCheckpoint:
+    """Read and verify one checkpoint.
+
+    Raises:
+        CorruptCheckpointError: missing, torn, corrupt, or mislabeled.
+        CheckpointSignatureError: signature policy failure.
+    """
+    url = metadata_checkpoint_url(dir_url, name)
+    fs, path = resolve(url, storage_options)
+    try:
+        data = publisher_for(fs).read(path)
+    except FileNotFoundError as exc:
+        raise CorruptCheckpointError(f"{url}: missing") from exc
+    return decode_checkpoint(data, name, resolve_key(key), url)
+
+
+def read_latest(
+    dir_url: str,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    key: KeyChoice = "env",
+) -> tuple[MetadataCheckpoint | None, list[SkippedCheckpoint]]:
+    """The newest valid checkpoint in `dir_url` and the newer ones skipped on the way (newest first).
+
+    Returns (None, skipped) when there is no valid checkpoint; `skipped` is empty when there is none at
+    all. Storage errors other than a missing/corrupt file propagate.
+    """
+    resolved = resolve_key(key)
+    skipped: list[SkippedCheckpoint] = []
+    for name in reversed(list_checkpoints(dir_url, storage_options=storage_options)):
+        try:
+            return read_checkpoint(dir_url, name, storage_options=storage_options, key=resolved), skipped
+        except CorruptCheckpointError as exc:
+            skipped.append(SkippedCheckpoint(name, metadata_checkpoint_url(dir_url, name), str(exc)))
+    return None, skipped
+
+
+def next_name(latest: CheckpointName | None, batch_ms: int) -> CheckpointName:
+    """The name for a checkpoint of `batch_ms` written after `latest` (pure; see module docstring)."""
+    if latest is None:
+        return CheckpointName(batch_ms, 0)
+    return CheckpointName(max(latest.name_ms, batch_ms), latest.seq + 1)
+
+
+def with_name(checkpoint: MetadataCheckpoint, name: CheckpointName) -> MetadataCheckpoint:
+    """A copy of `checkpoint` labeled with `name` (as the reader would return it)."""
+    return replace(checkpoint, name=name)

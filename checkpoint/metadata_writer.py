@@ -1,0 +1,313 @@
+"""The background metadata checkpoint writer: one thread, a bounded queue, no silent drops.
+
+The engine serializes the graph on its own thread (a consistent snapshot) and hands a
+`MetadataCheckpoint` to `write`. One writer thread names, encodes and publishes checkpoints in the
+order received, then applies retention and calls `on_written(batch_ms, info)`.
+
+Unlike Spark's writer (a full queue drops the checkpoint, a failed rename is only logged, three IO
+failures end in a warning), here:
+
+- a full queue blocks `write` for up to `put_timeout_s`, then raises `CheckpointQueueFullError`;
+- a failed publish is retried up to `attempts_max` times, then `on_failed(batch_ms, error)` is called;
+- a name already taken by someone else means another writer is active in the directory: this writer
+  is fenced, reports `DriverLeaseError` through `on_failed` and refuses further writes.
+
+Retention runs only after a publish is durable: older metadata checkpoints beyond `keep_n` are
+deleted, and so are RDD data checkpoint directories no kept checkpoint needs (see
+`checkpoint.retention`); the WAL clean threshold is reported in `WrittenInfo`, for the engine to act on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from checkpoint import crashpoints, rdd_data
+from checkpoint.errors import (
+    AlreadyPublishedError,
+    CheckpointError,
+    CheckpointQueueFullError,
+    CheckpointValueError,
+    CorruptCheckpointError,
+    DriverLeaseError,
+)
+from checkpoint.layout import RDD_DIR, CheckpointName, metadata_checkpoint_url, rdd_checkpoint_dir
+from checkpoint.location import join, resolve
+from checkpoint.metadata import (
+    KeyChoice,
+    MetadataCheckpoint,
+    list_checkpoints,
+    next_name,
+    read_checkpoint,
+    resolve_key,
+    write_checkpoint,
+)
+from checkpoint.retention import CheckpointSummary, RddDirKey, plan_retention
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WrittenInfo:
+    """What one successful checkpoint write did."""
+
+    name: CheckpointName
+    url: str
+    attempts: int
+    deleted_metadata: list[str] = field(default_factory=list)
+    deleted_rdd_dirs: list[str] = field(default_factory=list)
+    wal_clean_before_ms: int | None = None
+
+
+OnWritten = Callable[[int, WrittenInfo], None]
+OnFailed = Callable[[int, BaseException], None]
+
+
+def _summary(ckpt: MetadataCheckpoint, name: CheckpointName) -> CheckpointSummary:
+    refs = frozenset((r.stream_id, r.batch_ms) for r in ckpt.data_checkpoints)
+    return CheckpointSummary(name, refs, ckpt.wal_needed_from_ms)
+
+
+class MetadataCheckpointWriter:
+    """Writes metadata checkpoints to `dir_url` on one background thread.
+
+    Args:
+        dir_url: the checkpoint directory (any fsspec URL).
+        storage_options: fsspec options.
+        keep_n: metadata checkpoints to keep (default 10).
+        queue_size_max: checkpoints waiting to be written before `write` blocks.
+        put_timeout_s: how long `write` blocks on a full queue before raising.
+        attempts_max: publish attempts per checkpoint.
+        retry_delay_s: wait between attempts.
+        key: signing key, None for unsigned, "env" for DSTREAM_CHECKPOINT_KEY.
+        on_written: called on the writer thread after publish and retention.
+        on_failed: called on the writer thread when a checkpoint could not be written.
+        fence: called before each publish; raising (e.g. a lost driver lease) fails the write.
+        clean_rdd_data: delete RDD data checkpoint dirs that retention allows.
+    """
+
+    def __init__(
+        self,
+        dir_url: str,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        keep_n: int = 10,
+        queue_size_max: int = 100,
+        put_timeout_s: float = 30.0,
+        attempts_max: int = 3,
+        retry_delay_s: float = 0.5,
+        key: KeyChoice = "env",
+        on_written: OnWritten | None = None,
+        on_failed: OnFailed | None = None,
+        fence: Callable[[], None] | None = None,
+        clean_rdd_data: bool = True,
+    ) -> None:
+        for label, value in (
+            ("keep_n", keep_n),
+            ("queue_size_max", queue_size_max),
+            ("attempts_max", attempts_max),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise CheckpointValueError(f"{label} must be an int >= 1, got {value!r}")
+        self.dir_url = dir_url
+        self._so = dict(storage_options or {})
+        self._keep_n = keep_n
+        self._put_timeout_s = put_timeout_s
+        self._attempts_max = attempts_max
+        self._retry_delay_s = retry_delay_s
+        self._key = resolve_key(key)
+        self._on_written = on_written
+        self._on_failed = on_failed
+        self._fence = fence
+        self._clean_rdd_data = clean_rdd_data
+        self._queue: queue.Queue[MetadataCheckpoint | None] = queue.Queue(maxsize=queue_size_max)
+        self._stop = threading.Event()
+        self._fenced: BaseException | None = None
+        self._latest: CheckpointName | None = None
+        self._summaries: dict[CheckpointName, CheckpointSummary] = {}
+        self._thread: threading.Thread | None = None
+        self._idle = threading.Condition()
+
+    # -- caller side ---------------------------------------------------------------------------
+
+    def start(self) -> MetadataCheckpointWriter:
+        """Find the newest existing name (so new names rank above it) and start the thread."""
+        if self._thread is not None:
+            raise CheckpointError(f"writer for {self.dir_url!r} already started")
+        existing = list_checkpoints(self.dir_url, storage_options=self._so)
+        self._latest = existing[-1] if existing else None
+        self._thread = threading.Thread(target=self._run, name="dstream-checkpoint-writer", daemon=True)
+        self._thread.start()
+        return self
+
+    def write(self, checkpoint: MetadataCheckpoint) -> None:
+        """Queue a checkpoint; blocks up to `put_timeout_s` when the queue is full.
+
+        Raises:
+            CheckpointQueueFullError: the queue stayed full for `put_timeout_s`.
+            DriverLeaseError: this writer has been fenced by another writer.
+            CheckpointError: the writer is not running.
+        """
+        if self._fenced is not None:
+            raise DriverLeaseError(f"checkpoint writer for {self.dir_url!r} is fenced: {self._fenced}")
+        if self._thread is None or self._stop.is_set():
+            raise CheckpointError(f"checkpoint writer for {self.dir_url!r} is not running")
+        try:
+            self._queue.put(checkpoint, timeout=self._put_timeout_s)
+        except queue.Full as exc:
+            raise CheckpointQueueFullError(
+                f"checkpoint of batch {checkpoint.batch_ms} not accepted within {self._put_timeout_s}s: "
+                f"{self._queue.maxsize} checkpoints already queued for {self.dir_url!r} (storage too slow?)"
+            ) from exc
+
+    def flush(self, timeout_s: float) -> None:
+        """Wait until every queued checkpoint has been handled (written or reported failed).
+
+        Raises:
+            CheckpointError: still busy after `timeout_s`.
+        """
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._queue.unfinished_tasks == 0, timeout_s):
+                raise CheckpointError(f"checkpoint writer for {self.dir_url!r} still busy after {timeout_s}s")
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Write what is queued, then stop the thread (bounded by `timeout_s`)."""
+        if self._thread is None or self._stop.is_set():
+            return
+        self._queue.put(None, timeout=timeout_s)
+        self._thread.join(timeout_s)
+        self._stop.set()
+        if self._thread.is_alive():
+            raise CheckpointError(f"checkpoint writer for {self.dir_url!r} did not stop in {timeout_s}s")
+
+    def __enter__(self) -> MetadataCheckpointWriter:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- writer thread -------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                self._handle(item)
+            finally:
+                with self._idle:
+                    self._queue.task_done()
+                    self._idle.notify_all()
+
+    def _handle(self, ckpt: MetadataCheckpoint) -> None:
+        if self._fenced is not None:
+            self._report_failure(ckpt.batch_ms, DriverLeaseError(f"writer is fenced: {self._fenced}"))
+            return
+        name = next_name(self._latest, ckpt.batch_ms)
+        try:
+            url, attempts = self._publish_with_retries(ckpt, name)
+        except BaseException as exc:
+            self._report_failure(ckpt.batch_ms, exc)
+            return
+        self._latest = name
+        self._summaries[name] = _summary(ckpt, name)
+        crashpoints.crash_point(crashpoints.METADATA_AFTER_PUBLISH_BEFORE_RETENTION)
+        info = self._apply_retention(name, url, attempts)
+        crashpoints.crash_point(crashpoints.METADATA_AFTER_PUBLISH_BEFORE_CALLBACK)
+        if self._on_written is not None:
+            try:
+                self._on_written(ckpt.batch_ms, info)
+            except Exception:
+                log.exception("on_written callback failed for batch %s", ckpt.batch_ms)
+
+    def _publish_with_retries(self, ckpt: MetadataCheckpoint, name: CheckpointName) -> tuple[str, int]:
+        last: BaseException | None = None
+        for attempt in range(1, self._attempts_max + 1):
+            if self._fence is not None:
+                self._fence()
+            try:
+                url = write_checkpoint(self.dir_url, ckpt, name, storage_options=self._so, key=self._key)
+                return url, attempt
+            except AlreadyPublishedError as exc:
+                if exc.identical:  # our own earlier attempt landed (lost response, retried put)
+                    return metadata_checkpoint_url(self.dir_url, name), attempt
+                self._fenced = exc
+                raise DriverLeaseError(
+                    f"{metadata_checkpoint_url(self.dir_url, name)} was written by another writer: "
+                    "a second driver is using this checkpoint directory; this writer stops"
+                ) from exc
+            except (OSError, CheckpointError) as exc:
+                last = exc
+                log.warning("checkpoint %s attempt %d failed: %s", name.filename(), attempt, exc)
+                if self._stop.wait(self._retry_delay_s):
+                    break
+        assert last is not None
+        raise last
+
+    def _report_failure(self, batch_ms: int, exc: BaseException) -> None:
+        if self._on_failed is None:
+            log.error("metadata checkpoint of batch %s failed: %s", batch_ms, exc)
+            return
+        try:
+            self._on_failed(batch_ms, exc)
+        except Exception:
+            log.exception("on_failed callback failed for batch %s", batch_ms)
+
+    # -- retention shell -----------------------------------------------------------------------
+
+    def _apply_retention(self, newest: CheckpointName, url: str, attempts: int) -> WrittenInfo:
+        try:
+            names = list_checkpoints(self.dir_url, storage_options=self._so)
+            summaries = [s for n in names if (s := self._summary_of(n)) is not None]
+            existing = self._rdd_dirs() if self._clean_rdd_data else []
+            plan = plan_retention(summaries, names, existing, keep_n=self._keep_n, newest_valid=newest)
+            deleted_meta = [self._delete_metadata(n) for n in plan.delete_metadata]
+            deleted_rdd = [self._delete_rdd_dir(k) for k in plan.delete_rdd_dirs]
+        except (OSError, CheckpointError) as exc:  # retention is retried after the next checkpoint
+            log.warning("retention after %s failed: %s", newest.filename(), exc)
+            return WrittenInfo(newest, url, attempts)
+        return WrittenInfo(newest, url, attempts, deleted_meta, deleted_rdd, plan.wal_clean_before_ms)
+
+    def _summary_of(self, name: CheckpointName) -> CheckpointSummary | None:
+        if name not in self._summaries:
+            try:
+                ckpt = read_checkpoint(self.dir_url, name, storage_options=self._so, key=self._key)
+            except CorruptCheckpointError:
+                return None
+            self._summaries[name] = _summary(ckpt, name)
+        return self._summaries[name]
+
+    def _delete_metadata(self, name: CheckpointName) -> str:
+        url = metadata_checkpoint_url(self.dir_url, name)
+        fs, path = resolve(url, self._so)
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm_file(path)
+        self._summaries.pop(name, None)
+        return url
+
+    def _rdd_dirs(self) -> list[RddDirKey]:
+        fs, root = resolve(join(self.dir_url, RDD_DIR), self._so)
+        fs.invalidate_cache(root)
+        found: list[RddDirKey] = []
+        try:
+            streams = fs.ls(root, detail=False)
+        except FileNotFoundError:
+            return []
+        for stream_path in streams:
+            stream = str(stream_path).rstrip("/").rsplit("/", 1)[-1]
+            for batch_path in fs.ls(stream_path, detail=False):
+                batch = str(batch_path).rstrip("/").rsplit("/", 1)[-1]
+                if batch.isdigit():
+                    found.append((stream, int(batch)))
+        return found
+
+    def _delete_rdd_dir(self, key: RddDirKey) -> str:
+        url = rdd_checkpoint_dir(self.dir_url, key[0], key[1])
+        rdd_data.delete(url, storage_options=self._so)
+        return url
