@@ -1,0 +1,171 @@
+"""Receiver and push streams inside a StreamingContext: allocation per batch, listener events, block RDDs."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dstream import Conf, Context
+from dstream.client import PushClient
+from dstream.clock import ManualClock
+from dstream.rdd.storage import StorageLevel
+from dstream.receiver.block_handler import WriteAheadLogHandler
+from dstream.receiver.block_rdd import BlockNotFoundError, BlockRef, block_rdd, block_refs
+from dstream.receiver.block_store import get_block_store, put_replicated, remove_block
+from dstream.receiver.input_stream import push_stream, receiver_stream, receiver_tracker_of
+from dstream.streaming import StreamingContext, StreamingListener
+from tests.receiver.fakes import open_memory_wal
+from tests.receiver.helpers import WAIT_S, wait_for
+from tests.receiver.test_receiver import CountingReceiver
+
+
+@pytest.fixture
+def sc() -> Iterator[Context]:
+    context = Context("local[2]")
+    yield context
+    context.stop()
+
+
+class ReceiverEvents(StreamingListener):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int]] = []
+
+    def onReceiverStarted(self, receiverStarted: Any) -> None:
+        self.events.append(("started", receiverStarted.receiverInfo.streamId))
+
+    def onReceiverError(self, receiverError: Any) -> None:
+        self.events.append(("error", receiverError.receiverInfo.streamId))
+
+    def onReceiverStopped(self, receiverStopped: Any) -> None:
+        self.events.append(("stopped", receiverStopped.receiverInfo.streamId))
+
+
+def collect_batches(stream: Any) -> dict[int, list[Any]]:
+    batches: dict[int, list[Any]] = {}
+    stream.foreachRDD(lambda t, rdd: batches.__setitem__(int(t.timestamp() * 1000), rdd.collect()))
+    return batches
+
+
+def context_with(**conf: str) -> Context:
+    return Context("local[2]", conf=Conf().setAll((k.replace("__", "."), v) for k, v in conf.items()))
+
+
+def test_receiver_stream_batches_hold_what_was_stored_before_them() -> None:
+    sc = context_with(spark__streaming__receiverRestartDelay="0ms")  # Spark's key, read at start
+    clock = ManualClock(0)
+    ssc = StreamingContext(sc, 1.0, clock=clock)
+    receiver = CountingReceiver(50, chunk=7, fail_starts=1)
+    stream = receiver_stream(ssc, receiver)
+    batches = collect_batches(stream)
+    listener = ReceiverEvents()
+    ssc.addStreamingListener(listener)
+    ssc.start()
+    try:
+        wait_for(lambda: receiver.next == 50)
+        clock.set_time(1000)
+        assert ssc.wait_for_batch(1000, WAIT_S)
+        assert batches[1000] == list(range(50))
+        clock.set_time(2000)
+        assert ssc.wait_for_batch(2000, WAIT_S)
+        assert batches[2000] == []
+    finally:
+        ssc.stop(stopSparkContext=True)
+    sid = stream._id
+    wait_for(lambda: ("stopped", sid) in listener.events)
+    assert listener.events.index(("error", sid)) < listener.events.index(("started", sid))
+
+
+def test_push_stream_exposes_its_port_and_delivers_per_batch(tmp_path: Path) -> None:
+    sc = context_with(spark__streaming__receiver__writeAheadLog__enable="true")
+    clock = ManualClock(0)
+    ssc = StreamingContext(sc, 1.0, clock=clock)
+    ssc.checkpoint(str(tmp_path / "ckpt"))
+    stream = push_stream(ssc, port=0)
+    assert stream.port > 0  # bound before start
+    batches = collect_batches(stream.map(lambda r: r.upper()))
+    ssc.start()
+    try:
+        with PushClient("127.0.0.1", stream.port, "p") as client:
+            client.send(["a", "b"])
+            clock.set_time(1000)
+            assert ssc.wait_for_batch(1000, WAIT_S)
+            client.send(["c"])
+            clock.set_time(2000)
+            assert ssc.wait_for_batch(2000, WAIT_S)
+        assert batches[1000] == ["A", "B"] and batches[2000] == ["C"]
+        assert (tmp_path / "ckpt" / "receivedData" / str(stream._id)).is_dir()
+    finally:
+        ssc.stop(stopSparkContext=True)
+
+
+# -- block RDDs ------------------------------------------------------------------------------------------
+
+
+def test_block_rdd_reads_from_the_wal_after_the_memory_copy_is_dropped(sc: Context) -> None:
+    log = open_memory_wal()
+    handler = WriteAheadLogHandler(log, 9, ManualClock(5), StorageLevel.MEMORY_ONLY)
+    results = [handler.store_block(f"blk-wal-{i}", [i * 10, i * 10 + 1], None) for i in range(3)]
+    refs = [BlockRef(r.block_id, True, r.wal_handle, "unused://", {}) for r in results]
+    from dstream.receiver.wal_registry import register_wal, unregister_wal
+
+    register_wal("unused://", log)
+    try:
+        rdd = block_rdd(sc, refs)
+        assert rdd.getNumPartitions() == 3
+        assert rdd.glom().collect() == [[0, 1], [10, 11], [20, 21]]
+        remove_block("blk-wal-1")  # one block only in the WAL: the RDD mixes both sources
+        assert rdd.collect() == [0, 1, 10, 11, 20, 21]
+        for r in results:
+            remove_block(r.block_id)
+        assert block_rdd(sc, refs).collect() == [0, 1, 10, 11, 20, 21]
+        invalid = [BlockRef(r.block_id, False, r.wal_handle, "unused://", {}) for r in results]
+        put_replicated("blk-wal-0", ["stale copy"], StorageLevel.MEMORY_ONLY)
+        assert block_rdd(sc, invalid).collect()[:2] == [0, 1]  # invalid blocks skip the store
+    finally:
+        unregister_wal("unused://", log)
+        remove_block("blk-wal-0")
+
+
+def test_block_rdd_without_wal_fails_clearly_when_the_block_is_gone(sc: Context) -> None:
+    put_replicated("blk-mem-0", ["x"], StorageLevel.MEMORY_ONLY)
+    rdd = block_rdd(sc, [BlockRef("blk-mem-0")])
+    assert rdd.collect() == ["x"]
+    remove_block("blk-mem-0")
+    with pytest.raises(Exception, match="blk-mem-0"):
+        rdd.collect()
+    assert issubclass(BlockNotFoundError, Exception)
+
+
+def test_replicated_blocks_survive_the_loss_of_one_store(sc: Context) -> None:
+    put_replicated("blk-rep-0", [1, 2], StorageLevel.MEMORY_ONLY_2)
+    get_block_store().drop_all()  # the primary executor is lost
+    try:
+        assert block_rdd(sc, [BlockRef("blk-rep-0")]).collect() == [1, 2]
+    finally:
+        remove_block("blk-rep-0")
+
+
+def test_memory_and_disk_spills_blocks_that_do_not_fit(sc: Context) -> None:
+    from dstream.receiver.block_store import BlockStoreFullError, ReceivedBlockStore
+
+    store = ReceivedBlockStore("small", memory_records_max=3)
+    store.put("a", [1, 2], StorageLevel.MEMORY_AND_DISK)
+    store.put("b", [3, 4], StorageLevel.MEMORY_AND_DISK)  # spilled
+    assert store.get("a") == [1, 2] and store.get("b") == [3, 4]
+    with pytest.raises(BlockStoreFullError, match="memory_records_max=3"):
+        store.put("c", [5, 6], StorageLevel.MEMORY_ONLY)
+    store.drop_all()
+    assert store.get("b") is None
+
+
+def test_block_refs_keep_allocation_order(sc: Context) -> None:
+    from dstream.receiver.tracker import ReceivedBlockInfo
+
+    infos = [ReceivedBlockInfo(1, f"z{i}", 1, None) for i in (3, 1, 2)]
+    assert [r.block_id for r in block_refs(infos, None)] == ["z3", "z1", "z2"]
+    assert threading.active_count() >= 1
+    assert receiver_tracker_of(StreamingContext(sc, 1.0)) is None
