@@ -212,3 +212,36 @@ def test_connections_are_bounded(running: Running) -> None:
         assert kind == ERROR and "connections_max=4" in message
     for sock in held:
         sock.close()
+
+
+def test_a_block_logged_but_never_tracked_is_recovered_once(tmp_path: Path) -> None:
+    from dstream.rdd.storage import StorageLevel
+    from dstream.receiver.block_handler import WriteAheadLogHandler
+    from dstream.receiver.receiver_tracker import receiver_wal_url
+    from tests.receiver.helpers import wait_for
+
+    ckpt = str(tmp_path / "ckpt")
+    # The crash window: the block reached the receiver WAL, the tracker's add never happened.
+    log = open_wal(receiver_wal_url(ckpt, STREAM))
+    handler = WriteAheadLogHandler(log, STREAM, SystemClock(), StorageLevel.MEMORY_ONLY)
+    handler.store_block("orphan-1", ["o1", "o2"], {"producer": "p", "seq_first": 0, "seq_last": 1})
+    log.close()
+    for _ in range(2):  # a second recovery must not adopt it again
+        config = ReceiverConfig.from_conf(wal_enabled=True)
+        tracker = ReceiverTracker(SystemClock(), config, checkpoint_dir=ckpt, recover=True)
+        receiver = PushReceiver()
+        tracker.add_receiver(STREAM, receiver)
+        tracker.start()
+        try:
+            wait_for(lambda r=receiver: r.isStarted())
+            assert receiver.durable_seq("p") == 1
+            infos = tracker.block_tracker.get_unallocated_blocks(STREAM)
+            assert [i.block_id for i in infos] == ["orphan-1"]
+            assert [
+                r for ref in block_refs(infos, tracker.wal_location(STREAM)) for r in read_block(ref)
+            ] == [
+                "o1",
+                "o2",
+            ]
+        finally:
+            tracker.stop()

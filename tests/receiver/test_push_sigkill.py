@@ -1,0 +1,114 @@
+"""Durability of push acks: SIGKILL the receiver's process right after an ack; the record is there after.
+
+The parent pushes frames and SIGKILLs the child as soon as an ACK arrives, with one more frame sent but
+not acknowledged. A new child recovers from the same checkpoint directory (tracker replay from the metadata
+WAL, producer sequence numbers from the receiver WAL). Every acknowledged record must be there, exactly
+once; the parent then resends from its unacknowledged point, and an already acknowledged frame, and the
+receiver deduplicates both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dstream.client import PushClient
+from dstream.receiver.push_protocol import ACK, decode_ack, encode_data, encode_hello, read_frame
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 30.0
+FRAME_RECORDS = 20
+
+
+class Child:
+    def __init__(self, ckpt: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.receiver.push_child", str(ckpt)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.port = int(self._read_json()["port"])
+
+    def _read_json(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # bounded by the test's timeout marker
+        assert line, f"child exited with {self.proc.poll()}"
+        parsed: dict[str, Any] = json.loads(line)
+        return parsed
+
+    def dump(self) -> list[str]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("dump\n")
+        self.proc.stdin.flush()
+        records: list[str] = self._read_json()["records"]
+        return records
+
+    def kill(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(TIMEOUT_S)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.kill()
+
+
+def frame_records(n: int) -> list[str]:
+    return [f"f{n}-r{i}" for i in range(FRAME_RECORDS)]
+
+
+def ack_of(sock: socket.socket) -> int:
+    frame = read_frame(sock, 1 << 20)
+    assert frame is not None and frame.kind == ACK
+    return decode_ack(frame.payload)
+
+
+@pytest.mark.chaos
+@pytest.mark.timeout(120)
+def test_acked_pushes_survive_sigkill_and_resends_are_deduplicated(tmp_path: Path) -> None:
+    ckpt = tmp_path / "ckpt"
+    first = Child(ckpt)
+    try:
+        sock = socket.create_connection(("127.0.0.1", first.port), timeout=TIMEOUT_S)
+        sock.sendall(encode_hello("producer-1"))
+        assert ack_of(sock) == -1
+        acked = -1
+        for n in range(5):
+            sock.sendall(encode_data(n * FRAME_RECORDS, frame_records(n)))
+            acked = ack_of(sock)
+        # Frame 5 goes out, and the process dies right after the ack of frame 4 arrived.
+        sock.sendall(encode_data(5 * FRAME_RECORDS, frame_records(5)))
+        first.kill()
+        sock.close()
+        assert acked == 5 * FRAME_RECORDS - 1
+    finally:
+        first.close()
+
+    second = Child(ckpt)
+    try:
+        recovered = second.dump()
+        acked_records = [r for n in range(5) for r in frame_records(n)]
+        assert recovered[: len(acked_records)] == acked_records  # every acked record, in order, once
+        assert recovered[len(acked_records) :] in ([], frame_records(5))  # the unacked frame: all or nothing
+        # The client resends from its unacknowledged point (frame 5), and frame 4 as if its ack was lost.
+        with socket.create_connection(("127.0.0.1", second.port), timeout=TIMEOUT_S) as again:
+            again.sendall(encode_hello("producer-1"))
+            assert ack_of(again) >= acked
+            again.sendall(encode_data(5 * FRAME_RECORDS, frame_records(5)))
+            assert ack_of(again) == 6 * FRAME_RECORDS - 1
+            again.sendall(encode_data(4 * FRAME_RECORDS, frame_records(4)))
+            assert ack_of(again) == 6 * FRAME_RECORDS - 1
+        with PushClient("127.0.0.1", second.port, "producer-1", timeout_s=TIMEOUT_S) as client:
+            assert client.send(["last"]) == 6 * FRAME_RECORDS  # continues after the durable sequence
+        assert second.dump() == [r for n in range(6) for r in frame_records(n)] + ["last"]
+    finally:
+        second.close()
