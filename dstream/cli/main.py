@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import click
 
+from dstream.cli.wal_commands import wal
+
 
 @click.group()
 @click.version_option(package_name="dstream-engine")
 def main() -> None:
     """dstream: a fault-tolerant discretized-stream engine."""
+
+
+main.add_command(wal)
