@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterator, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from checkpoint import rdd_data
@@ -48,15 +49,15 @@ class CheckpointNode(Node):
 def write_checkpoint(rdd: RDD, dir_url: str, storage_options: Mapping[str, Any]) -> None:
     """Compute and durably write every partition of ``rdd``, then commit the directory."""
     options = dict(storage_options)
-
-    def write(split: int, it: Iterator[Any]) -> Iterator[Any]:
-        payload = pickle.dumps(list(it), PICKLE_PROTOCOL)
-        rdd_data.write_part(dir_url, split, payload, storage_options=options)
-        return iter(())
-
-    writer = rdd.mapPartitionsWithIndex(write)
+    writer = rdd.mapPartitionsWithIndex(partial(_write_part, dir_url=dir_url, options=options))
     rdd.context._scheduler.run_job(writer, _drain, None, f"checkpoint of RDD {rdd.id()}")
     rdd_data.commit(dir_url, rdd.getNumPartitions(), storage_options=options)
+
+
+def _write_part(split: int, it: Iterator[Any], dir_url: str, options: dict[str, Any]) -> Iterator[Any]:
+    """Task side: one partition, pickled once, published through checkpoint.rdd_data."""
+    rdd_data.write_part(dir_url, split, pickle.dumps(list(it), PICKLE_PROTOCOL), storage_options=options)
+    return iter(())
 
 
 def _drain(it: Iterator[Any]) -> None:

@@ -24,6 +24,7 @@ import math
 import pickle
 import struct
 from collections.abc import Iterator, Mapping
+from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -192,14 +193,20 @@ def save_as_text_file(rdd: RDD, path: str, codec_class: str | None, options: Map
     opts = dict(options)
     base = _prepare_output(path, opts)
 
-    def write(split: int, it: Iterator[Any]) -> Iterator[Any]:
-        with fsspec.open(f"{base}/part-{split:05d}{suffix}", "wb", compression=compression, **opts) as f:
-            while batch := list(islice(it, _WRITE_LINES)):
-                f.write("".join(f"{_text(x)}\n" for x in batch).encode("utf-8"))
-        return iter(())
-
+    write = partial(_write_text_part, base=base, suffix=suffix, compression=compression, options=opts)
     rdd.context._scheduler.run_job(rdd.mapPartitionsWithIndex(write), list, None, "saveAsTextFile")
     _mark_success(base, opts)
+
+
+# Task-side writers are module-level functions bound with partial, so that they pickle by
+# reference: a nested closure would drag module globals (e.g. a struct.Struct) into the task.
+def _write_text_part(
+    split: int, it: Iterator[Any], base: str, suffix: str, compression: str | None, options: dict[str, Any]
+) -> Iterator[Any]:
+    with fsspec.open(f"{base}/part-{split:05d}{suffix}", "wb", compression=compression, **options) as f:
+        while batch := list(islice(it, _WRITE_LINES)):
+            f.write("".join(f"{_text(x)}\n" for x in batch).encode("utf-8"))
+    return iter(())
 
 
 def _text(x: Any) -> str:
@@ -213,15 +220,19 @@ def save_as_pickle_file(rdd: RDD, path: str, batch_size: int, options: Mapping[s
     opts = dict(options)
     base = _prepare_output(path, opts)
 
-    def write(split: int, it: Iterator[Any]) -> Iterator[Any]:
-        with fsspec.open(f"{base}/part-{split:05d}", "wb", **opts) as f:
-            f.write(PICKLE_HEADER.pack(PICKLE_MAGIC, PICKLE_VERSION, 0))
-            while batch := list(islice(it, batch_size)):
-                f.write(pickle.dumps(batch, 5))
-        return iter(())
-
+    write = partial(_write_pickle_part, base=base, batch_size=batch_size, options=opts)
     rdd.context._scheduler.run_job(rdd.mapPartitionsWithIndex(write), list, None, "saveAsPickleFile")
     _mark_success(base, opts)
+
+
+def _write_pickle_part(
+    split: int, it: Iterator[Any], base: str, batch_size: int, options: dict[str, Any]
+) -> Iterator[Any]:
+    with fsspec.open(f"{base}/part-{split:05d}", "wb", **options) as f:
+        f.write(PICKLE_HEADER.pack(PICKLE_MAGIC, PICKLE_VERSION, 0))
+        while batch := list(islice(it, batch_size)):
+            f.write(pickle.dumps(batch, 5))
+    return iter(())
 
 
 class PickleFileNode(Node):
