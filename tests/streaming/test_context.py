@@ -156,7 +156,7 @@ def test_error_in_a_transform_function_fails_job_generation(ssc, clock):
 
     ssc.queueStream([[1]]).transform(explode).pprint()
     run(ssc, clock, 1)
-    with pytest.raises(JobFailedError, match="Error generating jobs.*transform exploded"):
+    with pytest.raises(JobFailedError, match=r"Error generating jobs.*transform exploded"):
         ssc.awaitTermination(WAIT_S)
 
 
