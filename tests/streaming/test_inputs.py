@@ -137,7 +137,7 @@ def test_socket_text_stream_cuts_lines_into_batches(ssc, clock):
 
 
 def test_socket_port_is_validated(ssc):
-    with pytest.raises(ValueError, match="port must be an int in 1..65535, got 70000"):
+    with pytest.raises(ValueError, match=r"port must be an int in 1\.\.65535, got 70000"):
         ssc.socketTextStream("127.0.0.1", 70000)
 
 

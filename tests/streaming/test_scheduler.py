@@ -168,7 +168,7 @@ class FakeGraph:
 def test_job_generator_first_batch_generation_errors_and_cleanup():
     clock = ManualClock(0)
     graph = FakeGraph()
-    scheduler, bus, errors, _ = make_scheduler(clock)
+    scheduler, _bus, errors, _ = make_scheduler(clock)
     generator = JobGenerator(graph, scheduler, clock, 1000)
     scheduler._on_batch_completion = generator.on_batch_completion
     hooks = []
