@@ -24,12 +24,12 @@ from dstream.backends import create_backend
 from dstream.errors import DStreamStateError, DStreamValueError
 from dstream.master import parse_master
 from dstream.rdd import files
-from dstream.rdd.nodes import BlockNode, UnionNode
+from dstream.rdd.nodes import BlockNode
 from dstream.rdd.rdd import RDD
 from dstream.rdd.scheduler import DAGScheduler
 from dstream.rdd.shuffle import ShuffleStore
 from dstream.rdd.storage import BlockStore
-from dstream.rdd.transforms import check_num_partitions
+from dstream.rdd.transforms import check_num_partitions, union_of
 
 DEFAULT_MASTER = "local[*]"
 
@@ -214,7 +214,7 @@ class Context:
         rdds = list(rdds)
         if not rdds:
             raise DStreamValueError("union needs at least one RDD, got an empty list")
-        return RDD(self, UnionNode(rdds))
+        return union_of(rdds)
 
     def textFile(
         self, name: str, minPartitions: int | None = None, use_unicode: bool = True, **storage_options: Any

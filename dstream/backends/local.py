@@ -12,7 +12,7 @@ import pickle
 import threading
 import traceback
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any
 
 import cloudpickle
@@ -85,9 +85,12 @@ class LocalBackend(Backend):
         if self._inline or len(payloads) <= 1:
             self._check_running()
             return [unpack_outcome(*run_serialized(p)) for p in payloads]
-        futures = [self._executor().submit(run_serialized, p) for p in payloads]
+        pool = self._executor()
+        futures = [pool.submit(run_serialized, p) for p in payloads]
         try:
             return [unpack_outcome(*f.result()) for f in futures]
+        except CancelledError:
+            raise DStreamStateError("the job was cancelled: the Context was stopped while it ran") from None
         finally:
             _cancel(futures)
 

@@ -141,6 +141,23 @@ class UnionNode(Node):
         raise IndexError(f"union has no partition {split}")
 
 
+class PartitionerAwareUnionNode(Node):
+    """Union of RDDs partitioned alike: partition i is partition i of each parent, in order.
+
+    Keeps the common partitioner (Spark's PartitionerAwareUnionRDD), so a cogroup of
+    co-partitioned inputs (a stateful stream's state and its new batch) needs no shuffle.
+    """
+
+    label = "PartitionerAwareUnionRDD"
+
+    def __init__(self, parents: list[RDD]) -> None:
+        self.deps = [NarrowDependency(p) for p in parents]
+        self.num_partitions = parents[0].getNumPartitions()
+
+    def compute(self, split: int, tctx: TaskContext) -> Iterator[Any]:
+        return chain.from_iterable(self.narrow(i).rdd.iterator(split, tctx) for i in range(len(self.deps)))
+
+
 class CoalescedNode(Node):
     """Merges runs of adjacent parent partitions without a shuffle."""
 

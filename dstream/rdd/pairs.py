@@ -19,7 +19,7 @@ from dstream.rdd.nodes import ShuffledNode
 from dstream.rdd.partitioner import Partitioner, RangeBounds, portable_hash, range_bounds
 from dstream.rdd.resultiterable import ResultIterable
 from dstream.rdd.shuffle import Aggregator, ShuffleDependency, combine, identity
-from dstream.rdd.transforms import check_num_partitions
+from dstream.rdd.transforms import check_num_partitions, union_of
 
 if TYPE_CHECKING:
     from dstream.rdd.rdd import RDD
@@ -212,9 +212,7 @@ class PairsMixin:
 def _cogroup(rdds: list[RDD], numPartitions: int | None) -> RDD:
     width = len(rdds)
     tagged = [r.map(_tagger(i), True) for i, r in enumerate(rdds)]
-    union = tagged[0]
-    for t in tagged[1:]:
-        union = union.union(t)
+    union = union_of(tagged)
 
     def create(iv: tuple[int, Any]) -> list[list[Any]]:
         lists: list[list[Any]] = [[] for _ in range(width)]

@@ -15,7 +15,14 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from dstream.errors import DStreamValueError
-from dstream.rdd.nodes import CartesianNode, CoalescedNode, MapPartitionsNode, UnionNode, ZippedNode
+from dstream.rdd.nodes import (
+    CartesianNode,
+    CoalescedNode,
+    MapPartitionsNode,
+    PartitionerAwareUnionNode,
+    UnionNode,
+    ZippedNode,
+)
 from dstream.rdd.partitioner import portable_hash
 
 if TYPE_CHECKING:
@@ -85,8 +92,12 @@ class TransformsMixin:
         return self.map(lambda x: (f(x), x))
 
     def union(self: RDD, other: RDD) -> RDD:
-        """Partitions of self followed by partitions of other (duplicates kept)."""
-        return self._derive(UnionNode([self, other]))
+        """Partitions of self followed by partitions of other (duplicates kept).
+
+        If both are partitioned by the same partitioner, partition i of the result is
+        partition i of self then of other, and the partitioner is kept (as in Spark).
+        """
+        return union_of([self, other])
 
     def __add__(self: RDD, other: RDD) -> RDD:
         return self.union(other)
@@ -172,6 +183,15 @@ class TransformsMixin:
             return (x for x in it for _ in range(_poisson(rng, fraction)))
 
         return self.mapPartitionsWithIndex(pick, True)
+
+
+def union_of(rdds: list[RDD]) -> RDD:
+    """Union of one or more RDDs of the same Context (partitioner-aware when they share one)."""
+    first = rdds[0]
+    partitioner = first.partitioner
+    if partitioner is not None and all(r.partitioner == partitioner for r in rdds[1:]):
+        return first._derive(PartitionerAwareUnionNode(rdds), partitioner)
+    return first._derive(UnionNode(rdds))
 
 
 def _poisson(rng: random.Random, mean: float) -> int:

@@ -181,3 +181,18 @@ def test_collect_as_map_and_lookup(sc: Context) -> None:
     assert rdd.collectAsMap() == dict(LEFT)
     assert rdd.lookup("a") == [1, 3, 6]
     assert rdd.reduceByKeyLocally(operator.add) == {k: sum(v) for k, v in grouped(LEFT).items()}
+
+
+def test_copartitioned_union_and_cogroup_need_no_new_shuffle(sc: Context) -> None:
+    state = sc.parallelize([(k, k * 10) for k in range(8)], 2).partitionBy(3)
+    batch = sc.parallelize([(k, 1) for k in range(4, 12)], 2).partitionBy(3)
+    union = state.union(batch)
+    assert union.getNumPartitions() == 3 and union.partitioner == state.partitioner
+    for index, part in enumerate(union.glom().collect()):
+        assert all(portable_hash(k) % 3 == index for k, _ in part)
+    joined = state.fullOuterJoin(batch)
+    assert joined.toDebugString().count(b"ShuffledRDD") == 2  # only the two partitionBy's
+    expected = ref_join([(k, k * 10) for k in range(8)], [(k, 1) for k in range(4, 12)], True, True)
+    assert sorted(joined.collect(), key=repr) == expected
+    assert sc.union([state, batch]).getNumPartitions() == 3
+    assert state.union(sc.parallelize([(1, 1)], 1)).getNumPartitions() == 4
