@@ -63,4 +63,8 @@ class CheckpointQueueFullError(CheckpointError):
 
 
 class AlreadyCommittedError(CheckpointError, FileExistsError):
-    """A sink batch was already recorded in the commit log."""
+    """A sink batch was already recorded in the commit log; `existing` is that record (or None)."""
+
+    def __init__(self, message: str, existing: object = None) -> None:
+        super().__init__(message)
+        self.existing = existing
