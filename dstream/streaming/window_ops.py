@@ -75,7 +75,9 @@ class WindowOps:
         grouped = lists.reduceByKeyAndWindow(
             operator.add, lambda a, b: a[len(b) :], windowDuration, slideDuration, numPartitions
         )
-        return grouped.mapValues(list)
+        from dstream.rdd.resultiterable import ResultIterable
+
+        return grouped.mapValues(ResultIterable)
 
     def reduceByKeyAndWindow(
         self: Any,

@@ -192,3 +192,29 @@ def test_persist_and_cache_keep_results(ssc, clock):
     assert first == {1000: [2, 4, 6]} and second == {1000: [3, 5, 7]}
     # cached: the map ran once per element although two outputs read the stream
     assert sorted(CALLS) == [1, 2, 3]
+
+
+def test_persist_with_a_storage_level(ssc, clock):
+    from dstream import StorageLevel
+
+    CALLS.clear()
+    s = ssc.queueStream([[1, 2]]).map(tracked).persist(StorageLevel.MEMORY_ONLY)
+    levels = []
+    s.foreachRDD(lambda rdd: levels.append(rdd.getStorageLevel()))
+    out = collect(s)
+    run(ssc, clock, 1)
+    assert out == {1000: [2, 4]} and levels == [StorageLevel.MEMORY_ONLY]
+    assert sorted(CALLS) == [1, 2]
+
+
+def test_checkpointed_stream_is_read_back_from_its_checkpoint(ssc, clock, tmp_path):
+    ssc.checkpoint(str(tmp_path / "ckpt"))
+    s = ssc.queueStream(NUMS).map(lambda x: x * 3).checkpoint(2)
+    lineages = {}
+    s.foreachRDD(lambda t, rdd: lineages.__setitem__(round(t.timestamp() * 1000), rdd.toDebugString()))
+    out = collect(s)
+    run(ssc, clock, 4)
+    assert out == expect(NUMS, lambda b: [x * 3 for x in b])
+    base = tmp_path / "ckpt" / "rdd" / str(s._id)
+    assert sorted(p.name for p in base.iterdir()) == ["2000", "4000"]
+    assert b"ReliableCheckpointRDD" in lineages[2000] and b"ReliableCheckpointRDD" not in lineages[1000]
