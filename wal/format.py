@@ -98,8 +98,8 @@ def encode_file_header() -> bytes:
     return body + crc32c.crc32c(body).to_bytes(4, "big")
 
 
-def encode_frame(payload: bytes | memoryview, time_ms: int) -> bytes:
-    """Frame one record (header + payload).
+def encode_frame_header(payload: bytes | memoryview, time_ms: int) -> bytes:
+    """The 20-byte frame header for `payload` (written before it, so payloads need not be copied).
 
     Raises:
         ValueError: if the payload is larger than RECORD_BYTES_MAX or time_ms does not fit an i64.
@@ -107,7 +107,12 @@ def encode_frame(payload: bytes | memoryview, time_ms: int) -> bytes:
     if len(payload) > RECORD_BYTES_MAX:
         raise ValueError(f"record of {len(payload)} bytes exceeds RECORD_BYTES_MAX={RECORD_BYTES_MAX}")
     fields = _FRAME_FIELDS.pack(len(payload), time_ms) + crc32c.crc32c(payload).to_bytes(4, "big")
-    return crc32c.crc32c(fields).to_bytes(4, "big") + fields + bytes(payload)
+    return crc32c.crc32c(fields).to_bytes(4, "big") + fields
+
+
+def encode_frame(payload: bytes | memoryview, time_ms: int) -> bytes:
+    """Frame one record (header + payload) as one bytes object."""
+    return encode_frame_header(payload, time_ms) + bytes(payload)
 
 
 def check_file_header(buf: bytes | memoryview) -> Damage | None:

@@ -20,7 +20,7 @@ from types import TracebackType
 from wal import recovery
 from wal.backends import Backend, SegmentWriteError, SegmentWriter
 from wal.errors import CorruptRecordError, RecordNotFoundError, WALClosedError, WALError, WALValueError
-from wal.format import FRAME_HEADER_BYTES, RECORD_BYTES_MAX, Damage, decode_frame, encode_frame
+from wal.format import FRAME_HEADER_BYTES, RECORD_BYTES_MAX, Damage, decode_frame, encode_frame_header
 from wal.reading import iter_log_files, iter_valid_frames
 from wal.segments import (
     SegmentName,
@@ -190,9 +190,11 @@ class FileBasedWriteAheadLog(WriteAheadLog):
 
     def _append(self, records: Sequence[tuple[bytes, int]], min_ms: int, max_ms: int) -> list[RecordHandle]:
         assert self._writer is not None
-        frames = [encode_frame(data, time_ms) for data, time_ms in records]
+        buffers: list[bytes | memoryview] = []
+        for data, time_ms in records:
+            buffers += [encode_frame_header(data, time_ms), data]
         try:
-            path, offset = self._writer.append(b"".join(frames), min_ms, max_ms)
+            path, offset = self._writer.append(buffers, min_ms, max_ms)
         except SegmentWriteError as exc:
             # Never append after a failed write: the next write starts a new segment. If the partial
             # bytes could not be cut off, this handle stops writing; reopening truncates the torn tail.
@@ -202,9 +204,9 @@ class FileBasedWriteAheadLog(WriteAheadLog):
                 self._failed = str(exc)
             raise
         handles = []
-        for frame, (data, _) in zip(frames, records, strict=True):
+        for data, _ in records:
             handles.append(RecordHandle(path, offset, len(data)))
-            offset += len(frame)
+            offset += FRAME_HEADER_BYTES + len(data)
         self._stats = replace(
             self._stats,
             records_written=self._stats.records_written + len(records),

@@ -15,8 +15,11 @@ Paths given to and returned by a backend are relative to its root: ``<segment>``
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 from wal.errors import WALError
+
+Buffer = bytes | memoryview
 
 
 class SegmentWriteError(WALError):
@@ -31,8 +34,8 @@ class SegmentWriter(ABC):
     """Writes the files of one segment; a segment is never reopened by a writer once closed."""
 
     @abstractmethod
-    def append(self, frames: bytes, min_time_ms: int, max_time_ms: int) -> tuple[str, int]:
-        """Make `frames` (encoded, back to back) durable per the fsync policy.
+    def append(self, buffers: Sequence[Buffer], min_time_ms: int, max_time_ms: int) -> tuple[str, int]:
+        """Make the concatenation of `buffers` (encoded frames) durable per the fsync policy.
 
         Returns:
             The relative path of the file that holds them and the offset of the first frame.

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 
-from wal.backends.base import Backend, SegmentWriteError, SegmentWriter
+from wal.backends.base import Backend, Buffer, SegmentWriteError, SegmentWriter
 from wal.format import encode_file_header
 
 
@@ -39,11 +40,19 @@ def make_directories(path: str, fsync: bool) -> None:
             fsync_directory(os.path.dirname(directory))
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+IOV_BUFFERS_MAX = 512  # under every platform's IOV_MAX (1024 on Linux)
+
+
+def _write_all(fd: int, buffers: Sequence[Buffer]) -> None:
+    """Write the buffers in order without joining them (os.writev), finishing any short write."""
+    for first in range(0, len(buffers), IOV_BUFFERS_MAX):
+        chunk = buffers[first : first + IOV_BUFFERS_MAX]
+        written = os.writev(fd, chunk)
+        total = sum(len(b) for b in chunk)
+        if written < total:  # rare (signals, full disk): write the rest plainly
+            rest = memoryview(b"".join(chunk))[written:]
+            while rest:
+                rest = rest[os.write(fd, rest) :]
 
 
 class LocalSegmentWriter(SegmentWriter):
@@ -56,25 +65,25 @@ class LocalSegmentWriter(SegmentWriter):
         path = os.path.join(root, segment)
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         header = encode_file_header()
-        _write_all(self._fd, header)
+        _write_all(self._fd, [header])
         self._size = len(header)
         if fsync:
             os.fsync(self._fd)
             fsync_directory(root)
 
-    def append(self, frames: bytes, min_time_ms: int, max_time_ms: int) -> tuple[str, int]:
+    def append(self, buffers: Sequence[Buffer], min_time_ms: int, max_time_ms: int) -> tuple[str, int]:
         if self._fd is None:
             raise SegmentWriteError(f"segment {self._segment!r} is closed", rolled_back=True)
         start = self._size
         try:
-            _write_all(self._fd, frames)
+            _write_all(self._fd, buffers)
             if self._fsync:
                 os.fdatasync(self._fd)
         except OSError as exc:
             raise SegmentWriteError(
                 f"append to {self._segment!r} failed: {exc}", rolled_back=self._roll_back(start)
             ) from exc
-        self._size = start + len(frames)
+        self._size = start + sum(len(b) for b in buffers)
         return self._segment, start
 
     def _roll_back(self, size: int) -> bool:

@@ -6,9 +6,10 @@ them without a disk; durability is moot.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from wal.backends.base import SegmentWriter
+from wal.backends.base import Buffer, SegmentWriter
 from wal.backends.fsspec_base import FsspecBackend
 from wal.format import encode_file_header
 
@@ -22,9 +23,9 @@ class MemorySegmentWriter(SegmentWriter):
         self._segment = segment
         self._fs.pipe_file(path, encode_file_header(), mode="create")
 
-    def append(self, frames: bytes, min_time_ms: int, max_time_ms: int) -> tuple[str, int]:
+    def append(self, buffers: Sequence[Buffer], min_time_ms: int, max_time_ms: int) -> tuple[str, int]:
         content = bytes(self._fs.cat_file(self._path))
-        self._fs.pipe_file(self._path, content + frames)
+        self._fs.pipe_file(self._path, b"".join([content, *buffers]))
         return self._segment, len(content)
 
     def close(self) -> None:

@@ -10,9 +10,10 @@ never torn; a damaged one is corruption.
 from __future__ import annotations
 
 import errno
+from collections.abc import Sequence
 from typing import Any
 
-from wal.backends.base import SegmentWriteError, SegmentWriter
+from wal.backends.base import Buffer, SegmentWriteError, SegmentWriter
 from wal.backends.fsspec_base import FsspecBackend
 from wal.format import encode_file_header
 from wal.segments import ObjectName, parse_object
@@ -38,12 +39,12 @@ class ObjectSegmentWriter(SegmentWriter):
         self._next = 0
         self._header = encode_file_header()
 
-    def append(self, frames: bytes, min_time_ms: int, max_time_ms: int) -> tuple[str, int]:
+    def append(self, buffers: Sequence[Buffer], min_time_ms: int, max_time_ms: int) -> tuple[str, int]:
         name = f"{self._segment}/{ObjectName(self._next, min_time_ms, max_time_ms)}"
         # Advance first: after an ambiguous failure (timeout) the object may exist, never reuse its name.
         self._next += 1
         try:
-            self._fs.pipe_file(f"{self._root}/{name}", self._header + frames, mode="create")
+            self._fs.pipe_file(f"{self._root}/{name}", b"".join([self._header, *buffers]), mode="create")
         except Exception as exc:
             reason = "already exists (another writer on this log?)" if is_already_exists(exc) else exc
             raise SegmentWriteError(f"put of {name!r} failed: {reason}", rolled_back=True) from exc
