@@ -212,14 +212,15 @@ class StreamingContext:
             active = StreamingContext._activeContext
             if active is not None and active is not self:
                 raise DStreamStateError("Only one StreamingContext may be started in this process")
-            self._bus.start()
-            self._scheduler.start()
             try:
                 self._generator.start()
             except Exception:
-                self._scheduler.stop(graceful=False, timeout_s=STOP_RUNNING_JOB_TIMEOUT_S)
+                # As in Spark, a context that failed to start is stopped (it cannot be started again).
+                self._state = STOPPED
                 self._graph.stop()
                 raise
+            self._bus.start()
+            self._scheduler.start()
             self._state = ACTIVE
             StreamingContext._activeContext = self
         self._bus.post(StreamingListenerStreamingStarted(self._clock.time_ms()))

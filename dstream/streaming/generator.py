@@ -104,10 +104,11 @@ class JobGenerator:
         """Start the event loop and the timer; returns the first batch time."""
         if self._thread is not None:
             raise DStreamStateError("JobGenerator already started")
+        start_ms = self._timer.get_start_time()
+        # The graph validates itself here: if it raises, no thread has been started.
+        self._graph.start(start_ms - self._batch_ms)
         self._thread = threading.Thread(target=self._event_loop, name="streaming-job-generator", daemon=True)
         self._thread.start()
-        start_ms = self._timer.get_start_time()
-        self._graph.start(start_ms - self._batch_ms)
         self._timer.start(start_ms)
         return start_ms
 

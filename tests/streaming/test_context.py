@@ -76,10 +76,39 @@ def test_stop_spark_context_by_default(sc, clock):
         sc.parallelize([1])
 
 
-def test_start_without_output_operations_raises(ssc):
+def test_start_without_output_operations_raises_and_stops_the_context(ssc):
     ssc.queueStream([[1]]).map(str)
     with pytest.raises(DStreamValueError, match="No output operations registered"):
         ssc.start()
+    assert StreamingContext.getActive() is None
+    with pytest.raises(DStreamStateError, match="already been stopped"):
+        ssc.start()
+    ssc.stop(stopSparkContext=False)  # harmless
+
+
+def test_only_one_context_may_be_active(ssc, sc, clock):
+    ssc.queueStream([[1]]).pprint()
+    ssc.start()
+    other = StreamingContext(sc, 1.0, clock=clock)
+    other.queueStream([[1]]).pprint()
+    with pytest.raises(DStreamStateError, match="Only one StreamingContext"):
+        other.start()
+
+
+def test_union_and_transform_argument_errors(ssc):
+    a = ssc.queueStream([[1]])
+    windowed = a.window(2, 2)
+    with pytest.raises(ValueError, match="same slide duration"):
+        a.union(windowed)
+    with pytest.raises(ValueError, match="same slide duration"):
+        ssc.union(a, windowed)
+    with pytest.raises(ValueError, match="at least one DStream"):
+        ssc.union()
+    assert ssc.union(a) is a
+    with pytest.raises(ValueError, match="one or two arguments"):
+        a.transform(lambda x, y, z: x)
+    with pytest.raises(ValueError, match="two or three arguments"):
+        a.transformWith(lambda x: x, a)
 
 
 def test_bad_batch_duration_is_rejected(sc):

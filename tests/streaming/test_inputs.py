@@ -160,3 +160,33 @@ def test_file_stream_reads_lazily_in_tasks(sc, tmp_path):
             assert f.read() == "a\nb\n"
     finally:
         ssc.stop(stopSparkContext=False)
+
+
+class ReceiverErrors(StreamingListener):
+    def __init__(self):
+        self.error = threading.Event()
+        self.stopped = threading.Event()
+        self.messages = []
+
+    def onReceiverError(self, e):
+        self.messages.append(e.receiverInfo.lastErrorMessage)
+        self.error.set()
+
+    def onReceiverStopped(self, e):
+        self.stopped.set()
+
+
+def test_socket_connection_refused_is_a_receiver_error_and_batches_go_on(ssc, clock):
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    server.close()  # nothing listens on this port now
+    listener = ReceiverErrors()
+    ssc.addStreamingListener(listener)
+    out = collect(ssc.socketTextStream("127.0.0.1", port))
+    ssc.start()
+    assert listener.error.wait(WAIT_S)
+    assert f"Error connecting to 127.0.0.1:{port}" in listener.messages[0]
+    run(ssc, clock, 2)
+    assert out == {1000: [], 2000: []}
+    ssc.stop(stopSparkContext=False)
+    assert listener.stopped.is_set()
