@@ -101,22 +101,32 @@ class BlockNode(Node):
         raise DStreamError(f"partition {split} of an in-memory RDD is missing from the block store")
 
 
+PartitionFn = Callable[[int, Iterator[Any]], Iterable[Any]]
+
+
 class MapPartitionsNode(Node):
-    """Applies ``func(split, iterator) -> iterator`` to each parent partition (pipelined ops)."""
+    """Applies ``funcs`` in order, each ``f(split, iterator) -> iterable``, to a parent partition.
+
+    Pipelined operations append to a flat list rather than nesting closures, so a long chain
+    of maps pickles without deep recursion.
+    """
 
     label = "PythonRDD"
 
-    def __init__(self, parent: RDD, func: Callable[[int, Iterator[Any]], Iterable[Any]]) -> None:
+    def __init__(self, parent: RDD, funcs: list[PartitionFn]) -> None:
         self.deps = [NarrowDependency(parent)]
         self.num_partitions = parent.getNumPartitions()
-        self.func = func
+        self.funcs = funcs
 
     @property
     def parent(self) -> RDD:
         return self.narrow(0).rdd
 
     def compute(self, split: int, tctx: TaskContext) -> Iterator[Any]:
-        return iter(self.func(split, self.parent.iterator(split, tctx)))
+        it: Iterable[Any] = self.parent.iterator(split, tctx)
+        for f in self.funcs:
+            it = f(split, iter(it))
+        return iter(it)
 
 
 class UnionNode(Node):

@@ -147,9 +147,29 @@ class DAGScheduler:
         return inputs
 
 
+def _parents_first(rdd: RDD) -> list[RDD]:
+    """The stage's RDDs (through narrow dependencies), every parent before its children."""
+    order: list[RDD] = []
+    done: set[int] = set()
+    stack: list[tuple[RDD, bool]] = [(rdd, False)]
+    while stack:
+        r, expanded = stack.pop()
+        if r._id in done:
+            continue
+        if expanded:
+            done.add(r._id)
+            order.append(r)
+            continue
+        stack.append((r, True))
+        stack.extend((d.rdd, False) for d in r._node.deps if isinstance(d, NarrowDependency))
+    return order
+
+
 def _pickle_stage(rdd: RDD, func: PartitionFunc, stage: str) -> bytes:
+    # Pickling the lineage parents-first makes every parent a memo reference by the time its
+    # child is pickled, so pickle's recursion depth stays flat however long the lineage is.
     try:
-        binary: bytes = cloudpickle.dumps((rdd, func), protocol=PICKLE_PROTOCOL)
+        binary: bytes = cloudpickle.dumps((_parents_first(rdd), rdd, func), protocol=PICKLE_PROTOCOL)
         return binary
     except Exception as exc:
         raise TaskNotSerializableError(

@@ -71,7 +71,7 @@ class StageTask:
         return f"task {self.split} of {self.description}"
 
     def run(self) -> TaskResult:
-        rdd, func = pickle.loads(self.stage_binary)
+        _lineage, rdd, func = pickle.loads(self.stage_binary)
         tctx = TaskContext(self.split, self.inputs)
         step: Callable[[Iterator[Any]], Any] = func
         value = step(rdd.iterator(self.split, tctx))

@@ -57,14 +57,9 @@ class TransformsMixin:
         """Apply ``f(partition_index, iterator) -> iterable`` to every partition."""
         node = self._node
         if isinstance(node, MapPartitionsNode) and self._pipelinable():
-            prev = node.func
-
-            def composed(split: int, it: Iterator[Any]) -> Iterable[Any]:
-                return f(split, iter(prev(split, it)))
-
-            new = MapPartitionsNode(node.parent, composed)
+            new = MapPartitionsNode(node.parent, [*node.funcs, f])
         else:
-            new = MapPartitionsNode(self, f)
+            new = MapPartitionsNode(self, [f])
         return self._derive(new, self.partitioner if preservesPartitioning else None)
 
     def mapPartitions(

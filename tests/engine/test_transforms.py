@@ -155,3 +155,14 @@ def test_pipelined_maps_are_one_rdd_in_the_lineage(sc: Context) -> None:
     rdd = sc.parallelize(range(4), 2).map(lambda x: x + 1).filter(lambda x: x % 2).map(lambda x: x * 10)
     assert rdd.toDebugString().count(b"PythonRDD") == 1
     assert rdd.collect() == [10, 30]
+
+
+def test_long_lineages_pickle_and_run(sc: Context) -> None:
+    rdd = sc.parallelize(range(10), 2)
+    for _ in range(1000):  # one pipelined node with 1000 functions
+        rdd = rdd.map(lambda x: x + 1)
+    assert rdd.collect() == [x + 1000 for x in range(10)]
+    state = sc.parallelize([(k, 0) for k in range(3)], 2).partitionBy(2)
+    for i in range(100):  # a stateful stream's shape: co-partitioned, so all narrow
+        state = state.union(sc.parallelize([(i % 3, 1)], 1).partitionBy(2)).reduceByKey(operator.add)
+    assert dict(state.collect()) == {k: sum(1 for i in range(100) if i % 3 == k) for k in range(3)}
