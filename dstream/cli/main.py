@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from dstream.cli.checkpoint_commands import checkpoint
 from dstream.cli.wal_commands import wal
 
 
@@ -14,3 +15,4 @@ def main() -> None:
 
 
 main.add_command(wal)
+main.add_command(checkpoint)
