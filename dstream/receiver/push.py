@@ -2,10 +2,12 @@
 
 Frames and the exactly-once rule are specified in `dstream.receiver.push_protocol`. Per producer the
 receiver keeps the highest durable sequence number; a DATA frame's records at or below it are dropped as
-duplicates, the rest are stored as one block (with metadata producer, seq_first, seq_last) and only when
-`store` returned, i.e. with the receiver WAL on when the block is durable and registered with the
-driver's tracker, is the ACK sent. The per-producer state survives a restart: `on_recovered_blocks` rebuilds
-it from the metadata of the blocks in the receiver WAL.
+duplicates. Connection threads hand decoded frames to one committer thread, which stores every frame
+waiting at that moment as one block (receiver-side group commit: one WAL write and one tracker event for
+many producers' frames) with metadata `{"producers": {producer_id: [seq_first, seq_last]}}`. Only when
+`store` returned, i.e. with the receiver WAL on when the block is durable and registered with the driver's
+tracker, are the frames' ACKs sent. The per-producer state survives a restart: `on_recovered_blocks`
+rebuilds it from the metadata of the blocks in the receiver WAL.
 
 Without the receiver WAL the push source is at-most-once across a process crash (acked blocks live only
 in memory); the deduplication still holds while the process lives.
@@ -42,6 +44,7 @@ CONNECTIONS_MAX_DEFAULT = 64
 IDLE_TIMEOUT_S_DEFAULT = 300.0
 _ACCEPT_POLL_S = 0.1
 _JOIN_TIMEOUT_S = 10.0
+_GROUP_FRAMES_MAX = 256  # frames stored as one block at most
 
 
 class PushReceiver(Receiver):
@@ -79,7 +82,8 @@ class PushReceiver(Receiver):
         self.idle_timeout_s = idle_timeout_s
         self._durable: dict[str, int] = {}
         self._state_lock = threading.Lock()
-        self._producer_locks: dict[str, threading.Lock] = {}
+        self._commit_cond = threading.Condition()
+        self._pending: list[_PendingFrame] = []
         self._listener: socket.socket | None = None
         self._accepting = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -105,6 +109,7 @@ class PushReceiver(Receiver):
         if self._listener is None:
             self._bind()  # same port as before: clients reconnect to it
         self._accepting.set()
+        self._spawn(self._run_committer, "push-commit")
         self._spawn(self._accept_loop, "push-accept")
 
     def onStop(self) -> None:
@@ -123,11 +128,10 @@ class PushReceiver(Receiver):
         self._threads = [t for t in self._threads if t.is_alive()]
 
     def on_recovered_blocks(self, metadata: list[dict[str, Any]]) -> None:
-        for meta in metadata:
-            producer, last = meta.get("producer"), meta.get("seq_last")
-            if isinstance(producer, str) and isinstance(last, int):
-                with self._state_lock:
-                    self._durable[producer] = max(self._durable.get(producer, -1), last)
+        with self._state_lock:
+            for meta in metadata:
+                for producer, (_, last) in dict(meta.get("producers") or {}).items():
+                    self._durable[producer] = max(self._durable.get(producer, -1), int(last))
 
     def durable_seq(self, producer_id: str) -> int:
         """The highest durable sequence number of a producer (-1 for none)."""
@@ -136,14 +140,23 @@ class PushReceiver(Receiver):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        for name in ("_state_lock", "_listener", "_accepting", "_threads", "_conns", "_producer_locks"):
+        for name in (
+            "_state_lock",
+            "_listener",
+            "_accepting",
+            "_threads",
+            "_conns",
+            "_commit_cond",
+            "_pending",
+        ):
             state.pop(name, None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._state_lock = threading.Lock()
-        self._producer_locks = {}
+        self._commit_cond = threading.Condition()
+        self._pending = []
         self._listener = None
         self._accepting = threading.Event()
         self._threads = []
@@ -207,26 +220,73 @@ class PushReceiver(Receiver):
             raise ProtocolError("DATA before HELLO; a connection must start with HELLO")
         return producer, encode_ack(self._store_frame(producer, payload))
 
-    def _producer_lock(self, producer: str) -> threading.Lock:
-        with self._state_lock:
-            return self._producer_locks.setdefault(producer, threading.Lock())
-
     def _store_frame(self, producer: str, payload: bytes) -> int:
+        """Queue a decoded frame for the committer; return the producer's durable seq once it is stored."""
         first_seq, records = decode_data(payload)
-        with self._producer_lock(producer):  # one frame of a producer at a time, even across connections
-            durable = self.durable_seq(producer)
-            if first_seq > durable + 1:
-                raise ProtocolError(
-                    f"producer {producer!r} sent seq {first_seq} but only {durable} is durable: a gap"
-                )
-            skip = durable + 1 - first_seq
-            fresh = records[skip:]
+        frame = _PendingFrame(producer, first_seq, records)
+        with self._commit_cond:
+            self._pending.append(frame)
+            self._commit_cond.notify()
+        if not frame.done.wait(self.idle_timeout_s):
+            raise TimeoutError(f"frame of producer {producer!r} not stored within {self.idle_timeout_s} s")
+        if frame.error is not None:
+            raise frame.error
+        return self.durable_seq(producer)
+
+    def _run_committer(self) -> None:
+        while True:
+            with self._commit_cond:
+                while not self._pending and self._accepting.is_set():
+                    self._commit_cond.wait(_ACCEPT_POLL_S)
+                group, self._pending = self._pending[:_GROUP_FRAMES_MAX], self._pending[_GROUP_FRAMES_MAX:]
+            if not group:
+                return  # stopped and drained
+            self._commit(group)
+
+    def _commit(self, group: list[_PendingFrame]) -> None:
+        """Store the new records of every frame of the group as one block, then release their acks."""
+        planned: dict[str, int] = {}
+        ranges: dict[str, list[int]] = {}
+        records: list[Any] = []
+        accepted: list[_PendingFrame] = []
+        for frame in group:
+            durable = planned.get(frame.producer, self.durable_seq(frame.producer))
+            if frame.first_seq > durable + 1:
+                frame.fail(ProtocolError(f"producer {frame.producer!r} sent seq {frame.first_seq} but only "
+                                         f"{durable} is durable: a gap"))  # fmt: skip
+                continue
+            fresh = frame.records[durable + 1 - frame.first_seq :]
             if fresh:
-                last = first_seq + len(records) - 1
-                self.store(list(fresh), {"producer": producer, "seq_first": durable + 1, "seq_last": last})
-                with self._state_lock:
-                    self._durable[producer] = max(self._durable.get(producer, -1), last)
-            return self.durable_seq(producer)
+                last = frame.first_seq + len(frame.records) - 1
+                ranges.setdefault(frame.producer, [durable + 1, last])[1] = last
+                planned[frame.producer] = last
+                records.extend(fresh)
+            accepted.append(frame)
+        try:
+            if records:
+                self.store(records, {"producers": ranges})
+        except Exception as exc:  # nothing of the group is acknowledged; clients resend
+            for frame in accepted:
+                frame.fail(exc)
+            return
+        with self._state_lock:
+            for producer, last in planned.items():
+                self._durable[producer] = max(self._durable.get(producer, -1), last)
+        for frame in accepted:
+            frame.done.set()
+
+
+class _PendingFrame:
+    """A decoded DATA frame waiting for the committer."""
+
+    def __init__(self, producer: str, first_seq: int, records: list[Any]) -> None:
+        self.producer, self.first_seq, self.records = producer, first_seq, records
+        self.done = threading.Event()
+        self.error: Exception | None = None
+
+    def fail(self, error: Exception) -> None:
+        self.error = error
+        self.done.set()
 
 
 def _shutdown(conn: socket.socket) -> None:

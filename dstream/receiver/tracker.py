@@ -251,9 +251,17 @@ class ReceivedBlockTracker:
         self._state.apply(event)
 
     def add_block(self, info: ReceivedBlockInfo) -> None:
-        """Log and queue a stored block. Raises whatever the log raises; then nothing changed."""
+        """Log and queue a stored block. Raises whatever the log raises; then nothing changed.
+
+        The write happens outside the lock (as in Spark) so that concurrent receivers' additions share a
+        group commit. An allocation that runs meanwhile simply does not include this block, and neither
+        does its replay: the allocation event names its blocks.
+        """
+        event = self._state.plan_add(info)
+        if self._log is not None:
+            self._log.write(encode_event(event), self._clock.time_ms())
         with self._lock:
-            self._write_then_apply(self._state.plan_add(info))
+            self._state.apply(event)
 
     def allocate_blocks_to_batch(self, time_ms: int) -> None:
         """Give every queued block to batch `time_ms`; a no-op for a time already allocated.

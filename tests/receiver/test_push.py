@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 import struct
 from collections.abc import Iterator
@@ -87,10 +88,7 @@ def test_send_returns_after_the_records_are_in_the_wal_and_tracked(running: Runn
         assert client.send([b"\x00bin", "c"]) == 3
     assert running.records() == ["a", "b", b"\x00bin", "c"]
     infos = running.tracker.block_tracker.get_unallocated_blocks(STREAM)
-    assert [i.metadata for i in infos] == [
-        {"producer": "p1", "seq_first": 0, "seq_last": 1},
-        {"producer": "p1", "seq_first": 2, "seq_last": 3},
-    ]
+    assert [i.metadata for i in infos] == [{"producers": {"p1": [0, 1]}}, {"producers": {"p1": [2, 3]}}]
 
 
 def test_a_resend_after_a_lost_ack_is_deduplicated(running: Running) -> None:
@@ -224,7 +222,7 @@ def test_a_block_logged_but_never_tracked_is_recovered_once(tmp_path: Path) -> N
     # The crash window: the block reached the receiver WAL, the tracker's add never happened.
     log = open_wal(receiver_wal_url(ckpt, STREAM))
     handler = WriteAheadLogHandler(log, STREAM, SystemClock(), StorageLevel.MEMORY_ONLY)
-    handler.store_block("orphan-1", ["o1", "o2"], {"producer": "p", "seq_first": 0, "seq_last": 1})
+    handler.store_block("orphan-1", ["o1", "o2"], {"producers": {"p": [0, 1]}})
     log.close()
     for _ in range(2):  # a second recovery must not adopt it again
         config = ReceiverConfig.from_conf(wal_enabled=True)
@@ -245,3 +243,32 @@ def test_a_block_logged_but_never_tracked_is_recovered_once(tmp_path: Path) -> N
             ]
         finally:
             tracker.stop()
+
+
+def test_concurrent_producers_share_blocks_and_each_gets_its_own_ack(running: Running) -> None:
+    import threading
+
+    results: dict[str, int] = {}
+
+    def produce(name: str) -> None:
+        with PushClient("127.0.0.1", running.port, name) as client:
+            for i in range(10):
+                results[name] = client.send([f"{name}-{i}-{j}" for j in range(5)])
+
+    threads = [threading.Thread(target=produce, args=(f"c{k}",)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == {f"c{k}": 49 for k in range(4)}
+    got = running.records()
+    for k in range(4):  # per producer: every record once, in order
+        assert [r for r in got if r.startswith(f"c{k}-")] == [
+            f"c{k}-{i}-{j}" for i in range(10) for j in range(5)
+        ]
+    assert len(got) == 200
+    infos = running.tracker.block_tracker.get_unallocated_blocks(STREAM)
+    for k in range(4):
+        ranges = [i.metadata["producers"][f"c{k}"] for i in infos if f"c{k}" in i.metadata["producers"]]
+        assert ranges[0][0] == 0 and ranges[-1][1] == 49
+        assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ranges))
