@@ -8,3 +8,4 @@ from dstream.rdd.storage import StorageLevel
 from dstream.streaming import DStream, StreamingContext, StreamingListener  # noqa: F401
 
 __all__ = ["RDD", "Conf", "Context", "ResultIterable", "SparkConf", "StorageLevel", "portable_hash"]
+from dstream.receiver.receiver import Receiver as Receiver

@@ -65,7 +65,10 @@ class ActionsMixin:
         self._run_job(each, name="foreach")
 
     def foreachPartition(self: RDD, f: Callable[[Iterator[Any]], Any]) -> None:
-        self._run_job(lambda it: (f(it), None)[1], name="foreachPartition")
+        def each_partition(it: Iterator[Any]) -> None:
+            f(it)
+
+        self._run_job(each_partition, name="foreachPartition")
 
     def take(self: RDD, num: int) -> list[Any]:
         """The first ``num`` elements, scanning as few partitions as it can (more each round)."""
