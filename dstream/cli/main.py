@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from dstream.cli.checkpoint_commands import checkpoint
+from dstream.cli.demo import demo
 from dstream.cli.wal_commands import wal
 
 
@@ -16,3 +17,4 @@ def main() -> None:
 
 main.add_command(wal)
 main.add_command(checkpoint)
+main.add_command(demo)
