@@ -5,7 +5,19 @@ from dstream.rdd.partitioner import portable_hash
 from dstream.rdd.rdd import RDD
 from dstream.rdd.resultiterable import ResultIterable
 from dstream.rdd.storage import StorageLevel
-from dstream.streaming import DStream, StreamingContext, StreamingListener  # noqa: F401
+from dstream.receiver.receiver import Receiver
+from dstream.streaming import DStream, StreamingContext, StreamingListener
 
-__all__ = ["RDD", "Conf", "Context", "ResultIterable", "SparkConf", "StorageLevel", "portable_hash"]
-from dstream.receiver.receiver import Receiver as Receiver
+__all__ = [
+    "RDD",
+    "Conf",
+    "Context",
+    "DStream",
+    "Receiver",
+    "ResultIterable",
+    "SparkConf",
+    "StorageLevel",
+    "StreamingContext",
+    "StreamingListener",
+    "portable_hash",
+]
