@@ -183,8 +183,13 @@ class FileBasedWriteAheadLog(WriteAheadLog):
             self._writer.close()
             self._writer = None
         name = next_segment(self._last, min_ms, max_ms, self._rolling_interval_ms)
-        self._last = name
-        self._writer = self._backend.open_segment(str(name))
+        self._last = name  # even on failure: a half-created segment's name is never reused
+        try:
+            self._writer = self._backend.open_segment(str(name))
+        except FileExistsError as exc:
+            raise WALError(f"segment {name} of {self._backend.url} exists: another writer?") from exc
+        except OSError as exc:
+            raise WALError(f"cannot create segment {name} in {self._backend.url}: {exc}") from exc
         self._current = name
         self._stats = replace(self._stats, segments_created=self._stats.segments_created + 1)
 
