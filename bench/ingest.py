@@ -6,7 +6,7 @@ reading every block back. WAL off keeps blocks in memory only; WAL on writes eve
 WAL (local disk, fsync on each group commit) and every block-added event to the metadata WAL before the
 ack. The floor, as in DESIGN.md section 8, is a plain Python loop over the same records in this process.
 
-    .venv/bin/python bench/ingest.py [--producers 4] [--frames 50] [--records 1000]
+    .venv/bin/python bench/ingest.py [--producers 4] [--frames 20] [--records 5000]
 
 Prints records/s per mode and the WAL-on / WAL-off ratio (target: at least 0.7).
 """
@@ -106,8 +106,8 @@ def plain_loop(frames: list[list[list[str]]]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--producers", type=int, default=4)
-    parser.add_argument("--frames", type=int, default=50, help="frames per producer")
-    parser.add_argument("--records", type=int, default=1000, help="records per frame")
+    parser.add_argument("--frames", type=int, default=20, help="frames per producer")
+    parser.add_argument("--records", type=int, default=5000, help="records per frame")
     parser.add_argument("--repeats", type=int, default=3, help="runs per mode; the best is reported")
     args = parser.parse_args()
     frames = [make_frames(p, args.frames, args.records) for p in range(args.producers)]
