@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from checkpoint import crashpoints
 from checkpoint.envelope import SignatureStatus, SigningKey, decode, encode, signing_key_from_env
-from checkpoint.errors import CheckpointValueError, CorruptCheckpointError
+from checkpoint.errors import CheckpointValueError, CorruptCheckpointError, NoValidCheckpointError
 from checkpoint.fingerprint import CodeFingerprint
 from checkpoint.layout import CheckpointName, check_ms, metadata_checkpoint_url, metadata_dir
 from checkpoint.location import resolve
@@ -223,11 +223,16 @@ def read_latest(
     *,
     storage_options: Mapping[str, Any] | None = None,
     key: KeyChoice = "env",
+    require_valid: bool = False,
 ) -> tuple[MetadataCheckpoint | None, list[SkippedCheckpoint]]:
     """The newest valid checkpoint in `dir_url` and the newer ones skipped on the way (newest first).
 
     Returns (None, skipped) when there is no valid checkpoint; `skipped` is empty when there is none at
-    all. Storage errors other than a missing/corrupt file propagate.
+    all. Storage errors other than a missing/corrupt file propagate. Nothing is unpickled.
+
+    Raises:
+        NoValidCheckpointError: `require_valid` and checkpoint files exist but none is valid (Spark's
+            getOrCreate without createOnError); the message lists every file and why it was refused.
     """
     resolved = resolve_key(key)
     skipped: list[SkippedCheckpoint] = []
@@ -236,6 +241,11 @@ def read_latest(
             return read_checkpoint(dir_url, name, storage_options=storage_options, key=resolved), skipped
         except CorruptCheckpointError as exc:
             skipped.append(SkippedCheckpoint(name, metadata_checkpoint_url(dir_url, name), str(exc)))
+    if require_valid and skipped:
+        reasons = "; ".join(s.reason for s in skipped)
+        raise NoValidCheckpointError(
+            f"no valid checkpoint in {dir_url!r} ({len(skipped)} refused: {reasons})"
+        )
     return None, skipped
 
 

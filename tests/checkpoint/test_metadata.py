@@ -9,7 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checkpoint.envelope import SigningKey
-from checkpoint.errors import AlreadyPublishedError, CheckpointSignatureError, CorruptCheckpointError
+from checkpoint.errors import (
+    AlreadyPublishedError,
+    CheckpointSignatureError,
+    CorruptCheckpointError,
+    NoValidCheckpointError,
+)
 from checkpoint.fingerprint import fingerprint_description
 from checkpoint.layout import CheckpointName, metadata_checkpoint_url
 from checkpoint.location import resolve
@@ -89,7 +94,19 @@ def test_read_latest_picks_newest_and_skips_corrupt(storage: StorageTarget) -> N
 
 
 def test_empty_or_missing_dir_gives_none(storage: StorageTarget) -> None:
-    assert read_latest(storage.child("nothing").url, storage_options=storage.storage_options) == (None, [])
+    url = storage.child("nothing").url
+    assert read_latest(url, storage_options=storage.storage_options) == (None, [])
+    assert read_latest(url, storage_options=storage.storage_options, require_valid=True) == (None, [])
+
+
+def test_all_corrupt_raises_when_required(storage: StorageTarget) -> None:
+    so = storage.storage_options
+    write_checkpoint(storage.url, make(1000), CheckpointName(1000, 0), storage_options=so, key=None)
+    corrupt(metadata_checkpoint_url(storage.url, CheckpointName(1000, 0)), so)
+    latest, skipped = read_latest(storage.url, storage_options=so, key=None)
+    assert latest is None and len(skipped) == 1
+    with pytest.raises(NoValidCheckpointError, match=r"1 refused: .*CRC32C"):
+        read_latest(storage.url, storage_options=so, key=None, require_valid=True)
 
 
 def test_copy_under_a_newer_name_is_refused(storage: StorageTarget) -> None:
