@@ -131,7 +131,13 @@ class ReceiverInputDStream(InputDStream):
         return self._receiver
 
     def _start(self) -> None:
-        _group(self._ssc).start(self._ssc)
+        group = _group(self._ssc)
+        # A graph restored from a checkpoint never ran __init__ in this process: register every receiver
+        # stream of the graph before the first of them starts the shared tracker.
+        for stream in self._ssc._graph.input_streams:
+            if isinstance(stream, ReceiverInputDStream):
+                group.receivers.setdefault(stream._id, stream._receiver)
+        group.start(self._ssc)
 
     def _stop(self) -> None:
         _group(self._ssc).stop()

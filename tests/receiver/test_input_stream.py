@@ -169,3 +169,23 @@ def test_block_refs_keep_allocation_order(sc: Context) -> None:
     assert [r.block_id for r in block_refs(infos, None)] == ["z3", "z1", "z2"]
     assert threading.active_count() >= 1
     assert receiver_tracker_of(StreamingContext(sc, 1.0)) is None
+
+
+def test_a_graph_restored_without_init_registers_its_receivers_at_start() -> None:
+    sc = Context("local[2]")
+    ssc = StreamingContext(sc, 1.0, clock=ManualClock(0))
+    first = receiver_stream(ssc, CountingReceiver(3))
+    second = receiver_stream(ssc, CountingReceiver(4))
+    first.foreachRDD(lambda rdd: None)
+    second.foreachRDD(lambda rdd: None)
+    from dstream.receiver import input_stream
+
+    input_stream._group(ssc).receivers.clear()  # as after unpickling the graph in a new process
+    ssc.start()
+    try:
+        tracker = receiver_tracker_of(ssc)
+        assert tracker is not None
+        wait_for(lambda: len(tracker.block_tracker.get_unallocated_blocks(second._id)) == 1)
+        assert len(tracker.block_tracker.get_unallocated_blocks(first._id)) == 1
+    finally:
+        ssc.stop(stopSparkContext=True)
