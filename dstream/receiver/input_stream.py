@@ -58,25 +58,35 @@ class ListenerBusEvents:
 
 
 class _ReceiverGroup:
-    """The receivers of one StreamingContext and, once started, their shared ReceiverTracker."""
+    """The receivers of one StreamingContext and, once started, their shared ReceiverTracker.
+
+    The tracker outlives `stop`: a graceful stop stops the receivers first and then still generates the
+    remaining batches, which need the block tracker. A stopped group never starts receivers again.
+    """
 
     def __init__(self) -> None:
         self.receivers: dict[int, Receiver] = {}
         self.tracker: ReceiverTracker | None = None
+        self.stopped = False
         self.lock = threading.Lock()
 
     def start(self, ssc: Any) -> ReceiverTracker:
         with self.lock:
             if self.tracker is None:
                 self.tracker = _new_tracker(ssc, self.receivers)
-                self.tracker.start()
+                weakref.finalize(ssc, self.tracker.close)
+                if not self.stopped:
+                    self.tracker.start()
             return self.tracker
 
     def stop(self) -> None:
         with self.lock:
-            tracker, self.tracker = self.tracker, None
+            if self.stopped:
+                return
+            self.stopped = True
+            tracker = self.tracker
         if tracker is not None:
-            tracker.stop()
+            tracker.stop(close_metadata_log=False)
 
 
 _groups: weakref.WeakKeyDictionary[Any, _ReceiverGroup] = weakref.WeakKeyDictionary()

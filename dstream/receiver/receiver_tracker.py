@@ -212,8 +212,15 @@ class ReceiverTracker:
     def has_unallocated_received_blocks(self) -> bool:
         return self.block_tracker.has_unallocated_received_blocks()
 
-    def stop(self, timeout_s: float = JOIN_TIMEOUT_S) -> None:
-        """Stop every receiver (flushing their buffered records), then close the WALs."""
+    def stop(self, timeout_s: float = JOIN_TIMEOUT_S, close_metadata_log: bool = True) -> None:
+        """Stop every receiver (flushing their buffered records) and close the receiver WALs.
+
+        Args:
+            timeout_s: bound on waiting for each receiver thread.
+            close_metadata_log: also close the tracker's metadata WAL. A streaming context keeps it open
+                so that batches generated after the receivers stopped (graceful stop) can still be
+                allocated, and closes it with `close()`.
+        """
         self._stopping.set()
         for supervisor in list(self._supervisors.values()):
             supervisor.stop("stopped by ReceiverTracker")
@@ -222,5 +229,11 @@ class ReceiverTracker:
         for stream_id, log in self._wals.items():
             unregister_wal(receiver_wal_url(self.checkpoint_dir or "", stream_id), log)
             log.close()
+        self._wals.clear()
+        if close_metadata_log:
+            self.close()
+
+    def close(self) -> None:
+        """Close the metadata WAL (idempotent)."""
         if self._metadata_log is not None:
             self._metadata_log.close()

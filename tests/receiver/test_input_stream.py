@@ -189,3 +189,17 @@ def test_a_graph_restored_without_init_registers_its_receivers_at_start() -> Non
         assert len(tracker.block_tracker.get_unallocated_blocks(first._id)) == 1
     finally:
         ssc.stop(stopSparkContext=True)
+
+
+def test_a_graceful_stop_still_allocates_the_last_batches(tmp_path: Path) -> None:
+    sc = context_with(spark__streaming__receiver__writeAheadLog__enable="true")
+    clock = ManualClock(0)
+    ssc = StreamingContext(sc, 1.0, clock=clock)
+    ssc.checkpoint(str(tmp_path / "ckpt"))
+    receiver = CountingReceiver(6, chunk=3)
+    batches = collect_batches(receiver_stream(ssc, receiver))
+    ssc.start()
+    wait_for(lambda: receiver.next == 6)
+    clock.set_time(2000)  # batches 1000 and 2000 are due; a graceful stop must still run them
+    ssc.stop(stopSparkContext=True, stopGraceFully=True)
+    assert [r for t in sorted(batches) for r in batches[t]] == list(range(6))
