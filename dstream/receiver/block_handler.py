@@ -15,7 +15,7 @@ Receiver WAL record format, version 1 (one WAL record per block):
                     (stream_id: int, block_id: str, written_ms: int, metadata: dict | None, records: list)
 
 `written_ms` is the receiver clock's time at the write; recovery uses it to tell a block that never reached
-the driver's tracker (written after the tracker's last cleanup threshold) from one already cleaned.
+the driver's tracker (written after every block the tracker has cleaned) from one already cleaned.
 A record with another magic or version is refused with `BlockRecordError`.
 """
 
@@ -57,6 +57,7 @@ class StoreResult:
     block_id: str
     num_records: int
     wal_handle: Any = None
+    written_ms: int | None = None
 
 
 def encode_block_record(record: BlockRecord) -> bytes:
@@ -110,7 +111,7 @@ class WriteAheadLogHandler:
         data = encode_block_record(BlockRecord(self.stream_id, block_id, now, metadata, records))
         handle = self.log.write(data, now)
         get_block_store().put(block_id, records, self.level)
-        return StoreResult(block_id, len(records), handle)
+        return StoreResult(block_id, len(records), handle, now)
 
     def cleanup_old_blocks(self, threshold_ms: int) -> None:
         """Let the WAL drop segments older than the threshold (in the background)."""

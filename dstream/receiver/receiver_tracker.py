@@ -154,7 +154,10 @@ class ReceiverTracker:
             self.clock,
             self.config,
             self._events,
-            tracker_view=lambda: (self.block_tracker.known_block_ids(), self.block_tracker.cleaned_before_ms),
+            tracker_view=lambda: (
+                self.block_tracker.known_block_ids(),
+                self.block_tracker.cleaned_written_max_ms,
+            ),
         )
         self._supervisors[stream_id] = supervisor
         return supervisor

@@ -4,10 +4,12 @@ It owns the receiver's BlockGenerator and block handler. Storing a block is: han
 enabled, then memory) -> report the `ReceivedBlockInfo` to the tracker (which logs it) -> only then does
 `store()` return, so a reliable receiver may acknowledge its source afterwards.
 
-Recovery on start (receiver WAL only): blocks in the receiver WAL that the tracker does not know and that
-were written after the tracker's last cleanup threshold never reached the tracker (the process died
-between the two writes); they are stored and reported again under their own block id, so their data is
-not lost. Then `Receiver.on_recovered_blocks` gets every logged block's metadata.
+Recovery on start (receiver WAL only): a block in the receiver WAL that the tracker does not know and that
+was written after every block the tracker ever cleaned never reached the tracker (the process died between
+the two writes, or the tracker's write failed); it is stored and reported again under its own block id, so
+its data is not lost. Then `Receiver.on_recovered_blocks` gets every logged block's metadata. Because a
+block that is in the receiver WAL but not in the tracker can only be resolved by this recovery, a failed
+report after a successful WAL write stops the supervisor (the ReceiverTracker restarts it).
 
 Restarts: `restart_receiver` stops the receiver (onStop) and starts it again (onStart) after a delay on a
 background thread. A receiver whose `onStart` raises, or that calls `stop`, ends the supervisor; the
@@ -54,7 +56,7 @@ class NoEvents:
 
 
 BlockHandler = BlockStoreHandler | WriteAheadLogHandler
-TrackerView = Callable[[], tuple[set[str], int]]  # (known block ids, cleaned-before threshold ms)
+TrackerView = Callable[[], tuple[set[str], int]]  # (known block ids, latest write time of a cleaned block)
 
 
 class ReceiverSupervisor:
@@ -128,9 +130,9 @@ class ReceiverSupervisor:
         if not isinstance(self.handler, WriteAheadLogHandler):
             return []
         logged = self.handler.read_all_blocks()
-        known, cleaned_before_ms = self._tracker_view() if self._tracker_view else (set(), 0)
+        known, cleaned_written_max_ms = self._tracker_view() if self._tracker_view else (set(), -1)
         for block in logged:
-            orphan = block.block_id not in known and block.written_ms >= cleaned_before_ms
+            orphan = block.block_id not in known and block.written_ms > cleaned_written_max_ms
             if orphan and block.stream_id == self.stream_id:
                 self._store_and_report(block.block_id, block.records, block.metadata)
                 known.add(block.block_id)
@@ -183,8 +185,16 @@ class ReceiverSupervisor:
         self, block_id: str, records: list[Any], metadata: dict[str, Any] | None = None
     ) -> StoreResult:
         result = self.handler.store_block(block_id, records, metadata)
-        info = ReceivedBlockInfo(self.stream_id, block_id, result.num_records, result.wal_handle, metadata)
-        self._report_block(info)
+        info = ReceivedBlockInfo(
+            self.stream_id, block_id, result.num_records, result.wal_handle, metadata, True, result.written_ms
+        )
+        try:
+            self._report_block(info)
+        except Exception as exc:
+            if self.reliable:  # durable but untracked: only a restart's recovery can resolve it
+                message = f"block {block_id} is in the receiver WAL but the tracker refused it: {exc}"
+                threading.Thread(target=self.stop, args=(message, exc), daemon=True).start()
+            raise
         return result
 
     def report_error(self, message: str, error: BaseException | None = None) -> None:

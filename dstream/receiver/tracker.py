@@ -10,9 +10,11 @@ Events:
 - `BatchAllocated(time_ms, blocks)`: every stream's queue, as it stood, becomes batch `time_ms`'s input.
   Allocation is strictly monotonic in time and idempotent for `time_ms <= last allocated` (Spark's rule), so
   a re-run batch keeps its logged allocation.
-- `BatchesCleaned(times_ms, threshold_ms, last_allocated_ms)`: allocations older than the threshold are
-  forgotten. The event repeats the last allocated time because cleaning the log may delete the allocation
-  event that set it, and a replay must still refuse to re-allocate an old batch time.
+- `BatchesCleaned(times_ms, threshold_ms, last_allocated_ms, written_max_ms)`: allocations older than the
+  threshold are forgotten. The event repeats the last allocated time because cleaning the log may delete
+  the allocation event that set it, and a replay must still refuse to re-allocate an old batch time. It
+  also carries the latest receiver-WAL write time of any block cleaned so far: a block found in a receiver
+  WAL, unknown to the tracker and written after that time never reached the tracker (see supervisor.py).
 
 Replay is ordered and idempotent: replaying stale WAL files that cleanup failed to delete gives the same
 state, because an allocation removes exactly the blocks it names and a later cleanup undoes it.
@@ -25,9 +27,9 @@ Event record format, version 1 (one WAL record per event):
     4       ...   pickle (protocol 5) of a tuple made only of builtins and WAL handles:
                     ("add",   block)
                     ("alloc", time_ms, ((stream_id, (block, ...)), ...))   streams sorted by id
-                    ("clean", (time_ms, ...), threshold_ms, last_allocated_ms | None)
+                    ("clean", (time_ms, ...), threshold_ms, last_allocated_ms | None, written_max_ms)
                   where block = (stream_id, block_id, num_records | None, wal_handle | None,
-                                 metadata dict | None)
+                                 metadata dict | None, written_ms | None)
 
 A record with another magic or version is refused with `TrackerLogError`, never misread. Blocks decoded from
 the log are marked `block_valid=False`: their in-memory copies died with the process that held them.
@@ -64,6 +66,7 @@ class ReceivedBlockInfo:
         wal_handle: the receiver-WAL record handle, when the block was write-ahead logged.
         metadata: small builtin-only dict stored with the block (e.g. producer id and sequence range).
         block_valid: False when the in-memory copy is known to be gone (recovered from the log).
+        written_ms: when the block was written to the receiver WAL, if it was.
     """
 
     stream_id: int
@@ -72,6 +75,7 @@ class ReceivedBlockInfo:
     wal_handle: Any = None
     metadata: dict[str, Any] | None = field(default=None, hash=False)
     block_valid: bool = field(default=True, compare=False)
+    written_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class BatchesCleaned:
     times_ms: tuple[int, ...]
     threshold_ms: int
     last_allocated_ms: int | None = None
+    written_max_ms: int = -1
 
 
 TrackerEvent = BlockAdded | BatchAllocated | BatchesCleaned
@@ -103,6 +108,7 @@ class TrackerState:
         self._allocated: dict[int, dict[int, tuple[ReceivedBlockInfo, ...]]] = {}
         self.last_allocated_ms: int | None = None
         self.cleaned_before_ms = 0
+        self.cleaned_written_max_ms = -1
 
     def plan_add(self, info: ReceivedBlockInfo) -> BlockAdded:
         if not isinstance(info, ReceivedBlockInfo):
@@ -117,7 +123,15 @@ class TrackerState:
 
     def plan_cleanup(self, threshold_ms: int) -> BatchesCleaned:
         times = tuple(sorted(t for t in self._allocated if t < threshold_ms))
-        return BatchesCleaned(times, int(threshold_ms), self.last_allocated_ms)
+        written = [
+            b.written_ms
+            for t in times
+            for bs in self._allocated[t].values()
+            for b in bs
+            if b.written_ms is not None
+        ]
+        written_max_ms = max([self.cleaned_written_max_ms, *written])
+        return BatchesCleaned(times, int(threshold_ms), self.last_allocated_ms, written_max_ms)
 
     def apply(self, event: TrackerEvent) -> None:
         if isinstance(event, BlockAdded):
@@ -128,6 +142,7 @@ class TrackerState:
             for t in event.times_ms:
                 self._allocated.pop(t, None)
             self.cleaned_before_ms = max(self.cleaned_before_ms, event.threshold_ms)
+            self.cleaned_written_max_ms = max(self.cleaned_written_max_ms, event.written_max_ms)
             if event.last_allocated_ms is not None:
                 self._raise_last_allocated(event.last_allocated_ms)
 
@@ -168,16 +183,22 @@ class TrackerState:
             (t, tuple(sorted((s, bs) for s, bs in batch.items())))
             for t, batch in sorted(self._allocated.items())
         )
-        return (queues, allocated, self.last_allocated_ms, self.cleaned_before_ms)
+        return (
+            queues,
+            allocated,
+            self.last_allocated_ms,
+            self.cleaned_before_ms,
+            self.cleaned_written_max_ms,
+        )
 
 
 def _block_tuple(b: ReceivedBlockInfo) -> tuple[Any, ...]:
-    return (b.stream_id, b.block_id, b.num_records, b.wal_handle, b.metadata)
+    return (b.stream_id, b.block_id, b.num_records, b.wal_handle, b.metadata, b.written_ms)
 
 
 def _block_from(t: Any) -> ReceivedBlockInfo:
-    stream_id, block_id, num_records, wal_handle, metadata = t
-    return ReceivedBlockInfo(stream_id, block_id, num_records, wal_handle, metadata, block_valid=False)
+    stream_id, block_id, num_records, wal_handle, metadata, written_ms = t
+    return ReceivedBlockInfo(stream_id, block_id, num_records, wal_handle, metadata, False, written_ms)
 
 
 def encode_event(event: TrackerEvent) -> bytes:
@@ -189,7 +210,13 @@ def encode_event(event: TrackerEvent) -> bytes:
         streams = tuple((s, tuple(_block_tuple(b) for b in bs)) for s, bs in sorted(event.blocks.items()))
         body = ("alloc", event.time_ms, streams)
     else:
-        body = ("clean", tuple(event.times_ms), event.threshold_ms, event.last_allocated_ms)
+        body = (
+            "clean",
+            tuple(event.times_ms),
+            event.threshold_ms,
+            event.last_allocated_ms,
+            event.written_max_ms,
+        )
     return MAGIC + bytes([FORMAT_VERSION]) + pickle.dumps(body, protocol=PICKLE_PROTOCOL)
 
 
@@ -206,7 +233,7 @@ def decode_event(data: bytes) -> TrackerEvent:
     if kind == "alloc":
         return BatchAllocated(body[1], {s: tuple(_block_from(b) for b in bs) for s, bs in body[2]})
     if kind == "clean":
-        return BatchesCleaned(tuple(body[1]), body[2], body[3])
+        return BatchesCleaned(tuple(body[1]), body[2], body[3], body[4])
     raise TrackerLogError(f"unknown tracker event kind {kind!r}; expected add, alloc or clean")
 
 
@@ -316,6 +343,12 @@ class ReceivedBlockTracker:
     def cleaned_before_ms(self) -> int:
         with self._lock:
             return self._state.cleaned_before_ms
+
+    @property
+    def cleaned_written_max_ms(self) -> int:
+        """The latest receiver-WAL write time of any cleaned block (-1 before any cleanup)."""
+        with self._lock:
+            return self._state.cleaned_written_max_ms
 
     def snapshot(self) -> tuple[object, ...]:
         with self._lock:

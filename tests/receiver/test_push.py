@@ -272,3 +272,48 @@ def test_concurrent_producers_share_blocks_and_each_gets_its_own_ack(running: Ru
         ranges = [i.metadata["producers"][f"c{k}"] for i in infos if f"c{k}" in i.metadata["producers"]]
         assert ranges[0][0] == 0 and ranges[-1][1] == 49
         assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ranges))
+
+
+def test_a_cleaned_block_left_in_the_receiver_wal_is_not_adopted_again(tmp_path: Path) -> None:
+    from dstream.clock import ManualClock
+    from tests.receiver.helpers import wait_for
+
+    ckpt = str(tmp_path / "ckpt")
+    clock = ManualClock(1000)
+    config = ReceiverConfig.from_conf(wal_enabled=True)
+    tracker = ReceiverTracker(clock, config, checkpoint_dir=ckpt)
+    receiver = PushReceiver()
+    tracker.add_receiver(STREAM, receiver)
+    tracker.start()
+    with PushClient("127.0.0.1", receiver.port, "p") as client:
+        client.send(["old"])  # written at 1000 ms
+    tracker.allocate_blocks_to_batch(500)  # a late allocation: batch 500 gets a block written at 1000
+    clock.set_time(2000)
+    tracker.cleanup_old_blocks_and_batches(600, wait=True)  # batch 500 is cleaned; the segment stays
+    tracker.stop()
+    assert tracker.block_tracker.cleaned_written_max_ms == 1000
+    again = ReceiverTracker(clock, config, checkpoint_dir=ckpt, recover=True)
+    receiver2 = PushReceiver()
+    again.add_receiver(STREAM, receiver2)
+    again.start()
+    try:
+        wait_for(receiver2.isStarted)
+        assert again.block_tracker.get_unallocated_blocks(STREAM) == ()  # not delivered a second time
+        assert receiver2.durable_seq("p") == 0  # but still deduplicated
+    finally:
+        again.stop()
+
+
+def test_a_tracker_failure_after_the_wal_write_is_resolved_by_a_restart(running: Running) -> None:
+    from tests.receiver.fakes import FailingLog
+
+    block_tracker = running.tracker.block_tracker
+    failing = FailingLog(block_tracker._log)  # type: ignore[arg-type]
+    failing.fail_next_writes = 1
+    block_tracker._log = failing
+    with PushClient("127.0.0.1", running.port, "p", timeout_s=20) as client:
+        # First attempt: durable in the receiver WAL, refused by the tracker -> RETRY, supervisor restarts,
+        # recovery registers the block; the client's retry learns it is durable and does not resend.
+        assert client.send(["once"]) == 0
+        assert client.send(["twice"]) == 1
+    assert running.records() == ["once", "twice"]

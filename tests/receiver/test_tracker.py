@@ -140,7 +140,7 @@ def test_recovery_and_cleanup(tmp_path: Path) -> None:
     clock.set_time(7000)
     tracker.cleanup_old_batches(5000, wait=True)
     assert tracker.get_blocks_of_batch(3000) == {}
-    assert events_in(log)[-1] == BatchesCleaned((3000,), 5000, 5000)
+    assert events_in(log)[-1] == BatchesCleaned((3000,), 5000, 5000, -1)
     assert events_in(log)[0] == BlockAdded(second[0])  # the segments before 5000 are gone
     recovered = ReceivedBlockTracker(clock, [1], log, recover=True)
     assert recovered.get_blocks_of_batch(3000) == {}
@@ -183,10 +183,12 @@ def test_add_block_rejects_non_info() -> None:
 
 EVENTS = {
     "add": BlockAdded(
-        ReceivedBlockInfo(3, "input-3-17", 42, ("log-0-1000", 96, 512), {"producer": "p", "seq": 9})
+        ReceivedBlockInfo(
+            3, "input-3-17", 42, ("log-0-1000", 96, 512), {"producer": "p", "seq": 9}, True, 1500
+        )
     ),
     "alloc": BatchAllocated(2000, {3: (ReceivedBlockInfo(3, "input-3-17", 42, None, None),), 4: ()}),
-    "clean": BatchesCleaned((1000, 2000), 3000, 2000),
+    "clean": BatchesCleaned((1000, 2000), 3000, 2000, 1500),
 }
 
 
@@ -203,9 +205,9 @@ def test_golden_files_follow_the_documented_layout(name: str) -> None:
     assert golden[:4] == b"RBT\x01"
     body = pickle.loads(golden[4:])
     expected = {
-        "add": ("add", (3, "input-3-17", 42, ("log-0-1000", 96, 512), {"producer": "p", "seq": 9})),
-        "alloc": ("alloc", 2000, ((3, ((3, "input-3-17", 42, None, None),)), (4, ()))),
-        "clean": ("clean", (1000, 2000), 3000, 2000),
+        "add": ("add", (3, "input-3-17", 42, ("log-0-1000", 96, 512), {"producer": "p", "seq": 9}, 1500)),
+        "alloc": ("alloc", 2000, ((3, ((3, "input-3-17", 42, None, None, None),)), (4, ()))),
+        "clean": ("clean", (1000, 2000), 3000, 2000, 1500),
     }
     assert body == expected[name]
 
@@ -235,6 +237,8 @@ class TrackerMachine(RuleBasedStateMachine):
         self.queues: dict[int, list[tuple[str, int]]] = {0: [], 1: []}
         self.allocated: dict[int, dict[int, list[str]]] = {}
         self.last_allocated: int | None = None
+        self.written: dict[str, int] = {}
+        self.cleaned_written_max = -1
 
     def tick(self) -> int:
         self.clock.advance(1)
@@ -246,7 +250,7 @@ class TrackerMachine(RuleBasedStateMachine):
             now = self.tick()
             block_id = f"b{self.next_block}"
             self.next_block += 1
-            self.tracker.add_block(ReceivedBlockInfo(stream, block_id, 1, ("h", block_id)))
+            self.tracker.add_block(ReceivedBlockInfo(stream, block_id, 1, ("h", block_id), None, True, now))
             self.queues[stream].append((block_id, now))
 
     @rule(back=st.integers(0, 3))
@@ -256,6 +260,7 @@ class TrackerMachine(RuleBasedStateMachine):
         self.tracker.allocate_blocks_to_batch(time_ms)
         if self.last_allocated is None or time_ms > self.last_allocated:
             self.allocated[time_ms] = {s: [b for b, _ in q] for s, q in self.queues.items()}
+            self.written.update((b, t) for q in self.queues.values() for b, t in q)
             self.queues = {0: [], 1: []}
             self.last_allocated = time_ms
 
@@ -267,7 +272,9 @@ class TrackerMachine(RuleBasedStateMachine):
         oldest_queued = min((t for q in self.queues.values() for _, t in q), default=now)
         threshold = min(sorted(self.allocated)[pick % len(self.allocated)] + 1, oldest_queued, now - 1)
         self.tracker.cleanup_old_batches(threshold, wait=True)
-        self.allocated = {t: a for t, a in self.allocated.items() if t >= threshold}
+        for t in [t for t in self.allocated if t < threshold]:
+            for ids in self.allocated.pop(t).values():
+                self.cleaned_written_max = max([self.cleaned_written_max, *(self.written[b] for b in ids)])
 
     @invariant()
     def matches_model(self) -> None:
@@ -278,6 +285,8 @@ class TrackerMachine(RuleBasedStateMachine):
         for t, alloc in self.allocated.items():
             got = self.tracker.get_blocks_of_batch(t)
             assert {s: [b.block_id for b in bs] for s, bs in got.items()} == alloc
+        assert self.tracker.allocated_times() == tuple(sorted(self.allocated))
+        assert self.tracker.cleaned_written_max_ms == self.cleaned_written_max
 
     @invariant()
     def replay_gives_the_same_state(self) -> None:
