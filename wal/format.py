@@ -48,6 +48,7 @@ import enum
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import crc32c
 
@@ -56,6 +57,7 @@ VERSION = 1
 FILE_HEADER_BYTES = 16
 FRAME_HEADER_BYTES = 20
 RECORD_BYTES_MAX = 1 << 30  # 1 GiB: larger lengths are treated as corruption, never allocated
+ZERO_CHECK_CHUNK_BYTES = 1 << 20  # how much of a tail is read at once to see if it is all zeros
 
 _FILE_HEADER = struct.Struct(">8sHHI")
 _FRAME_HEADER = struct.Struct(">IIqI")
@@ -115,15 +117,61 @@ def encode_frame(payload: bytes | memoryview, time_ms: int) -> bytes:
     return encode_frame_header(payload, time_ms) + bytes(payload)
 
 
-def check_file_header(buf: bytes | memoryview) -> Damage | None:
-    """Validate the file header at the start of `buf`; None when it is valid."""
-    head = bytes(buf[:FILE_HEADER_BYTES])
+class ByteSource(Protocol):
+    """Random access to one file's bytes, so a file is scanned without being loaded whole.
+
+    `size` is fixed when the source is opened: bytes appended later are not part of this scan.
+    """
+
+    @property
+    def size(self) -> int: ...
+
+    def read_at(self, offset: int, length: int) -> bytes | memoryview:
+        """Up to `length` bytes at `offset` (fewer only at the end of the file)."""
+        ...
+
+
+class BytesSource:
+    """A ByteSource over bytes already in memory (objects, tests)."""
+
+    def __init__(self, data: bytes | memoryview) -> None:
+        self._view = memoryview(data)
+
+    @property
+    def size(self) -> int:
+        return len(self._view)
+
+    def read_at(self, offset: int, length: int) -> memoryview:
+        return self._view[offset : offset + length]
+
+
+def as_source(data: bytes | memoryview | ByteSource) -> ByteSource:
+    """Accept raw bytes wherever a ByteSource is expected."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        return BytesSource(data)
+    return data
+
+
+def is_zero_from(source: ByteSource, offset: int) -> bool:
+    """Whether every byte from `offset` to the end is zero (reading in bounded chunks)."""
+    while offset < source.size:
+        chunk = source.read_at(offset, ZERO_CHECK_CHUNK_BYTES)
+        if not chunk or any(chunk):
+            return not chunk
+        offset += len(chunk)
+    return True
+
+
+def check_file_header(data: bytes | memoryview | ByteSource) -> Damage | None:
+    """Validate the file header at the start of a file; None when it is valid."""
+    source = as_source(data)
+    head = bytes(source.read_at(0, FILE_HEADER_BYTES))
     if len(head) < FILE_HEADER_BYTES:
         if encode_file_header().startswith(head) or not any(head):
             return Damage(DamageKind.TORN, 0, f"file header cut short at {len(head)} bytes")
         return Damage(DamageKind.CORRUPT, 0, "short file that is not a header prefix")
     magic, version, flags, crc = _FILE_HEADER.unpack(head)
-    if not any(buf):
+    if not any(head) and is_zero_from(source, 0):
         return Damage(DamageKind.TORN, 0, "file is all zero bytes")
     if magic != MAGIC:
         return Damage(DamageKind.CORRUPT, 0, f"bad magic {magic!r}, expected {MAGIC!r}")
@@ -134,68 +182,103 @@ def check_file_header(buf: bytes | memoryview) -> Damage | None:
     return None
 
 
-def decode_frame(buf: bytes | memoryview, offset: int) -> Frame | Damage:
-    """Decode the frame at `offset` of a file's bytes, classifying any damage (see module doc)."""
-    view = memoryview(buf)
-    remaining = len(view) - offset
+def decode_frame(data: bytes | memoryview | ByteSource, offset: int) -> Frame | Damage:
+    """Decode the frame at `offset` of a file, classifying any damage (see module doc)."""
+    source = as_source(data)
+    remaining = source.size - offset
     if remaining < FRAME_HEADER_BYTES:
-        if not any(view[offset:]):
+        if is_zero_from(source, offset):
             return Damage(DamageKind.TORN, offset, f"{remaining} zero bytes after the last frame")
         return Damage(DamageKind.TORN, offset, f"frame header cut short at {remaining} bytes")
-    header_crc, length, time_ms, payload_crc = _FRAME_HEADER.unpack_from(view, offset)
-    if header_crc != crc32c.crc32c(view[offset + 4 : offset + FRAME_HEADER_BYTES]):
-        if not any(view[offset:]):
+    header = source.read_at(offset, FRAME_HEADER_BYTES)
+    if len(header) < FRAME_HEADER_BYTES:  # the file shrank under us: as good as cut
+        return Damage(DamageKind.TORN, offset, "file shorter than when opened")
+    header_crc, length, time_ms, payload_crc = _FRAME_HEADER.unpack_from(header)
+    if header_crc != crc32c.crc32c(header[4:]):
+        if is_zero_from(source, offset):
             return Damage(DamageKind.TORN, offset, "zero-filled tail")
         return Damage(DamageKind.CORRUPT, offset, "frame header CRC mismatch")
     if length > RECORD_BYTES_MAX:
         return Damage(DamageKind.CORRUPT, offset, f"length {length} over RECORD_BYTES_MAX")
     start = offset + FRAME_HEADER_BYTES
-    if start + length > len(view):
-        return Damage(DamageKind.TORN, offset, f"payload cut short: {len(view) - start} of {length} bytes")
-    payload = view[start : start + length]
+    payload = memoryview(source.read_at(start, length))
+    if len(payload) < length:
+        return Damage(DamageKind.TORN, offset, f"payload cut short: {len(payload)} of {length} bytes")
     if payload_crc != crc32c.crc32c(payload):
         return Damage(DamageKind.CORRUPT, offset, "payload CRC mismatch")
     return Frame(offset, time_ms, payload)
 
 
-@dataclass(frozen=True, slots=True)
-class FileScan:
-    """The result of scanning one whole file: its valid frames, then the damage that stopped it."""
+def iter_frames(data: bytes | memoryview | ByteSource) -> Iterator[Frame | Damage]:
+    """Yield the valid frames of a file in order, then its Damage if it has one (and stop).
 
-    frames: tuple[Frame, ...]
-    damage: Damage | None
-    size: int
-
-    @property
-    def valid_bytes(self) -> int:
-        """Length of the valid prefix: where a truncation would cut."""
-        if self.damage is not None:
-            return self.damage.offset
-        return self.size
-
-
-def iter_frames(buf: bytes | memoryview) -> Iterator[Frame | Damage]:
-    """Yield the valid frames of a file in order, then its Damage if it has one (and stop)."""
-    header_damage = check_file_header(buf)
+    Lazy: one frame's payload is read at a time.
+    """
+    source = as_source(data)
+    header_damage = check_file_header(source)
     if header_damage is not None:
         yield header_damage
         return
     offset = FILE_HEADER_BYTES
-    while offset < len(buf):
-        item = decode_frame(buf, offset)
+    while offset < source.size:
+        item = decode_frame(source, offset)
         yield item
         if isinstance(item, Damage):
             return
         offset = item.end
 
 
-def scan(buf: bytes | memoryview) -> FileScan:
-    """Scan a whole file eagerly (payloads are views into `buf`, not copies)."""
+@dataclass(frozen=True, slots=True)
+class FileScan:
+    """The result of scanning one whole file in memory: its valid frames, then the damage."""
+
+    frames: tuple[Frame, ...]
+    damage: Damage | None
+    size: int
+
+
+def scan(data: bytes | memoryview) -> FileScan:
+    """Scan a file held in memory eagerly (payloads are views into `data`, not copies)."""
     frames: list[Frame] = []
     damage: Damage | None = None
-    for item in iter_frames(buf):
+    for item in iter_frames(data):
         if isinstance(item, Damage):
             damage = item
         else:
             frames.append(item)
-    return FileScan(tuple(frames), damage, len(buf))
+    return FileScan(tuple(frames), damage, len(data))
+
+
+@dataclass(frozen=True, slots=True)
+class FileSummary:
+    """What a streaming pass over a file found, without keeping payloads."""
+
+    size: int
+    records: int
+    payload_bytes: int
+    min_time_ms: int | None
+    max_time_ms: int | None
+    damage: Damage | None
+
+    @property
+    def valid_bytes(self) -> int:
+        """Length of the valid prefix: where a truncation would cut."""
+        return self.size if self.damage is None else self.damage.offset
+
+
+def summarize(data: bytes | memoryview | ByteSource) -> FileSummary:
+    """Validate a whole file one frame at a time; count records, bytes and the time range."""
+    source = as_source(data)
+    records = payload_bytes = 0
+    min_ms: int | None = None
+    max_ms: int | None = None
+    damage: Damage | None = None
+    for item in iter_frames(source):
+        if isinstance(item, Damage):
+            damage = item
+            break
+        records += 1
+        payload_bytes += len(item.payload)
+        min_ms = item.time_ms if min_ms is None else min(min_ms, item.time_ms)
+        max_ms = item.time_ms if max_ms is None else max(max_ms, item.time_ms)
+    return FileSummary(source.size, records, payload_bytes, min_ms, max_ms, damage)

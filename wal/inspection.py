@@ -11,7 +11,7 @@ from typing import Any
 
 from wal.backends import Backend, make_backend
 from wal.format import Damage
-from wal.reading import LogFile, is_acceptable_tail, iter_log_files, scan_file
+from wal.reading import LogFile, is_acceptable_tail, iter_log_files, summarize_file
 from wal.segments import SegmentName
 
 
@@ -64,11 +64,10 @@ class LogReport:
 
 
 def _report_file(log_file: LogFile) -> FileReport:
-    result = scan_file(log_file)
-    times = [frame.time_ms for frame in result.frames]
-    torn = result.damage is not None and is_acceptable_tail(result.damage, log_file.tail_may_be_torn)
-    return FileReport(log_file.path, result.size, len(times), sum(len(f.payload) for f in result.frames),
-                      min(times, default=None), max(times, default=None), result.damage, torn)  # fmt: skip
+    found = summarize_file(log_file)
+    torn = found.damage is not None and is_acceptable_tail(found.damage, log_file.tail_may_be_torn)
+    return FileReport(log_file.path, found.size, found.records, found.payload_bytes, found.min_time_ms,
+                      found.max_time_ms, found.damage, torn)  # fmt: skip
 
 
 def inspect_backend(backend: Backend) -> LogReport:

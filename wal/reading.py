@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from wal.backends import Backend
 from wal.errors import CorruptRecordError
-from wal.format import Damage, DamageKind, FileScan, Frame, iter_frames, scan
+from wal.format import ByteSource, Damage, DamageKind, FileSummary, Frame, iter_frames, summarize
 from wal.segments import SegmentName, sorted_segments
 
 
@@ -22,12 +22,12 @@ class LogFile:
 
     segment: SegmentName
     path: str
-    data: bytes
+    source: ByteSource
     tail_may_be_torn: bool
 
 
 def iter_log_files(backend: Backend) -> Iterator[LogFile]:
-    """Every file of every segment, in write order, read lazily one at a time."""
+    """Every file of every segment, in write order, each open only while the caller is on it."""
     segments = sorted_segments(backend.list_segments())
     for index, segment in enumerate(segments):
         last_segment = index == len(segments) - 1
@@ -37,10 +37,14 @@ def iter_log_files(backend: Backend) -> Iterator[LogFile]:
             continue
         for path in paths:
             try:
-                data = backend.read_file(path)
+                opened = backend.open_file(path)
+                source = opened.__enter__()
             except FileNotFoundError:
                 continue
-            yield LogFile(segment, path, data, backend.appendable and last_segment)
+            try:
+                yield LogFile(segment, path, source, backend.appendable and last_segment)
+            finally:
+                opened.__exit__(None, None, None)
 
 
 def is_acceptable_tail(damage: Damage, tail_may_be_torn: bool) -> bool:
@@ -50,7 +54,7 @@ def is_acceptable_tail(damage: Damage, tail_may_be_torn: bool) -> bool:
 
 def iter_valid_frames(log_file: LogFile) -> Iterator[Frame]:
     """The file's frames; stops at an acceptable torn tail, raises CorruptRecordError otherwise."""
-    for item in iter_frames(log_file.data):
+    for item in iter_frames(log_file.source):
         if isinstance(item, Damage):
             if is_acceptable_tail(item, log_file.tail_may_be_torn):
                 return
@@ -58,6 +62,6 @@ def iter_valid_frames(log_file: LogFile) -> Iterator[Frame]:
         yield item
 
 
-def scan_file(log_file: LogFile) -> FileScan:
-    """Scan a whole file without raising (for recovery, repair and inspection)."""
-    return scan(log_file.data)
+def summarize_file(log_file: LogFile) -> FileSummary:
+    """Validate a whole file without raising or keeping payloads (recovery, repair, inspection)."""
+    return summarize(log_file.source)

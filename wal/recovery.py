@@ -15,7 +15,7 @@ from __future__ import annotations
 from wal.backends import Backend
 from wal.errors import CorruptRecordError
 from wal.format import FILE_HEADER_BYTES, DamageKind
-from wal.reading import LogFile, iter_log_files, scan_file
+from wal.reading import LogFile, iter_log_files, summarize_file
 from wal.segments import SegmentName, sorted_segments
 from wal.stats import Drop
 
@@ -27,7 +27,7 @@ def _cut(backend: Backend, log_file: LogFile, offset: int, reason: str) -> Drop:
     else:
         backend.delete_file(log_file.path)
         offset = 0
-    return Drop(log_file.path, offset, len(log_file.data) - offset, reason)
+    return Drop(log_file.path, offset, log_file.source.size - offset, reason)
 
 
 def recover_for_writing(backend: Backend) -> tuple[SegmentName | None, list[Drop]]:
@@ -41,15 +41,16 @@ def recover_for_writing(backend: Backend) -> tuple[SegmentName | None, list[Drop
         return (segments[-1] if segments else None), []
     last = segments[-1]
     try:
-        log_file = LogFile(last, str(last), backend.read_file(str(last)), True)
+        with backend.open_file(str(last)) as source:
+            log_file = LogFile(last, str(last), source, True)
+            damage = summarize_file(log_file).damage
+            if damage is None:
+                return last, []
+            if damage.kind is not DamageKind.TORN:
+                raise CorruptRecordError(log_file.path, damage.offset, damage.reason)
+            return last, [_cut(backend, log_file, damage.offset, f"torn tail: {damage.reason}")]
     except FileNotFoundError:
         return last, []
-    damage = scan_file(log_file).damage
-    if damage is None:
-        return last, []
-    if damage.kind is not DamageKind.TORN:
-        raise CorruptRecordError(log_file.path, damage.offset, damage.reason)
-    return last, [_cut(backend, log_file, damage.offset, f"torn tail: {damage.reason}")]
 
 
 def repair(backend: Backend) -> list[Drop]:
@@ -60,7 +61,7 @@ def repair(backend: Backend) -> list[Drop]:
         if log_file.segment == damaged_segment:
             drops.append(_cut(backend, log_file, 0, "after corruption earlier in the segment"))
             continue
-        damage = scan_file(log_file).damage
+        damage = summarize_file(log_file).damage
         if damage is None:
             continue
         damaged_segment = log_file.segment

@@ -18,7 +18,9 @@ from wal.format import (
     decode_frame,
     encode_file_header,
     encode_frame,
+    iter_frames,
     scan,
+    summarize,
 )
 
 GOLDEN = Path(__file__).parent / "golden" / "v1-three-records.bin"
@@ -129,3 +131,32 @@ def test_encode_refuses_an_oversized_payload() -> None:
 
     with pytest.raises(ValueError, match="RECORD_BYTES_MAX"):
         encode_frame(Huge(), 0)
+
+
+class CountingSource:
+    """A ByteSource that counts the bytes it hands out."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.read_bytes = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        chunk = self.data[offset : offset + length]
+        self.read_bytes += len(chunk)
+        return chunk
+
+
+def test_frames_are_read_one_at_a_time_not_the_whole_file() -> None:
+    payload = b"p" * 1000
+    source = CountingSource(encode_file_header() + encode_frame(payload, 1) * 500)
+    frames = iter_frames(source)
+    first = next(frames)
+    assert isinstance(first, Frame) and bytes(first.payload) == payload
+    assert source.read_bytes == FILE_HEADER_BYTES + FRAME_HEADER_BYTES + len(payload)
+    summary = summarize(CountingSource(source.data))
+    assert (summary.records, summary.payload_bytes, summary.damage) == (500, 500_000, None)
+    assert (summary.min_time_ms, summary.max_time_ms) == (1, 1)

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 from wal.errors import WALError
+from wal.format import ByteSource
 
 Buffer = bytes | memoryview
 
@@ -64,8 +66,8 @@ class Backend(ABC):
         """Relative paths of the segment's files in write order. Raises FileNotFoundError if gone."""
 
     @abstractmethod
-    def read_file(self, path: str) -> bytes:
-        """The whole file. Raises FileNotFoundError."""
+    def open_file(self, path: str) -> AbstractContextManager[ByteSource]:
+        """Random access to a file's bytes as of now, released on exit. Raises FileNotFoundError."""
 
     @abstractmethod
     def read_range(self, path: str, offset: int, length: int) -> bytes:

@@ -6,9 +6,12 @@ objects this log has just written.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from wal.backends.base import Backend
+from wal.format import ByteSource, BytesSource
 
 
 class FsspecBackend(Backend):
@@ -34,7 +37,12 @@ class FsspecBackend(Backend):
         return self._names(self._root)
 
     def read_file(self, path: str) -> bytes:
+        """The whole file (objects are bounded by the group-commit size)."""
         return bytes(self._fs.cat_file(self._path(path)))
+
+    @contextmanager
+    def open_file(self, path: str) -> Iterator[ByteSource]:
+        yield BytesSource(self.read_file(path))
 
     def read_range(self, path: str, offset: int, length: int) -> bytes:
         return bytes(self._fs.cat_file(self._path(path), start=offset, end=offset + length))

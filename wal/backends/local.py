@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from wal.backends.base import Backend, Buffer, SegmentWriteError, SegmentWriter
-from wal.format import encode_file_header
+from wal.format import ByteSource, encode_file_header
 
 
 def fsync_directory(path: str) -> None:
@@ -53,6 +54,29 @@ def _write_all(fd: int, buffers: Sequence[Buffer]) -> None:
             rest = memoryview(b"".join(chunk))[written:]
             while rest:
                 rest = rest[os.write(fd, rest) :]
+
+
+class FileSource:
+    """A ByteSource over an open file descriptor, read with pread (segments can be gigabytes)."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd = fd
+        self._size = size
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        parts: list[bytes] = []
+        while length > 0:
+            part = os.pread(self._fd, length, offset)
+            if not part:
+                break
+            parts.append(part)
+            offset += len(part)
+            length -= len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 class LocalSegmentWriter(SegmentWriter):
@@ -126,9 +150,13 @@ class LocalBackend(Backend):
             raise FileNotFoundError(self._path(segment))
         return [segment]
 
-    def read_file(self, path: str) -> bytes:
-        with open(self._path(path), "rb") as handle:
-            return handle.read()
+    @contextmanager
+    def open_file(self, path: str) -> Iterator[ByteSource]:
+        fd = os.open(self._path(path), os.O_RDONLY)
+        try:
+            yield FileSource(fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
 
     def read_range(self, path: str, offset: int, length: int) -> bytes:
         fd = os.open(self._path(path), os.O_RDONLY)
