@@ -6,6 +6,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from dstream.rdd.storage import StorageLevel
+from dstream.receiver.receiver import Receiver
+
 WAIT_S = 10.0
 
 
@@ -43,3 +46,41 @@ class Pushed:
     def records(self) -> list[Any]:
         with self._lock:
             return [r for _, rs in self.blocks for r in rs]
+
+
+class CountingReceiver(Receiver):
+    """Stores 0..total-1 in chunks from its own thread; fails the ways the test asks it to."""
+
+    def __init__(
+        self, total: int, chunk: int = 10, fail_starts: int = 0, crash_at: int | None = None
+    ) -> None:
+        super().__init__(StorageLevel.MEMORY_ONLY)
+        self.total, self.chunk = total, chunk
+        self.fail_starts, self.crash_at = fail_starts, crash_at
+        self.starts = 0
+        self.next = 0  # survives restarts: the source's position, acknowledged after store()
+        self._thread: threading.Thread | None = None
+
+    def onStart(self) -> None:
+        self.starts += 1
+        if self.starts <= self.fail_starts:
+            raise RuntimeError(f"cannot connect (attempt {self.starts})")
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        try:
+            while not self.isStopped() and self.next < self.total:
+                if self.crash_at is not None and self.next >= self.crash_at:
+                    self.crash_at = None
+                    raise ConnectionError("connection reset")
+                upto = min(self.next + self.chunk, self.total)
+                self.store(list(range(self.next, upto)))
+                self.next = upto
+        except Exception as exc:
+            self.restart("source failed", exc, delay_ms=1)
+
+    def onStop(self) -> None:
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(WAIT_S)
