@@ -88,6 +88,12 @@ class DStream(PairOps, WindowOps, OutputOps, DStreamBase):
             f"transformWith: func should take two or three arguments, {func!r} takes {arity}"
         )
 
+    def write_to(self, sink: Any) -> None:
+        """Write every batch through a `dstream.sinks.TransactionalSink`, exactly once per batch time."""
+        from dstream.sinks import write_stream
+
+        write_stream(self, sink)
+
     def union(self, other: DStream) -> DStream:
         """Both streams' elements in each batch; the slide durations must match."""
         if self._slide_ms != other._slide_ms:

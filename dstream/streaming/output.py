@@ -1,22 +1,19 @@
 """Output operations: foreachRDD, pprint and saveAsTextFiles, and the ForEachDStream behind them.
 
 An output stream turns each batch's RDD into one Job for the JobScheduler. User functions get the
-batch time as a datetime, as in PySpark. saveAsTextFiles writes `<prefix>-<batch_ms>[.<suffix>]/`
-with one `part-NNNNN` per partition (written by the tasks) and a `_SUCCESS` marker written last; a
-directory that already has `_SUCCESS` is left alone, so a batch re-run after recovery does not fail.
+batch time as a datetime, as in PySpark. saveAsTextFiles publishes each batch's directory
+`<prefix>-<batch_ms>[.<suffix>]/` (`part-NNNNN` per partition plus `_SUCCESS`) atomically: a reader
+sees it complete or not at all, and a re-run batch leaves it unchanged. The protocol (directory rename
+on local disk, `_SUCCESS` published create-once last on object stores) is in dstream.sinks.text_files.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import fsspec
-
 from dstream.streaming.base import DStreamBase
 from dstream.streaming.duration import ms_to_datetime, positional_arity
 from dstream.streaming.scheduler import Job
-
-SUCCESS_MARKER = "_SUCCESS"
 
 
 class ForEachDStream(DStreamBase):
@@ -41,25 +38,12 @@ def text_file_name(prefix: str, suffix: str | None, time_ms: int) -> str:
     return f"{prefix}-{time_ms}" if suffix is None else f"{prefix}-{time_ms}.{suffix}"
 
 
-def _write_part(path: str, storage_options: dict[str, Any]) -> Any:
-    def write(index: int, records: Any) -> list[str]:
-        name = f"{path}/part-{index:05d}"
-        with fsspec.open(name, "w", encoding="utf-8", **storage_options) as out:
-            for record in records:
-                out.write(f"{record}\n")
-        return [name]
-
-    return write
-
-
 def save_as_text_files(rdd: Any, path: str, storage_options: dict[str, Any]) -> None:
-    """Write one batch's RDD as a text-file directory, unless it was already written completely."""
-    fs, root = fsspec.core.url_to_fs(path, **storage_options)
-    if fs.exists(f"{root}/{SUCCESS_MARKER}"):
-        return
-    fs.makedirs(root, exist_ok=True)
-    rdd.mapPartitionsWithIndex(_write_part(path, storage_options)).collect()
-    fs.pipe_file(f"{root}/{SUCCESS_MARKER}", b"")
+    """Publish one batch's RDD atomically as a text-file directory, unless it is already published."""
+    # Imported here: dstream.sinks imports this module (its output stream subclasses ForEachDStream).
+    from dstream.sinks.text_files import save_text_batch
+
+    save_text_batch(rdd, path, storage_options)
 
 
 class OutputOps:

@@ -1,0 +1,111 @@
+"""Drives a TransactionalSink through one batch, and attaches a sink to a DStream.
+
+`write_batch` is the per-batch entry point (the DStream output calls it; tests and tools may call it
+directly to re-run a batch): skip if committed, else begin, stage every partition in tasks, commit
+once on the driver. `write_stream` registers the output operation on a DStream; at each batch it
+offers the streaming context's checkpoint directory to the sink as the commit log's home.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
+
+from dstream.errors import DStreamValueError
+from dstream.sinks.base import StagedPart, TransactionalSink
+from dstream.streaming.output import ForEachDStream
+from dstream.streaming.scheduler import Job
+
+BatchOutcome = Literal["committed", "already-committed", "skipped"]
+
+
+def _check_sink(sink: object) -> TransactionalSink:
+    if not isinstance(sink, TransactionalSink):
+        raise DStreamValueError(f"expected a dstream.sinks.TransactionalSink, got {sink!r}")
+    return sink
+
+
+def prepare(
+    sink: TransactionalSink, checkpoint_dir: str | None, storage_options: Mapping[str, Any] | None = None
+) -> None:
+    """Bind the sink's commit log (to the checkpoint dir, if any) and recover it, once per process."""
+    if checkpoint_dir is not None:
+        sink.bind_commit_dir(checkpoint_dir, storage_options)
+    if not getattr(sink, "_recovered", False):
+        sink.recover()
+        sink._recovered = True  # type: ignore[attr-defined]
+
+
+def write_batch(
+    sink: TransactionalSink,
+    batch_ms: int,
+    rdd: Any,
+    *,
+    checkpoint_dir: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> BatchOutcome:
+    """Write one batch's RDD through `sink` exactly once.
+
+    Args:
+        sink: the transactional sink.
+        batch_ms: the batch time in milliseconds (the commit key with the sink's output id).
+        rdd: the batch's RDD; each partition is staged by one task.
+        checkpoint_dir: the streaming checkpoint directory, offered as the commit log's home.
+        storage_options: fsspec options for `checkpoint_dir`.
+
+    Returns:
+        "skipped" if the batch was committed before, else the outcome of the sink's commit.
+
+    Raises:
+        DStreamValueError: `sink` is not a TransactionalSink or `batch_ms` is not an int >= 0.
+    """
+    _check_sink(sink)
+    if not isinstance(batch_ms, int) or isinstance(batch_ms, bool) or batch_ms < 0:
+        raise DStreamValueError(f"batch_ms must be an int >= 0 (milliseconds), got {batch_ms!r}")
+    prepare(sink, checkpoint_dir, storage_options)
+    if sink.is_committed(batch_ms):
+        return "skipped"
+    txn = sink.begin(batch_ms)
+
+    def stage_partition(index: int, records: Iterator[Any]) -> list[StagedPart]:
+        return [sink.stage(txn, index, records)]
+
+    try:
+        staged = rdd.mapPartitionsWithIndex(stage_partition).collect()
+    except BaseException:
+        sink.abort(txn)  # nothing was committed; the attempt's staging is garbage
+        raise
+    # No abort once commit starts: a commit that fails after its commit point is finished by recover().
+    return sink.commit(txn, sorted(staged, key=lambda p: p.partition_index))
+
+
+class SinkOutputDStream(ForEachDStream):
+    """The output stream behind `write_stream`: one sink job per batch."""
+
+    def __init__(self, parent: Any, sink: TransactionalSink) -> None:
+        super().__init__(parent, None, f"write_to({sink.output_id})")
+        self._sink = sink
+
+    def _generate_job(self, time_ms: int) -> Job | None:
+        rdd = self._parents[0]._get_or_compute(time_ms)
+        if rdd is None:
+            return None
+        sink = self._sink
+        ssc = self._ssc
+        # Read at job time: getOrCreate sets the checkpoint directory after the pipeline is built.
+        ckpt_dir = ssc._checkpoint_dir
+        ckpt_options = dict(ssc._checkpoint_storage_options)
+
+        def run() -> None:
+            write_batch(sink, time_ms, rdd, checkpoint_dir=ckpt_dir, storage_options=ckpt_options)
+
+        return Job(time_ms, self._output_op_id, run, self._name)
+
+
+def write_stream(dstream: Any, sink: TransactionalSink) -> None:
+    """Write every batch of `dstream` through `sink`, exactly once per (sink.output_id, batch time).
+
+    Raises:
+        DStreamValueError: `sink` is not a TransactionalSink.
+    """
+    SinkOutputDStream(dstream, _check_sink(sink))
