@@ -139,10 +139,11 @@ class ReceiverTracker:
                     supervisor.error,
                 )
                 return
+            wake_ms = self.clock.time_ms() + delay_ms  # fixed before anyone hears of the failure
             self._events.on_receiver_error(
                 stream_id, f"restarting in {delay_ms} ms: {message}", supervisor.error
             )
-            self.clock.wait_until(self.clock.time_ms() + delay_ms, self._stopping)
+            self.clock.wait_until(wake_ms, self._stopping)
             delay_ms = min(delay_ms * 2, self.config.restart_delay_max_ms)
 
     def _new_supervisor(self, stream_id: int, receiver: Receiver) -> ReceiverSupervisor:

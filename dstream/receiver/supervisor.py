@@ -203,12 +203,13 @@ class ReceiverSupervisor:
     def restart_receiver(self, message: str, error: BaseException | None, delay_ms: int | None) -> None:
         """Stop the receiver and start it again after `delay_ms` (default: the restart delay), async."""
         delay = self.config.restart_delay_ms if delay_ms is None else delay_ms
+        wake_ms = self._clock.time_ms() + delay
         self.report_error(f"restarting receiver {self.stream_id}: {message}", error)
-        threading.Thread(target=self._restart, args=(message, error, delay), daemon=True).start()
+        threading.Thread(target=self._restart, args=(message, error, wake_ms), daemon=True).start()
 
-    def _restart(self, message: str, error: BaseException | None, delay_ms: int) -> None:
+    def _restart(self, message: str, error: BaseException | None, wake_ms: int) -> None:
         self.stop_receiver(f"restarting: {message}", error)
-        self._clock.wait_until(self._clock.time_ms() + delay_ms, self._stop_requested)
+        self._clock.wait_until(wake_ms, self._stop_requested)
         self.start_receiver()
 
     def stop(self, message: str, error: BaseException | None = None) -> None:
