@@ -18,20 +18,34 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from wal.errors import WALClosedError, WALError, WALTimeoutError, WALValueError
 from wal.log import FileBasedWriteAheadLog, RecordHandle, WriteAheadLog, check_record
 from wal.stats import WALStatistics
 
 
-@dataclass(slots=True)
 class _Pending:
-    data: bytes
-    time_ms: int
-    done: threading.Event = field(default_factory=threading.Event)
-    handle: RecordHandle | None = None
-    error: BaseException | None = None
+    """One queued record; its caller waits on a pre-acquired lock (much cheaper than an Event)."""
+
+    __slots__ = ("_waiter", "data", "error", "handle", "time_ms")
+
+    def __init__(self, data: bytes, time_ms: int) -> None:
+        self.data = data
+        self.time_ms = time_ms
+        self.handle: RecordHandle | None = None
+        self.error: BaseException | None = None
+        self._waiter = threading.Lock()
+        self._waiter.acquire()
+
+    def finish(self, handle: RecordHandle | None, error: BaseException | None) -> None:
+        """Record the outcome and wake the caller (called exactly once)."""
+        self.handle, self.error = handle, error
+        self._waiter.release()
+
+    def wait(self, timeout_s: float) -> bool:
+        """Whether the outcome arrived within `timeout_s`."""
+        return self._waiter.acquire(timeout=max(0.0, timeout_s))
 
 
 def _positive(name: str, value: float) -> None:
@@ -88,7 +102,7 @@ class BatchedWriteAheadLog(WriteAheadLog):
                 raise WALClosedError(f"write(time_ms={time_ms}) after close()")
             self._queue.append(pending)
             self._cond.notify_all()
-        if not pending.done.wait(max(0.0, deadline - time.monotonic())):
+        if not pending.wait(deadline - time.monotonic()):
             raise WALTimeoutError(f"write(time_ms={time_ms}) not durable within {self._timeout_s}s")
         if isinstance(pending.error, WALClosedError):
             raise WALClosedError(str(pending.error))
@@ -120,15 +134,13 @@ class BatchedWriteAheadLog(WriteAheadLog):
                 handles = self._wrapped.write_batch([(p.data, p.time_ms) for p in batch])
             except BaseException as exc:  # hand every failure to the waiting callers
                 for pending in batch:
-                    pending.error = exc
-                    pending.done.set()
+                    pending.finish(None, exc)
                 continue
             with self._cond:
                 self._batches += 1
                 self._batch_records_seen_max = max(self._batch_records_seen_max, len(batch))
             for pending, handle in zip(batch, handles, strict=True):
-                pending.handle = handle
-                pending.done.set()
+                pending.finish(handle, None)
 
     def read(self, handle: RecordHandle) -> bytes:
         return self._wrapped.read(handle)
@@ -148,8 +160,9 @@ class BatchedWriteAheadLog(WriteAheadLog):
             self._queue.clear()
             self._cond.notify_all()
         for pending in queued:
-            pending.error = WALClosedError(f"close() was called before write(time_ms={pending.time_ms})")
-            pending.done.set()
+            pending.finish(
+                None, WALClosedError(f"close() was called before write(time_ms={pending.time_ms})")
+            )
         if not already:
             self._thread.join(self._timeout_s)
             self._wrapped.close()
