@@ -224,7 +224,7 @@ class FileBasedWriteAheadLog(WriteAheadLog):
         check_handle(handle)
         try:
             buf = self._backend.read_range(handle.path, handle.offset, FRAME_HEADER_BYTES + handle.length)
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
             raise RecordNotFoundError(f"no WAL file {handle.path!r} in {self._backend.url}") from exc
         item = decode_frame(buf, 0)
         if isinstance(item, Damage):

@@ -32,8 +32,9 @@ def open_wal(
         url: a local path or any fsspec URL (``file://``, ``memory://``, ``s3://bucket/prefix``...).
         rolling_interval_ms: a new segment starts when a record is later than the open segment's
             start + this interval.
-        fsync: "always" (each commit is fsynced before write returns) or "never" (in the OS only).
-            Object stores are durable at each put either way.
+        fsync: "always" (each commit is fdatasync'ed before write returns, and directories are
+            fsynced after segments are created or deleted) or "never" (in the OS only: survives a
+            process crash, not a power loss). Object stores are durable at each put either way.
         storage_options: fsspec options for the filesystem (e.g. key, secret, endpoint_url for S3).
         batched: wrap in BatchedWriteAheadLog (group commit for many concurrent writers).
         repair: scan everything now and cut each segment at its first damage, reporting the drops in
