@@ -12,7 +12,7 @@ Publish technique, by the storage's capability:
   `_SUCCESS` there, fsyncs the directory, renames it to `<name>` (rename(2) of a directory fails when
   the target exists and is not empty, which makes it create-once) and fsyncs the parent. The directory
   appears complete or not at all; a crash leaves only a dot-prefixed temp directory, deleted by the
-  next attempt at that batch.
+  next attempt at that batch (as is a `<name>` directory without `_SUCCESS`, which readers ignore).
 - object stores and memory (no directory rename): tasks PUT the parts at their final keys, the driver
   deletes stray parts of earlier attempts and publishes `_SUCCESS` last with a create-once put. Until
   then the directory is absent to readers.
@@ -102,6 +102,8 @@ def _save_local(rdd: Any, final: str) -> None:
             out.flush()
             os.fsync(out.fileno())
         _fsync_dir(tmp)
+        if os.path.isdir(final) and not is_published(final):
+            shutil.rmtree(final)  # unpublished, so absent to readers: e.g. left by a non-atomic writer
         try:
             os.rename(tmp, final)
         except OSError as exc:
@@ -162,7 +164,11 @@ def read_text_batches(
     pattern = re.compile(rf"{re.escape(base)}-(\d+){tail}")
     fs.invalidate_cache(parent)
     out: dict[int, list[str]] = {}
-    for path in fs.ls(parent or ".", detail=False):
+    try:
+        listing = fs.ls(parent or ".", detail=False)
+    except FileNotFoundError:
+        return out
+    for path in listing:
         found = pattern.fullmatch(str(path).rstrip("/").rsplit("/", 1)[-1])
         if found is None:
             continue
