@@ -37,14 +37,10 @@ def iter_log_files(backend: Backend) -> Iterator[LogFile]:
             continue
         for path in paths:
             try:
-                opened = backend.open_file(path)
-                source = opened.__enter__()
-            except FileNotFoundError:
+                with backend.open_file(path) as source:
+                    yield LogFile(segment, path, source, backend.appendable and last_segment)
+            except FileNotFoundError:  # cleaned while we walked: nothing to read there any more
                 continue
-            try:
-                yield LogFile(segment, path, source, backend.appendable and last_segment)
-            finally:
-                opened.__exit__(None, None, None)
 
 
 def is_acceptable_tail(damage: Damage, tail_may_be_torn: bool) -> bool:
