@@ -106,6 +106,14 @@ def write_stream(dstream: Any, sink: TransactionalSink) -> None:
     """Write every batch of `dstream` through `sink`, exactly once per (sink.output_id, batch time).
 
     Raises:
-        DStreamValueError: `sink` is not a TransactionalSink.
+        DStreamValueError: `sink` is not a TransactionalSink, or another output of the pipeline
+            already uses its output_id.
     """
-    SinkOutputDStream(dstream, _check_sink(sink))
+    _check_sink(sink)
+    for other in dstream._ssc.graph.output_streams:
+        if isinstance(other, SinkOutputDStream) and other._sink.output_id == sink.output_id:
+            raise DStreamValueError(
+                f"output_id {sink.output_id!r} is already written by {other._sink!r}; two outputs with "
+                "one id would share commit records (give each sink its own output_id)"
+            )
+    SinkOutputDStream(dstream, sink)

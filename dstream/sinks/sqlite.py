@@ -93,12 +93,13 @@ class SQLiteKeyValueSink(TransactionalSink):
         return f"SQLiteKeyValueSink({self.path!r}, {self.table!r}, output_id={self.output_id!r})"
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One connection, one IMMEDIATE transaction (writers queue up instead of failing mid-way)."""
+    def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One connection, one transaction: IMMEDIATE for writers (they queue up instead of failing
+        mid-way), deferred for readers (in WAL mode they never wait for a writer)."""
         with closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 self._create_schema(conn)
                 yield conn
@@ -130,7 +131,7 @@ class SQLiteKeyValueSink(TransactionalSink):
             conn.execute("DELETE FROM _dstream_staging WHERE output_id = ?", (self.output_id,))
 
     def is_committed(self, batch_ms: int) -> bool:
-        with self._transaction() as conn:
+        with self._transaction(write=False) as conn:
             return self._committed_row(conn, batch_ms) is not None
 
     def _committed_row(self, conn: sqlite3.Connection, batch_ms: int) -> Any:
@@ -199,7 +200,7 @@ class SQLiteKeyValueSink(TransactionalSink):
 
     def committed_batches(self) -> list[int]:
         """Batch times committed for this output, ascending."""
-        with self._transaction() as conn:
+        with self._transaction(write=False) as conn:
             found = conn.execute(
                 "SELECT batch_ms FROM _dstream_commits WHERE output_id = ? ORDER BY batch_ms",
                 (self.output_id,),
@@ -208,13 +209,13 @@ class SQLiteKeyValueSink(TransactionalSink):
 
     def read_committed(self) -> dict[Any, Any]:
         """The table as {key: value} (it only ever holds committed batches' records)."""
-        with self._transaction() as conn:
+        with self._transaction(write=False) as conn:
             rows = conn.execute(f"SELECT key, value FROM {self.table}").fetchall()
         return {json.loads(k): json.loads(v) for k, v in rows}
 
     def staged_rows_n(self) -> int:
         """How many staged rows this output has (0 once every attempt committed or was cleaned)."""
-        with self._transaction() as conn:
+        with self._transaction(write=False) as conn:
             (n,) = conn.execute(
                 "SELECT COUNT(*) FROM _dstream_staging WHERE output_id = ?", (self.output_id,)
             ).fetchone()

@@ -166,3 +166,12 @@ def test_at_least_once_canary_duplicates_a_rerun_batch(sc, target):
     assert write_batch(canary, 1000, sc.parallelize(records, 2)) == "committed"
     got = canary.read_committed()[1000]
     assert sorted(got, key=lambda r: r["id"]) == sorted(records * 2, key=lambda r: r["id"])
+
+
+def test_two_outputs_with_one_output_id_are_refused(ssc, tmp_path):
+    stream = ssc.queueStream([[1]])
+    stream.write_to(TransactionalFileSink(str(tmp_path / "a"), output_id="same"))
+    with pytest.raises(
+        DStreamValueError, match=r"output_id 'same' is already written by TransactionalFileSink"
+    ):
+        stream.map(str).write_to(TransactionalFileSink(str(tmp_path / "b"), output_id="same"))
