@@ -151,10 +151,26 @@ class TransactionalFileSink(TransactionalSink):
 
     def commit(self, txn: Transaction, staged: list[StagedPart]) -> CommitOutcome:
         parts = [[p.name, p.records_n] for p in staged if p.name is not None]
+        missing = sorted({str(name) for name, _ in parts} - set(self._staged_names(txn)))
+        if missing and not self.is_committed(txn.batch_ms):
+            raise DStreamError(
+                f"{self!r}: batch {txn.batch_ms} attempt {txn.attempt} lost staged files {missing} "
+                "(aborted, or cleaned by another driver's recovery); not committing it"
+            )
         manifest = json.dumps({"format": self.format, "parts": parts}, sort_keys=True).encode()
         self._stage_file(txn, MANIFEST, manifest)
         output = self._file_output()
         return output.commit(output.begin(txn.batch_ms, txn.attempt), {"parts": parts})
+
+    def _staged_names(self, txn: Transaction) -> list[str]:
+        fs, path = resolve(
+            self._file_output().begin(txn.batch_ms, txn.attempt).staging_url, self.storage_options
+        )
+        fs.invalidate_cache(path)
+        try:
+            return [str(p).rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)]
+        except FileNotFoundError:
+            return []
 
     def abort(self, txn: Transaction) -> None:
         output = self._file_output()

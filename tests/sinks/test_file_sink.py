@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+import cloudpickle
 import pytest
 
 from checkpoint.commit_log import CommitLog
-from dstream.errors import DStreamValueError
+from dstream.errors import DStreamError, DStreamValueError
 from dstream.sinks import AtLeastOnceFileSink, TransactionalFileSink, write_batch
 from tests.sinks.conftest import list_files, run_batches
 
@@ -175,3 +176,22 @@ def test_two_outputs_with_one_output_id_are_refused(ssc, tmp_path):
         DStreamValueError, match=r"output_id 'same' is already written by TransactionalFileSink"
     ):
         stream.map(str).write_to(TransactionalFileSink(str(tmp_path / "b"), output_id="same"))
+
+
+def test_commit_of_an_attempt_whose_staging_is_gone_is_refused(target):
+    sink = sink_for(target)
+    txn = sink.begin(9000)
+    staged = [sink.stage(txn, 0, rows(9, 2))]
+    sink_for(target).recover()  # e.g. a second driver's recovery deletes the uncommitted staging
+    with pytest.raises(DStreamError, match=r"lost staged files \['part-00000.jsonl'\]"):
+        sink.commit(txn, staged)
+    assert sink.read_committed() == {}
+
+
+def test_sink_pickles_without_its_per_process_state(sc, tmp_path):
+    sink = TransactionalFileSink(str(tmp_path), output_id="p")
+    write_batch(sink, 1000, sc.parallelize(rows(1, 2), 1))
+    assert sink._recovered and "_output" in sink.__dict__
+    copy = cloudpickle.loads(cloudpickle.dumps(sink))
+    assert not hasattr(copy, "_recovered") and "_output" not in copy.__dict__
+    assert copy.read_committed() == {1000: rows(1, 2)}
