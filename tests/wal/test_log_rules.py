@@ -62,3 +62,11 @@ def test_the_checked_in_v1_log_directory_reads_back(tmp_path: Path) -> None:
         assert list(log.read_all()) == [b"alpha", b"beta", b"", b"gamma" * 50, b"delta"]
         handle = wal.RecordHandle("log-0000000001-70000-130000", 16, 5)
         assert log.read(handle) == b"delta"
+
+
+def test_a_file_url_and_a_plain_path_are_the_same_local_log(tmp_path: Path) -> None:
+    with wal.open_wal(f"file://{tmp_path}/log") as log:
+        handle = log.write(b"x", 1)
+    assert (tmp_path / "log" / handle.path).is_file()
+    with wal.open_wal(str(tmp_path / "log")) as log:
+        assert list(log.read_all()) == [b"x"]
