@@ -185,10 +185,14 @@ class DStreamBase:
     def _checkpoint_rdd(self, time_ms: int, rdd: Any) -> Any:
         """Write `rdd` under `<ckpt>/rdd/<stream-id>/<time_ms>` and cut its lineage; returns the RDD to keep.
 
-        The one seam for RDD data checkpoints: synchronous for now, made asynchronous by the
-        checkpoint issue. The RDD layer's hooks do the writing; the lineage is cut only after the
-        write returned, so a failed write leaves a recomputable RDD.
+        The one seam for RDD data checkpoints. A started context's checkpoint coordinator writes in
+        the background after the batch completed (dstream.recovery.data_checkpoints); without one
+        (a context driven by hand) the write is synchronous. Either way the lineage is cut only
+        after the write committed, so a failed write leaves a recomputable RDD.
         """
+        checkpointer = getattr(self._ssc, "_checkpointer", None)
+        if checkpointer is not None:
+            return checkpointer.rdds.mark(self._id, time_ms, rdd)
         directory = self._ssc._rdd_checkpoint_dir(self._id, time_ms)
         options = self._ssc._checkpoint_storage_options
         rdd._write_checkpoint(directory, storage_options=options)

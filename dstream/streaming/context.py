@@ -81,7 +81,14 @@ class StreamingContext:
     _activeContext: ClassVar[StreamingContext | None] = None
     _activation_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, sparkContext: Any, batchDuration: float | None = None, *, clock: Clock | None = None):
+    def __init__(
+        self,
+        sparkContext: Any,
+        batchDuration: float | None = None,
+        *,
+        clock: Clock | None = None,
+        _graph: DStreamGraph | None = None,
+    ):
         if batchDuration is None:
             raise DStreamValueError("batchDuration (seconds) is required to create a StreamingContext")
         self._sc = sparkContext
@@ -89,8 +96,13 @@ class StreamingContext:
         self._clock = clock if clock is not None else _clock_from_conf(sparkContext)
         self._state = INITIALIZED
         self._state_lock = threading.RLock()
-        self._graph = DStreamGraph(self._batch_ms)
+        self._graph = _graph if _graph is not None else DStreamGraph(self._batch_ms)
         self._checkpoint_dir: str | None = None
+        # Set by recovery (dstream.recovery.restore) and getOrCreate; used at start().
+        self._recovery: Any = None
+        self._restored_refs: list[Any] = []
+        self._setup_fingerprint: dict[str, Any] | None = None
+        self._checkpointer: Any = None
         self._checkpoint_storage_options: dict[str, Any] = {}
         self._waiter = _ContextWaiter()
         self._bus = StreamingListenerBus()
@@ -213,17 +225,44 @@ class StreamingContext:
             if active is not None and active is not self:
                 raise DStreamStateError("Only one StreamingContext may be started in this process")
             try:
-                self._generator.start()
+                self._start_checkpointing()
+                if self._recovery is not None:
+                    info = self._recovery
+                    self._generator.restart(info.checkpoint_ms, info.pending_ms)
+                else:
+                    self._generator.start()
             except Exception:
                 # As in Spark, a context that failed to start is stopped (it cannot be started again).
                 self._state = STOPPED
                 self._graph.stop()
+                if self._checkpointer is not None:
+                    self._checkpointer.stop()
                 raise
             self._bus.start()
             self._scheduler.start()
             self._state = ACTIVE
             StreamingContext._activeContext = self
         self._bus.post(StreamingListenerStreamingStarted(self._clock.time_ms()))
+
+    def _start_checkpointing(self) -> None:
+        if self._checkpoint_dir is None:
+            return
+        from dstream.recovery.coordinator import CheckpointCoordinator
+
+        coordinator = CheckpointCoordinator(self, setup_fingerprint=self._setup_fingerprint)
+        coordinator.rdds.restore(self._restored_refs)
+        coordinator.start()
+        self._checkpointer = coordinator
+        self._generator.checkpoint_hook = coordinator.checkpoint_hook
+
+    def wait_for_checkpoint(self, time_ms: int, timeout_s: float) -> bool:
+        """Wait until the checkpoint written after batch `time_ms` (or a later one) completed is durable.
+
+        False on timeout or when checkpointing is off. Tests use it before stopping a driver.
+        """
+        if self._checkpointer is None:
+            return False
+        return bool(self._checkpointer.wait_for_checkpoint(time_ms, timeout_s))
 
     def stop(self, stopSparkContext: bool = True, stopGraceFully: bool = False) -> None:
         """Stop; with stopGraceFully, batches already generated are run first. Stopping twice is harmless."""
@@ -239,6 +278,11 @@ class StreamingContext:
             self._scheduler.stop(graceful=stopGraceFully, timeout_s=timeout_s)
             if not stopGraceFully:
                 self._graph.stop()
+            if self._checkpointer is not None:
+                try:
+                    self._checkpointer.stop()
+                except Exception:
+                    log.exception("stopping the checkpoint writer failed")
             self._bus.stop()
         with StreamingContext._activation_lock:
             if StreamingContext._activeContext is self:
@@ -271,16 +315,34 @@ class StreamingContext:
         return cls._activeContext
 
     @classmethod
-    def getOrCreate(cls, checkpointPath: str, setupFunc: Any) -> StreamingContext:
-        """Recover from `checkpointPath` if it holds a checkpoint, else setupFunc() then checkpoint(path).
+    def getOrCreate(
+        cls,
+        checkpointPath: str,
+        setupFunc: Any,
+        *,
+        clock: Clock | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> StreamingContext:
+        """Recover from `checkpointPath` if it holds a checkpoint (setupFunc is not called), else
+        setupFunc() with the checkpoint directory set.
 
-        Recovery itself belongs to the checkpoint issue (`_recover_from_checkpoint` is its seam).
+        A checkpoint written by a different setup function (changed code) raises
+        CheckpointMismatchError naming what changed. `clock` drives the recovered context (tests);
+        `storage_options` go to fsspec for the checkpoint directory.
         """
-        recovered = cls._recover_from_checkpoint(checkpointPath)
+        from dstream.recovery.fingerprints import setup_fingerprint
+        from dstream.recovery.restore import recover_context
+
+        options = dict(storage_options or {})
+        recovered: StreamingContext | None = recover_context(
+            cls, checkpointPath, setupFunc, clock=clock, storage_options=options
+        )
         if recovered is not None:
             return recovered
         ssc: StreamingContext = setupFunc()
-        ssc.checkpoint(checkpointPath)
+        if options or ssc._checkpoint_dir != checkpointPath.rstrip("/"):
+            ssc.checkpoint(checkpointPath, **options)
+        ssc._setup_fingerprint = setup_fingerprint(setupFunc).to_json()
         return ssc
 
     @classmethod
@@ -295,8 +357,3 @@ class StreamingContext:
             return cls.getOrCreate(checkpointPath, setupFunc)
         created: StreamingContext = setupFunc()
         return created
-
-    @classmethod
-    def _recover_from_checkpoint(cls, checkpointPath: str) -> StreamingContext | None:
-        """Seam for the checkpoint issue: a context rebuilt from the newest valid checkpoint, or None."""
-        return None

@@ -112,6 +112,27 @@ class JobGenerator:
         self._timer.start(start_ms)
         return start_ms
 
+    def restart(self, checkpoint_ms: int, pending_ms: tuple[int, ...]) -> int:
+        """Restart from a checkpoint: re-run pending and missed batches, then resume the timer.
+
+        The plan is `dstream.recovery.plan.restart_plan` (pure); the batches are generated in time
+        order on the event loop before the first new tick. Returns the restart time.
+        """
+        from dstream.recovery.plan import restart_plan
+
+        if self._thread is not None:
+            raise DStreamStateError("JobGenerator already started")
+        zero_ms = self._graph.zero_time_ms
+        plan = restart_plan(checkpoint_ms, pending_ms, zero_ms, self._batch_ms, self._clock.time_ms())
+        self._graph.restart()
+        log.info("restarting at %d ms; re-running batches %s", plan.restart_ms, plan.rerun_ms)
+        self._thread = threading.Thread(target=self._event_loop, name="streaming-job-generator", daemon=True)
+        self._thread.start()
+        for time_ms in plan.rerun_ms:
+            self._post(("generate", time_ms))
+        self._timer.start(plan.restart_ms)
+        return plan.restart_ms
+
     def on_batch_completion(self, time_ms: int) -> None:
         """Called by the scheduler when every job of a batch succeeded."""
         self._post(("clear_metadata", time_ms))

@@ -142,6 +142,25 @@ class StreamingListenerReceiverStopped:
     receiverInfo: ReceiverInfo
 
 
+@dataclass(frozen=True)
+class StreamingListenerCheckpointWritten:
+    """A metadata checkpoint (kind "metadata") or an RDD data checkpoint (kind "rdd") is durable."""
+
+    batchTime: int
+    kind: str
+    url: str
+
+
+@dataclass(frozen=True)
+class StreamingListenerCheckpointFailed:
+    """A checkpoint write failed; `error` is its repr. Data checkpoints are retried next interval."""
+
+    batchTime: int
+    kind: str
+    url: str
+    error: str
+
+
 class StreamingListener:
     """Override the callbacks you need; every default does nothing."""
 
@@ -176,6 +195,12 @@ class StreamingListener:
     ) -> None:
         """One output operation of a batch ended."""
 
+    def onCheckpointWritten(self, checkpointWritten: StreamingListenerCheckpointWritten) -> None:
+        """A metadata or RDD data checkpoint became durable."""
+
+    def onCheckpointFailed(self, checkpointFailed: StreamingListenerCheckpointFailed) -> None:
+        """A metadata or RDD data checkpoint could not be written."""
+
 
 _CALLBACKS: dict[type, str] = {
     StreamingListenerStreamingStarted: "onStreamingStarted",
@@ -187,6 +212,8 @@ _CALLBACKS: dict[type, str] = {
     StreamingListenerReceiverStarted: "onReceiverStarted",
     StreamingListenerReceiverError: "onReceiverError",
     StreamingListenerReceiverStopped: "onReceiverStopped",
+    StreamingListenerCheckpointWritten: "onCheckpointWritten",
+    StreamingListenerCheckpointFailed: "onCheckpointFailed",
 }
 
 _STOP = object()

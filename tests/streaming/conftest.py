@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from dstream.clock import ManualClock
-from dstream.context import Context
+from dstream.context import Conf, Context
 from dstream.streaming import StreamingContext
 
 WAIT_S = 30.0
@@ -19,7 +19,9 @@ WAIT_S = 30.0
 
 @pytest.fixture
 def sc() -> Iterator[Context]:
-    ctx = Context("local[2]")
+    # These tests drive queueStream through stateful operations that need a checkpoint directory;
+    # a queueStream cannot be replayed, so checkpointing refuses it unless explicitly allowed.
+    ctx = Context("local[2]", conf=Conf().set("dstream.checkpoint.allowQueueStream", "true"))
     try:
         yield ctx
     finally:

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dstream.clock import ManualClock
-from dstream.context import Context
+from dstream.context import Conf, Context
 from dstream.streaming import StreamingContext
 from tests.streaming.conftest import WAIT_S, collect
 
@@ -126,7 +126,7 @@ def reference(batches: list[list[int]], stages: list[tuple], ticks: int) -> dict
 )
 def test_random_pipelines_match_the_reference(batches, stages):
     ticks = len(batches) + DRAIN_TICKS
-    sc = Context("local[2]")
+    sc = Context("local[2]", conf=Conf().set("dstream.checkpoint.allowQueueStream", "true"))
     clock = ManualClock(0)
     ssc = StreamingContext(sc, BATCH_MS / 1000, clock=clock)
     try:

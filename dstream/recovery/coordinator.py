@@ -1,0 +1,280 @@
+"""The checkpoint coordinator: one per started StreamingContext that has a checkpoint directory.
+
+It ties the engine to the checkpoint package:
+
+- at start: refuses queueStream (not replayable, as in Spark), test-serializes the graph so a
+  non-picklable closure fails at start and not later in the writer (SPARK-7767), takes the driver
+  lease (a second driver on the directory fails fast), starts the background metadata writer;
+- `checkpoint_hook(T, completed)` runs on the JobGenerator thread after batch T is generated and
+  after it completed: it submits the batch's RDD data checkpoints (after completion), then snapshots
+  the graph (cloudpickle, a consistent view because only this thread changes it) with the pending
+  batches and the committed data checkpoint references, and queues the metadata checkpoint;
+- when a metadata checkpoint is durable the writer has already deleted what retention allows
+  (old metadata and RDD directories); the coordinator then cleans the receivers' tracker events
+  and WAL segments before the threshold every kept checkpoint agrees on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections import deque
+from typing import Any
+
+import cloudpickle
+
+from checkpoint.errors import CheckpointError, DriverLeaseError
+from checkpoint.fingerprint import CodeFingerprint
+from checkpoint.lease import DriverLease, acquire_driver_lease
+from checkpoint.location import capability_of, resolve
+from checkpoint.metadata import DataCheckpointRef, MetadataCheckpoint
+from checkpoint.metadata_writer import MetadataCheckpointWriter, WrittenInfo
+from dstream.errors import DStreamValueError
+from dstream.recovery.data_checkpoints import RddCheckpointer
+from dstream.recovery.fingerprints import graph_fingerprint
+from dstream.streaming.listener import StreamingListenerCheckpointFailed, StreamingListenerCheckpointWritten
+
+log = logging.getLogger(__name__)
+
+CONF_ASYNC = "dstream.checkpoint.async"
+CONF_KEEP = "dstream.checkpoint.keep"
+CONF_LEASE_TIMEOUT_S = "dstream.checkpoint.leaseTimeoutS"
+CONF_LEASE_WAIT_S = "dstream.checkpoint.leaseWaitS"
+# Tests of stateful operations on queueStream need a checkpoint directory; recovery still refuses.
+CONF_ALLOW_QUEUE_STREAM = "dstream.checkpoint.allowQueueStream"
+KEEP_DEFAULT = 10
+LEASE_TIMEOUT_S_DEFAULT = 30.0
+STOP_TIMEOUT_S = 30.0
+QUEUE_STREAM_ERROR = (
+    "queueStream doesn't support checkpointing. Please don't use queueStream when checkpointing is "
+    "enabled (its queued items cannot be replayed after a restart)."
+)
+
+
+def _conf(ssc: Any) -> dict[str, str]:
+    get_conf = getattr(ssc.sparkContext, "getConf", None)
+    return dict(get_conf().getAll()) if get_conf is not None else {}
+
+
+def _conf_bool(conf: dict[str, str], key: str, default: bool) -> bool:
+    value = conf.get(key)
+    if value is None:
+        return default
+    if value.lower() not in {"true", "false"}:
+        raise DStreamValueError(f"conf {key}={value!r}: expected 'true' or 'false'")
+    return value.lower() == "true"
+
+
+def _conf_number(conf: dict[str, str], key: str, default: float, minimum: float) -> float:
+    raw = conf.get(key)
+    try:
+        value = default if raw is None else float(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise DStreamValueError(f"conf {key}={raw!r}: expected a number >= {minimum}")
+    return value
+
+
+class CheckpointCoordinator:
+    """Writes a StreamingContext's checkpoints and drives cleanup (see the module docstring)."""
+
+    def __init__(self, ssc: Any, *, setup_fingerprint: dict[str, Any] | None = None) -> None:
+        self._ssc = ssc
+        self._dir: str = ssc._checkpoint_dir
+        self._so: dict[str, Any] = dict(ssc._checkpoint_storage_options)
+        conf = _conf(ssc)
+        self._conf = conf
+        self._keep_n = int(_conf_number(conf, CONF_KEEP, KEEP_DEFAULT, 1))
+        self._lease_timeout_s = _conf_number(conf, CONF_LEASE_TIMEOUT_S, LEASE_TIMEOUT_S_DEFAULT, 0.1)
+        self._lease_wait_s = _conf_number(conf, CONF_LEASE_WAIT_S, 0.0, 0.0)
+        self._setup_fingerprint = setup_fingerprint
+        self.rdds = RddCheckpointer(
+            ssc._rdd_checkpoint_dir,
+            self._so,
+            asynchronous=_conf_bool(conf, CONF_ASYNC, True),
+            on_error=self._on_rdd_error,
+            on_committed=self._on_rdd_committed,
+        )
+        self._lease: DriverLease | None = None
+        self._writer: MetadataCheckpointWriter | None = None
+        self._fingerprint: CodeFingerprint | None = None
+        self._cond = threading.Condition()
+        self._queued: deque[tuple[int, bool]] = deque()
+        self.completed_checkpoint_ms: int | None = None
+        self.metadata_written = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Validate the graph, take the driver lease, start the writer (raises on any failure)."""
+        graph = self._ssc.graph
+        from dstream.streaming.inputs import QueueInputDStream
+
+        allow_queue = _conf_bool(self._conf, CONF_ALLOW_QUEUE_STREAM, False)
+        if not allow_queue and any(isinstance(s, QueueInputDStream) for s in graph.input_streams):
+            raise DStreamValueError(QUEUE_STREAM_ERROR)
+        try:
+            cloudpickle.dumps(graph)
+        except Exception as exc:
+            raise DStreamValueError(
+                f"the DStream graph cannot be serialized for checkpointing ({type(exc).__name__}: {exc}); "
+                "a function used by a DStream operation refers to something that cannot be pickled"
+            ) from exc
+        self._fingerprint = graph_fingerprint(graph)
+        owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._lease = acquire_driver_lease(
+            self._dir,
+            owner,
+            storage_options=self._so,
+            lease_timeout_s=self._lease_timeout_s,
+            wait_timeout_s=self._lease_wait_s,
+        )
+        try:
+            fs, _ = resolve(self._dir, self._so)
+            if capability_of(fs) != "local":
+                self._lease.renew_every(self._lease_timeout_s / 4, self._on_lease_lost)
+            self._writer = MetadataCheckpointWriter(
+                self._dir,
+                storage_options=self._so,
+                keep_n=self._keep_n,
+                on_written=self._on_written,
+                on_failed=self._on_failed,
+                fence=self._lease.check,
+            ).start()
+        except BaseException:
+            self._lease.release()
+            raise
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Finish running data checkpoints and queued metadata checkpoints, then release the lease."""
+        self.rdds.stop(timeout_s)
+        try:
+            if self._writer is not None:
+                self._writer.stop(timeout_s)
+        finally:
+            if self._lease is not None:
+                self._lease.release()
+                self._lease = None
+
+    # -- the generator thread's hook -------------------------------------------------------------------
+
+    def checkpoint_hook(self, time_ms: int, completed: bool) -> None:
+        """After batch `time_ms` was generated (completed=False) or completed (True)."""
+        if completed:
+            self.rdds.on_batch_completed(time_ms)
+        if self._writer is None:
+            return
+        ckpt = self.snapshot(time_ms, completed)
+        with self._cond:
+            self._queued.append((time_ms, completed))
+        try:
+            self._writer.write(ckpt)
+        except CheckpointError as exc:
+            with self._cond:
+                self._queued.pop()
+            self._report(StreamingListenerCheckpointFailed(time_ms, "metadata", self._dir, repr(exc)))
+            self._ssc._scheduler.report_error(f"metadata checkpoint of batch {time_ms} ms failed", exc)
+
+    def snapshot(self, time_ms: int, completed: bool) -> MetadataCheckpoint:
+        """The metadata checkpoint of the context as it is now (call on the generator thread)."""
+        ssc, graph = self._ssc, self._ssc.graph
+        refs = self.rdds.committed_refs()
+        pending = tuple(ssc.pending_batch_times())
+        last_generated = ssc._generator.last_generated_ms
+        sc = ssc.sparkContext
+        return MetadataCheckpoint(
+            batch_ms=time_ms,
+            graph_blob=cloudpickle.dumps(graph),
+            pending_batches=pending,
+            stream_ids=tuple(str(s._id) for s in graph.streams),
+            data_checkpoints=refs,
+            master=str(getattr(sc, "master", "")),
+            app_name=str(getattr(sc, "appName", "")),
+            config=self._conf,
+            fingerprint=self._fingerprint,
+            wal_needed_from_ms=self._wal_needed_from(time_ms, refs, pending),
+            extra={
+                "last_generated_ms": max(time_ms, last_generated or time_ms),
+                "completed": completed,
+                "batch_duration_ms": graph.batch_ms,
+                "zero_time_ms": graph.zero_time_ms,
+                "setup_fingerprint": self._setup_fingerprint,
+            },
+        )
+
+    def _wal_needed_from(
+        self, time_ms: int, refs: tuple[DataCheckpointRef, ...], pending: tuple[int, ...]
+    ) -> int:
+        # A restart recomputes stateful streams from their newest data checkpoint and re-runs pending
+        # batches; without a reference for a must-checkpoint stream, everything is still needed.
+        referenced = {int(r.stream_id) for r in refs}
+        needs_state = [s._id for s in self._ssc.graph.streams if s._checkpoint_ms is not None]
+        if any(sid not in referenced for sid in needs_state):
+            return 0
+        remember_ms: int = self._ssc.graph.max_remember_ms()
+        candidates = [time_ms - remember_ms, *(r.batch_ms for r in refs), *pending]
+        return max(0, min(candidates))
+
+    # -- writer-thread callbacks -----------------------------------------------------------------------
+
+    def _pop_queued(self) -> tuple[int, bool]:
+        with self._cond:
+            item = self._queued.popleft() if self._queued else (0, False)
+            return item
+
+    def _on_written(self, batch_ms: int, info: WrittenInfo) -> None:
+        _, completed = self._pop_queued()
+        self._report(StreamingListenerCheckpointWritten(batch_ms, "metadata", info.url))
+        if info.wal_clean_before_ms is not None and info.wal_clean_before_ms > 0:
+            self._clean_receivers(info.wal_clean_before_ms)
+        with self._cond:
+            self.metadata_written += 1
+            if completed and (
+                self.completed_checkpoint_ms is None or batch_ms > self.completed_checkpoint_ms
+            ):
+                self.completed_checkpoint_ms = batch_ms
+            self._cond.notify_all()
+
+    def _on_failed(self, batch_ms: int, exc: BaseException) -> None:
+        self._pop_queued()
+        self._report(StreamingListenerCheckpointFailed(batch_ms, "metadata", self._dir, repr(exc)))
+        if isinstance(exc, DriverLeaseError):
+            self._ssc._scheduler.report_error(f"driver fenced at batch {batch_ms} ms", exc)
+
+    def _on_lease_lost(self, exc: DriverLeaseError) -> None:
+        self._ssc._scheduler.report_error("driver lease lost", exc)
+
+    def _on_rdd_error(self, stream_id: int, time_ms: int, url: str, exc: BaseException) -> None:
+        self._report(StreamingListenerCheckpointFailed(time_ms, "rdd", url, repr(exc)))
+
+    def _on_rdd_committed(self, ref: DataCheckpointRef) -> None:
+        self._report(StreamingListenerCheckpointWritten(ref.batch_ms, "rdd", ref.url))
+
+    def _clean_receivers(self, threshold_ms: int) -> None:
+        from dstream.receiver.input_stream import receiver_tracker_of
+
+        tracker = receiver_tracker_of(self._ssc)
+        if tracker is None:
+            return
+        try:
+            tracker.cleanup_old_blocks_and_batches(threshold_ms)
+        except Exception:
+            log.warning(
+                "receiver cleanup before %d ms failed (retried next checkpoint)", threshold_ms, exc_info=True
+            )
+
+    def _report(self, event: Any) -> None:
+        self._ssc._bus.post(event)
+
+    # -- waiting (tests, graceful stop) ------------------------------------------------------------------
+
+    def wait_for_checkpoint(self, time_ms: int, timeout_s: float) -> bool:
+        """Wait until a completion checkpoint of batch `time_ms` (or later) is durable; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: self.completed_checkpoint_ms is not None and self.completed_checkpoint_ms >= time_ms,
+                timeout=timeout_s,
+            )
