@@ -133,6 +133,11 @@ class MetadataCheckpointWriter:
         self._thread: threading.Thread | None = None
         self._idle = threading.Condition()
 
+    @property
+    def latest_name(self) -> CheckpointName | None:
+        """The newest name written or found at start (the next write ranks above it)."""
+        return self._latest
+
     # -- caller side ---------------------------------------------------------------------------
 
     def start(self) -> MetadataCheckpointWriter:

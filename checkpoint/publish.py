@@ -163,6 +163,18 @@ class MemoryPublisher(Publisher):
 class ObjectStorePublisher(Publisher):
     """One conditional PUT per key (`If-None-Match: *`); a failed put is settled by looking."""
 
+    def exists(self, path: str) -> bool:
+        """One HEAD of the key (fsspec's generic `exists` also lists the prefix, for directories)."""
+        call_s3 = getattr(self.fs, "call_s3", None)
+        if call_s3 is None:
+            return super().exists(path)
+        bucket, key, _ = self.fs.split_path(path)
+        try:
+            call_s3("head_object", Bucket=bucket, Key=key)
+        except FileNotFoundError:
+            return False
+        return True
+
     def _put(self, path: str, data: bytes, *, overwrite: bool, hook: Hook) -> None:
         if hook is not None:
             hook()

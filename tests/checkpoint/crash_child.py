@@ -46,7 +46,7 @@ def run_metadata(url: str, so: dict[str, object]) -> None:
     writer = MetadataCheckpointWriter(
         url, storage_options=so, key=None, keep_n=3, on_written=written, on_failed=failed
     ).start()
-    start = writer._latest.name_ms + 1 if writer._latest else 1
+    start = writer.latest_name.name_ms + 1 if writer.latest_name else 1
     for batch in range(start, start + BATCHES_MAX):
         if done.is_set():
             break

@@ -140,7 +140,7 @@ def _verify(mode: str, target: StorageTarget, acks: list[int]) -> None:
         CHECKS[mode](target, acks)  # type: ignore[operator]
 
 
-@pytest.mark.parametrize("kind", ["local", pytest.param("s3-moto", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("kind", ["local", "s3-moto"])
 @pytest.mark.parametrize("mode", ["metadata", "rdd", "sink"])
 def test_kill_at_every_named_crash_point(
     mode: str, kind: str, request: pytest.FixtureRequest, tmp_path: Path
@@ -149,7 +149,7 @@ def test_kill_at_every_named_crash_point(
     rng = random.Random(f"{mode}-{kind}")
     all_acks: list[int] = []
     for point in CRASH_POINTS[mode]:
-        nth = rng.randint(1, 3) if kind == "local" else 1  # moto costs ~0.2 s a request
+        nth = rng.randint(1, 3)
         rc, acks = run_child(mode, target, f"{point}@{nth}", None, 0.0)
         assert rc == -signal.SIGKILL, f"crash point {point}@{nth} never fired"
         all_acks += acks
