@@ -22,13 +22,18 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from checkpoint import crashpoints
 from checkpoint.commit_log import CommitLog
-from checkpoint.errors import AlreadyCommittedError, AlreadyPublishedError, CheckpointValueError
+from checkpoint.errors import (
+    AlreadyCommittedError,
+    AlreadyPublishedError,
+    CheckpointError,
+    CheckpointValueError,
+)
 from checkpoint.layout import check_id, check_ms
 from checkpoint.location import join, resolve
 from checkpoint.publish import publisher_for
@@ -113,15 +118,26 @@ class TransactionalFileOutput:
         self._publisher.publish(self._path(join(staged.staging_url, check_id(name, "file name"))), data)
 
     def commit(
-        self, staged: StagedBatch, info: Mapping[str, Any] | None = None
+        self,
+        staged: StagedBatch,
+        info: Mapping[str, Any] | None = None,
+        *,
+        expected_files: Collection[str] | None = None,
     ) -> Literal["committed", "already-committed"]:
         """Commit the attempt: record it, publish its files, clean staging.
 
         Returns "already-committed" (and discards this attempt) when the batch was committed before,
         by an earlier run or a concurrent driver.
 
+        Args:
+            staged: the attempt.
+            info: JSON recorded with the commit (the record also holds "attempt" and "files").
+            expected_files: names the caller staged; if any is missing from staging (aborted, or
+                cleaned by another driver's `recover`), nothing is recorded.
+
         Raises:
             CheckpointValueError: the attempt staged no files.
+            CheckpointError: an expected file is missing from staging.
             PublishError: storage failure (the batch is committed iff the record was written;
                 `recover` finishes either way).
         """
@@ -131,6 +147,12 @@ class TransactionalFileOutput:
         files = self._ls_names(staged.staging_url)
         if not files:
             raise CheckpointValueError(f"attempt {staged.attempt} of batch {staged.batch_ms} staged no files")
+        missing = sorted(set(expected_files or ()) - set(files))
+        if missing:
+            raise CheckpointError(
+                f"attempt {staged.attempt} of batch {staged.batch_ms} lost staged files {missing} "
+                "(aborted, or cleaned by another driver's recovery); not committing it"
+            )
         crashpoints.crash_point(crashpoints.SINK_AFTER_STAGE_BEFORE_COMMIT)
         try:
             self.commit_log.record(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from checkpoint.commit_log import CommitLog
-from checkpoint.errors import AlreadyCommittedError, CheckpointValueError
+from checkpoint.errors import AlreadyCommittedError, CheckpointError, CheckpointValueError
 from checkpoint.sink_staging import TransactionalFileOutput
 from tests.support.s3servers import StorageTarget
 
@@ -114,3 +114,13 @@ def test_commit_without_files_is_refused(storage: StorageTarget) -> None:
     out = _output(storage)
     with pytest.raises(CheckpointValueError, match="staged no files"):
         out.commit(out.begin(1000))
+
+
+def test_commit_refuses_when_expected_files_are_missing(storage: StorageTarget) -> None:
+    out = _output(storage)
+    staged = out.begin(1000)
+    out.stage(staged, "part-0", b"a")
+    with pytest.raises(CheckpointError, match=r"lost staged files \['part-1'\]"):
+        out.commit(staged, expected_files=["part-0", "part-1"])
+    assert not out.commit_log.is_committed("sink-1", 1000)
+    assert out.commit(staged, expected_files=["part-0"]) == "committed"
