@@ -274,17 +274,31 @@ class EpochDriverLease(DriverLease):
             self._released = True
 
 
-def _newest_epoch(dir_url: str, so: Any) -> int | None:
+def _epochs(dir_url: str, so: Any) -> list[int]:
     fs, path = resolve(metadata_dir(dir_url), so)
     fs.invalidate_cache(path)
     try:
         entries = fs.ls(path, detail=False)
     except FileNotFoundError:
-        return None
-    epochs = [
-        e for e in (parse_epoch(str(p).rstrip("/").rsplit("/", 1)[-1]) for p in entries) if e is not None
-    ]
-    return max(epochs) if epochs else None
+        return []
+    names = (parse_epoch(str(p).rstrip("/").rsplit("/", 1)[-1]) for p in entries)
+    return sorted(e for e in names if e is not None)
+
+
+def _newest_epoch(dir_url: str, so: Any) -> int | None:
+    epochs = _epochs(dir_url, so)
+    return epochs[-1] if epochs else None
+
+
+def _delete_old_epochs(dir_url: str, so: Any, current: int) -> None:
+    """Best effort: drop epochs older than the previous one (a zombie only needs to see a newer epoch)."""
+    fs, _ = resolve(dir_url, so)
+    for epoch in _epochs(dir_url, so):
+        if epoch >= current - 1:
+            break
+        for url in (driver_heartbeat_url(dir_url, epoch), driver_epoch_url(dir_url, epoch)):
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm_file(resolve(url, so)[1])
 
 
 def _read_record(dir_url: str, epoch: int, publisher: Publisher, so: Any) -> LeaseRecord:
@@ -330,6 +344,7 @@ def _try_epoch_acquire(
     crashpoints.crash_point(crashpoints.LEASE_AFTER_EPOCH_BEFORE_HEARTBEAT)
     lease = EpochDriverLease(dir_url, owner, decision.epoch, nonce, publisher, so, clock)
     lease._heartbeat()
+    _delete_old_epochs(dir_url, so, decision.epoch)
     return lease
 
 

@@ -214,9 +214,8 @@ class MetadataCheckpointWriter:
         if self._fenced is not None:
             self._report_failure(ckpt.batch_ms, DriverLeaseError(f"writer is fenced: {self._fenced}"))
             return
-        name = next_name(self._latest, ckpt.batch_ms)
         try:
-            url, attempts = self._publish_with_retries(ckpt, name)
+            name, url, attempts = self._publish_with_retries(ckpt, next_name(self._latest, ckpt.batch_ms))
         except BaseException as exc:
             self._report_failure(ckpt.batch_ms, exc)
             return
@@ -231,22 +230,21 @@ class MetadataCheckpointWriter:
             except Exception:
                 log.exception("on_written callback failed for batch %s", ckpt.batch_ms)
 
-    def _publish_with_retries(self, ckpt: MetadataCheckpoint, name: CheckpointName) -> tuple[str, int]:
+    def _publish_with_retries(
+        self, ckpt: MetadataCheckpoint, name: CheckpointName
+    ) -> tuple[CheckpointName, str, int]:
         last: BaseException | None = None
         for attempt in range(1, self._attempts_max + 1):
             if self._fence is not None:
-                self._fence()
+                self._fence()  # a lost lease raises here and is never retried
             try:
                 url = write_checkpoint(self.dir_url, ckpt, name, storage_options=self._so, key=self._key)
-                return url, attempt
+                return name, url, attempt
             except AlreadyPublishedError as exc:
                 if exc.identical:  # our own earlier attempt landed (lost response, retried put)
-                    return metadata_checkpoint_url(self.dir_url, name), attempt
-                self._fenced = exc
-                raise DriverLeaseError(
-                    f"{metadata_checkpoint_url(self.dir_url, name)} was written by another writer: "
-                    "a second driver is using this checkpoint directory; this writer stops"
-                ) from exc
+                    return name, metadata_checkpoint_url(self.dir_url, name), attempt
+                name = self._after_collision(ckpt, name, exc)
+                last = exc
             except (OSError, CheckpointError) as exc:
                 last = exc
                 log.warning("checkpoint %s attempt %d failed: %s", name.filename(), attempt, exc)
@@ -254,6 +252,24 @@ class MetadataCheckpointWriter:
                     break
         assert last is not None
         raise last
+
+    def _after_collision(
+        self, ckpt: MetadataCheckpoint, name: CheckpointName, exc: AlreadyPublishedError
+    ) -> CheckpointName:
+        """Another writer took `name`. With a lease fence that still passes, the other writer was a
+        zombie caught between its lease check and its publish: rank above it and go on. Without a
+        fence there is no telling who is legitimate, so this writer stops."""
+        url = metadata_checkpoint_url(self.dir_url, name)
+        if self._fence is None:
+            self._fenced = exc
+            raise DriverLeaseError(
+                f"{url} was written by another writer: a second driver is using this checkpoint "
+                "directory; this writer stops"
+            ) from exc
+        self._fence()
+        log.warning("checkpoint name %s was taken by a fenced writer; renaming", name.filename())
+        existing = list_checkpoints(self.dir_url, storage_options=self._so)
+        return next_name(max([name, *existing]), ckpt.batch_ms)
 
     def _report_failure(self, batch_ms: int, exc: BaseException) -> None:
         if self._on_failed is None:

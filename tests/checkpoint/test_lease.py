@@ -131,6 +131,22 @@ def test_force_takes_over_a_fresh_lease() -> None:
         a.check()
 
 
+def test_old_epochs_are_cleaned_but_zombies_stay_fenced() -> None:
+    url = f"memory://dstream-tests/lease-{uuid.uuid4().hex}"
+    clock = ManualClock(0)
+    leases = [acquire_driver_lease(url, f"d{i}", clock=clock, force=True) for i in range(5)]
+    assert [lease.epoch for lease in leases] == [0, 1, 2, 3, 4]
+    names = sorted(
+        p.rsplit("/", 1)[-1]
+        for p in StorageTarget("memory", url).filesystem().ls(url + "/metadata", detail=False)
+    )
+    assert names == ["driver-epoch-3", "driver-epoch-4", "driver-heartbeat-3", "driver-heartbeat-4"]
+    for zombie in leases[:-1]:
+        with pytest.raises(DriverLeaseError, match="fenced"):
+            zombie.check()
+    leases[-1].check()
+
+
 def test_restarted_driver_waits_for_expiry_with_wait_timeout() -> None:
     url = f"memory://dstream-tests/lease-{uuid.uuid4().hex}"
     clock = ManualClock(0)

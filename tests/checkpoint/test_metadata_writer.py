@@ -177,3 +177,20 @@ def test_name_taken_by_another_writer_fences_this_one(storage: StorageTarget) ->
     with pytest.raises(DriverLeaseError, match="fenced"):
         writer.write(ckpt(2000))
     writer.stop(TIMEOUT_S)
+
+
+def test_zombie_collision_with_a_valid_lease_renames_and_continues(storage: StorageTarget) -> None:
+    so = storage.storage_options
+    infos: list[WrittenInfo] = []
+    writer = MetadataCheckpointWriter(
+        storage.url, storage_options=so, key=None, fence=lambda: None, on_written=lambda b, i: infos.append(i)
+    ).start()
+    # A zombie slipped a checkpoint in between its last lease check and now.
+    zombie = MetadataCheckpoint(1000, b"zombie's graph")
+    write_checkpoint(storage.url, zombie, CheckpointName(1000, 0), storage_options=so, key=None)
+    writer.write(ckpt(1000))
+    writer.flush(TIMEOUT_S)
+    writer.stop(TIMEOUT_S)
+    assert [i.name for i in infos] == [CheckpointName(1000, 1)]
+    latest, _ = read_latest(storage.url, storage_options=so, key=None)
+    assert latest is not None and latest.graph_blob == b"graph-1000"
