@@ -20,6 +20,7 @@ deleted, and so are RDD data checkpoint directories no kept checkpoint needs (se
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import queue
 import threading
@@ -66,6 +67,15 @@ class WrittenInfo:
 
 OnWritten = Callable[[int, WrittenInfo], None]
 OnFailed = Callable[[int, BaseException], None]
+
+
+def _check_json(ckpt: MetadataCheckpoint) -> None:
+    try:
+        json.dumps(ckpt.json_part(CheckpointName(0, 0)), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointValueError(
+            f"checkpoint of batch {ckpt.batch_ms} has a field that is not plain JSON: {exc}"
+        ) from exc
 
 
 def _summary(ckpt: MetadataCheckpoint, name: CheckpointName) -> CheckpointSummary:
@@ -162,6 +172,7 @@ class MetadataCheckpointWriter:
             raise DriverLeaseError(f"checkpoint writer for {self.dir_url!r} is fenced: {self._fenced}")
         if self._thread is None or self._stop.is_set():
             raise CheckpointError(f"checkpoint writer for {self.dir_url!r} is not running")
+        _check_json(checkpoint)  # misuse fails here, in the caller's thread, not later in the writer
         try:
             self._queue.put(checkpoint, timeout=self._put_timeout_s)
         except queue.Full as exc:
@@ -245,6 +256,8 @@ class MetadataCheckpointWriter:
                     return name, metadata_checkpoint_url(self.dir_url, name), attempt
                 name = self._after_collision(ckpt, name, exc)
                 last = exc
+            except CheckpointValueError:
+                raise
             except (OSError, CheckpointError) as exc:
                 last = exc
                 log.warning("checkpoint %s attempt %d failed: %s", name.filename(), attempt, exc)

@@ -194,3 +194,12 @@ def test_zombie_collision_with_a_valid_lease_renames_and_continues(storage: Stor
     assert [i.name for i in infos] == [CheckpointName(1000, 1)]
     latest, _ = read_latest(storage.url, storage_options=so, key=None)
     assert latest is not None and latest.graph_blob == b"graph-1000"
+
+
+def test_non_json_field_fails_in_the_callers_thread() -> None:
+    from checkpoint.errors import CheckpointValueError
+
+    with MetadataCheckpointWriter("memory://dstream-tests/writer-json", key=None) as writer:
+        bad = MetadataCheckpoint(1000, b"g", config={"conf": object()})
+        with pytest.raises(CheckpointValueError, match="batch 1000 has a field that is not plain JSON"):
+            writer.write(bad)
