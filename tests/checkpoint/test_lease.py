@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -238,6 +239,56 @@ def test_local_lease_is_free_at_once_after_sigkill(tmp_path: object) -> None:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
         acquire_driver_lease(url, "parent").release()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=30)
+
+
+EPOCH_HOLDER = textwrap.dedent(
+    """
+    import json, sys
+    from checkpoint.lease import acquire_driver_lease
+    so = json.loads(sys.argv[2])
+    lease = acquire_driver_lease(sys.argv[1], "child", storage_options=so, lease_timeout_s=1.0)
+    print("held", flush=True)
+    lease.renew_every(0.2, on_lost=lambda exc: print("lost", flush=True))
+    sys.stdin.read()
+    """
+)
+
+
+@pytest.mark.chaos
+@pytest.mark.parametrize("crash", [None, "lease.after_epoch_before_heartbeat"])
+def test_object_store_lease_after_sigkill_waits_for_expiry(s3_moto: StorageTarget, crash: str | None) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DSTREAM_CRASH_POINT"}
+    if crash:
+        env["DSTREAM_CRASH_POINT"] = crash
+    child = subprocess.Popen(
+        [sys.executable, "-c", EPOCH_HOLDER, s3_moto.url, json.dumps(s3_moto.storage_options)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert child.stdout is not None
+        if crash is None:
+            assert child.stdout.readline().strip() == b"held"
+            with pytest.raises(DriverLeaseError, match="'child'"):
+                acquire_driver_lease(
+                    s3_moto.url, "parent", storage_options=s3_moto.storage_options, lease_timeout_s=1.0
+                )
+            child.send_signal(signal.SIGKILL)
+        assert child.wait(timeout=30) == -signal.SIGKILL
+        lease = acquire_driver_lease(
+            s3_moto.url,
+            "parent",
+            storage_options=s3_moto.storage_options,
+            lease_timeout_s=1.0,
+            wait_timeout_s=20,
+        )
+        assert lease.epoch == 1
+        lease.check()
     finally:
         if child.poll() is None:
             child.kill()
