@@ -154,3 +154,15 @@ def test_lineage_stays_bounded_in_a_long_run(tmp_path: Any, mode: str) -> None:
     late = max(LINEAGE[t] for t in range((n - 20) * BATCH_MS, (n + 1) * BATCH_MS, BATCH_MS))
     assert late <= early, f"lineage grew from {early} to {late} RDDs"
     assert LINEAGE[n * BATCH_MS] < LINEAGE[BATCH_MS] * n / 4  # an uncut chain grows with n
+
+
+def test_update_state_by_key_recovers_on_every_storage(storage: Any) -> None:
+    inputs = word_batches(4)
+
+    def op(s: Any) -> Any:
+        return s.map(lambda w: (w, 1)).updateStateByKey(running_count).checkpoint(2)
+
+    ssc = check_operation(
+        storage.url, op, inputs, ref_running_counts(inputs), 3, storage_options=storage.storage_options
+    )
+    assert [r.batch_ms for r in ssc._restored_refs] == [2000]
