@@ -2,13 +2,15 @@
 
 A stateful word count on real time (SystemClock, 250 ms batches): textFileStream(INPUT) ->
 flatMap(split) -> updateStateByKey (data-checkpointed every 2 batches) -> saveAsTextFiles(OUT).
-It recovers from CKPT with getOrCreate, writes READY_DIR/ready-<pid> once started, and runs until it
+CKPT may be an fsspec URL (options as JSON in CHAOS_CKPT_OPTIONS). It recovers from CKPT with
+getOrCreate, writes READY_DIR/ready-<pid> once started, and runs until it
 is killed (or until its stdin closes). DSTREAM_CRASH_POINT in its environment kills it at a named
 point of the checkpoint protocol.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -32,11 +34,14 @@ def pair(word: str) -> tuple[str, int]:
     return (word, 1)
 
 
-def make_setup(ckpt: str, input_dir: str, out_prefix: str) -> object:
+def make_setup(ckpt: str, input_dir: str, out_prefix: str, options: dict[str, object]) -> object:
     def setup() -> StreamingContext:
-        sc = Context.getOrCreate(Conf().setMaster("local[2]").setAppName("chaos-wordcount"))
+        conf = Conf().setMaster("local[2]").setAppName("chaos-wordcount")
+        # Object stores: a restarted driver waits for the killed one's lease to expire.
+        conf.set("dstream.checkpoint.leaseTimeoutS", "1.5").set("dstream.checkpoint.leaseWaitS", "30")
+        sc = Context.getOrCreate(conf)
         ssc = StreamingContext(sc, BATCH_S)
-        ssc.checkpoint(ckpt)
+        ssc.checkpoint(ckpt, **options)
         words = ssc.textFileStream(input_dir).flatMap(split_words).map(pair)
         state = words.updateStateByKey(running_count, numPartitions=2).checkpoint(2 * BATCH_S)
         state.saveAsTextFiles(out_prefix)
@@ -47,7 +52,9 @@ def make_setup(ckpt: str, input_dir: str, out_prefix: str) -> object:
 
 def main(argv: list[str]) -> int:
     ckpt, input_dir, out_prefix, ready_dir = argv
-    ssc = StreamingContext.getOrCreate(ckpt, make_setup(ckpt, input_dir, out_prefix))
+    options = json.loads(os.environ.get("CHAOS_CKPT_OPTIONS", "{}"))
+    setup = make_setup(ckpt, input_dir, out_prefix, options)
+    ssc = StreamingContext.getOrCreate(ckpt, setup, storage_options=options)
     ssc.start()
     Path(ready_dir, f"ready-{os.getpid()}").write_text("recovered" if ssc._recovery else "new")
     sys.stdin.read()  # EOF: the parent is done with us

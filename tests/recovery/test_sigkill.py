@@ -12,6 +12,7 @@ and the last one must hold the count of all input.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import random
 import signal
@@ -20,6 +21,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,8 +42,12 @@ WORDS = [f"w{i}" for i in range(7)]
 class Run:
     """One pipeline under test: directories, the current child, the files written so far."""
 
-    def __init__(self, root: Path) -> None:
-        self.ckpt, self.input, self.ready = root / "ckpt", root / "in", root / "ready"
+    def __init__(
+        self, root: Path, ckpt_url: str | None = None, options: dict[str, Any] | None = None
+    ) -> None:
+        self.input, self.ready = root / "in", root / "ready"
+        self.ckpt = ckpt_url or str(root / "ckpt")
+        self.options = dict(options or {})
         self.out_prefix = root / "out" / "counts"
         for d in (self.input, self.ready, self.out_prefix.parent):
             d.mkdir(parents=True)
@@ -51,7 +57,7 @@ class Run:
         self.started_as: list[str] = []
 
     def start(self, crash_point: str | None = None) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": str(REPO), "CHAOS_CKPT_OPTIONS": json.dumps(self.options)}
         env.pop(ENV_VAR, None)
         if crash_point:
             env[ENV_VAR] = crash_point
@@ -138,11 +144,10 @@ class Run:
         self.batches_checked = len(times)
 
 
-def test_random_sigkills_lose_and_duplicate_nothing(tmp_path: Path) -> None:
-    run = Run(tmp_path)
+def kill_and_restart(run: Run, kills: int) -> None:
     rng = random.Random(7)
     run.start()
-    for _kill in range(3):
+    for _kill in range(kills):
         for _ in range(3):
             run.write_file()
             run.wait_s(FILE_GAP_S)
@@ -152,8 +157,15 @@ def test_random_sigkills_lose_and_duplicate_nothing(tmp_path: Path) -> None:
         run.start()
     run.write_file()
     run.finish_and_check()
-    assert run.started_as[-1] == "recovered"
-    assert run.started_as == ["new", "recovered", "recovered", "recovered"]
+    assert run.started_as == ["new"] + ["recovered"] * kills
+
+
+def test_random_sigkills_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    kill_and_restart(Run(tmp_path), 3)
+
+
+def test_random_sigkills_with_the_checkpoint_on_s3(tmp_path: Path, s3_moto: Any) -> None:
+    kill_and_restart(Run(tmp_path, s3_moto.url, s3_moto.storage_options), 2)
 
 
 @pytest.mark.parametrize(
