@@ -12,6 +12,7 @@ import functools
 import queue
 import random
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +92,18 @@ def _update_count(new_values: list[int], last: int | None) -> int:
     return sum(new_values, last or 0)
 
 
+# Output functions are pickled into metadata checkpoints, so they name their feed by id instead of
+# capturing the queue (which holds a lock and cannot be pickled).
+_FEEDS: dict[str, queue.Queue[Any]] = {}
+
+
+def _summarize(feed_id: str, top: int, time: Any, rdd: Any) -> None:
+    top_words = rdd.takeOrdered(top, key=lambda kv: (-kv[1], kv[0]))
+    feed = _FEEDS.get(feed_id)
+    if feed is not None:
+        feed.put(("state", (rdd.count(), top_words)))
+
+
 def run_demo(
     *,
     batches: int,
@@ -119,17 +132,16 @@ def run_demo(
             .updateStateByKey(_update_count)
         )
 
-        def summarize(time: Any, rdd: Any) -> None:
-            top_words = rdd.takeOrdered(top, key=lambda kv: (-kv[1], kv[0]))
-            events.put(("state", (rdd.count(), top_words)))
-
-        counts.foreachRDD(summarize)
+        feed_id = uuid.uuid4().hex
+        _FEEDS[feed_id] = events
+        counts.foreachRDD(functools.partial(_summarize, feed_id, top))
         ssc.addStreamingListener(_BatchFeed(events))
-        ssc.start()
         try:
+            ssc.start()
             yield from _collect(events, batches)
         finally:
             ssc.stop(stopSparkContext=True, stopGraceFully=False)
+            _FEEDS.pop(feed_id, None)
 
 
 def _collect(events: queue.Queue[Any], batches: int) -> Iterator[DemoBatch]:
