@@ -1,7 +1,7 @@
 """Fixtures for the sink tests: a local Context, a ManualClock, and storage on local / memory / moto S3.
 
-SeaweedFS is left to the checkpoint package's conformance suite (the sinks use its publish layer);
-here the three fast backends keep the suite short.
+One test (marked seaweedfs) runs the file sink and text output on SeaweedFS, a real S3 server;
+the rest use the three fast backends to keep the suite short.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def make_target(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> St
         return StorageTarget(kind, str(tmp_path / "store"))
     if kind == "memory":
         return StorageTarget(kind, f"memory://dstream-sinks/{name}")
-    server = request.getfixturevalue("moto_server")
+    server = request.getfixturevalue("moto_server" if kind == "s3-moto" else "seaweed_server")
     # fsspec's instance cache stays on (as in production): a fresh S3 client per call costs ~100 ms.
     options = {k: v for k, v in s3_options(server.endpoint).items() if k != "skip_instance_cache"}
     return StorageTarget(kind, f"s3://{make_bucket(server.endpoint)}/{name}", options)

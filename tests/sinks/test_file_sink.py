@@ -195,3 +195,18 @@ def test_sink_pickles_without_its_per_process_state(sc, tmp_path):
     copy = cloudpickle.loads(cloudpickle.dumps(sink))
     assert not hasattr(copy, "_recovered") and "_output" not in copy.__dict__
     assert copy.read_committed() == {1000: rows(1, 2)}
+
+
+@pytest.mark.seaweedfs
+def test_file_sink_and_text_output_on_a_real_s3_server(request, sc, tmp_path):
+    from dstream.sinks.text_files import read_text_batches, save_text_batch
+    from tests.sinks.conftest import make_target
+
+    target = make_target("s3-seaweedfs", request, tmp_path)
+    data = {1000: rows(1, 5), 2000: []}
+    for batch_ms, records in data.items():
+        assert write_batch(sink_for(target, "parquet"), batch_ms, sc.parallelize(records, 2)) == "committed"
+    assert write_batch(sink_for(target, "parquet"), 1000, sc.parallelize(data[1000], 2)) == "skipped"
+    assert sink_for(target, "parquet").read_committed() == data
+    assert save_text_batch(sc.parallelize(range(4), 2), f"{target.url}/t-1000", target.storage_options)
+    assert read_text_batches(f"{target.url}/t", None, target.storage_options) == {1000: ["0", "1", "2", "3"]}
