@@ -167,7 +167,12 @@ class CheckpointCoordinator:
             self.rdds.on_batch_completed(time_ms)
         if self._writer is None:
             return
-        ckpt = self.snapshot(time_ms, completed)
+        try:
+            ckpt = self.snapshot(time_ms, completed)
+        except Exception as exc:  # e.g. a receiver or closure that became unpicklable while running
+            self._report(StreamingListenerCheckpointFailed(time_ms, "metadata", self._dir, repr(exc)))
+            self._ssc._scheduler.report_error(f"metadata checkpoint of batch {time_ms} ms failed", exc)
+            return
         with self._cond:
             self._queued.append((time_ms, completed))
         try:

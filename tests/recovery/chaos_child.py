@@ -56,7 +56,9 @@ def main(argv: list[str]) -> int:
     setup = make_setup(ckpt, input_dir, out_prefix, options)
     ssc = StreamingContext.getOrCreate(ckpt, setup, storage_options=options)
     ssc.start()
-    Path(ready_dir, f"ready-{os.getpid()}").write_text("recovered" if ssc._recovery else "new")
+    tmp = Path(ready_dir, f".ready-{os.getpid()}")
+    tmp.write_text("recovered" if ssc._recovery else "new")
+    tmp.rename(Path(ready_dir, f"ready-{os.getpid()}"))  # the parent never sees it half-written
     sys.stdin.read()  # EOF: the parent is done with us
     ssc.stop(stopGraceFully=False)
     return 0

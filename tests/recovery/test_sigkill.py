@@ -61,7 +61,7 @@ class Run:
         env.pop(ENV_VAR, None)
         if crash_point:
             env[ENV_VAR] = crash_point
-        before = set(self.ready.iterdir())
+        before = set(self.ready.glob("ready-*"))
         args = [str(self.ckpt), str(self.input), str(self.out_prefix), str(self.ready)]
         self.child = subprocess.Popen(
             [sys.executable, "-m", "tests.recovery.chaos_child", *args],
@@ -70,10 +70,10 @@ class Run:
             stdin=subprocess.PIPE,
         )
         for _ in range(int(START_TIMEOUT_S / 0.05)):
-            if set(self.ready.iterdir()) - before or self.child.poll() is not None:
+            if set(self.ready.glob("ready-*")) - before or self.child.poll() is not None:
                 break
             self.wait_s(0.05)
-        new = set(self.ready.iterdir()) - before
+        new = set(self.ready.glob("ready-*")) - before
         assert new or self.child.poll() == -signal.SIGKILL, "child did not start"
         self.started_as.extend(p.read_text() for p in new)
         return self.child
