@@ -211,3 +211,21 @@ def test_text_file_stream_takes_files_added_while_down(tmp_path: Path) -> None:
             counts[f"w{j % 3}"] = counts.get(f"w{j % 3}", 0) + 1
         expected[base + i * BATCH_MS] = sorted(counts.items(), key=repr)
     assert expected == SINK
+
+
+def test_recovery_without_a_context_makes_one_from_the_checkpointed_master_and_config(tmp_path: Path) -> None:
+    from dstream.context import Conf, Context
+
+    path, clock, inputs = str(tmp_path / "ckpt"), ManualClock(0), word_batches(4)
+    Context(conf=Conf().setMaster("local[3]").setAppName("from-checkpoint").set("user.key", "kept"))
+    run_first(path, clock, make_setup(clock, path, running_count, inputs), 2)
+    Context._active.stop()  # type: ignore[union-attr]
+    assert Context._active is None
+
+    ssc = StreamingContext.getOrCreate(path, make_setup(clock, path, running_count, inputs), clock=clock)
+    sc = ssc.sparkContext
+    assert (sc.master, sc.appName, sc.getConf().get("user.key")) == ("local[3]", "from-checkpoint", "kept")
+    ssc.start()
+    run_batches(ssc, clock, 3 * BATCH_MS, 4 * BATCH_MS)
+    ssc.stop()
+    assert [SINK[t] for t in (3000, 4000)] == ref_running_counts(inputs)[2:]
