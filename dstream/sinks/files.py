@@ -8,11 +8,10 @@
     <url>/_staging/<output_id>/<batch_ms>/<attempt>/ an attempt's staged files (private)
     <url>/_sink/commits/<output_id>/<batch_ms:020d>  the commit log, when it lives with the data
 
-A batch is committed when its record exists in the commit log. The commit log lives, in order of
-preference: in `commit_dir` if given; else in the streaming checkpoint directory the pipeline offers
-(`<checkpoint>/commits/<output_id>/`); else with the data, as above. A reader must use the same place
-as the writer: `read_committed()` on the sink object that ran the pipeline does; a reader in another
-process passes `commit_dir=` (the checkpoint directory) when the pipeline had one.
+A batch is committed when its record exists in the commit log. The commit log lives with the data
+(`<url>/_sink/commits/`, as Structured Streaming keeps `_spark_metadata` beside its files), so any
+reader of `url` sees the committed view without knowing the pipeline's checkpoint directory;
+`commit_dir` moves it elsewhere, and a reader must then pass the same `commit_dir`.
 
 The committed view (`read_committed`) lists only batches in the commit log and reads exactly the
 files their records name, so staged, aborted or half-published data is never shown. Empty partitions
@@ -64,7 +63,7 @@ class TransactionalFileSink(TransactionalSink):
         format: "jsonl" (any JSON-serializable records) or "parquet" (dict records).
         storage_options: fsspec options for `url`.
         output_id: the stable commit-log key; defaults to one derived from `url`.
-        commit_dir: where the commit log lives (overrides the checkpoint directory).
+        commit_dir: where the commit log lives (default: `<url>/_sink/commits`, with the data).
         commit_storage_options: fsspec options for `commit_dir` (default: `storage_options`).
 
     Raises:
@@ -87,7 +86,6 @@ class TransactionalFileSink(TransactionalSink):
         self.format = check_format(format)
         self.storage_options = dict(storage_options or {})
         self.output_id = _check_output_id(output_id or default_output_id("file", self.url))
-        self._pinned = commit_dir is not None
         self.commit_dir = commit_dir or join(self.url, OWN_COMMIT_DIR)
         self.commit_storage_options = dict(
             commit_storage_options if commit_storage_options is not None else self.storage_options
@@ -100,15 +98,6 @@ class TransactionalFileSink(TransactionalSink):
         return f"TransactionalFileSink({self.url!r}, format={self.format!r}, output_id={self.output_id!r})"
 
     # -- where things live ---------------------------------------------------------------------
-
-    def bind_commit_dir(self, dir_url: str, storage_options: Mapping[str, Any] | None = None) -> None:
-        """Keep the commit log in the checkpoint directory, unless `commit_dir` was given."""
-        options = dict(storage_options or {})
-        if self._pinned or (dir_url, options) == (self.commit_dir, self.commit_storage_options):
-            return
-        self.commit_dir = dir_url
-        self.commit_storage_options = options
-        self.__dict__.pop("_output", None)
 
     def _file_output(self) -> TransactionalFileOutput:
         output: TransactionalFileOutput | None = self.__dict__.get("_output")

@@ -79,7 +79,7 @@ def test_second_attempt_at_a_committed_batch_is_discarded(target):
     assert not any(second.attempt in p for p in list_files(target))
 
 
-def test_commit_log_lives_in_the_checkpoint_directory_when_offered(sc, target):
+def test_commit_log_lives_with_the_data_so_any_reader_sees_the_committed_view(sc, target):
     ckpt, out = target.child("ckpt"), target.child("out")
     sink = TransactionalFileSink(out.url, storage_options=out.storage_options, output_id="counts")
     data = {1000: rows(1, 3), 2000: rows(2, 1)}
@@ -93,22 +93,22 @@ def test_commit_log_lives_in_the_checkpoint_directory_when_offered(sc, target):
         )
         assert outcome == "committed"
     assert sink.read_committed() == data
-    assert CommitLog(ckpt.url, ckpt.storage_options).committed("counts") == [1000, 2000]
-    assert not [p for p in list_files(out) if p.startswith("_sink/")]
-    reader = TransactionalFileSink(
-        out.url,
-        storage_options=out.storage_options,
-        output_id="counts",
-        commit_dir=ckpt.url,
-        commit_storage_options=ckpt.storage_options,
-    )
-    assert reader.read_committed() == data
-    assert (
-        TransactionalFileSink(
-            out.url, storage_options=out.storage_options, output_id="counts"
-        ).read_committed()
-        == {}
-    )
+    assert CommitLog(out.child("_sink").url, out.storage_options).committed("counts") == [1000, 2000]
+    assert not [p for p in list_files(ckpt) if "commits" in p]
+    fresh_reader = TransactionalFileSink(out.url, storage_options=out.storage_options, output_id="counts")
+    assert fresh_reader.read_committed() == data
+
+
+def test_commit_dir_moves_the_commit_log_and_readers_must_name_it(sc, target):
+    ckpt, out = target.child("ckpt"), target.child("out")
+    options = {"storage_options": out.storage_options, "output_id": "counts"}
+    sink = TransactionalFileSink(out.url, commit_dir=ckpt.url, **options)
+    assert write_batch(sink, 1000, sc.parallelize(rows(1, 2), 2)) == "committed"
+    assert CommitLog(ckpt.url, ckpt.storage_options).committed("counts") == [1000]
+    assert TransactionalFileSink(out.url, commit_dir=ckpt.url, **options).read_committed() == {
+        1000: rows(1, 2)
+    }
+    assert TransactionalFileSink(out.url, **options).read_committed() == {}
 
 
 def test_pipeline_without_checkpoint_keeps_commits_with_the_data(ssc, clock, tmp_path):

@@ -79,7 +79,7 @@ def test_driver_killed_and_recovered_with_get_or_create_commits_each_batch_once(
     delay_s = random.Random(f"{SEED}-{crash}-{kill_after}").uniform(0, 0.05)
     rc, acks = run_driver("first", dirs, crash, kill_after, delay_s)
     assert rc == -signal.SIGKILL
-    reader = TransactionalFileSink(str(out_dir), output_id="words", commit_dir=str(ckpt))
+    reader = TransactionalFileSink(str(out_dir), output_id="words")
     after_kill = reader.read_committed()
     expected = expected_output()
     assert set(acks) <= set(after_kill) and len(after_kill) <= len(acks) + 1
@@ -88,5 +88,5 @@ def test_driver_killed_and_recovered_with_get_or_create_commits_each_batch_once(
     rc, _ = run_driver("recover", dirs, None, None, 0)
     assert rc == 0
     assert reader.read_committed() == expected
-    assert CommitLog(str(ckpt)).committed("words") == sorted(expected)
+    assert CommitLog(str(out_dir / "_sink")).committed("words") == sorted(expected)
     assert not [p for p in (out_dir / "_staging").rglob("*") if p.is_file()]
