@@ -196,6 +196,22 @@ class StreamingContext:
 
         return SocketInputDStream(self, hostname, port)
 
+    def receiverStream(self, receiver: Any) -> Any:
+        """A stream of what a user `dstream.Receiver` stores (Spark's receiverStream)."""
+        from dstream.receiver.input_stream import receiver_stream
+
+        return receiver_stream(self, receiver)
+
+    def pushStream(self, host: str = "127.0.0.1", port: int = 0, **receiver_options: Any) -> Any:
+        """Records pushed by `dstream.client.PushClient`s, acknowledged once durable; `.port` is bound.
+
+        Exactly-once into the stream needs the receiver WAL
+        (`spark.streaming.receiver.writeAheadLog.enable=true`) and a checkpoint directory.
+        """
+        from dstream.receiver.input_stream import push_stream
+
+        return push_stream(self, host, port, **receiver_options)
+
     def union(self, *dstreams: Any) -> Any:
         """The union of several streams with the same slide duration."""
         from dstream.streaming.dstream import UnionDStream

@@ -152,7 +152,7 @@ class JobScheduler:
         self._on_error(message, error)
 
     def mark_processed(self, time_ms: int) -> None:
-        """Count a batch as processed although no job set ran (its generation failed)."""
+        """Count a batch as processed: its jobs and completion handling ran, or its generation failed."""
         with self._cond:
             self._mark_processed_locked(time_ms)
 
@@ -214,9 +214,13 @@ class JobScheduler:
                     self._running = None
                     if not job_set.failed:
                         self._pending.pop(job_set.time_ms, None)
-                    self._mark_processed_locked(job_set.time_ms)
-            if not job_set.failed:
-                self._on_batch_completion(job_set.time_ms)
+            # "Processed" includes the completion handling (metadata clearing, the completion
+            # checkpoint), so a waiter never sees a batch done while its cleanup is still running.
+            try:
+                if not job_set.failed:
+                    self._on_batch_completion(job_set.time_ms)
+            finally:
+                self.mark_processed(job_set.time_ms)
 
     def _run_job_set(self, job_set: JobSet) -> None:
         if not job_set.jobs:

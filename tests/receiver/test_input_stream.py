@@ -16,7 +16,7 @@ from dstream.rdd.storage import StorageLevel
 from dstream.receiver.block_handler import WriteAheadLogHandler
 from dstream.receiver.block_rdd import BlockNotFoundError, BlockRef, block_rdd, block_refs
 from dstream.receiver.block_store import get_block_store, put_replicated, remove_block
-from dstream.receiver.input_stream import push_stream, receiver_stream, receiver_tracker_of
+from dstream.receiver.input_stream import receiver_tracker_of
 from dstream.streaming import StreamingContext, StreamingListener
 from tests.receiver.fakes import open_memory_wal
 from tests.receiver.helpers import WAIT_S, CountingReceiver, wait_for
@@ -58,7 +58,7 @@ def test_receiver_stream_batches_hold_what_was_stored_before_them() -> None:
     clock = ManualClock(0)
     ssc = StreamingContext(sc, 1.0, clock=clock)
     receiver = CountingReceiver(50, chunk=7, fail_starts=1)
-    stream = receiver_stream(ssc, receiver)
+    stream = ssc.receiverStream(receiver)
     batches = collect_batches(stream)
     listener = ReceiverEvents()
     ssc.addStreamingListener(listener)
@@ -83,7 +83,7 @@ def test_push_stream_exposes_its_port_and_delivers_per_batch(tmp_path: Path) -> 
     clock = ManualClock(0)
     ssc = StreamingContext(sc, 1.0, clock=clock)
     ssc.checkpoint(str(tmp_path / "ckpt"))
-    stream = push_stream(ssc, port=0)
+    stream = ssc.pushStream(port=0)
     assert stream.port > 0  # bound before start
     batches = collect_batches(stream.map(lambda r: r.upper()))
     ssc.start()
@@ -173,8 +173,8 @@ def test_block_refs_keep_allocation_order(sc: Context) -> None:
 def test_a_graph_restored_without_init_registers_its_receivers_at_start() -> None:
     sc = Context("local[2]")
     ssc = StreamingContext(sc, 1.0, clock=ManualClock(0))
-    first = receiver_stream(ssc, CountingReceiver(3))
-    second = receiver_stream(ssc, CountingReceiver(4))
+    first = ssc.receiverStream(CountingReceiver(3))
+    second = ssc.receiverStream(CountingReceiver(4))
     first.foreachRDD(lambda rdd: None)
     second.foreachRDD(lambda rdd: None)
     from dstream.receiver import input_stream
@@ -196,7 +196,7 @@ def test_a_graceful_stop_still_allocates_the_last_batches(tmp_path: Path) -> Non
     ssc = StreamingContext(sc, 1.0, clock=clock)
     ssc.checkpoint(str(tmp_path / "ckpt"))
     receiver = CountingReceiver(6, chunk=3)
-    batches = collect_batches(receiver_stream(ssc, receiver))
+    batches = collect_batches(ssc.receiverStream(receiver))
     ssc.start()
     wait_for(lambda: receiver.next == 6)
     clock.set_time(2000)  # batches 1000 and 2000 are due; a graceful stop must still run them

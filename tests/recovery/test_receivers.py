@@ -8,7 +8,7 @@ from typing import Any
 
 from dstream.clock import ManualClock
 from dstream.context import Conf, Context
-from dstream.receiver.input_stream import receiver_stream, receiver_tracker_of
+from dstream.receiver.input_stream import receiver_tracker_of
 from dstream.streaming import StreamingContext
 from tests.receiver.helpers import CountingReceiver, wait_for
 from tests.recovery.support import BATCH_MS, SINK, new_context, record, run_batches
@@ -38,7 +38,7 @@ def test_receiver_stream_state_survives_a_restart_without_double_counting(tmp_pa
 
     def setup() -> StreamingContext:
         ssc = new_context(clock, path)
-        stream = receiver_stream(ssc, receiver).map(keyed)
+        stream = ssc.receiverStream(receiver).map(keyed)
         stream.updateStateByKey(add_values).checkpoint(1).foreachRDD(record)
         return ssc
 

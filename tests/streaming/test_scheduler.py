@@ -72,8 +72,9 @@ def test_jobs_run_in_order_and_a_failure_does_not_stop_later_batches():
     assert [msg for msg, _ in errors] == ["Error running job streaming job 2000 ms.0"]
     assert isinstance(errors[0][1], KeyError)
     assert bus.wait_until_empty(WAIT_S)
-    kinds = [e[:2] for e in recorder.events]
-    assert kinds[:7] == [
+    # Events of one batch are in order; a later batch's submission may interleave with them.
+    kinds = [e[:2] for e in recorder.events if e[1] == 1000]
+    assert kinds == [
         ("submitted", 1000),
         ("started", 1000),
         ("op-started", 1000),
