@@ -16,10 +16,15 @@ import argparse
 import operator
 import random
 import statistics
+import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
+
+# This directory holds wal.py and checkpoint.py, which would shadow the packages of the same names.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dstream import Context, StreamingContext
 from dstream.streaming.inputs import InputDStream
