@@ -31,15 +31,25 @@ Validity and torn-tail rules (what `scan` reports; the caller decides what is ac
   present and the payload CRC matches.
 * `TORN` damage: fewer than 20 bytes remain for a frame header; or a frame with a valid header runs
   past the end of the file; or every byte from the frame's offset to the end is zero (a file grown by
-  the OS whose data never landed). A file shorter than 16 bytes that is a prefix of a valid header,
-  or all zeros, is TORN at offset 0. These are exactly the shapes a crash in the middle of an append
-  leaves, so they are acceptable only at the end of the *last* local segment: those bytes were never
-  acknowledged, and a writer reopening the log truncates them.
+  the OS whose data never landed); or the *final* frame has a valid header, ends exactly at the end
+  of the file, and its payload CRC fails (a power cut after the file size and the header page
+  reached the disk but the payload pages did not: they read back as zeros or stale bytes). A file
+  shorter than 16 bytes that is a prefix of a valid header, or all zeros, is TORN at offset 0.
+  These are exactly the shapes a crash in the middle of an append leaves, so they are acceptable
+  only at the end of the *last* local segment: those bytes were never acknowledged (the fsync
+  precedes the ack), readers stop before them, and a writer reopening the log truncates them. In
+  any other segment, and in any object-store object, TORN damage is reported as corruption.
 * `CORRUPT` damage: anything else (bad magic, unknown version or flags, a bad header CRC with
-  non-zero bytes after it, a bad payload CRC, a length over the limit). Corruption is never a torn
-  tail: readers raise `CorruptRecordError`, and only repair mode truncates it.
+  non-zero bytes after it, a bad payload CRC in a frame that more bytes follow, a length over the
+  limit). Corruption is never a torn tail: readers raise `CorruptRecordError`, and only repair mode
+  truncates it.
 
-Version history: 1 (this).
+Consequence for single-bit flips: a flip anywhere is caught (never a wrong record). A flip in the
+payload of the final frame of a file is TORN (that record is dropped, never returned wrong);
+every other flip is CORRUPT.
+
+Version history: 1 (this). The byte layout is unchanged since 1; the torn-tail rule for a final
+frame whose payload CRC fails at EOF was added later (it only changes how damage is classified).
 """
 
 from __future__ import annotations
@@ -205,6 +215,10 @@ def decode_frame(data: bytes | memoryview | ByteSource, offset: int) -> Frame | 
     if len(payload) < length:
         return Damage(DamageKind.TORN, offset, f"payload cut short: {len(payload)} of {length} bytes")
     if payload_crc != crc32c.crc32c(payload):
+        if start + length == source.size:
+            # The final frame, ending exactly at EOF: the shape of an un-fsynced append whose size
+            # reached the disk but whose data pages did not (power cut). Never acknowledged.
+            return Damage(DamageKind.TORN, offset, "payload CRC mismatch in the final frame at EOF")
         return Damage(DamageKind.CORRUPT, offset, "payload CRC mismatch")
     return Frame(offset, time_ms, payload)
 

@@ -180,6 +180,40 @@ def test_a_crash_cut_last_record_is_a_torn_tail_or_corruption_by_backend(
         assert list(log.read_all()) == [*PAYLOADS[:-1], b"next"]
 
 
+def power_cut(storage: StorageTarget, path: str, payload_bytes: int) -> None:
+    """Zero the final frame's payload: its header and the file size landed, its data pages did not."""
+    content = read_bytes(storage, path)
+    rewrite(storage, path, content[:-payload_bytes] + bytes(payload_bytes))
+
+
+def test_a_power_cut_payload_at_the_end_of_the_last_segment_is_a_torn_tail(storage: StorageTarget) -> None:
+    with open_log(storage, rolling_interval_ms=10**9) as log:
+        write_all(log)
+    power_cut(storage, data_files(storage)[-1], len(PAYLOADS[-1]))
+    if not is_appendable(storage):  # a put is atomic: a bad object is damage, never a crash
+        with open_log(storage) as log, pytest.raises(wal.CorruptRecordError, match="payload CRC"):
+            list(log.read_all())
+        return
+    with open_log(storage) as log:
+        assert list(log.read_all()) == PAYLOADS[:-1]
+        log.write(b"next", 10**6)
+        assert log.statistics().dropped[0].bytes_dropped == len(PAYLOADS[-1]) + 20
+    with open_log(storage) as log:
+        assert list(log.read_all()) == [*PAYLOADS[:-1], b"next"]
+
+
+def test_a_power_cut_payload_in_an_earlier_segment_is_corruption(storage: StorageTarget) -> None:
+    with open_log(storage, rolling_interval_ms=1000) as log:
+        handles = write_all(log)
+    first_segment = handles[0].path.split("/")[0]
+    victim = [p for p in data_files(storage) if first_segment in p][-1]
+    assert victim != data_files(storage)[-1]
+    last_in_victim = [h for h in handles if h.path.split("/")[0] == first_segment][-1]
+    power_cut(storage, victim, last_in_victim.length)
+    with open_log(storage) as log, pytest.raises(wal.CorruptRecordError, match="payload CRC"):
+        list(log.read_all())
+
+
 def test_batched_log_group_commits_concurrent_writers(storage: StorageTarget) -> None:
     log = open_log(storage, batched=True, rolling_interval_ms=1000)
     results: dict[tuple[int, int], wal.RecordHandle] = {}

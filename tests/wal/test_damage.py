@@ -57,8 +57,18 @@ def test_a_random_bit_flip_is_reported_never_returned(
     target = fresh(kind, tmp_path)
     write(target, payloads)
     path = data_files(target)[-1]
-    bit = data.draw(st.integers(0, len(read_bytes(target, path)) * 8 - 1))
+    size = len(read_bytes(target, path))
+    bit = data.draw(st.integers(0, size * 8 - 1))
     flip_bit(target, path, bit)
+    if bit // 8 >= size - len(payloads[-1]):
+        # A flip in the final record's payload looks exactly like a power cut mid-append (the header
+        # landed, the payload did not): that record is dropped as a torn tail, never returned wrong.
+        with open_log(target) as log:
+            assert list(log.read_all()) == payloads[:-1]
+            log.write(b"next", 99)
+            assert log.statistics().dropped[0].bytes_dropped == 20 + len(payloads[-1])
+            assert list(log.read_all()) == [*payloads[:-1], b"next"]
+        return
     seen: list[bytes] = []
     with open_log(target) as log, pytest.raises(wal.CorruptRecordError) as info:
         seen.extend(log.read_all())

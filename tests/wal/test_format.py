@@ -95,16 +95,61 @@ def test_a_wrong_magic_or_version_is_corrupt() -> None:
     assert damage is not None and damage.kind is DamageKind.CORRUPT and "version 2" in damage.reason
 
 
+def power_cut_frame(payload: bytes, time_ms: int, landed: bytes) -> bytes:
+    """A frame whose header (for `payload`) reached the disk but whose payload pages read back as `landed`."""
+    assert len(landed) == len(payload) and landed != payload
+    return hand_built_frame(payload, time_ms)[:FRAME_HEADER_BYTES] + landed
+
+
+POWER_CUT_PAYLOAD = b"never acknowledged " * 20
+POWER_CUT_SHAPES = {
+    "header ok, payload zeroed at EOF": bytes(len(POWER_CUT_PAYLOAD)),
+    "payload garbage at EOF": bytes((7 * i + 1) % 256 for i in range(len(POWER_CUT_PAYLOAD))),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(POWER_CUT_SHAPES))
+def test_a_final_frame_with_a_bad_payload_ending_at_eof_is_torn(shape: str) -> None:
+    base = golden_with(2)
+    result = scan(base + power_cut_frame(POWER_CUT_PAYLOAD, 5, POWER_CUT_SHAPES[shape]))
+    assert result.damage is not None and result.damage.kind is DamageKind.TORN
+    assert result.damage.offset == len(base)
+    assert [(bytes(f.payload), f.time_ms) for f in result.frames] == GOLDEN_RECORDS[:2]
+
+
+@pytest.mark.parametrize("shape", sorted(POWER_CUT_SHAPES))
+def test_a_bad_payload_with_anything_after_it_is_corrupt(shape: str) -> None:
+    base = golden_with(1)
+    bad = power_cut_frame(POWER_CUT_PAYLOAD, 5, POWER_CUT_SHAPES[shape])
+    for after in (hand_built_frame(b"later", 6), b"\x00", b"\x01"):
+        damage = scan(base + bad + after).damage
+        assert damage is not None and damage.kind is DamageKind.CORRUPT, after
+        assert damage.offset == len(base) and damage.reason == "payload CRC mismatch"
+
+
+def last_payload_bits(data: bytes) -> range:
+    """The bit positions of the final frame's payload in the golden file."""
+    last_payload_start = len(golden_with(2)) + FRAME_HEADER_BYTES
+    return range(last_payload_start * 8, len(data) * 8)
+
+
 @settings(max_examples=300, deadline=None)
 @given(bit=st.integers(min_value=0, max_value=len(GOLDEN.read_bytes()) * 8 - 1))
-def test_any_single_bit_flip_is_corruption_never_a_wrong_record(bit: int) -> None:
-    damaged = bytearray(GOLDEN.read_bytes())
+def test_any_single_bit_flip_is_caught_never_a_wrong_record(bit: int) -> None:
+    golden = GOLDEN.read_bytes()
+    damaged = bytearray(golden)
     damaged[bit // 8] ^= 1 << (bit % 8)
     result = scan(bytes(damaged))
-    assert result.damage is not None and result.damage.kind is DamageKind.CORRUPT
-    assert result.damage.offset <= bit // 8
     good = [(bytes(f.payload), f.time_ms) for f in result.frames]
-    assert good == GOLDEN_RECORDS[: len(good)]
+    assert result.damage is not None
+    if bit in last_payload_bits(golden):
+        # Indistinguishable from a power cut mid-append: the final record is dropped, the rest kept.
+        assert result.damage.kind is DamageKind.TORN and result.damage.offset == len(golden_with(2))
+        assert good == GOLDEN_RECORDS[:2]
+    else:
+        assert result.damage.kind is DamageKind.CORRUPT
+        assert result.damage.offset <= bit // 8
+        assert good == GOLDEN_RECORDS[: len(good)]
 
 
 @settings(max_examples=100, deadline=None)
