@@ -13,6 +13,10 @@ Storage levels (`dstream.rdd.storage.StorageLevel`, PySpark's constants) decide 
 - disk only: always spilled.
 Blocks are removed explicitly (`remove`) when their batches are cleaned; the WAL, not the store, is the
 durable copy.
+
+Blocks are kept serialized (pickled once at `put`) and every `get` unpickles a fresh copy, as in
+Spark: a task that mutates its records in place must not change what another output operation, or a
+recomputation, of the same batch reads.
 """
 
 from __future__ import annotations
@@ -50,43 +54,50 @@ class ReceivedBlockStore:
         self.name = name
         self.memory_records_max = memory_records_max
         self._lock = threading.Lock()
-        self._memory: dict[str, list[Any]] = {}
+        self._memory: dict[str, tuple[bytes, int]] = {}  # block id -> (pickled records, record count)
         self._memory_records = 0
         self._spilled: dict[str, str] = {}
         self._spill_dir: str | None = None
 
     def put(self, block_id: str, records: list[Any], level: StorageLevel) -> None:
         """Keep `records` under `block_id` at `level` (replication is the caller's business)."""
+        self.put_serialized(block_id, pickle.dumps(records, protocol=5), len(records), level)
+
+    def put_serialized(self, block_id: str, data: bytes, num_records: int, level: StorageLevel) -> None:
+        """Keep an already pickled list of `num_records` records (what `put` does after pickling)."""
         if not (level.useMemory or level.useDisk):
             raise DStreamValueError(f"storage level {level!r} stores nothing; expected memory and/or disk")
         with self._lock:
-            fits = self._memory_records + len(records) <= self.memory_records_max
+            fits = self._memory_records + num_records <= self.memory_records_max
             if level.useMemory and fits:
-                self._memory[block_id] = records
-                self._memory_records += len(records)
+                self._memory[block_id] = (data, num_records)
+                self._memory_records += num_records
                 return
             if not level.useDisk:
                 raise BlockStoreFullError(
-                    f"block {block_id} of {len(records)} records does not fit in store {self.name!r} "
+                    f"block {block_id} of {num_records} records does not fit in store {self.name!r} "
                     f"({self._memory_records} of memory_records_max={self.memory_records_max} used)"
                 )
-            self._spilled[block_id] = self._spill(block_id, records)
+            self._spilled[block_id] = self._spill(block_id, data)
 
-    def _spill(self, block_id: str, records: list[Any]) -> str:
+    def _spill(self, block_id: str, data: bytes) -> str:
         if self._spill_dir is None:
             self._spill_dir = tempfile.mkdtemp(prefix=f"dstream-blocks-{self.name}-")
         path = os.path.join(self._spill_dir, block_id)
         with open(path, "wb") as f:
-            pickle.dump(records, f, protocol=5)
+            f.write(data)
         return path
 
     def get(self, block_id: str) -> list[Any] | None:
-        """The block's records, or None when this store has no copy."""
+        """A fresh copy of the block's records, or None when this store has no copy."""
         with self._lock:
-            records = self._memory.get(block_id)
+            held = self._memory.get(block_id)
             path = self._spilled.get(block_id)
-        if records is not None or path is None:
+        if held is not None:
+            records: list[Any] = pickle.loads(held[0])
             return records
+        if path is None:
+            return None
         try:
             with open(path, "rb") as f:
                 loaded: list[Any] = pickle.load(f)
@@ -101,9 +112,9 @@ class ReceivedBlockStore:
     def remove(self, block_id: str) -> None:
         """Drop the block's copy here, if any. Idempotent."""
         with self._lock:
-            records = self._memory.pop(block_id, None)
-            if records is not None:
-                self._memory_records -= len(records)
+            held = self._memory.pop(block_id, None)
+            if held is not None:
+                self._memory_records -= held[1]
             path = self._spilled.pop(block_id, None)
         if path is not None:
             try:
@@ -147,9 +158,10 @@ def all_block_stores() -> list[ReceivedBlockStore]:
 
 def put_replicated(block_id: str, records: list[Any], level: StorageLevel) -> None:
     """Store a block at `level`, with its second copy in the peer store when replication is 2 or more."""
-    get_block_store(PRIMARY).put(block_id, records, level)
+    data = pickle.dumps(records, protocol=5)  # serialized once for both copies
+    get_block_store(PRIMARY).put_serialized(block_id, data, len(records), level)
     if level.replication >= 2:
-        get_block_store(PEER).put(block_id, records, level)
+        get_block_store(PEER).put_serialized(block_id, data, len(records), level)
 
 
 def find_block(block_id: str) -> list[Any] | None:

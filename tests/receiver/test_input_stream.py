@@ -202,3 +202,33 @@ def test_a_graceful_stop_still_allocates_the_last_batches(tmp_path: Path) -> Non
     clock.set_time(2000)  # batches 1000 and 2000 are due; a graceful stop must still run them
     ssc.stop(stopSparkContext=True, stopGraceFully=True)
     assert [r for t in sorted(batches) for r in batches[t]] == list(range(6))
+
+
+def _bump(record: dict[str, int]) -> dict[str, int]:
+    record["v"] += 100  # mutates its input in place, as user functions may
+    return record
+
+
+@pytest.mark.parametrize("level", [StorageLevel.MEMORY_ONLY_2, StorageLevel.DISK_ONLY])
+def test_a_task_mutating_received_records_does_not_change_the_block(sc: Context, level: StorageLevel) -> None:
+    put_replicated("blk-mut-0", [{"v": 1}, {"v": 2}], level)
+    try:
+        rdd = block_rdd(sc, [BlockRef("blk-mut-0")])
+        assert rdd.map(_bump).collect() == [{"v": 101}, {"v": 102}]  # one output operation
+        assert rdd.collect() == [{"v": 1}, {"v": 2}]  # another one, or a recomputation, sees the input
+        assert get_block_store().get("blk-mut-0") == [{"v": 1}, {"v": 2}]
+    finally:
+        remove_block("blk-mut-0")
+
+
+def test_records_stored_through_the_wal_handler_are_copied_too(sc: Context) -> None:
+    records = [{"v": 1}]
+    handler = WriteAheadLogHandler(open_memory_wal(), 0, ManualClock(0), StorageLevel.MEMORY_ONLY)
+    handler.store_block("blk-mut-1", records, None)
+    try:
+        records[0]["v"] = 7  # the receiver reuses its buffer after store()
+        rdd = block_rdd(sc, [BlockRef("blk-mut-1")])
+        assert rdd.map(_bump).collect() == [{"v": 101}]
+        assert rdd.collect() == [{"v": 1}]
+    finally:
+        remove_block("blk-mut-1")
