@@ -15,7 +15,17 @@ Receiver WAL record format, version 1 (one WAL record per block):
                     (stream_id: int, block_id: str, written_ms: int, metadata: dict | None, records: list)
 
 `written_ms` is the receiver clock's time at the write; recovery uses it to tell a block that never reached
-the driver's tracker (written after every block the tracker has cleaned) from one already cleaned.
+the driver's tracker (written after every block of its stream the tracker has cleaned) from one already
+cleaned.
+
+Receiver state record, version 1 (written just before old segments are cleaned, so that the newest
+segment always holds it; see `Receiver.recovery_state`):
+
+    offset  size  field
+    0       3     magic b"RST"
+    3       1     format version, 1
+    4       ...   pickle (protocol 5) of the tuple (stream_id: int, written_ms: int, state: dict)
+
 A record with another magic or version is refused with `BlockRecordError`.
 """
 
@@ -33,6 +43,8 @@ from dstream.receiver.tracker import EventLog
 
 MAGIC = b"RBK"
 FORMAT_VERSION = 1
+STATE_MAGIC = b"RST"
+STATE_FORMAT_VERSION = 1
 
 
 class BlockRecordError(DStreamError):
@@ -48,6 +60,15 @@ class BlockRecord:
     written_ms: int
     metadata: dict[str, Any] | None
     records: list[Any]
+
+
+@dataclass(frozen=True)
+class StateRecord:
+    """A receiver's acknowledgement state as written to the receiver WAL before a cleanup."""
+
+    stream_id: int
+    written_ms: int
+    state: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -74,6 +95,25 @@ def decode_block_record(data: bytes) -> BlockRecord:
         raise BlockRecordError(f"block record format version {data[3]} is unknown; expected {FORMAT_VERSION}")
     stream_id, block_id, written_ms, metadata, records = pickle.loads(data[4:])
     return BlockRecord(stream_id, block_id, written_ms, metadata, records)
+
+
+def encode_state_record(record: StateRecord) -> bytes:
+    """Serialize a receiver state snapshot as a version-1 state record (layout in the module docstring)."""
+    body = (record.stream_id, record.written_ms, record.state)
+    return STATE_MAGIC + bytes([STATE_FORMAT_VERSION]) + pickle.dumps(body, protocol=5)
+
+
+def decode_log_record(data: bytes) -> BlockRecord | StateRecord:
+    """Parse any receiver WAL record: a block or a state snapshot."""
+    if data[:3] != STATE_MAGIC:
+        return decode_block_record(data)
+    if len(data) < 5 or data[3] != STATE_FORMAT_VERSION:
+        version = data[3] if len(data) > 3 else None
+        raise BlockRecordError(
+            f"receiver state record format version {version} is unknown; expected {STATE_FORMAT_VERSION}"
+        )
+    stream_id, written_ms, state = pickle.loads(data[4:])
+    return StateRecord(stream_id, written_ms, state)
 
 
 class BlockStoreHandler:
@@ -117,6 +157,6 @@ class WriteAheadLogHandler:
         """Let the WAL drop segments older than the threshold (in the background)."""
         self.log.clean(threshold_ms, wait=False)
 
-    def read_all_blocks(self) -> list[BlockRecord]:
-        """Every block still in the receiver WAL, in write order (recovery)."""
-        return [decode_block_record(data) for data in self.log.read_all()]
+    def read_all_records(self) -> list[BlockRecord | StateRecord]:
+        """Every block and state snapshot still in the receiver WAL, in write order (recovery)."""
+        return [decode_log_record(data) for data in self.log.read_all()]

@@ -7,7 +7,9 @@ waiting at that moment as one block (receiver-side group commit: one WAL write a
 many producers' frames) with metadata `{"producers": {producer_id: [seq_first, seq_last]}}`. Only when
 `store` returned, i.e. with the receiver WAL on when the block is durable and registered with the driver's
 tracker, are the frames' ACKs sent. The per-producer state survives a restart: `on_recovered_blocks`
-rebuilds it from the metadata of the blocks in the receiver WAL.
+rebuilds it from the metadata of the blocks in the receiver WAL and from the snapshot
+`{"durable": {producer_id: last_seq}}` (`recovery_state`) that is written to the receiver WAL before each
+cleanup of old segments, so cleaning the blocks that carried a producer's ranges does not forget them.
 
 Without the receiver WAL the push source is at-most-once across a process crash (acked blocks live only
 in memory); the deduplication still holds while the process lives.
@@ -130,8 +132,15 @@ class PushReceiver(Receiver):
     def on_recovered_blocks(self, metadata: list[dict[str, Any]]) -> None:
         with self._state_lock:
             for meta in metadata:
-                for producer, (_, last) in dict(meta.get("producers") or {}).items():
+                lasts = [(p, last) for p, (_, last) in dict(meta.get("producers") or {}).items()]
+                lasts += list(dict(meta.get("durable") or {}).items())
+                for producer, last in lasts:
                     self._durable[producer] = max(self._durable.get(producer, -1), int(last))
+
+    def recovery_state(self) -> dict[str, Any] | None:
+        """Every producer's durable sequence number, `{"durable": {producer_id: last_seq}}`."""
+        with self._state_lock:
+            return {"durable": dict(self._durable)} if self._durable else None
 
     def durable_seq(self, producer_id: str) -> int:
         """The highest durable sequence number of a producer (-1 for none)."""

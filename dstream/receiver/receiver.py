@@ -61,11 +61,22 @@ class Receiver:
         return None
 
     def on_recovered_blocks(self, metadata: list[dict[str, Any]]) -> None:
-        """Called before `onStart` with the metadata of every block still in the receiver WAL.
+        """Called before `onStart` with what the receiver WAL says about past blocks, in log order.
 
-        A reliable receiver uses it to rebuild its acknowledgement state (e.g. the push receiver's
-        per-producer sequence numbers). Without the WAL the list is empty.
+        The list holds the snapshots returned by `recovery_state` (written before old WAL segments were
+        cleaned) and the metadata of every logged block that is in a batch or waiting for one. A reliable
+        receiver uses it to rebuild its acknowledgement state (e.g. the push receiver's per-producer
+        sequence numbers). Without the WAL the list is empty.
         """
+
+    def recovery_state(self) -> dict[str, Any] | None:
+        """A small builtin-only snapshot of the acknowledgement state, or None (the default) for none.
+
+        With the receiver WAL on it is written to the WAL just before old segments are cleaned, so that
+        what `on_recovered_blocks` rebuilds does not depend on the cleaned blocks' metadata. It must
+        cover every block stored so far, and is handed back to `on_recovered_blocks` after a restart.
+        """
+        return None
 
     # -- provided ---------------------------------------------------------------------------------
     def store(self, data: Any, metadata: dict[str, Any] | None = None) -> None:

@@ -19,7 +19,12 @@ from typing import Any
 
 from dstream.clock import Clock
 from dstream.errors import DStreamStateError, DStreamValueError
-from dstream.receiver.block_handler import BlockStoreHandler, WriteAheadLogHandler
+from dstream.receiver.block_handler import (
+    BlockStoreHandler,
+    StateRecord,
+    WriteAheadLogHandler,
+    encode_state_record,
+)
 from dstream.receiver.block_store import remove_block
 from dstream.receiver.config import ReceiverConfig
 from dstream.receiver.receiver import Receiver
@@ -157,7 +162,7 @@ class ReceiverTracker:
             self._events,
             tracker_view=lambda: (
                 self.block_tracker.known_block_ids(),
-                self.block_tracker.cleaned_written_max_ms,
+                self.block_tracker.cleaned_written_max_ms(stream_id),
             ),
         )
         self._supervisors[stream_id] = supervisor
@@ -200,7 +205,12 @@ class ReceiverTracker:
         """Forget batches before the threshold, drop their in-memory blocks, clean the WALs before it.
 
         Driven from outside: the checkpoint layer calls it once a checkpoint no longer needs them.
+        First each receiver's `recovery_state` snapshot goes to its receiver WAL (stamped now, so it lands
+        in a segment this cleanup keeps): the metadata of the blocks about to be forgotten is then no
+        longer needed to rebuild the receiver's acknowledgement state. It is written before the tracker's
+        cleanup event, because from that event on recovery ignores the cleaned blocks' metadata.
         """
+        self._write_recovery_states()
         with_blocks = [self.block_tracker.get_blocks_of_batch(t) for t in self._times_before(threshold_ms)]
         self.block_tracker.cleanup_old_batches(threshold_ms, wait=wait)
         for batch in with_blocks:
@@ -209,6 +219,13 @@ class ReceiverTracker:
                     remove_block(info.block_id)
         for stream_id in list(self._wals):
             self._wals[stream_id].clean(threshold_ms, wait=wait)
+
+    def _write_recovery_states(self) -> None:
+        for stream_id, log in list(self._wals.items()):
+            state = self._receivers[stream_id].recovery_state() if stream_id in self._receivers else None
+            if state is not None:
+                now = self.clock.time_ms()
+                log.write(encode_state_record(StateRecord(stream_id, now, state)), now)
 
     def _times_before(self, threshold_ms: int) -> list[int]:
         return [t for t in self.block_tracker.allocated_times() if t < threshold_ms]

@@ -5,11 +5,15 @@ enabled, then memory) -> report the `ReceivedBlockInfo` to the tracker (which lo
 `store()` return, so a reliable receiver may acknowledge its source afterwards.
 
 Recovery on start (receiver WAL only): a block in the receiver WAL that the tracker does not know and that
-was written after every block the tracker ever cleaned never reached the tracker (the process died between
-the two writes, or the tracker's write failed); it is stored and reported again under its own block id, so
-its data is not lost. Then `Receiver.on_recovered_blocks` gets every logged block's metadata. Because a
-block that is in the receiver WAL but not in the tracker can only be resolved by this recovery, a failed
-report after a successful WAL write stops the supervisor (the ReceiverTracker restarts it).
+was written after every block *of this stream* the tracker ever cleaned never reached the tracker (the
+process died between the two writes, or the tracker's write failed); it is stored and reported again under
+its own block id, so its data is not lost. Then `Receiver.on_recovered_blocks` gets the receiver's state
+snapshots (written before each cleanup, see `Receiver.recovery_state`) and the metadata of the logged
+blocks the tracker knows or just adopted, in log order. Never the metadata of a block that is neither: it
+was cleaned (the snapshot covers it) or it is an unreported block too old to adopt, whose records are not
+in any batch, so acknowledging them as durable would lose them. Because a block that is in the receiver
+WAL but not in the tracker can only be resolved by this recovery, a failed report after a successful WAL
+write stops the supervisor (the ReceiverTracker restarts it).
 
 Restarts: `restart_receiver` stops the receiver (onStop) and starts it again (onStart) after a delay on a
 background thread. A receiver whose `onStart` raises, or that calls `stop`, ends the supervisor; the
@@ -26,7 +30,12 @@ from typing import Any, Protocol
 
 from dstream.clock import Clock
 from dstream.receiver.block_generator import BlockGenerator
-from dstream.receiver.block_handler import BlockStoreHandler, StoreResult, WriteAheadLogHandler
+from dstream.receiver.block_handler import (
+    BlockRecord,
+    BlockStoreHandler,
+    StoreResult,
+    WriteAheadLogHandler,
+)
 from dstream.receiver.config import ReceiverConfig
 from dstream.receiver.receiver import Receiver
 from dstream.receiver.tracker import ReceivedBlockInfo
@@ -56,7 +65,8 @@ class NoEvents:
 
 
 BlockHandler = BlockStoreHandler | WriteAheadLogHandler
-TrackerView = Callable[[], tuple[set[str], int]]  # (known block ids, latest write time of a cleaned block)
+# (known block ids, latest receiver-WAL write time of a cleaned block of this supervisor's stream)
+TrackerView = Callable[[], tuple[set[str], int]]
 
 
 class ReceiverSupervisor:
@@ -129,14 +139,22 @@ class ReceiverSupervisor:
     def _recover(self) -> list[dict[str, Any]]:
         if not isinstance(self.handler, WriteAheadLogHandler):
             return []
-        logged = self.handler.read_all_blocks()
         known, cleaned_written_max_ms = self._tracker_view() if self._tracker_view else (set(), -1)
-        for block in logged:
-            orphan = block.block_id not in known and block.written_ms > cleaned_written_max_ms
-            if orphan and block.stream_id == self.stream_id:
-                self._store_and_report(block.block_id, block.records, block.metadata)
-                known.add(block.block_id)
-        return [block.metadata for block in logged if block.metadata is not None]
+        recovered: list[dict[str, Any]] = []
+        for record in self.handler.read_all_records():
+            if record.stream_id != self.stream_id:
+                continue
+            if not isinstance(record, BlockRecord):
+                recovered.append(record.state)
+                continue
+            if record.block_id not in known:
+                if record.written_ms <= cleaned_written_max_ms:
+                    continue  # cleaned, or too old to tell from cleaned: not in any batch
+                self._store_and_report(record.block_id, record.records, record.metadata)
+                known.add(record.block_id)
+            if record.metadata is not None:
+                recovered.append(record.metadata)
+        return recovered
 
     def start_receiver(self) -> None:
         """Call `onStart`; if it raises, the supervisor stops with that error."""

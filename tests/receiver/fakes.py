@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from wal import RecordHandle, WriteAheadLog, open_wal
+from wal import RecordHandle, WALTimeoutError, WriteAheadLog, open_wal
 
 
 class FailingLog:
@@ -42,3 +42,29 @@ def memory_wal_url() -> str:
 
 def open_memory_wal(rolling_interval_ms: int = 60_000) -> WriteAheadLog:
     return open_wal(memory_wal_url(), rolling_interval_ms=rolling_interval_ms)
+
+
+class LateCommitLog(FailingLog):
+    """A real WAL whose chosen write times out (`WALTimeoutError`) and is committed later by `land()`.
+
+    This is the documented contract of `BatchedWriteAheadLog.write`: "not durable within timeout_s; the
+    record may still be committed later".
+    """
+
+    def __init__(self, wrapped: WriteAheadLog) -> None:
+        super().__init__(wrapped)
+        self.time_out_next_write = False
+        self.held: list[tuple[bytes, int]] = []
+
+    def write(self, data: bytes, time_ms: int) -> RecordHandle:
+        if self.time_out_next_write:
+            self.time_out_next_write = False
+            self.held.append((data, time_ms))
+            raise WALTimeoutError("write not durable within 30s (injected); may still be committed later")
+        return super().write(data, time_ms)
+
+    def land(self) -> None:
+        """Commit the timed-out records now, after the writes that followed them."""
+        for data, time_ms in self.held:
+            self.wrapped.write(data, time_ms)
+        self.held.clear()

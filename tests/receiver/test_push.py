@@ -15,7 +15,7 @@ import pytest
 from dstream.client import PushClient, PushRejectedError
 from dstream.clock import SystemClock
 from dstream.errors import DStreamValueError
-from dstream.receiver.block_handler import decode_block_record
+from dstream.receiver.block_handler import BlockRecord, decode_log_record
 from dstream.receiver.block_rdd import block_refs, read_block
 from dstream.receiver.config import ReceiverConfig
 from dstream.receiver.push import PushReceiver
@@ -56,7 +56,8 @@ class Running:
     def logged_records(self) -> list[Any]:
         """Records in the receiver WAL as a fresh reader sees them (what survives a crash)."""
         log = open_wal(f"{self.ckpt}/receivedData/{STREAM}")
-        return [r for data in log.read_all() for r in decode_block_record(data).records]
+        decoded = [decode_log_record(data) for data in log.read_all()]
+        return [r for d in decoded if isinstance(d, BlockRecord) for r in d.records]
 
 
 @pytest.fixture
@@ -291,7 +292,7 @@ def test_a_cleaned_block_left_in_the_receiver_wal_is_not_adopted_again(tmp_path:
     clock.set_time(2000)
     tracker.cleanup_old_blocks_and_batches(600, wait=True)  # batch 500 is cleaned; the segment stays
     tracker.stop()
-    assert tracker.block_tracker.cleaned_written_max_ms == 1000
+    assert tracker.block_tracker.cleaned_written_max_ms(STREAM) == 1000
     again = ReceiverTracker(clock, config, checkpoint_dir=ckpt, recover=True)
     receiver2 = PushReceiver()
     again.add_receiver(STREAM, receiver2)

@@ -18,11 +18,12 @@ from dstream.receiver.tracker import (
     BlockAdded,
     ReceivedBlockInfo,
     ReceivedBlockTracker,
+    TrackerFailedError,
     TrackerLogError,
     decode_event,
     encode_event,
 )
-from tests.receiver.fakes import FailingLog, open_memory_wal
+from tests.receiver.fakes import FailingLog, LateCommitLog, open_memory_wal
 from wal import open_wal
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -115,6 +116,72 @@ def test_failed_add_write_raises_and_queues_nothing() -> None:
     assert tracker.get_unallocated_blocks(1) == ()
 
 
+def test_a_timed_out_allocation_stops_the_tracker_and_a_late_commit_allocates_each_block_once() -> None:
+    log = LateCommitLog(open_memory_wal())
+    tracker = ReceivedBlockTracker(ManualClock(0), stream_ids=[1], log=log)
+    added = blocks(1, 0, 3)
+    for b in added:
+        tracker.add_block(b)
+    log.time_out_next_write = True
+    with pytest.raises(TimeoutError, match="injected"):
+        tracker.allocate_blocks_to_batch(1000)
+    assert tracker.failure is not None
+    # Memory and log may now disagree: every further event is refused rather than guessed at.
+    with pytest.raises(TrackerFailedError, match="rebuild"):
+        tracker.allocate_blocks_to_batch(2000)
+    with pytest.raises(TrackerFailedError):
+        tracker.add_block(blocks(1, 3, 1)[0])
+    with pytest.raises(TrackerFailedError):
+        tracker.cleanup_old_batches(-1)
+    log.land()  # the timed-out allocation commits after all
+    rebuilt = ReceivedBlockTracker(ManualClock(0), stream_ids=[1], log=log, recover=True)
+    assert rebuilt.get_blocks_of_batch_and_stream(1000, 1) == tuple(added)
+    assert rebuilt.get_unallocated_blocks(1) == ()
+    rebuilt.allocate_blocks_to_batch(2000)  # the rebuilt tracker goes on
+    assert rebuilt.get_blocks_of_batch(2000) == {1: ()}
+
+
+def test_replay_gives_a_block_to_the_first_allocation_that_names_it_only() -> None:
+    # The log a tracker without fail-stop would leave: alloc 1000 landed late, after alloc 2000 took b0, b1.
+    log = FailingLog(open_memory_wal())
+    added = blocks(1, 0, 3)
+    for b in added[:2]:
+        log.write(encode_event(BlockAdded(b)), 0)
+    log.write(encode_event(BatchAllocated(2000, {1: tuple(added[:2])})), 0)
+    log.write(encode_event(BlockAdded(added[2])), 0)
+    log.write(encode_event(BatchAllocated(1000, {1: tuple(added[:2])})), 0)  # late
+    log.write(encode_event(BlockAdded(added[0])), 0)  # and a late duplicate add
+    recovered = ReceivedBlockTracker(ManualClock(0), stream_ids=[1], log=log, recover=True)
+    assert [b.block_id for b in recovered.get_blocks_of_batch_and_stream(2000, 1)] == ["b-1-0", "b-1-1"]
+    assert recovered.get_blocks_of_batch_and_stream(1000, 1) == ()
+    assert [b.block_id for b in recovered.get_unallocated_blocks(1)] == ["b-1-2"]
+
+
+def test_a_cleanly_failed_write_does_not_stop_the_tracker() -> None:
+    log = FailingLog(open_memory_wal())
+    tracker = ReceivedBlockTracker(ManualClock(0), stream_ids=[1], log=log)
+    log.fail_next_writes = 1
+    with pytest.raises(OSError):
+        tracker.allocate_blocks_to_batch(1000)
+    assert tracker.failure is None
+    tracker.allocate_blocks_to_batch(2000)
+    assert tracker.get_blocks_of_batch(2000) == {1: ()}
+
+
+def test_cleaned_write_times_are_kept_per_stream() -> None:
+    log = FailingLog(open_memory_wal())
+    clock = ManualClock(0)
+    tracker = ReceivedBlockTracker(clock, stream_ids=[0, 1], log=log)
+    tracker.add_block(ReceivedBlockInfo(0, "s0", 1, ("h", 0), None, True, 1500))
+    clock.set_time(2000)
+    tracker.allocate_blocks_to_batch(2000)
+    clock.set_time(3000)
+    tracker.cleanup_old_batches(2500)
+    assert (tracker.cleaned_written_max_ms(0), tracker.cleaned_written_max_ms(1)) == (1500, -1)
+    recovered = ReceivedBlockTracker(clock, [0, 1], log, recover=True)
+    assert (recovered.cleaned_written_max_ms(0), recovered.cleaned_written_max_ms(1)) == (1500, -1)
+
+
 def test_recovery_and_cleanup(tmp_path: Path) -> None:
     clock = ManualClock(1000)
     # Rolling every second while the clock moves 2 s per step: every step starts a new segment.
@@ -140,7 +207,7 @@ def test_recovery_and_cleanup(tmp_path: Path) -> None:
     clock.set_time(7000)
     tracker.cleanup_old_batches(5000, wait=True)
     assert tracker.get_blocks_of_batch(3000) == {}
-    assert events_in(log)[-1] == BatchesCleaned((3000,), 5000, 5000, -1)
+    assert events_in(log)[-1] == BatchesCleaned((3000,), 5000, 5000, {}, -1)
     assert events_in(log)[0] == BlockAdded(second[0])  # the segments before 5000 are gone
     recovered = ReceivedBlockTracker(clock, [1], log, recover=True)
     assert recovered.get_blocks_of_batch(3000) == {}
@@ -188,26 +255,45 @@ EVENTS = {
         )
     ),
     "alloc": BatchAllocated(2000, {3: (ReceivedBlockInfo(3, "input-3-17", 42, None, None),), 4: ()}),
-    "clean": BatchesCleaned((1000, 2000), 3000, 2000, 1500),
+    "clean": BatchesCleaned((1000, 2000), 3000, 2000, {3: 1500, 4: 900}, 700),
 }
+# Version 1 wrote one maximum for all streams; it is read back as every stream's floor.
+EVENTS_V1 = {**EVENTS, "clean": BatchesCleaned((1000, 2000), 3000, 2000, {}, 1500)}
 
 
 @pytest.mark.parametrize("name", sorted(EVENTS))
 def test_event_records_match_golden_files(name: str) -> None:
-    golden = (GOLDEN / f"tracker-event-v1-{name}.bin").read_bytes()
+    golden = (GOLDEN / f"tracker-event-v2-{name}.bin").read_bytes()
     assert encode_event(EVENTS[name]) == golden
     assert decode_event(golden) == EVENTS[name]
 
 
 @pytest.mark.parametrize("name", sorted(EVENTS))
-def test_golden_files_follow_the_documented_layout(name: str) -> None:
+def test_version_1_records_are_still_read(name: str) -> None:
     golden = (GOLDEN / f"tracker-event-v1-{name}.bin").read_bytes()
     assert golden[:4] == b"RBT\x01"
+    assert decode_event(golden) == EVENTS_V1[name]
+
+
+def test_a_version_1_cleanup_keeps_every_stream_at_its_maximum() -> None:
+    log = FailingLog(open_memory_wal())
+    log.write((GOLDEN / "tracker-event-v1-clean.bin").read_bytes(), 0)
+    recovered = ReceivedBlockTracker(ManualClock(5000), [3, 4], log, recover=True)
+    assert recovered.cleaned_written_max_ms(3) == recovered.cleaned_written_max_ms(4) == 1500
+    recovered.cleanup_old_batches(4000)  # the floor is carried on, so the v1 record may be cleaned
+    last = events_in(log)[-1]
+    assert isinstance(last, BatchesCleaned) and last.written_max_all_ms == 1500
+
+
+@pytest.mark.parametrize("name", sorted(EVENTS))
+def test_golden_files_follow_the_documented_layout(name: str) -> None:
+    golden = (GOLDEN / f"tracker-event-v2-{name}.bin").read_bytes()
+    assert golden[:4] == b"RBT\x02"
     body = pickle.loads(golden[4:])
     expected = {
         "add": ("add", (3, "input-3-17", 42, ("log-0-1000", 96, 512), {"producer": "p", "seq": 9}, 1500)),
         "alloc": ("alloc", 2000, ((3, ((3, "input-3-17", 42, None, None, None),)), (4, ()))),
-        "clean": ("clean", (1000, 2000), 3000, 2000, 1500),
+        "clean": ("clean", (1000, 2000), 3000, 2000, ((3, 1500), (4, 900)), 700),
     }
     assert body == expected[name]
 
@@ -217,7 +303,7 @@ def test_decoded_blocks_are_marked_invalid() -> None:
     assert isinstance(event, BlockAdded) and not event.info.block_valid
 
 
-@pytest.mark.parametrize("record", [b"XYZ\x01abc", b"RBT\x02" + encode_event(EVENTS["clean"])[4:], b"RB"])
+@pytest.mark.parametrize("record", [b"XYZ\x01abc", b"RBT\x03" + encode_event(EVENTS["clean"])[4:], b"RB"])
 def test_foreign_or_future_records_are_refused(record: bytes) -> None:
     with pytest.raises(TrackerLogError):
         decode_event(record)
@@ -238,7 +324,7 @@ class TrackerMachine(RuleBasedStateMachine):
         self.allocated: dict[int, dict[int, list[str]]] = {}
         self.last_allocated: int | None = None
         self.written: dict[str, int] = {}
-        self.cleaned_written_max = -1
+        self.cleaned_written_max = {0: -1, 1: -1}  # per stream: one stream's cleanup says nothing of another
 
     def tick(self) -> int:
         self.clock.advance(1)
@@ -273,8 +359,9 @@ class TrackerMachine(RuleBasedStateMachine):
         threshold = min(sorted(self.allocated)[pick % len(self.allocated)] + 1, oldest_queued, now - 1)
         self.tracker.cleanup_old_batches(threshold, wait=True)
         for t in [t for t in self.allocated if t < threshold]:
-            for ids in self.allocated.pop(t).values():
-                self.cleaned_written_max = max([self.cleaned_written_max, *(self.written[b] for b in ids)])
+            for s, ids in self.allocated.pop(t).items():
+                cleaned = [self.cleaned_written_max[s], *(self.written[b] for b in ids)]
+                self.cleaned_written_max[s] = max(cleaned)
 
     @invariant()
     def matches_model(self) -> None:
@@ -286,7 +373,8 @@ class TrackerMachine(RuleBasedStateMachine):
             got = self.tracker.get_blocks_of_batch(t)
             assert {s: [b.block_id for b in bs] for s, bs in got.items()} == alloc
         assert self.tracker.allocated_times() == tuple(sorted(self.allocated))
-        assert self.tracker.cleaned_written_max_ms == self.cleaned_written_max
+        for s in (0, 1):
+            assert self.tracker.cleaned_written_max_ms(s) == self.cleaned_written_max[s]
 
     @invariant()
     def replay_gives_the_same_state(self) -> None:
