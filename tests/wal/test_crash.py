@@ -3,7 +3,9 @@
 The child acks a record on a pipe only after write() returned; the parent kills it at a random ack
 count (while it is busy with the next write), reopens the log, and checks the acked records are all
 there, that every record read back is one the child wrote (nothing misparsed), per-writer order, and
-that the reopened log accepts writes after truncating the torn tail.
+that the reopened log accepts writes after truncating the torn tail. With megabyte records and a
+small random delay after the last ack, the kill often lands inside one write() and leaves a really
+torn record (payload cut short) rather than a synthetic cut.
 """
 
 from __future__ import annotations
@@ -30,9 +32,13 @@ ACK_TIMEOUT_S = 30.0
 
 
 def run_and_kill(
-    target: StorageTarget, threads: int, kill_after_acks: int, big: bool = False
+    target: StorageTarget, threads: int, kill_after_acks: int, big: bool = False, kill_delay_s: float = 0.0
 ) -> set[tuple[int, int]]:
-    """Start the child, collect acks until `kill_after_acks`, SIGKILL it; return the acked records."""
+    """Start the child, collect acks until `kill_after_acks` (and for `kill_delay_s` more), SIGKILL it.
+
+    Returns the acked records. The delay moves the kill from just after an ack (the child is still
+    building the next record) into the next write itself.
+    """
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.wal.crash_child", target.url, json.dumps(target.storage_options),
          str(threads), "1" if big else "0"],
@@ -45,9 +51,14 @@ def run_and_kill(
     with selectors.DefaultSelector() as selector:
         selector.register(proc.stdout, selectors.EVENT_READ)
         try:
-            while len(acked) < kill_after_acks:
+            kill_at: float | None = None
+            while kill_at is None or time.monotonic() < kill_at:
                 assert time.monotonic() < deadline, f"child too slow: {len(acked)} acks"
-                if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                if kill_at is None and len(acked) >= kill_after_acks:
+                    kill_at = time.monotonic() + kill_delay_s
+                    continue
+                until = deadline if kill_at is None else kill_at
+                if not selector.select(timeout=max(0.0, until - time.monotonic())):
                     continue
                 chunk = os.read(proc.stdout.fileno(), 65536)
                 assert chunk, f"child exited early: {proc.wait(timeout=10)} {proc.stderr.read()!r}"  # type: ignore[union-attr]
@@ -105,3 +116,30 @@ def test_sigkill_during_group_commit_loses_no_acknowledged_record(tmp_path: Path
 def test_sigkill_on_moto_s3_loses_no_acknowledged_record(s3_moto: StorageTarget) -> None:
     acked = run_and_kill(s3_moto, threads=1, kill_after_acks=random.Random(11).randint(5, 40))
     check_survivors(s3_moto, 1, acked)
+
+
+@pytest.mark.chaos
+@pytest.mark.parametrize("seed", [21, 22, 23, 24])
+def test_sigkill_mid_large_write_keeps_acked_records_and_drops_the_torn_one(
+    tmp_path: Path, seed: int
+) -> None:
+    """Megabyte records, so the kill often lands inside one write(); it may also land between writes.
+
+    Either way: the acked records survive, at most the one record in flight is also there (written
+    whole before the kill), and anything recovery drops lies past the last acked record.
+    """
+    target = StorageTarget("local", str(tmp_path / "wal"))
+    rng = random.Random(seed)
+    kill_delay_s = rng.uniform(0.0, 0.02)  # a 2 MB write plus its fdatasync takes milliseconds
+    acked = run_and_kill(
+        target, threads=1, kill_after_acks=rng.randint(2, 6), big=True, kill_delay_s=kill_delay_s
+    )
+    stats = check_survivors(target, 1, acked, big=True)
+    with open_log(target) as log:
+        survivors = len(list(log.read_all())) - 1  # minus the record written after the crash
+    assert survivors in (len(acked), len(acked) + 1), "only the record in flight may be unacked"
+    assert len(stats.dropped) <= 1
+    for drop in stats.dropped:  # a torn record: never more than the one frame (plus a new file header)
+        assert drop.reason.startswith("torn tail"), drop
+        assert drop.bytes_dropped < 16 + 20 + len(payload(0, len(acked), big=True)), drop
+        assert survivors == len(acked), "a torn record was found and also returned"
