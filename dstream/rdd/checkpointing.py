@@ -9,7 +9,8 @@ old lineage held become unreferenced and are freed.
 
 Core ``rdd.checkpoint()`` (Spark's semantics) marks an RDD; after each job, `checkpoint_marked`
 walks the job's lineage and checkpoints the marked RDDs it finds, under
-``<checkpointDir>/rdd/<context run uuid>/rdd-<id>``.
+``<checkpointDir>/rdd/<context run uuid>/rdd-<id>``. The same walk materializes RDDs marked by
+``rdd.localCheckpoint()`` (dstream.rdd.local_checkpoint).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from checkpoint import rdd_data
 from dstream.errors import DStreamError
+from dstream.rdd import local_checkpoint
 from dstream.rdd.nodes import Node
 
 if TYPE_CHECKING:
@@ -96,6 +98,9 @@ def checkpoint_marked(rdd: RDD) -> None:
         seen.add(r._id)
         if r._checkpoint_marked and not r.is_checkpointed:
             _checkpoint_now(r)
+            continue
+        if r._local_checkpoint_marked and not r.is_checkpointed:
+            local_checkpoint.materialize(r)
             continue
         stack.extend(dep.rdd for dep in r._node.deps if dep.rdd is not None)
 

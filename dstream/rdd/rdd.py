@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from dstream.errors import DStreamError, DStreamStateError, DStreamValueError
 from dstream.rdd import checkpointing
 from dstream.rdd.actions import ActionsMixin
+from dstream.rdd.local_checkpoint import LocalCheckpointNode
 from dstream.rdd.nodes import NarrowDependency, Node
 from dstream.rdd.pairs import PairsMixin
 from dstream.rdd.partitioner import Partitioner
@@ -44,6 +45,7 @@ class RDD(TransformsMixin, PairsMixin, ActionsMixin):
         self.is_cached = False
         self.is_checkpointed = False
         self._checkpoint_marked = False
+        self._local_checkpoint_marked = False
         self._checkpoint_dir: str | None = None
         self._ckpt_lock = threading.Lock()
         self._block_finalizer: Any = None
@@ -148,6 +150,31 @@ class RDD(TransformsMixin, PairsMixin, ActionsMixin):
 
     def isCheckpointed(self) -> bool:
         return self.is_checkpointed
+
+    def localCheckpoint(self) -> None:
+        """Mark for local checkpointing: after the next job on it, its lineage is cut to its cached blocks.
+
+        Persists the RDD (MEMORY_AND_DISK unless it already has a level). Faster than checkpoint()
+        and needs no checkpoint directory, but not fault tolerant: a lost block cannot be
+        recomputed (dstream.rdd.local_checkpoint). No-op on an RDD already checkpointed.
+
+        Raises:
+            DStreamStateError: the RDD is marked for reliable checkpointing (checkpoint()).
+        """
+        if self.is_checkpointed:
+            return
+        if self._checkpoint_marked:
+            raise DStreamStateError(
+                f"RDD {self._id} is already marked for reliable checkpointing (checkpoint()); "
+                "it cannot also be checkpointed locally"
+            )
+        if not self._storage_level.is_stored:
+            self.persist(StorageLevel.MEMORY_AND_DISK)
+        self._local_checkpoint_marked = True
+
+    def isLocallyCheckpointed(self) -> bool:
+        """Whether localCheckpoint() was called on this RDD (before or after its lineage was cut)."""
+        return self._local_checkpoint_marked or isinstance(self._node, LocalCheckpointNode)
 
     def getCheckpointFile(self) -> str | None:
         """The checkpoint directory URL of this RDD, once checkpointed."""
