@@ -1,17 +1,32 @@
 """Checkpoint benchmark: a stateful word count with async, sync and no data checkpoints; recovery time.
 
-Each mode runs the same pipeline on real time (SystemClock, `--batch-ms` batches): a generated input
-of `--words` words per batch over `--keys` keys -> updateStateByKey (data-checkpointed every
-`--interval-batches` batches) -> count. Per batch the total delay (batch time to end of its job, as
-the listener bus reports it) is recorded; the table gives median, p90 and max. "none" has no
-checkpoint directory at all (no metadata checkpoints either); "async" and "sync" differ only in
-`dstream.checkpoint.async`. Modes alternate in rounds so that load from other processes hits all alike.
+Each case runs the same pipeline on real time (SystemClock, `--batch-ms` batches): a generated input
+of `--words` words per batch over `--keys` keys -> updateStateByKey -> count, for `--batches`
+measured batches after 2 warm-up ones. Modes:
+
+- "none, growing lineage": no checkpoint directory; the state stream's lineage is never cut (Spark
+  refuses this pipeline), so every batch keeps the previous states' shuffles alive and gets slower.
+- "none, localCheckpoint": no checkpoint directory (no metadata checkpoints, nothing written), but
+  the state RDD is `localCheckpoint()`ed every `--interval-batches` batches, so its lineage stays
+  as short as with data checkpoints. The fair baseline: what the pipeline costs without durability.
+- "async" / "sync": checkpoint directory set, state data-checkpointed every `--interval-batches`
+  batches, metadata checkpoints twice per batch; they differ only in `dstream.checkpoint.async`.
+
+Async and sync also run with the checkpoint directory on an object store (`--store seaweedfs`: a
+SeaweedFS `weed mini` subprocess on 127.0.0.1; `moto`: moto's server in this process, which also
+competes for this process's GIL), where a data-checkpoint write takes longer than a batch.
+
+Per batch two figures from the listener bus: latency, from the batch time to the end of its last
+job (what a consumer of the output sees; it includes job generation, where sync mode writes its
+checkpoint), and processing time, from the first job's start to the last job's end (the issue's
+figure; it excludes generation, so it does not show sync mode's write). Cases alternate in rounds
+so that load from other processes hits all alike.
 
 Recovery: a child process runs the pipeline with a checkpoint directory and writes one output
 directory per batch; it is SIGKILLed, restarted with getOrCreate, and the time from the kill to the
 first output directory written after the restart is reported (process start and imports included).
 
-    .venv/bin/python bench/checkpoint.py [--batches 30] [--rounds 2] [--batch-ms 200]
+    .venv/bin/python bench/checkpoint.py [--batches 25] [--rounds 3] [--batch-ms 200] [--store seaweedfs]
 """
 
 from __future__ import annotations
@@ -24,6 +39,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +52,15 @@ from dstream.streaming import StreamingContext
 from dstream.streaming.inputs import InputDStream
 from dstream.streaming.listener import StreamingListener
 
-RUN_TIMEOUT_S = 300.0
+RUN_TIMEOUT_S = 120.0
+WARMUP_BATCHES = 2
+MODES = ("none-growing", "none", "async", "sync")
+MODE_LABELS = {
+    "none-growing": "none, growing lineage",
+    "none": "none, localCheckpoint",
+    "async": "async (default)",
+    "sync": "sync",
+}
 
 
 class GeneratedWords(InputDStream):
@@ -55,54 +81,115 @@ def running_count(values: list[int], state: int | None) -> int:
     return sum(values) + (state or 0)
 
 
-class Delays(StreamingListener):
+@dataclass
+class Figures:
+    """Per-batch latency and processing time (ms) of one case, over all its rounds."""
+
+    latency_ms: list[int] = field(default_factory=list)
+    processing_ms: list[int] = field(default_factory=list)
+
+
+class BatchTimes(StreamingListener):
     def __init__(self) -> None:
-        self.total_ms: list[int] = []
+        self.figures = Figures()
+        self.completed = 0
 
     def onBatchCompleted(self, batchCompleted: Any) -> None:
-        delay = batchCompleted.batchInfo.totalDelay
-        if delay is not None:
-            self.total_ms.append(delay)
+        info = batchCompleted.batchInfo
+        self.completed += 1
+        if self.completed <= WARMUP_BATCHES or info.processingEndTime is None:
+            return
+        self.figures.latency_ms.append(info.processingEndTime - info.batchTime)
+        self.figures.processing_ms.append(info.processingDelay)
 
 
-def build(ssc: StreamingContext, args: argparse.Namespace, checkpointed: bool) -> None:
+def every_nth(n: int, action: Callable[[Any], None]) -> Callable[[Any], None]:
+    """A foreachRDD function that applies `action` to every n-th RDD (the checkpoint interval)."""
+    seen = [0]
+
+    def apply(rdd: Any) -> None:
+        seen[0] += 1
+        if seen[0] % n == 0:
+            action(rdd)
+
+    return apply
+
+
+def build(ssc: StreamingContext, args: argparse.Namespace, mode: str) -> None:
     pairs = GeneratedWords(ssc, args.words, args.keys).map(lambda w: (w, 1))
     state = pairs.updateStateByKey(running_count, 4)
-    if checkpointed:
+    if mode in ("async", "sync"):
         state.checkpoint(args.interval_batches * args.batch_ms / 1000)
     else:
-        # The baseline without any checkpoint: Spark (and dstream) insist that a state stream is
-        # checkpointed, so the bench lifts the requirement on this one stream (its lineage grows,
-        # which a run of this length does not notice).
+        # Spark (and dstream) insist that a state stream is checkpointed; the baselines lift the
+        # requirement on this one stream.
         state._must_checkpoint = False
+    if mode == "none":
+        # Registered first, so it marks the state RDD before the count job computes it; that job
+        # then cuts the lineage to the cached blocks.
+        state.foreachRDD(every_nth(args.interval_batches, lambda rdd: rdd.localCheckpoint()))
     state.count().foreachRDD(lambda rdd: rdd.collect())
 
 
-def run_mode(mode: str, args: argparse.Namespace) -> list[int]:
+@contextmanager
+def object_store(kind: str, workdir: Path) -> Iterator[Callable[[], tuple[str, dict[str, Any]]]]:
+    """Yields a function that makes a fresh checkpoint URL (and its storage options) on the store."""
+    from tests.support.s3servers import MotoServer, SeaweedServer, make_bucket, s3_options
+
+    server: Any = SeaweedServer(workdir / "weed") if kind == "seaweedfs" else MotoServer()
+    try:
+        yield lambda: (f"s3://{make_bucket(server.endpoint)}/app", s3_options(server.endpoint))
+    finally:
+        server.stop()
+
+
+def run_case(mode: str, args: argparse.Namespace, where: tuple[str, dict[str, Any]] | None) -> Figures:
     conf = Conf().setMaster("local[2]").setAppName(f"bench-{mode}")
     conf.set("dstream.checkpoint.async", "false" if mode == "sync" else "true")
     sc = Context(conf=conf)
     with tempfile.TemporaryDirectory() as tmp:
         ssc = StreamingContext(sc, args.batch_ms / 1000)
-        if mode != "none":
-            ssc.checkpoint(tmp)
-        build(ssc, args, mode != "none")
-        delays = Delays()
-        ssc.addStreamingListener(delays)
+        if mode in ("async", "sync"):
+            url, options = where if where is not None else (tmp, {})
+            ssc.checkpoint(url, **options)
+        build(ssc, args, mode)
+        times = BatchTimes()
+        ssc.addStreamingListener(times)
         ssc.start()
         deadline = time.monotonic() + RUN_TIMEOUT_S
-        while len(delays.total_ms) < args.batches + 2 and time.monotonic() < deadline:
+        while times.completed < args.batches + WARMUP_BATCHES and time.monotonic() < deadline:
             ssc.awaitTerminationOrTimeout(args.batch_ms / 1000)
         ssc.stop(stopSparkContext=True)
-    return delays.total_ms[2:]  # the first batches warm up
+    return times.figures
 
 
 def summary(values: list[int]) -> str:
     ordered = sorted(values)
     p90 = ordered[int(0.9 * (len(ordered) - 1))]
-    return (
-        f"median {statistics.median(ordered):.0f} ms, p90 {p90} ms, max {ordered[-1]} ms (n={len(ordered)})"
+    return f"{statistics.median(ordered):5.0f} {p90:5d} {ordered[-1]:6d}"
+
+
+def report(results: dict[tuple[str, str], Figures], args: argparse.Namespace) -> None:
+    print(
+        f"stateful word count, {args.words} words/batch over {args.keys} keys, {args.batch_ms} ms batches, "
+        f"data checkpoint every {args.interval_batches} batches, {args.rounds} rounds x {args.batches} "
+        "batches per case (ms: median p90 max)"
     )
+    print(f"  {'case':38s} {'latency':>18s}   {'processing time':>18s}")
+    for (store, mode), figures in results.items():
+        label = f"{MODE_LABELS[mode]}" + (f" [{store}]" if mode in ("async", "sync") else "")
+        print(f"  {label:38s} {summary(figures.latency_ms)}   {summary(figures.processing_ms)}")
+    base = results[("local", "none")]
+    for (store, mode), figures in results.items():
+        if mode in ("async", "sync"):
+            ratios = [
+                statistics.median(getattr(figures, kind)) / statistics.median(getattr(base, kind))
+                for kind in ("latency_ms", "processing_ms")
+            ]
+            print(
+                f"  {mode} [{store}] / none, localCheckpoint (median): latency {ratios[0]:.2f}x, "
+                f"processing {ratios[1]:.2f}x"
+            )
 
 
 # -- recovery --------------------------------------------------------------------------------------
@@ -169,29 +256,41 @@ def main() -> None:
         child_main(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batches", type=int, default=30, help="measured batches per mode and round")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--batches", type=int, default=25, help="measured batches per case and round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-ms", type=int, default=200)
     parser.add_argument("--interval-batches", type=int, default=2)
     parser.add_argument("--words", type=int, default=20_000)
     parser.add_argument("--keys", type=int, default=5_000)
+    parser.add_argument("--store", choices=("none", "seaweedfs", "moto"), default="seaweedfs")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of MODES")
+    parser.add_argument("--no-recovery", action="store_true")
     args = parser.parse_args()
-    results: dict[str, list[int]] = {"none": [], "async": [], "sync": []}
-    for _ in range(args.rounds):
-        for mode in results:
-            results[mode].extend(run_mode(mode, args))
-    print(
-        f"stateful word count, {args.words} words/batch over {args.keys} keys, {args.batch_ms} ms batches, "
-        f"data checkpoint every {args.interval_batches} batches; total delay per batch:"
-    )
-    for mode, values in results.items():
-        print(f"  {mode:5s}: {summary(values)}")
-    base = statistics.median(results["none"])
-    for mode in ("async", "sync"):
-        print(f"  {mode} / none (median): {statistics.median(results[mode]) / base:.2f}x")
-    print(
-        f"recovery: SIGKILL -> first batch completed after restart: {measure_recovery(args.batch_ms):.2f} s"
-    )
+    modes = [m for m in args.modes.split(",") if m]
+    if "none" not in modes:
+        modes.insert(0, "none")  # the baseline every ratio is relative to
+    cases = [("local", m) for m in modes]
+    if args.store != "none":
+        cases += [(args.store, m) for m in modes if m in ("async", "sync")]
+    results: dict[tuple[str, str], Figures] = {case: Figures() for case in cases}
+    with tempfile.TemporaryDirectory() as work:
+        stores = object_store(args.store, Path(work)) if args.store != "none" else None
+        with stores if stores is not None else _nothing() as new_location:
+            for _ in range(args.rounds):
+                for store, mode in cases:
+                    where = new_location() if store != "local" else None
+                    got = run_case(mode, args, where)
+                    results[(store, mode)].latency_ms.extend(got.latency_ms)
+                    results[(store, mode)].processing_ms.extend(got.processing_ms)
+    report(results, args)
+    if not args.no_recovery:
+        recovery_s = measure_recovery(args.batch_ms)
+        print(f"recovery: SIGKILL -> first batch completed after restart: {recovery_s:.2f} s")
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
 
 
 if __name__ == "__main__":
