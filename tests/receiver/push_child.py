@@ -3,12 +3,16 @@
 Usage: python -m tests.receiver.push_child CHECKPOINT_DIR
 Prints {"port": N} once the socket is bound. On the line "dump" from stdin it prints {"records": [...]},
 every record of every block the (recovered) tracker knows, in block order, read from the WAL by handle.
+On the line "hold" it prints {"armed": true}; the next tracker (metadata WAL) write then never happens:
+it prints {"held": true} and blocks, so the block is in the receiver WAL and not in the tracker.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import threading
+from typing import Any
 
 from dstream.clock import SystemClock
 from dstream.receiver.block_rdd import block_refs, read_block
@@ -19,18 +23,45 @@ from dstream.receiver.receiver_tracker import ReceiverTracker
 STREAM = 0
 
 
+class HoldingLog:
+    """The tracker's metadata WAL, with a switch that makes the next write hang (the SIGKILL window)."""
+
+    def __init__(self, wrapped: Any) -> None:
+        self.wrapped = wrapped
+        self.hold = threading.Event()
+
+    def write(self, data: bytes, time_ms: int) -> Any:
+        if self.hold.is_set():
+            print(json.dumps({"held": True}), flush=True)
+            threading.Event().wait()  # until SIGKILL
+        return self.wrapped.write(data, time_ms)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+
 def main() -> None:
     config = ReceiverConfig.from_conf(wal_enabled=True, wal_fsync="always", restart_delay_ms=10)
     tracker = ReceiverTracker(SystemClock(), config, checkpoint_dir=sys.argv[1], recover=True)
+    holding = HoldingLog(tracker.block_tracker._log)
+    tracker.block_tracker._log = holding
     receiver = PushReceiver(port=0)
     tracker.add_receiver(STREAM, receiver)
     tracker.start()
-    print(json.dumps({"port": receiver.port}), flush=True)
+    started = threading.Event()
+    for _ in range(3000):  # recovery (adopting unreported blocks) runs before onStart: wait for it
+        if receiver.isStarted():
+            break
+        started.wait(0.01)
+    print(json.dumps({"port": receiver.port, "started": receiver.isStarted()}), flush=True)
     for line in sys.stdin:
         if line.strip() == "dump":
             infos = tracker.block_tracker.get_unallocated_blocks(STREAM)
             refs = block_refs(infos, tracker.wal_location(STREAM))
             print(json.dumps({"records": [r for ref in refs for r in read_block(ref)]}), flush=True)
+        elif line.strip() == "hold":
+            holding.hold.set()
+            print(json.dumps({"armed": True}), flush=True)
     tracker.stop()
 
 

@@ -53,6 +53,16 @@ class Child:
         records: list[str] = self._read_json()["records"]
         return records
 
+    def hold_tracker(self) -> None:
+        """Make the next tracker write hang (see push_child)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("hold\n")
+        self.proc.stdin.flush()
+        assert self._read_json() == {"armed": True}
+
+    def wait_held(self) -> None:
+        assert self._read_json() == {"held": True}
+
     def kill(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(TIMEOUT_S)
@@ -110,5 +120,42 @@ def test_acked_pushes_survive_sigkill_and_resends_are_deduplicated(tmp_path: Pat
         with PushClient("127.0.0.1", second.port, "producer-1", timeout_s=TIMEOUT_S) as client:
             assert client.send(["last"]) == 6 * FRAME_RECORDS  # continues after the durable sequence
         assert second.dump() == [r for n in range(6) for r in frame_records(n)] + ["last"]
+    finally:
+        second.close()
+
+
+@pytest.mark.chaos
+@pytest.mark.timeout(120)
+def test_sigkill_between_the_receiver_wal_write_and_the_tracker_event(tmp_path: Path) -> None:
+    ckpt = tmp_path / "ckpt"
+    first = Child(ckpt)
+    try:
+        sock = socket.create_connection(("127.0.0.1", first.port), timeout=TIMEOUT_S)
+        sock.sendall(encode_hello("producer-1"))
+        assert ack_of(sock) == -1
+        for n in range(2):
+            sock.sendall(encode_data(n * FRAME_RECORDS, frame_records(n)))
+            assert ack_of(sock) == (n + 1) * FRAME_RECORDS - 1
+        first.hold_tracker()
+        # Frame 2 reaches the receiver WAL (fsynced); its tracker event never happens; no ack is sent.
+        sock.sendall(encode_data(2 * FRAME_RECORDS, frame_records(2)))
+        first.wait_held()
+        first.kill()
+        sock.close()
+    finally:
+        first.close()
+
+    second = Child(ckpt)
+    try:
+        # Recovery adopts the unreported block: frame 2 is there, once, after the acknowledged frames.
+        assert second.dump() == [r for n in range(3) for r in frame_records(n)]
+        with socket.create_connection(("127.0.0.1", second.port), timeout=TIMEOUT_S) as again:
+            again.sendall(encode_hello("producer-1"))
+            assert ack_of(again) == 3 * FRAME_RECORDS - 1  # the producer learns frame 2 is durable
+            again.sendall(encode_data(2 * FRAME_RECORDS, frame_records(2)))  # its resend is deduplicated
+            assert ack_of(again) == 3 * FRAME_RECORDS - 1
+        with PushClient("127.0.0.1", second.port, "producer-1", timeout_s=TIMEOUT_S) as client:
+            assert client.send(["last"]) == 3 * FRAME_RECORDS
+        assert second.dump() == [r for n in range(3) for r in frame_records(n)] + ["last"]
     finally:
         second.close()
