@@ -192,6 +192,14 @@ def check_file_header(data: bytes | memoryview | ByteSource) -> Damage | None:
     return None
 
 
+def frame_length(header: bytes | memoryview) -> int | None:
+    """The payload length a 20-byte frame header declares, or None if its header CRC fails."""
+    if len(header) < FRAME_HEADER_BYTES:
+        return None
+    header_crc, length, _, _ = _FRAME_HEADER.unpack_from(header)
+    return length if header_crc == crc32c.crc32c(header[4:FRAME_HEADER_BYTES]) else None
+
+
 def decode_frame(data: bytes | memoryview | ByteSource, offset: int) -> Frame | Damage:
     """Decode the frame at `offset` of a file, classifying any damage (see module doc)."""
     source = as_source(data)
@@ -218,7 +226,7 @@ def decode_frame(data: bytes | memoryview | ByteSource, offset: int) -> Frame | 
         if start + length == source.size:
             # The final frame, ending exactly at EOF: the shape of an un-fsynced append whose size
             # reached the disk but whose data pages did not (power cut). Never acknowledged.
-            return Damage(DamageKind.TORN, offset, "payload CRC mismatch in the final frame at EOF")
+            return Damage(DamageKind.TORN, offset, "payload CRC mismatch at the end of the file")
         return Damage(DamageKind.CORRUPT, offset, "payload CRC mismatch")
     return Frame(offset, time_ms, payload)
 

@@ -20,7 +20,15 @@ from types import TracebackType
 from wal import recovery
 from wal.backends import Backend, SegmentWriteError, SegmentWriter
 from wal.errors import CorruptRecordError, RecordNotFoundError, WALClosedError, WALError, WALValueError
-from wal.format import FRAME_HEADER_BYTES, RECORD_BYTES_MAX, Damage, decode_frame, encode_frame_header
+from wal.format import (
+    FRAME_HEADER_BYTES,
+    RECORD_BYTES_MAX,
+    Damage,
+    Frame,
+    decode_frame,
+    encode_frame_header,
+    frame_length,
+)
 from wal.reading import iter_log_files, iter_valid_frames
 from wal.segments import (
     SegmentName,
@@ -226,13 +234,34 @@ class FileBasedWriteAheadLog(WriteAheadLog):
             buf = self._backend.read_range(handle.path, handle.offset, FRAME_HEADER_BYTES + handle.length)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
             raise RecordNotFoundError(f"no WAL file {handle.path!r} in {self._backend.url}") from exc
+        except OSError:  # object stores refuse a range that starts past the end (S3: InvalidRange)
+            if handle.offset < self._backend.file_size(handle.path):
+                raise
+            buf = b""
         item = decode_frame(buf, 0)
-        if isinstance(item, Damage):
-            raise CorruptRecordError(handle.path, handle.offset, item.reason)
-        if len(item.payload) != handle.length:
-            reason = f"record length {len(item.payload)}, handle says {handle.length}"
-            raise CorruptRecordError(handle.path, handle.offset, reason)
+        if isinstance(item, Damage) or len(item.payload) != handle.length:
+            raise self._read_error(handle, buf, item)
         return bytes(item.payload)
+
+    def _read_error(self, handle: RecordHandle, buf: bytes, item: Frame | Damage) -> WALError:
+        """Why `buf` is not the record `handle` names: a handle that matches no record, or corruption."""
+        declared = frame_length(buf[:FRAME_HEADER_BYTES])
+        if declared is not None and declared != handle.length:
+            return RecordNotFoundError(
+                f"no record of length {handle.length} at {handle!r}: the frame there holds {declared} bytes"
+            )
+        if len(buf) < FRAME_HEADER_BYTES + handle.length:
+            try:
+                size: int | str = self._backend.file_size(handle.path)
+            except OSError:
+                size = "unknown"
+            end = handle.offset + FRAME_HEADER_BYTES + handle.length
+            return RecordNotFoundError(
+                f"{handle!r} points past the end of the file: the record would end at byte {end}, "
+                f"the file holds {size} bytes"
+            )
+        reason = item.reason if isinstance(item, Damage) else "length mismatch"
+        return CorruptRecordError(handle.path, handle.offset, reason)
 
     def read_all(self) -> Iterator[bytes]:
         for log_file in iter_log_files(self._backend):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import threading
 
@@ -125,6 +126,21 @@ def test_bad_arguments_name_the_value(storage: StorageTarget) -> None:
             log.read(wal.RecordHandle("../etc/passwd", 0, 1))
     with pytest.raises(ValueError, match="'sometimes'"):
         open_log(storage, fsync="sometimes")
+
+
+def test_a_handle_that_matches_no_record_is_not_found_never_corrupt(storage: StorageTarget) -> None:
+    with open_log(storage, rolling_interval_ms=10**9) as log:
+        handles = write_all(log)
+        last = handles[-1]
+        file_bytes = last.offset + 20 + last.length
+        past_end = dataclasses.replace(last, offset=file_bytes + 1000)
+        with pytest.raises(wal.RecordNotFoundError, match=f"past the end.* holds {file_bytes} bytes"):
+            log.read(past_end)
+        for handle in (handles[3], last):
+            for wrong in (handle.length - 1, handle.length + 1):
+                expected = f"no record of length {wrong} .* holds {handle.length} bytes"
+                with pytest.raises(wal.RecordNotFoundError, match=expected):
+                    log.read(dataclasses.replace(handle, length=wrong))
 
 
 def test_a_flipped_bit_in_a_middle_record_raises_naming_file_and_offset(storage: StorageTarget) -> None:

@@ -74,6 +74,10 @@ class Backend(ABC):
         """Up to `length` bytes from `offset` (fewer at end of file). Raises FileNotFoundError."""
 
     @abstractmethod
+    def file_size(self, path: str) -> int:
+        """The file's current size in bytes. Raises FileNotFoundError."""
+
+    @abstractmethod
     def open_segment(self, segment: str) -> SegmentWriter:
         """A writer for a new segment; may create it now or at its first append."""
 

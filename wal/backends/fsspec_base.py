@@ -47,6 +47,9 @@ class FsspecBackend(Backend):
     def read_range(self, path: str, offset: int, length: int) -> bytes:
         return bytes(self._fs.cat_file(self._path(path), start=offset, end=offset + length))
 
+    def file_size(self, path: str) -> int:
+        return int(self._fs.size(self._path(path)))
+
     def delete_segment(self, segment: str) -> None:
         self._fs.rm(self._path(segment), recursive=True)
         self._fs.invalidate_cache(self._root)

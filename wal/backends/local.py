@@ -13,33 +13,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from wal.backends.base import Backend, Buffer, SegmentWriteError, SegmentWriter
+from wal.durable_fs import fsync_directory, make_directories
 from wal.format import ByteSource, encode_file_header
-
-
-def fsync_directory(path: str) -> None:
-    """Make the directory's entries (created or removed names) durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def make_directories(path: str, fsync: bool) -> None:
-    """Create `path` and missing parents, fsyncing each parent that gained an entry."""
-    missing: list[str] = []
-    probe = os.path.abspath(path)
-    while not os.path.isdir(probe):
-        missing.append(probe)
-        probe = os.path.dirname(probe)
-    for directory in reversed(missing):
-        try:
-            os.mkdir(directory)
-        except FileExistsError:
-            pass
-        if fsync:
-            fsync_directory(os.path.dirname(directory))
-
 
 IOV_BUFFERS_MAX = 512  # under every platform's IOV_MAX (1024 on Linux)
 
@@ -85,7 +60,7 @@ class LocalSegmentWriter(SegmentWriter):
     def __init__(self, root: str, segment: str, fsync: bool) -> None:
         self._segment = segment
         self._fsync = fsync
-        make_directories(root, fsync)
+        make_directories(root, fsync=fsync)
         path = os.path.join(root, segment)
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         header = encode_file_header()
@@ -164,6 +139,9 @@ class LocalBackend(Backend):
             return os.pread(fd, length, offset)
         finally:
             os.close(fd)
+
+    def file_size(self, path: str) -> int:
+        return os.stat(self._path(path)).st_size
 
     def open_segment(self, segment: str) -> SegmentWriter:
         return LocalSegmentWriter(self._root, segment, self._fsync)
