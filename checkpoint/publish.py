@@ -35,6 +35,8 @@ from fsspec import AbstractFileSystem
 
 from checkpoint.errors import AlreadyPublishedError, PublishError
 from checkpoint.location import capability_of, resolve
+from wal.create_once import object_exists, put_failed_because_taken
+from wal.durable_fs import fsync_directory, make_directories
 
 Hook = Callable[[], None] | None
 
@@ -93,33 +95,12 @@ class Publisher(ABC):
         return AlreadyPublishedError(f"{path!r} is already published (create-once)", identical=identical)
 
 
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _makedirs_durably(directory: str) -> None:
-    """Create missing directories and fsync each into its parent, so the path survives a crash."""
-    missing: list[str] = []
-    current = os.path.abspath(directory)
-    while not os.path.isdir(current):
-        missing.append(current)
-        current = os.path.dirname(current)
-    for path in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(path)
-        _fsync_dir(os.path.dirname(path))
-
-
 class LocalPublisher(Publisher):
     """Temp file, fsync, link/replace, fsync of the directory."""
 
     def _put(self, path: str, data: bytes, *, overwrite: bool, hook: Hook) -> None:
         directory = os.path.dirname(path) or "."
-        _makedirs_durably(directory)
+        make_directories(directory)
         tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
         try:
             with open(tmp, "xb") as f:
@@ -135,7 +116,7 @@ class LocalPublisher(Publisher):
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-        _fsync_dir(directory)
+        fsync_directory(directory)
 
     def read(self, path: str) -> bytes:
         with open(path, "rb") as f:
@@ -165,15 +146,7 @@ class ObjectStorePublisher(Publisher):
 
     def exists(self, path: str) -> bool:
         """One HEAD of the key (fsspec's generic `exists` also lists the prefix, for directories)."""
-        call_s3 = getattr(self.fs, "call_s3", None)
-        if call_s3 is None:
-            return super().exists(path)
-        bucket, key, _ = self.fs.split_path(path)
-        try:
-            call_s3("head_object", Bucket=bucket, Key=key)
-        except FileNotFoundError:
-            return False
-        return True
+        return object_exists(self.fs, path)
 
     def _put(self, path: str, data: bytes, *, overwrite: bool, hook: Hook) -> None:
         if hook is not None:
@@ -184,7 +157,7 @@ class ObjectStorePublisher(Publisher):
         try:
             self.fs.pipe_file(path, data, mode="create")
         except Exception as exc:  # 412 arrives as FileExistsError, OSError(EINVAL), or a client error
-            if self.exists(path):
+            if put_failed_because_taken(self.fs, path):
                 raise self._already(path, data) from exc
             raise PublishError(f"conditional put of {path!r} failed: {exc}") from exc
 

@@ -9,24 +9,14 @@ never torn; a damaged one is corruption.
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Sequence
 from typing import Any
 
 from wal.backends.base import Buffer, SegmentWriteError, SegmentWriter
 from wal.backends.fsspec_base import FsspecBackend
+from wal.create_once import put_failed_because_taken
 from wal.format import encode_file_header
 from wal.segments import ObjectName, parse_object
-
-
-def is_already_exists(exc: BaseException) -> bool:
-    """Whether a failed create-once put means the key exists (moto: FileExistsError; SeaweedFS: EINVAL)."""
-    if isinstance(exc, FileExistsError):
-        return True
-    text = str(exc)
-    if "PreconditionFailed" in text or "412" in text:
-        return True
-    return isinstance(exc, OSError) and exc.errno == errno.EINVAL
 
 
 class ObjectSegmentWriter(SegmentWriter):
@@ -43,10 +33,14 @@ class ObjectSegmentWriter(SegmentWriter):
         name = f"{self._segment}/{ObjectName(self._next, min_time_ms, max_time_ms)}"
         # Advance first: after an ambiguous failure (timeout) the object may exist, never reuse its name.
         self._next += 1
+        path = f"{self._root}/{name}"
         try:
-            self._fs.pipe_file(f"{self._root}/{name}", b"".join([self._header, *buffers]), mode="create")
+            self._fs.pipe_file(path, b"".join([self._header, *buffers]), mode="create")
         except Exception as exc:
-            reason = "already exists (another writer on this log?)" if is_already_exists(exc) else exc
+            if put_failed_because_taken(self._fs, path):
+                reason = f"the key exists (another writer on this log?): {exc}"
+            else:
+                reason = str(exc)
             raise SegmentWriteError(f"put of {name!r} failed: {reason}", rolled_back=True) from exc
         return name, len(self._header)
 
