@@ -3,14 +3,16 @@
 Spark writes a stateful stream's RDD synchronously, in a second pass after the batch's output job.
 Here `mark` (called from `DStreamBase._checkpoint_rdd` at generation) only remembers the RDD, which
 the stream has persisted; when the batch's jobs have completed (so the partitions are cached),
-`on_batch_completed` submits the write to one background thread while later batches run. The write
-job reads the cached partitions, publishes every part, then `_COMMITTED`; only then is the lineage
-cut and the reference recorded for the next metadata checkpoint, so a metadata checkpoint never
-references an uncommitted directory. A failed write is reported (the listener bus) and the stream
-is simply checkpointed again at its next interval: lineage stays bounded because a newer write
-completes. A queued write whose stream already has a newer RDD queued is skipped (superseded), so a
-slow store makes the writer skip intervals instead of falling ever further behind; at most
-`writes_queued_max` writes wait.
+`on_batch_completed` submits the write to one background thread while later batches run. That
+thread pickles the cached partitions from the block store and publishes every part (uploads
+overlapped on a small pool of its own, `dstream.recovery.block_parts`; not a job, whose tasks would
+take the next batch's task slots; a partition no longer cached falls back to the job), then
+`_COMMITTED`; only then is the lineage cut and the reference recorded for the next metadata
+checkpoint, so a metadata checkpoint never references an uncommitted directory. A failed write is
+reported (the listener bus) and the stream is simply checkpointed again at its next interval:
+lineage stays bounded because a newer write completes. A queued write whose stream already has a
+newer RDD queued is skipped (superseded), so a slow store makes the writer skip intervals instead of
+falling ever further behind; at most `writes_queued_max` writes wait.
 
 Synchronous mode (conf `dstream.checkpoint.async=false`, for the benchmark) writes and cuts in `mark`.
 """
@@ -24,10 +26,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from checkpoint.metadata import DataCheckpointRef
+from dstream.recovery.block_parts import cached_partitions, write_parts
 
 log = logging.getLogger(__name__)
 
 WRITES_QUEUED_MAX = 8
+PART_UPLOADS_MAX = 4
 
 DirFor = Callable[[int, int], str]
 OnError = Callable[[int, int, str, BaseException], None]
@@ -44,6 +48,7 @@ class RddCheckpointer:
         on_error: called with (stream_id, time_ms, url, error) when a write fails.
         on_committed: called with the new reference after a write committed and the lineage was cut.
         writes_queued_max: writes waiting or running at most; more are skipped (retried next interval).
+        part_uploads_max: parts of one write uploaded at once (asynchronous mode, cached RDDs).
     """
 
     def __init__(
@@ -55,6 +60,7 @@ class RddCheckpointer:
         on_error: OnError | None = None,
         on_committed: OnCommitted | None = None,
         writes_queued_max: int = WRITES_QUEUED_MAX,
+        part_uploads_max: int = PART_UPLOADS_MAX,
     ) -> None:
         self._dir_for = dir_for
         self._so = dict(storage_options)
@@ -67,6 +73,7 @@ class RddCheckpointer:
         self._committed: dict[int, DataCheckpointRef] = {}
         self._in_flight: set[Future[None]] = set()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="dstream-rdd-checkpoint")
+        self._io = ThreadPoolExecutor(part_uploads_max, thread_name_prefix="dstream-rdd-part")
         self._newest_submitted: dict[int, int] = {}
         self.writes_failed = 0
         self.writes_skipped = 0
@@ -122,7 +129,7 @@ class RddCheckpointer:
                 return
         url = self._dir_for(stream_id, time_ms)
         try:
-            rdd._write_checkpoint(url, storage_options=self._so)
+            self._write_parts(url, rdd)
             rdd._cut_lineage(url, storage_options=self._so)
         except Exception as exc:
             self.writes_failed += 1
@@ -137,6 +144,15 @@ class RddCheckpointer:
                 self._committed[stream_id] = ref
         if self._on_committed is not None:
             self._on_committed(ref)
+
+    def _write_parts(self, url: str, rdd: Any) -> None:
+        # After its batch the RDD's partitions are cached: write them here, not in a job whose
+        # tasks would take the next batch's task slots (dstream.recovery.block_parts).
+        partitions = cached_partitions(rdd) if self.asynchronous else None
+        if partitions is None:
+            rdd._write_checkpoint(url, storage_options=self._so)
+        else:
+            write_parts(url, partitions, self._so, self._io)
 
     def committed_refs(self) -> tuple[DataCheckpointRef, ...]:
         """The newest committed data checkpoint of each stream, by stream id."""
@@ -154,3 +170,4 @@ class RddCheckpointer:
         with self._lock:
             self._marked.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._io.shutdown(wait=False, cancel_futures=True)

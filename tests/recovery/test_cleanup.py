@@ -12,7 +12,6 @@ import pytest
 from checkpoint import rdd_data
 from checkpoint.metadata import list_checkpoints, read_checkpoint
 from dstream.clock import ManualClock
-from dstream.rdd import checkpointing
 from dstream.streaming.listener import StreamingListener
 from tests.recovery.support import (
     BATCH_MS,
@@ -94,16 +93,17 @@ def test_old_checkpoints_and_tracker_batches_are_cleaned_after_durable_checkpoin
 def test_failed_data_checkpoint_is_reported_and_the_next_interval_cuts_lineage(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_write = checkpointing.write_checkpoint
+    real_write = rdd_data.write_part
     failures = []
 
-    def flaky_write(rdd: Any, dir_url: str, storage_options: Any) -> None:
+    def flaky_write(dir_url: str, index: int, payload: bytes, **kwargs: Any) -> None:
+        # Both ways of writing parts (from cached blocks, or a job's tasks) go through write_part.
         if dir_url.endswith("/4000"):
             failures.append(dir_url)
             raise OSError(f"injected failure writing {dir_url}")
-        real_write(rdd, dir_url, storage_options)
+        real_write(dir_url, index, payload, **kwargs)
 
-    monkeypatch.setattr(checkpointing, "write_checkpoint", flaky_write)
+    monkeypatch.setattr(rdd_data, "write_part", flaky_write)
     path, clock, n = str(tmp_path / "ckpt"), ManualClock(0), 10
     ssc = new_context(clock, path)
     events = CheckpointEvents(path)
@@ -115,7 +115,7 @@ def test_failed_data_checkpoint_is_reported_and_the_next_interval_cuts_lineage(
     assert ssc._bus.wait_until_empty(30)
     ssc.stop(stopSparkContext=False)
 
-    assert len(failures) == 1
+    assert failures and set(failures) == {failures[0]} and failures[0].endswith("/4000")
     assert [(e.kind, e.batchTime) for e in events.failed] == [("rdd", 4000)]
     assert "injected failure" in events.failed[0].error
     rdd_written = sorted(e.batchTime for e in events.written if e.kind == "rdd")
