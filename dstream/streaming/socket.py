@@ -2,9 +2,18 @@
 
 A reader thread connects to the server and appends each received line to a buffer; each batch takes
 every line received before it was generated. Nothing is acknowledged or logged, so lines in the
-buffer are lost if the driver dies: the receivers issue replaces this plumbing with receivers, blocks
-and the WAL. When the connection fails or ends, the thread reports it on the listener bus and
-reconnects after `restart_delay_ms` until the stream stops (Spark's SocketReceiver restarts too).
+buffer are lost if the driver dies (`ssc.receiverStream`/`pushStream` with the WAL are the reliable
+inputs). Lines are cut at ``\n`` (a trailing ``\r`` is dropped) and decoded one at a time as UTF-8
+with malformed bytes replaced by U+FFFD, as Spark's SocketReceiver does with its InputStreamReader,
+so a bad byte costs only the characters it spoils, never the lines around it.
+
+When the connection fails or ends, or reading raises anything else, the thread reports it on the
+listener bus (onReceiverError) and reconnects after `restart_delay_ms` until the stream stops
+(Spark's SocketReceiver restarts too).
+
+Bound: at most `buffer_lines_max` lines wait for a batch. When the buffer is full the reader *blocks*
+(it stops reading the socket, so TCP flow control pushes back on the server) until the next batch
+takes the buffer; nothing is dropped.
 """
 
 from __future__ import annotations
@@ -27,33 +36,57 @@ log = logging.getLogger(__name__)
 
 RESTART_DELAY_MS = 2_000
 CONNECT_TIMEOUT_S = 5.0
-# Bound on buffered, not yet batched lines; beyond it the reader stops reading (TCP back-pressure).
+# Bound on buffered, not yet batched lines; at it the reader stops reading (TCP back-pressure).
 BUFFER_LINES_MAX = 1_000_000
+STOP_CHECK_INTERVAL_S = 1.0  # how often a reader blocked on a full buffer rechecks for stop
 
 
 class SocketInputDStream(InputDStream):
     """Lines read from hostname:port, one batch per batch interval."""
 
-    def __init__(self, ssc: Any, hostname: str, port: int, restart_delay_ms: int = RESTART_DELAY_MS) -> None:
+    def __init__(
+        self,
+        ssc: Any,
+        hostname: str,
+        port: int,
+        restart_delay_ms: int = RESTART_DELAY_MS,
+        buffer_lines_max: int = BUFFER_LINES_MAX,
+    ) -> None:
+        if not isinstance(hostname, str) or not hostname:
+            raise DStreamValueError(f"hostname must be a non-empty str, got {hostname!r}")
         if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
             raise DStreamValueError(f"port must be an int in 1..65535, got {port!r}")
+        for name, value in (("restart_delay_ms", restart_delay_ms), ("buffer_lines_max", buffer_lines_max)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise DStreamValueError(f"{name} must be an int >= 1, got {value!r}")
         super().__init__(ssc)
         self._hostname = hostname
         self._port = port
         self._restart_delay_ms = restart_delay_ms
+        self._buffer_lines_max = buffer_lines_max
         self._init_runtime()
 
     def _init_runtime(self) -> None:
         self._buffer: list[str] = []
         self._cond = threading.Condition()
         self._received = 0
+        self._waiting_for_room = False
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        for transient in ("_buffer", "_cond", "_received", "_stop_event", "_thread", "_sock"):
+        transient_fields = (
+            "_buffer",
+            "_cond",
+            "_received",
+            "_waiting_for_room",
+            "_stop_event",
+            "_thread",
+            "_sock",
+        )
+        for transient in transient_fields:
             state.pop(transient, None)
         return state
 
@@ -72,6 +105,11 @@ class SocketInputDStream(InputDStream):
         with self._cond:
             return self._cond.wait_for(lambda: self._received >= count, timeout=timeout_s)
 
+    def wait_until_full(self, timeout_s: float) -> bool:
+        """Wait until the reader is blocked on a full buffer; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._waiting_for_room, timeout=timeout_s)
+
     def _start(self) -> None:
         self._thread = threading.Thread(
             target=self._receive_loop, name=f"socket-stream-{self._id}", daemon=True
@@ -80,6 +118,8 @@ class SocketInputDStream(InputDStream):
 
     def _stop(self) -> None:
         self._stop_event.set()
+        with self._cond:
+            self._cond.notify_all()  # a reader blocked on a full buffer sees the stop now
         sock = self._sock
         if sock is not None:
             try:
@@ -98,16 +138,10 @@ class SocketInputDStream(InputDStream):
         bus = self._ssc._bus
         while not self._stop_event.is_set():
             try:
-                with socket.create_connection(
-                    (self._hostname, self._port), timeout=CONNECT_TIMEOUT_S
-                ) as sock:
-                    sock.settimeout(None)
-                    self._sock = sock
-                    bus.post(StreamingListenerReceiverStarted(self._info(True)))
-                    self._read_lines(sock)
-                message = "Socket data stream had no more data"
-            except OSError as exc:
-                message = f"Error connecting to {self._hostname}:{self._port}: {exc}"
+                message = self._connect_and_read()
+            except Exception as exc:  # anything else (a bug, a decoder): report and reconnect, never die
+                log.exception("socket stream %d: reading failed", self._id)
+                message = f"Error receiving data from {self._hostname}:{self._port}: {exc!r}"
             finally:
                 self._sock = None
             if self._stop_event.is_set():
@@ -119,22 +153,44 @@ class SocketInputDStream(InputDStream):
             self._stop_event.wait(self._restart_delay_ms / 1000)
         bus.post(StreamingListenerReceiverStopped(self._info(False)))
 
+    def _connect_and_read(self) -> str:
+        """One connection: read lines until it ends; returns why it ended (OSError is an answer too)."""
+        try:
+            with socket.create_connection((self._hostname, self._port), timeout=CONNECT_TIMEOUT_S) as sock:
+                sock.settimeout(None)
+                self._sock = sock
+                self._ssc._bus.post(StreamingListenerReceiverStarted(self._info(True)))
+                self._read_lines(sock)
+        except OSError as exc:
+            return f"Error connecting to {self._hostname}:{self._port}: {exc}"
+        return "Socket data stream had no more data"
+
     def _read_lines(self, sock: socket.socket) -> None:
-        with sock.makefile("r", encoding="utf-8", newline="\n") as lines:
-            for line in lines:
-                with self._cond:
-                    self._cond.wait_for(
-                        lambda: len(self._buffer) < BUFFER_LINES_MAX or self._stop_event.is_set(), timeout=1.0
-                    )
-                    self._buffer.append(line.rstrip("\n").rstrip("\r"))
-                    self._received += 1
-                    self._cond.notify_all()
-                if self._stop_event.is_set():
+        with sock.makefile("rb") as lines:
+            for raw in lines:
+                line = raw.decode("utf-8", errors="replace").rstrip("\n").rstrip("\r")
+                if not self._append(line):
                     return
+
+    def _append(self, line: str) -> bool:
+        """Buffer one line, blocking while the buffer is full; False once the stream is stopping."""
+        with self._cond:
+            while len(self._buffer) >= self._buffer_lines_max and not self._stop_event.is_set():
+                self._waiting_for_room = True
+                self._cond.notify_all()
+                self._cond.wait(timeout=STOP_CHECK_INTERVAL_S)
+            self._waiting_for_room = False
+            if self._stop_event.is_set():
+                return False
+            self._buffer.append(line)
+            self._received += 1
+            self._cond.notify_all()
+        return True
 
     def _compute(self, time_ms: int) -> Any:
         with self._cond:
             taken, self._buffer = self._buffer, []
+            self._waiting_for_room = False  # there is room now, whether or not the reader woke yet
             self._cond.notify_all()
         self._records_per_batch[time_ms] = len(taken)
         return self._sc.parallelize(taken) if taken else self._sc.emptyRDD()

@@ -1,0 +1,140 @@
+"""socketTextStream against a real 127.0.0.1 server: bad UTF-8, reader errors, the buffer bound."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from dstream.streaming import StreamingListener
+from dstream.streaming.socket import SocketInputDStream
+from tests.streaming.conftest import WAIT_S, collect, run
+
+
+class Server:
+    """A 127.0.0.1 listener that hands each accepted connection to the test."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.sock.settimeout(WAIT_S)
+        self.conns: list[socket.socket] = []
+
+    def accept(self) -> socket.socket:
+        conn, _ = self.sock.accept()
+        self.conns.append(conn)
+        return conn
+
+    def close(self) -> None:
+        for conn in self.conns:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    srv = Server()
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+class Errors(StreamingListener):
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.error = threading.Event()
+
+    def onReceiverError(self, e):
+        self.messages.append(e.receiverInfo.lastErrorMessage)
+        self.error.set()
+
+
+def test_invalid_utf8_is_replaced_and_no_line_is_lost(ssc, clock, server):
+    stream = ssc.socketTextStream("127.0.0.1", server.port)
+    out = collect(stream, sort=False)
+    ssc.start()
+    server.accept().sendall(b"good line\n\xff\xfe bad utf8\nafter\n")
+    assert stream.wait_for_received(3, WAIT_S)
+    run(ssc, clock, 1)
+    # Spark's InputStreamReader replaces each malformed byte with U+FFFD and keeps reading.
+    assert out == {1000: ["good line", "\ufffd\ufffd bad utf8", "after"]}
+
+
+def test_a_multibyte_character_split_across_sends_is_decoded_whole(ssc, clock, server):
+    stream = ssc.socketTextStream("127.0.0.1", server.port)
+    out = collect(stream, sort=False)
+    ssc.start()
+    conn = server.accept()
+    encoded = "caf\u00e9 \u20ac\n".encode()
+    conn.sendall(encoded[:4])  # ends inside the two-byte 'é'
+    conn.sendall(encoded[4:])
+    assert stream.wait_for_received(1, WAIT_S)
+    run(ssc, clock, 1)
+    assert out == {1000: ["caf\u00e9 \u20ac"]}
+
+
+def test_an_unexpected_reader_error_is_reported_and_the_reader_reconnects(ssc, clock, server, monkeypatch):
+    errors = Errors()
+    ssc.addStreamingListener(errors)
+    stream = SocketInputDStream(ssc, "127.0.0.1", server.port, restart_delay_ms=10)
+    out = collect(stream, sort=False)
+    real_read_lines = stream._read_lines
+    calls: list[int] = []
+
+    def fail_once(sock: socket.socket) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom in the reader")
+        real_read_lines(sock)
+
+    monkeypatch.setattr(stream, "_read_lines", fail_once)
+    ssc.start()
+    server.accept()  # the first connection fails inside the reader
+    assert errors.error.wait(WAIT_S)
+    assert "RuntimeError('boom in the reader')" in errors.messages[0]
+    server.accept().sendall(b"after the restart\n")
+    assert stream.wait_for_received(1, WAIT_S)
+    run(ssc, clock, 1)
+    assert out == {1000: ["after the restart"]}
+
+
+def test_a_full_buffer_blocks_the_reader_and_loses_nothing(ssc, clock, server):
+    lines = [f"line {i}" for i in range(10)]
+    stream = SocketInputDStream(ssc, "127.0.0.1", server.port, buffer_lines_max=3)
+    out = collect(stream, sort=False)
+    ssc.start()
+    server.accept().sendall("".join(f"{line}\n" for line in lines).encode())
+    for batch in range(3):
+        assert stream.wait_until_full(WAIT_S)
+        assert stream.received_count == 3 * (batch + 1)  # never past the bound
+        run(ssc, clock, 1)
+    assert stream.wait_for_received(10, WAIT_S)
+    run(ssc, clock, 1)
+    assert out == {1000: lines[0:3], 2000: lines[3:6], 3000: lines[6:9], 4000: lines[9:]}
+
+
+def test_stop_wakes_a_reader_blocked_on_a_full_buffer(ssc, server):
+    stream = SocketInputDStream(ssc, "127.0.0.1", server.port, buffer_lines_max=1)
+    collect(stream)
+    ssc.start()
+    server.accept().sendall(b"a\nb\nc\n")
+    assert stream.wait_until_full(WAIT_S)
+    ssc.stop(stopSparkContext=False)
+    assert stream._thread is not None and not stream._thread.is_alive()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"hostname": 5}, "hostname must be a non-empty str, got 5"),
+        ({"buffer_lines_max": 0}, "buffer_lines_max must be an int >= 1, got 0"),
+        ({"restart_delay_ms": -1}, "restart_delay_ms must be an int >= 1, got -1"),
+    ],
+)
+def test_socket_stream_arguments_are_validated(ssc, kwargs, match):
+    args = {"hostname": "127.0.0.1", "port": 9999, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        SocketInputDStream(ssc, **args)
