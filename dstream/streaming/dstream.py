@@ -11,6 +11,7 @@ from itertools import chain
 from typing import Any
 
 from dstream.errors import DStreamError, DStreamValueError
+from dstream.streaming.arguments import check_callable, check_partitions
 from dstream.streaming.base import DStreamBase
 from dstream.streaming.duration import ms_to_datetime, positional_arity
 from dstream.streaming.output import OutputOps
@@ -23,24 +24,29 @@ class DStream(PairOps, WindowOps, OutputOps, DStreamBase):
 
     def mapPartitionsWithIndex(self, f: Any, preservesPartitioning: bool = False) -> DStream:
         """Apply f(partition_index, iterator) to every partition of every batch."""
+        check_callable("mapPartitionsWithIndex", "f", f)
         return self.transform(lambda rdd: rdd.mapPartitionsWithIndex(f, preservesPartitioning))
 
     def mapPartitions(self, f: Any, preservesPartitioning: bool = False) -> DStream:
         """Apply f(iterator) to every partition of every batch."""
+        check_callable("mapPartitions", "f", f)
         return self.mapPartitionsWithIndex(lambda _, it: f(it), preservesPartitioning)
 
     def map(self, f: Any, preservesPartitioning: bool = False) -> DStream:
         """Apply f to every element."""
+        check_callable("map", "f", f)
         return self.mapPartitions(lambda it: map(f, it), preservesPartitioning)
 
     def flatMap(self, f: Any, preservesPartitioning: bool = False) -> DStream:
         """Apply f to every element and flatten the results."""
+        check_callable("flatMap", "f", f)
         return self.mapPartitionsWithIndex(
             lambda _, it: chain.from_iterable(map(f, it)), preservesPartitioning
         )
 
     def filter(self, f: Any) -> DStream:
         """Keep the elements for which f is true."""
+        check_callable("filter", "f", f)
         return self.mapPartitions(lambda it: filter(f, it), True)
 
     def glom(self) -> DStream:
@@ -49,6 +55,7 @@ class DStream(PairOps, WindowOps, OutputOps, DStreamBase):
 
     def reduce(self, func: Any) -> DStream:
         """Each batch becomes at most one element: its elements reduced with func."""
+        check_callable("reduce", "func", func)
         reduced: DStream = self.map(lambda x: (None, x)).reduceByKey(func, 1)
         return reduced.map(lambda kv: kv[1])
 
@@ -63,6 +70,7 @@ class DStream(PairOps, WindowOps, OutputOps, DStreamBase):
 
     def repartition(self, numPartitions: int) -> DStream:
         """Reshuffle every batch into `numPartitions` partitions."""
+        check_partitions("repartition", numPartitions, optional=False)
         return self.transform(lambda rdd: rdd.repartition(numPartitions))
 
     def transform(self, func: Any) -> DStream:
@@ -70,6 +78,7 @@ class DStream(PairOps, WindowOps, OutputOps, DStreamBase):
 
         Returning None gives the batch no RDD.
         """
+        check_callable("transform", "func", func)
         arity = positional_arity(func)
         if arity == 1:
             return TransformedDStream(self, lambda _t, rdd: func(rdd))
@@ -79,6 +88,7 @@ class DStream(PairOps, WindowOps, OutputOps, DStreamBase):
 
     def transformWith(self, func: Any, other: DStream, keepSerializer: bool = False) -> DStream:
         """Apply func(rdd_a, rdd_b) or func(time, rdd_a, rdd_b) to the batches of self and other."""
+        check_callable("transformWith", "func", func)
         arity = positional_arity(func)
         if arity == 2:
             return Transformed2DStream(self, other, lambda _t, a, b: func(a, b))

@@ -12,6 +12,7 @@ older modification times fall below the threshold.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
@@ -67,8 +68,12 @@ class FileInputDStream(InputDStream):
     """New files of a directory, one RDD partition per file, read lazily by the tasks."""
 
     def __init__(self, ssc: Any, directory: str, reader: Reader, storage_options: dict[str, Any]) -> None:
+        if not isinstance(directory, str | os.PathLike) or not os.fspath(directory):
+            raise DStreamValueError(
+                f"directory must be a non-empty path or fsspec URL (str), got {directory!r}"
+            )
         super().__init__(ssc)
-        self._directory = directory.rstrip("/")
+        self._directory = str(os.fspath(directory)).rstrip("/")
         self._reader = reader
         self._storage_options = dict(storage_options)
         self._initial_threshold_ms = ssc.clock.time_ms()

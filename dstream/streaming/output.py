@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dstream.streaming.arguments import check_callable, check_count
 from dstream.streaming.base import DStreamBase
 from dstream.streaming.duration import ms_to_datetime, positional_arity
 from dstream.streaming.scheduler import Job
@@ -51,6 +52,7 @@ class OutputOps:
 
     def foreachRDD(self: Any, func: Any) -> None:
         """Run func(rdd) or func(time, rdd) on every batch's RDD; time is a datetime."""
+        check_callable("foreachRDD", "func", func)
         if positional_arity(func) == 1:
             ForEachDStream(self, lambda _t, rdd: func(rdd), "foreachRDD")
         else:
@@ -58,6 +60,7 @@ class OutputOps:
 
     def pprint(self: Any, num: int = 10) -> None:
         """Print the first `num` elements of every batch, under a header with the batch time."""
+        check_count("pprint", "num", num, minimum=0)
 
         def take_and_print(time: Any, rdd: Any) -> None:
             taken = rdd.take(num + 1)

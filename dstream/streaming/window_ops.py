@@ -11,6 +11,7 @@ import operator
 from typing import Any
 
 from dstream.errors import DStreamValueError
+from dstream.streaming.arguments import check_callable, check_partitions
 from dstream.streaming.duration import seconds_to_ms
 from dstream.streaming.pairs import _default_partitions
 
@@ -48,6 +49,8 @@ class WindowOps:
         self: Any, reduceFunc: Any, invReduceFunc: Any, windowDuration: float, slideDuration: float
     ) -> Any:
         """Every slide, all elements in the window reduced to one value."""
+        check_callable("reduceByWindow", "reduceFunc", reduceFunc)
+        check_callable("reduceByWindow", "invReduceFunc", invReduceFunc or None, optional=True)
         keyed = self.map(lambda x: (1, x))
         reduced = keyed.reduceByKeyAndWindow(reduceFunc, invReduceFunc, windowDuration, slideDuration, 1)
         return reduced.map(lambda kv: kv[1])
@@ -60,6 +63,7 @@ class WindowOps:
         self: Any, windowDuration: float, slideDuration: float, numPartitions: int | None = None
     ) -> Any:
         """Every slide, (value, count) for the values in the window with a positive count."""
+        check_partitions("countByValueAndWindow", numPartitions)
         keyed = self.map(lambda x: (x, 1))
         counted = keyed.reduceByKeyAndWindow(
             operator.add, operator.sub, windowDuration, slideDuration, numPartitions
@@ -70,6 +74,7 @@ class WindowOps:
         self: Any, windowDuration: float, slideDuration: float, numPartitions: int | None = None
     ) -> Any:
         """Every slide, (key, values in the window) for each key."""
+        check_partitions("groupByKeyAndWindow", numPartitions)
         lists = self.mapValues(lambda x: [x])
         # Non-mutating merge: cached RDDs hold live Python lists here, unlike PySpark's serialized ones.
         grouped = lists.reduceByKeyAndWindow(
@@ -95,6 +100,11 @@ class WindowOps:
         """
         from dstream.streaming.windowed import ReducedWindowedDStream
 
+        check_callable("reduceByKeyAndWindow", "func", func)
+        # PySpark tests `if not invFunc`: any falsy value means "no inverse function".
+        check_callable("reduceByKeyAndWindow", "invFunc", invFunc or None, optional=True)
+        check_callable("reduceByKeyAndWindow", "filterFunc", filterFunc or None, optional=True)
+        check_partitions("reduceByKeyAndWindow", numPartitions)
         window_ms, slide_ms = self._window_params(windowDuration, slideDuration)
         n = _default_partitions(self, numPartitions)
         reduced = self.reduceByKey(func, n)
