@@ -1,0 +1,49 @@
+"""Checkpointed driver for the e2e test: pushStream (receiver WAL on) -> map -> TransactionalFileSink.
+
+Usage: python -m tests.e2e.push_sink_child CKPT_DIR OUT_DIR PORT STOP_FILE
+It recovers from CKPT_DIR with getOrCreate when a checkpoint exists, else builds the pipeline; runs on
+the system clock with 200 ms batches; prints "started" once the push receiver listens; and stops
+gracefully once STOP_FILE exists (the parent creates it after every record was acknowledged and
+committed). The parent SIGKILLs it at random moments or it kills itself at a DSTREAM_CRASH_POINT.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from dstream import Conf, Context, StreamingContext
+from dstream.sinks import TransactionalFileSink
+
+BATCH_S = 0.2
+RUN_S_MAX = 120.0
+OUTPUT_ID = "pushed"
+
+
+def to_record(raw: Any) -> dict[str, str]:
+    return {"id": raw.decode() if isinstance(raw, bytes) else raw}
+
+
+def main(ckpt: str, out: str, port: int, stop_file: str) -> None:
+    def setup() -> StreamingContext:
+        conf = Conf().set("spark.streaming.receiver.writeAheadLog.enable", "true")
+        ssc = StreamingContext(Context("local[2]", appName="push-e2e", conf=conf), BATCH_S)
+        ssc.pushStream(host="127.0.0.1", port=port).map(to_record).write_to(
+            TransactionalFileSink(out, output_id=OUTPUT_ID)
+        )
+        return ssc
+
+    ssc = StreamingContext.getOrCreate(ckpt, setup)
+    ssc.start()
+    print("started", flush=True)
+    stopped = threading.Event()
+    for _ in range(int(RUN_S_MAX / BATCH_S)):  # bounded: the parent always stops us well before
+        if Path(stop_file).exists() or stopped.wait(BATCH_S):
+            break
+    ssc.stop(stopSparkContext=True, stopGraceFully=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])
