@@ -53,13 +53,14 @@ class Driver:
         env = {k: v for k, v in os.environ.items() if k != "DSTREAM_CRASH_POINT"}
         if crash_point:
             env["DSTREAM_CRASH_POINT"] = crash_point
-        log = (self.tmp / f"driver-{self.deaths}.log").open("w")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.e2e.push_sink_child", *self.args],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
-        )  # fmt: skip
+        with (self.tmp / f"driver-{self.deaths}.log").open("w") as log:  # the child keeps its own fd
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.e2e.push_sink_child", *self.args],
+                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
+            )  # fmt: skip
         assert proc.stdout is not None
-        proc.stdout.readline()  # "started" once the receiver listens, or EOF if it died first
+        with proc.stdout:  # the child prints one line only
+            proc.stdout.readline()  # "started" once the receiver listens, or EOF if it died first
         return proc
 
     def _restart_on_death(self) -> None:
