@@ -47,11 +47,14 @@ def write_parts(
         Exception: the first failed part or the commit's error; nothing is committed then.
     """
     options = dict(storage_options)
-    futures = [
-        io.submit(rdd_data.write_part, dir_url, split, payload, storage_options=options)
-        for split, payload in enumerate(pickle.dumps(part, PICKLE_PROTOCOL) for part in partitions)
-    ]
+    futures = [io.submit(_write_one, dir_url, split, part, options) for split, part in enumerate(partitions)]
     wait(futures)  # every upload has ended before this commits or raises
     for future in futures:
         future.result()
     rdd_data.commit(dir_url, len(partitions), storage_options=options)
+
+
+def _write_one(dir_url: str, split: int, records: list[Any], options: dict[str, Any]) -> None:
+    # Pickled on the upload thread, so at most `io`'s worker count of serialized parts exist at once.
+    payload = pickle.dumps(records, PICKLE_PROTOCOL)
+    rdd_data.write_part(dir_url, split, payload, storage_options=options)
