@@ -155,6 +155,8 @@ def test_second_driver_on_the_same_directory_is_refused(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait(timeout=30)
+        assert holder.stdin is not None
+        holder.stdin.close()
     # Once the holder is dead the directory can be taken.
     after = subprocess.run(
         [sys.executable, "-m", "tests.recovery.driver_child", "start", path],

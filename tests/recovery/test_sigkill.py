@@ -61,6 +61,7 @@ class Run:
         env.pop(ENV_VAR, None)
         if crash_point:
             env[ENV_VAR] = crash_point
+        self.release()
         before = set(self.ready.glob("ready-*"))
         args = [str(self.ckpt), str(self.input), str(self.out_prefix), str(self.ready)]
         self.child = subprocess.Popen(
@@ -90,6 +91,12 @@ class Run:
         assert self.child is not None
         self.child.kill()
         self.child.wait(timeout=30)
+        self.release()
+
+    def release(self) -> None:
+        """Close the pipe to a child that is gone (a crash point kills it without our help)."""
+        if self.child is not None and self.child.stdin is not None:
+            self.child.stdin.close()
 
     def write_file(self) -> None:
         words = [self.rng.choice(WORDS) for _ in range(self.rng.randint(1, 30))]

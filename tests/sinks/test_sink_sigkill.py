@@ -43,27 +43,27 @@ def run_child(
     env = {k: v for k, v in os.environ.items() if k != crashpoints.ENV_VAR}
     if crash:
         env[crashpoints.ENV_VAR] = crash
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "tests.sinks.pipeline_child", kind, url, json.dumps(so)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=ROOT,
         env=env,
-    )
-    acks: list[int] = []
-    assert proc.stdout is not None and proc.stderr is not None
-    for line in proc.stdout:
-        if line.startswith(b"ack "):
-            acks.append(int(line.split()[1]))
-            if kill_after_acks is not None and len(acks) == kill_after_acks:
-                threading.Event().wait(delay_s)  # the random moment, after some progress
-                proc.send_signal(signal.SIGKILL)
-    try:
-        rc = proc.wait(timeout=CHILD_TIMEOUT_S)
-    finally:
-        proc.kill()
-    if rc not in (0, -signal.SIGKILL):
-        raise AssertionError(f"child failed rc={rc}: {proc.stderr.read().decode()[-3000:]}")
+    ) as proc:  # closes the pipes on exit
+        acks: list[int] = []
+        assert proc.stdout is not None and proc.stderr is not None
+        for line in proc.stdout:
+            if line.startswith(b"ack "):
+                acks.append(int(line.split()[1]))
+                if kill_after_acks is not None and len(acks) == kill_after_acks:
+                    threading.Event().wait(delay_s)  # the random moment, after some progress
+                    proc.send_signal(signal.SIGKILL)
+        try:
+            rc = proc.wait(timeout=CHILD_TIMEOUT_S)
+        finally:
+            proc.kill()
+        if rc not in (0, -signal.SIGKILL):
+            raise AssertionError(f"child failed rc={rc}: {proc.stderr.read().decode()[-3000:]}")
     return rc, acks
 
 
