@@ -223,6 +223,13 @@ HOLDER = textwrap.dedent(
 )
 
 
+def close_pipes(child: subprocess.Popen[bytes]) -> None:
+    """Close the pipes to a child that is gone."""
+    for pipe in (child.stdin, child.stdout):
+        if pipe is not None:
+            pipe.close()
+
+
 @pytest.mark.chaos
 def test_local_lease_is_free_at_once_after_sigkill(tmp_path: object) -> None:
     url = str(tmp_path) + "/ckpt"  # type: ignore[operator]
@@ -243,6 +250,7 @@ def test_local_lease_is_free_at_once_after_sigkill(tmp_path: object) -> None:
         if child.poll() is None:
             child.kill()
             child.wait(timeout=30)
+        close_pipes(child)
 
 
 EPOCH_HOLDER = textwrap.dedent(
@@ -293,3 +301,4 @@ def test_object_store_lease_after_sigkill_waits_for_expiry(s3_moto: StorageTarge
         if child.poll() is None:
             child.kill()
             child.wait(timeout=30)
+        close_pipes(child)

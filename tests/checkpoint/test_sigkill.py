@@ -39,7 +39,7 @@ def run_child(
     env = {k: v for k, v in os.environ.items() if k != crashpoints.ENV_VAR}
     if crash:
         env[crashpoints.ENV_VAR] = crash
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -52,20 +52,23 @@ def run_child(
         stderr=subprocess.PIPE,
         cwd=ROOT,
         env=env,
-    )
-    acks: list[int] = []
-    assert proc.stdout is not None
-    killer_armed = kill_after_acks is not None
-    for line in proc.stdout:
-        if line.startswith(b"ack "):
-            acks.append(int(line.split()[1]))
-            if killer_armed and len(acks) >= kill_after_acks:  # type: ignore[operator]
-                killer_armed = False
-                threading.Event().wait(delay_s)  # the random moment, after some progress
-                proc.send_signal(signal.SIGKILL)
-    rc = proc.wait(timeout=CHILD_TIMEOUT_S)
-    if rc not in (0, -signal.SIGKILL):
-        raise AssertionError(f"child failed rc={rc}: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+    ) as proc:  # closes the pipes on exit
+        acks: list[int] = []
+        assert proc.stdout is not None
+        killer_armed = kill_after_acks is not None
+        for line in proc.stdout:
+            if line.startswith(b"ack "):
+                acks.append(int(line.split()[1]))
+                if killer_armed and len(acks) >= kill_after_acks:  # type: ignore[operator]
+                    killer_armed = False
+                    threading.Event().wait(delay_s)  # the random moment, after some progress
+                    proc.send_signal(signal.SIGKILL)
+        try:
+            rc = proc.wait(timeout=CHILD_TIMEOUT_S)
+        finally:
+            proc.kill()
+        if rc not in (0, -signal.SIGKILL):
+            raise AssertionError(f"child failed rc={rc}: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
     return rc, acks
 
 
