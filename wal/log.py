@@ -64,7 +64,13 @@ class WriteAheadLog(ABC):
 
     @abstractmethod
     def read(self, handle: RecordHandle) -> bytes:
-        """The record at `handle`, verified by CRC and length."""
+        """The record at `handle`, verified by CRC and length.
+
+        Raises:
+            RecordNotFoundError: the file is gone (cleaned), or the handle matches no record there
+                (past the end of the file, or a length other than the frame's).
+            CorruptRecordError: the bytes at the handle fail the format's checks.
+        """
 
     @abstractmethod
     def read_all(self) -> Iterator[bytes]:
