@@ -8,7 +8,9 @@ Each record gets the next sequence number of this producer; a frame is resent, w
 after a lost acknowledgement or a broken connection until it is acknowledged (bounded by `retries_max`
 and `timeout_s`), and the receiver drops what it already holds. On (re)connecting the receiver tells the
 client its producer's highest durable sequence number, so a new client for the same producer id continues
-where the last acknowledged one stopped. Wire format: `dstream.receiver.push_protocol`.
+where the last acknowledged one stopped. A send that gave up (`PushError`) may still be durable, so its
+records keep their numbers, stay queued in the client and the next send delivers them first. Wire format:
+`dstream.receiver.push_protocol`.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class PushClient:
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
         self._next_seq: int | None = None
+        self._unacked: list[tuple[bytes, int, int]] = []  # (frame, first seq, last seq), oldest first
         self.acked_seq = -1
 
     def send(self, records: Iterable[str | bytes]) -> int:
@@ -83,7 +86,9 @@ class PushClient:
             TypeError: a record is neither str nor bytes.
             DStreamValueError: the frame would exceed `frame_bytes_max`.
             PushRejectedError: the receiver refused the frame.
-            PushError: not acknowledged within `retries_max` attempts / `timeout_s`.
+            PushError: not acknowledged within `retries_max` attempts / `timeout_s`. The records are
+                kept with their sequence numbers and resent first by the next `send` (`send([])`
+                only resends), so they end up in the stream exactly once.
         """
         batch = list(records)
         with self._lock:
@@ -91,18 +96,39 @@ class PushClient:
                 self._connect_with_retries(time.monotonic() + self.timeout_s)
             assert self._next_seq is not None
             first = self._next_seq
-            if not batch:
-                return first - 1
-            frame = encode_data(first, batch)
+            frame = encode_data(first, batch) if batch else b""
             if len(frame) - HEADER.size > self.frame_bytes_max:
                 raise DStreamValueError(
                     f"{len(batch)} records make a {len(frame)}-byte frame; "
                     f"frame_bytes_max={self.frame_bytes_max}"
                 )
             last = first + len(batch) - 1
-            self._deliver(frame, last)
-            self._next_seq = last + 1
-            return last
+            if batch:  # queued behind the frames of earlier sends that raised PushError
+                self._unacked.append((frame, first, last))
+                self._next_seq = last + 1
+            self._deliver_unacked()
+            return self._next_seq - 1
+
+    def _deliver_unacked(self) -> None:
+        """Deliver the frames not acknowledged yet, oldest first.
+
+        A frame that timed out may already be durable (the receiver's write may commit late), so its
+        sequence numbers are never given to other records: it is resent as is until acknowledged. Only
+        a refused frame (`PushRejectedError`) gives its numbers back, with those of the frames after it.
+        """
+        while self._unacked:
+            frame, first, last = self._unacked[0]
+            try:
+                self._deliver(frame, last)
+            except PushRejectedError:
+                self._unacked, self._next_seq = [], first
+                raise
+            self._unacked.pop(0)
+
+    @property
+    def unacked(self) -> bool:
+        """Whether records of a failed send still wait to be acknowledged (the next send resends them)."""
+        return bool(self._unacked)
 
     def _deliver(self, frame: bytes, last: int) -> None:
         deadline = time.monotonic() + self.timeout_s

@@ -4,12 +4,16 @@ Frames and the exactly-once rule are specified in `dstream.receiver.push_protoco
 receiver keeps the highest durable sequence number; a DATA frame's records at or below it are dropped as
 duplicates. Connection threads hand decoded frames to one committer thread, which stores every frame
 waiting at that moment as one block (receiver-side group commit: one WAL write and one tracker event for
-many producers' frames) with metadata `{"producers": {producer_id: [seq_first, seq_last]}}`. Only when
-`store` returned, i.e. with the receiver WAL on when the block is durable and registered with the driver's
-tracker, are the frames' ACKs sent. The per-producer state survives a restart: `on_recovered_blocks`
+many producers' frames) with metadata `{"producers": {producer_id: [seq_first, seq_last]}}`; the block's
+records are grouped by producer in the order of that mapping, so recovery can cut a block by producer.
+Only when `store` returned, i.e. with the receiver WAL on when the block is durable and registered with
+the driver's tracker, are the frames' ACKs sent. The per-producer state survives a restart: `on_recovered_blocks`
 rebuilds it from the metadata of the blocks in the receiver WAL and from the snapshot
 `{"durable": {producer_id: last_seq}}` (`recovery_state`) that is written to the receiver WAL before each
 cleanup of old segments, so cleaning the blocks that carried a producer's ranges does not forget them.
+A block whose write timed out (`WALTimeoutError`) may commit late while the producer's resend is stored
+as another block; at recovery `adopt_recovered_block` trims such an unreported block to the sequence
+numbers no known block holds, so each (producer, seq) reaches the stream once (docs/receivers.md).
 
 Without the receiver WAL the push source is at-most-once across a process crash (acked blocks live only
 in memory); the deduplication still holds while the process lives.
@@ -137,6 +141,33 @@ class PushReceiver(Receiver):
                 for producer, last in lasts:
                     self._durable[producer] = max(self._durable.get(producer, -1), int(last))
 
+    def adopt_recovered_block(
+        self, records: list[Any], metadata: dict[str, Any] | None
+    ) -> tuple[list[Any], dict[str, Any] | None]:
+        """Keep only the records of an unreported block that no known or adopted block or snapshot holds.
+
+        Such a block was never acknowledged, so its producers resend it: if the resend was stored (the
+        first write timed out and committed late) the block is dropped here, whole or in part. A
+        producer's part that does not continue its durable sequence (a gap) is dropped too: its
+        producer resends it. Records are grouped by producer in `producers` order (see `_commit`).
+        """
+        logged = dict((metadata or {}).get("producers") or {})
+        ranges = {p: (int(first), int(last)) for p, (first, last) in logged.items()}
+        if sum(last - first + 1 for first, last in ranges.values()) != len(records):
+            return [], None  # not a push block of this layout: cannot tell its records apart
+        kept: list[Any] = []
+        kept_ranges: dict[str, list[int]] = {}
+        offset = 0
+        with self._state_lock:
+            for producer, (first, last) in ranges.items():
+                part, offset = records[offset : offset + last - first + 1], offset + last - first + 1
+                durable = self._durable.get(producer, -1)
+                if first > durable + 1 or last <= durable:
+                    continue
+                kept.extend(part[durable + 1 - first :])
+                kept_ranges[producer] = [max(first, durable + 1), last]
+        return (kept, {"producers": kept_ranges}) if kept else ([], None)
+
     def recovery_state(self) -> dict[str, Any] | None:
         """Every producer's durable sequence number, `{"durable": {producer_id: last_seq}}`."""
         with self._state_lock:
@@ -193,6 +224,7 @@ class PushReceiver(Receiver):
             if full:
                 message = f"too many connections (connections_max={self.connections_max})"
                 _reply_and_close(conn, encode_error(message, RETRY))
+                conn.close()  # no serving thread owns it
             else:
                 self._spawn(self._serve, "push-conn", conn)
 
@@ -208,10 +240,10 @@ class PushReceiver(Receiver):
                 conn.sendall(reply)
         except ProtocolError as exc:
             _reply_and_close(conn, encode_error(str(exc)))
+        except _StoreFailedError as exc:  # the client gets no ack and will resend
+            _reply_and_close(conn, encode_error(str(exc), RETRY))
         except OSError:
             pass  # the client went away or onStop shut the socket
-        except Exception as exc:  # a failed store: the client gets no ack and will resend
-            _reply_and_close(conn, encode_error(f"store failed: {exc}", RETRY))
         finally:
             with self._state_lock:
                 self._conns.discard(conn)
@@ -237,9 +269,12 @@ class PushReceiver(Receiver):
             self._pending.append(frame)
             self._commit_cond.notify()
         if not frame.done.wait(self.idle_timeout_s):
-            raise TimeoutError(f"frame of producer {producer!r} not stored within {self.idle_timeout_s} s")
-        if frame.error is not None:
+            message = f"frame of producer {producer!r} not stored within {self.idle_timeout_s} s"
+            raise _StoreFailedError(message)
+        if isinstance(frame.error, ProtocolError):
             raise frame.error
+        if frame.error is not None:  # a WAL timeout is an OSError too: still answer the client
+            raise _StoreFailedError(f"store failed: {frame.error}") from frame.error
         return self.durable_seq(producer)
 
     def _run_committer(self) -> None:
@@ -256,7 +291,7 @@ class PushReceiver(Receiver):
         """Store the new records of every frame of the group as one block, then release their acks."""
         planned: dict[str, int] = {}
         ranges: dict[str, list[int]] = {}
-        records: list[Any] = []
+        by_producer: dict[str, list[Any]] = {}  # the block's records, grouped in `ranges` order
         accepted: list[_PendingFrame] = []
         for frame in group:
             durable = planned.get(frame.producer, self.durable_seq(frame.producer))
@@ -269,8 +304,9 @@ class PushReceiver(Receiver):
                 last = frame.first_seq + len(frame.records) - 1
                 ranges.setdefault(frame.producer, [durable + 1, last])[1] = last
                 planned[frame.producer] = last
-                records.extend(fresh)
+                by_producer.setdefault(frame.producer, []).extend(fresh)
             accepted.append(frame)
+        records = [r for producer in ranges for r in by_producer[producer]]
         try:
             if records:
                 self.store(records, {"producers": ranges})
@@ -283,6 +319,10 @@ class PushReceiver(Receiver):
                 self._durable[producer] = max(self._durable.get(producer, -1), last)
         for frame in accepted:
             frame.done.set()
+
+
+class _StoreFailedError(Exception):
+    """Storing a frame failed or took too long; the client is told to retry."""
 
 
 class _PendingFrame:

@@ -64,10 +64,26 @@ class Receiver:
         """Called before `onStart` with what the receiver WAL says about past blocks, in log order.
 
         The list holds the snapshots returned by `recovery_state` (written before old WAL segments were
-        cleaned) and the metadata of every logged block that is in a batch or waiting for one. A reliable
+        cleaned) and the metadata of every logged block that the tracker has in a batch or waiting for
+        one; blocks it never heard of come next, through `adopt_recovered_block`. A reliable
         receiver uses it to rebuild its acknowledgement state (e.g. the push receiver's per-producer
         sequence numbers). Without the WAL the list is empty.
         """
+
+    def adopt_recovered_block(
+        self, records: list[Any], metadata: dict[str, Any] | None
+    ) -> tuple[list[Any], dict[str, Any] | None]:
+        """Decide what of a logged block that never reached the tracker to register again (recovery).
+
+        Called after `on_recovered_blocks`, in log order, for each such block (its records were never
+        acknowledged: storing it raised, or the process died first). Return the records to register and
+        their metadata; an empty list drops the block. A receiver whose source resends unacknowledged
+        data drops what its state already holds here: a timed-out WAL write may have committed late
+        *and* been resent. Do not change state here: once the returned part is durable and registered,
+        its metadata is passed to `on_recovered_blocks` (so a failed adoption leaves the state as it
+        was). The default registers the whole block.
+        """
+        return records, metadata
 
     def recovery_state(self) -> dict[str, Any] | None:
         """A small builtin-only snapshot of the acknowledgement state, or None (the default) for none.

@@ -14,7 +14,7 @@ Directory layout under the checkpoint directory (DESIGN.md section 5):
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dstream.clock import Clock
@@ -29,7 +29,7 @@ from dstream.receiver.block_store import remove_block
 from dstream.receiver.config import ReceiverConfig
 from dstream.receiver.receiver import Receiver
 from dstream.receiver.supervisor import BlockHandler, NoEvents, ReceiverEvents, ReceiverSupervisor
-from dstream.receiver.tracker import ReceivedBlockInfo, ReceivedBlockTracker
+from dstream.receiver.tracker import EventLog, ReceivedBlockInfo, ReceivedBlockTracker
 from dstream.receiver.wal_registry import register_wal, unregister_wal
 from wal import WriteAheadLog, open_wal
 
@@ -57,6 +57,8 @@ class ReceiverTracker:
         storage_options: fsspec options for `checkpoint_dir`.
         events: lifecycle event sink (the listener bus adapter).
         recover: rebuild the block tracker from the metadata WAL (restart from a checkpoint).
+        receiver_wal_wrapper: a seam for fault injection: `(stream_id, log) -> log` wraps the receiver
+            WAL that blocks are written through (e.g. one whose write times out and commits later).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class ReceiverTracker:
         storage_options: Mapping[str, Any] | None = None,
         events: ReceiverEvents | None = None,
         recover: bool = False,
+        receiver_wal_wrapper: Callable[[int, WriteAheadLog], EventLog] | None = None,
     ) -> None:
         self.clock = clock
         self.config = config or ReceiverConfig()
@@ -79,6 +82,8 @@ class ReceiverTracker:
         self._supervisors: dict[int, ReceiverSupervisor] = {}
         self._threads: list[threading.Thread] = []
         self._wals: dict[int, WriteAheadLog] = {}
+        self._wal_wrapper = receiver_wal_wrapper
+        self._block_logs: dict[int, EventLog] = {}  # what block writes go through (wrapped or not)
         self._stopping = threading.Event()
         self._started = False
         self._metadata_log = (
@@ -171,9 +176,13 @@ class ReceiverTracker:
     def _handler(self, stream_id: int, receiver: Receiver) -> BlockHandler:
         if not self.config.wal_enabled:
             return BlockStoreHandler(receiver.storageLevel)
-        return WriteAheadLogHandler(
-            self.receiver_wal(stream_id), stream_id, self.clock, receiver.storageLevel
-        )
+        log = self._block_logs.get(stream_id)
+        if log is None:
+            log = self.receiver_wal(stream_id)
+            if self._wal_wrapper is not None:
+                log = self._wal_wrapper(stream_id, log)
+            self._block_logs[stream_id] = log
+        return WriteAheadLogHandler(log, stream_id, self.clock, receiver.storageLevel)
 
     def receiver_wal(self, stream_id: int) -> WriteAheadLog:
         """The receiver WAL of a stream, opened once and registered for block readers in this process."""
@@ -251,6 +260,7 @@ class ReceiverTracker:
             unregister_wal(receiver_wal_url(self.checkpoint_dir or "", stream_id), log)
             log.close()
         self._wals.clear()
+        self._block_logs.clear()
         if close_metadata_log:
             self.close()
 

@@ -6,14 +6,17 @@ enabled, then memory) -> report the `ReceivedBlockInfo` to the tracker (which lo
 
 Recovery on start (receiver WAL only): a block in the receiver WAL that the tracker does not know and that
 was written after every block *of this stream* the tracker ever cleaned never reached the tracker (the
-process died between the two writes, or the tracker's write failed); it is stored and reported again under
-its own block id, so its data is not lost. Then `Receiver.on_recovered_blocks` gets the receiver's state
-snapshots (written before each cleanup, see `Receiver.recovery_state`) and the metadata of the logged
-blocks the tracker knows or just adopted, in log order. Never the metadata of a block that is neither: it
-was cleaned (the snapshot covers it) or it is an unreported block too old to adopt, whose records are not
-in any batch, so acknowledging them as durable would lose them. Because a block that is in the receiver
-WAL but not in the tracker can only be resolved by this recovery, a failed report after a successful WAL
-write stops the supervisor (the ReceiverTracker restarts it).
+process died between the two writes, the tracker's write failed, or the WAL write timed out and committed
+late); it was never acknowledged. First `Receiver.on_recovered_blocks` gets the receiver's state snapshots
+(written before each cleanup, see `Receiver.recovery_state`) and the metadata of the logged blocks the
+tracker knows, in log order. Then each unreported block, in log order, goes to
+`Receiver.adopt_recovered_block`, which keeps what the state does not hold yet (a reliable receiver drops
+what a resend already stored); the kept part is stored and reported again (under its own id if whole,
+a new one if trimmed) and its metadata passed to `on_recovered_blocks`. Never the metadata of an
+unreported block too old to adopt: it cannot be told from a cleaned block (the snapshot covers those),
+and its records are not in any batch, so acknowledging them as durable would lose them. Because a block
+that is in the receiver WAL but not in the tracker can only be resolved by this recovery, a failed
+report after a successful WAL write stops the supervisor (the ReceiverTracker restarts it).
 
 Restarts: `restart_receiver` stops the receiver (onStop) and starts it again (onStart) after a delay on a
 background thread. A receiver whose `onStart` raises, or that calls `stop`, ends the supervisor; the
@@ -102,6 +105,7 @@ class ReceiverSupervisor:
         self.config = config
         self._events = events or NoEvents()
         self._tracker_view = tracker_view
+        self._orphans: list[BlockRecord] = []
         self._session = uuid.uuid4().hex[:12]
         self._counter = itertools.count()
         self._lock = threading.RLock()
@@ -133,28 +137,51 @@ class ReceiverSupervisor:
         """Recover, start the block generator, then the receiver."""
         self.receiver._attach(self, self.stream_id)
         self.receiver.on_recovered_blocks(self._recover())
+        self._adopt_orphans()
         self.generator.start()
         self.start_receiver()
 
     def _recover(self) -> list[dict[str, Any]]:
+        """Split the receiver WAL into what the tracker knows and orphans; hand the former over first.
+
+        Returns the snapshots and the metadata of known blocks (log order) for `on_recovered_blocks`.
+        Orphans young enough to adopt are offered afterwards, in log order, to
+        `Receiver.adopt_recovered_block`, which sees the state rebuilt from every known block (so a
+        timed-out write that committed late is trimmed against the resend the tracker already has).
+        """
         if not isinstance(self.handler, WriteAheadLogHandler):
             return []
         known, cleaned_written_max_ms = self._tracker_view() if self._tracker_view else (set(), -1)
         recovered: list[dict[str, Any]] = []
+        self._orphans = []
         for record in self.handler.read_all_records():
             if record.stream_id != self.stream_id:
                 continue
             if not isinstance(record, BlockRecord):
                 recovered.append(record.state)
-                continue
-            if record.block_id not in known:
-                if record.written_ms <= cleaned_written_max_ms:
-                    continue  # cleaned, or too old to tell from cleaned: not in any batch
-                self._store_and_report(record.block_id, record.records, record.metadata)
-                known.add(record.block_id)
-            if record.metadata is not None:
-                recovered.append(record.metadata)
+            elif record.block_id in known:
+                if record.metadata is not None:
+                    recovered.append(record.metadata)
+            elif record.written_ms > cleaned_written_max_ms:  # else cleaned, or too old to tell: in no batch
+                self._orphans.append(record)
         return recovered
+
+    def _adopt_orphans(self) -> None:
+        adopted: set[str] = set()
+        for record in self._orphans:
+            if record.block_id in adopted:
+                continue  # the same block logged twice (an adoption whose write committed late)
+            adopted.add(record.block_id)
+            records, metadata = self.receiver.adopt_recovered_block(list(record.records), record.metadata)
+            if not records:
+                continue
+            whole = len(records) == len(record.records) and metadata == record.metadata
+            # A trimmed block gets a new id: the original stays unknown and is judged again at every
+            # recovery, so its dropped parts never count as registered.
+            self._store_and_report(record.block_id if whole else self.new_block_id(), records, metadata)
+            if metadata is not None:
+                self.receiver.on_recovered_blocks([metadata])
+        self._orphans = []
 
     def start_receiver(self) -> None:
         """Call `onStart`; if it raises, the supervisor stops with that error."""

@@ -70,6 +70,9 @@ class Child:
     def close(self) -> None:
         if self.proc.poll() is None:
             self.kill()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 def frame_records(n: int) -> list[str]:
