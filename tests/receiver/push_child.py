@@ -5,6 +5,9 @@ Prints {"port": N} once the socket is bound. On the line "dump" from stdin it pr
 every record of every block the (recovered) tracker knows, in block order, read from the WAL by handle.
 On the line "hold" it prints {"armed": true}; the next tracker (metadata WAL) write then never happens:
 it prints {"held": true} and blocks, so the block is in the receiver WAL and not in the tracker.
+On the line "late" it prints {"armed": true}; the next receiver-WAL write then raises WALTimeoutError and
+is kept back (`LateCommitLog`); on the line "land" the kept writes are committed and it prints
+{"landed": true}.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dstream.receiver.block_rdd import block_refs, read_block
 from dstream.receiver.config import ReceiverConfig
 from dstream.receiver.push import PushReceiver
 from dstream.receiver.receiver_tracker import ReceiverTracker
+from tests.receiver.fakes import LateCommitLog
 
 STREAM = 0
 
@@ -42,7 +46,15 @@ class HoldingLog:
 
 def main() -> None:
     config = ReceiverConfig.from_conf(wal_enabled=True, wal_fsync="always", restart_delay_ms=10)
-    tracker = ReceiverTracker(SystemClock(), config, checkpoint_dir=sys.argv[1], recover=True)
+    late: list[LateCommitLog] = []
+
+    def wrap(stream_id: int, log: Any) -> LateCommitLog:
+        late.append(LateCommitLog(log))
+        return late[-1]
+
+    tracker = ReceiverTracker(
+        SystemClock(), config, checkpoint_dir=sys.argv[1], recover=True, receiver_wal_wrapper=wrap
+    )
     holding = HoldingLog(tracker.block_tracker._log)
     tracker.block_tracker._log = holding
     receiver = PushReceiver(port=0)
@@ -62,6 +74,12 @@ def main() -> None:
         elif line.strip() == "hold":
             holding.hold.set()
             print(json.dumps({"armed": True}), flush=True)
+        elif line.strip() == "late":
+            late[-1].time_out_next_write = True
+            print(json.dumps({"armed": True}), flush=True)
+        elif line.strip() == "land":
+            late[-1].land()
+            print(json.dumps({"landed": True}), flush=True)
     tracker.stop()
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from dstream.client import PushClient
-from dstream.receiver.push_protocol import ACK, decode_ack, encode_data, encode_hello, read_frame
+from dstream.receiver.push_protocol import ACK, ERROR, decode_ack, encode_data, encode_hello, read_frame
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 30.0
@@ -59,6 +59,12 @@ class Child:
         self.proc.stdin.write("hold\n")
         self.proc.stdin.flush()
         assert self._read_json() == {"armed": True}
+
+    def command(self, line: str, expected: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        assert self._read_json() == expected
 
     def wait_held(self) -> None:
         assert self._read_json() == {"held": True}
@@ -160,5 +166,42 @@ def test_sigkill_between_the_receiver_wal_write_and_the_tracker_event(tmp_path: 
         with PushClient("127.0.0.1", second.port, "producer-1", timeout_s=TIMEOUT_S) as client:
             assert client.send(["last"]) == 3 * FRAME_RECORDS
         assert second.dump() == [r for n in range(3) for r in frame_records(n)] + ["last"]
+    finally:
+        second.close()
+
+
+@pytest.mark.chaos
+@pytest.mark.timeout(120)
+def test_sigkill_after_a_timed_out_write_committed_late_and_its_resend_was_stored(tmp_path: Path) -> None:
+    ckpt = tmp_path / "ckpt"
+    first = Child(ckpt)
+    try:
+        with socket.create_connection(("127.0.0.1", first.port), timeout=TIMEOUT_S) as sock:
+            sock.sendall(encode_hello("producer-1"))
+            assert ack_of(sock) == -1
+            sock.sendall(encode_data(0, frame_records(0)))
+            assert ack_of(sock) == FRAME_RECORDS - 1
+            first.command("late", {"armed": True})
+            sock.sendall(encode_data(FRAME_RECORDS, frame_records(1)))  # its write times out: no ack
+            reply = read_frame(sock, 1 << 20)
+            assert reply is not None and reply.kind == ERROR
+        with socket.create_connection(("127.0.0.1", first.port), timeout=TIMEOUT_S) as sock:
+            sock.sendall(encode_hello("producer-1"))
+            assert ack_of(sock) == FRAME_RECORDS - 1
+            sock.sendall(encode_data(FRAME_RECORDS, frame_records(1)))  # the resend: a second block
+            assert ack_of(sock) == 2 * FRAME_RECORDS - 1
+        first.command("land", {"landed": True})  # the first attempt commits after all (fsynced)
+        assert first.dump() == frame_records(0) + frame_records(1)
+        first.kill()
+    finally:
+        first.close()
+
+    second = Child(ckpt)
+    try:
+        # Recovery finds the late block unknown to the tracker; the resend already holds its records.
+        assert second.dump() == frame_records(0) + frame_records(1)
+        with PushClient("127.0.0.1", second.port, "producer-1", timeout_s=TIMEOUT_S) as client:
+            assert client.send(["last"]) == 2 * FRAME_RECORDS
+        assert second.dump() == frame_records(0) + frame_records(1) + ["last"]
     finally:
         second.close()
