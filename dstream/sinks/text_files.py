@@ -38,6 +38,7 @@ from checkpoint import crashpoints
 from checkpoint.errors import AlreadyPublishedError
 from checkpoint.location import capability_of, resolve
 from checkpoint.publish import publisher_for
+from wal.durable_fs import fsync_directory
 
 SUCCESS_MARKER = "_SUCCESS"
 FORMAT = "dstream-text-output"
@@ -51,14 +52,6 @@ def _part(index: int) -> str:
 
 def _lines(records: Iterator[Any]) -> bytes:
     return "".join(f"{record}\n" for record in records).encode("utf-8")
-
-
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _local_part_writer(tmp_dir: str) -> Any:
@@ -101,7 +94,7 @@ def _save_local(rdd: Any, final: str) -> None:
             out.write(_marker(parts))
             out.flush()
             os.fsync(out.fileno())
-        _fsync_dir(tmp)
+        fsync_directory(tmp)
         if os.path.isdir(final) and not is_published(final):
             shutil.rmtree(final)  # unpublished, so absent to readers: e.g. left by a non-atomic writer
         try:
@@ -110,7 +103,7 @@ def _save_local(rdd: Any, final: str) -> None:
             # EEXIST/ENOTEMPTY: a concurrent attempt published first; its content equals ours.
             if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not is_published(final):
                 raise
-        _fsync_dir(parent)
+        fsync_directory(parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
