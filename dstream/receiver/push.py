@@ -7,8 +7,8 @@ waiting at that moment as one block (receiver-side group commit: one WAL write a
 many producers' frames) with metadata `{"producers": {producer_id: [seq_first, seq_last]}}`; the block's
 records are grouped by producer in the order of that mapping, so recovery can cut a block by producer.
 Only when `store` returned, i.e. with the receiver WAL on when the block is durable and registered with
-the driver's tracker, are the frames' ACKs sent. The per-producer state survives a restart: `on_recovered_blocks`
-rebuilds it from the metadata of the blocks in the receiver WAL and from the snapshot
+the driver's tracker, are the frames' ACKs sent. The per-producer state survives a restart:
+`on_recovered_blocks` rebuilds it from the metadata of the blocks in the receiver WAL and from the snapshot
 `{"durable": {producer_id: last_seq}}` (`recovery_state`) that is written to the receiver WAL before each
 cleanup of old segments, so cleaning the blocks that carried a producer's ranges does not forget them.
 A block whose write timed out (`WALTimeoutError`) may commit late while the producer's resend is stored
