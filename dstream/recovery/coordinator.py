@@ -38,6 +38,8 @@ from dstream.streaming.listener import StreamingListenerCheckpointFailed, Stream
 
 log = logging.getLogger(__name__)
 
+GRAPH_BYTES_WARN = 8 * 2**20  # a graph this large in every metadata checkpoint is almost always a mistake
+
 CONF_ASYNC = "dstream.checkpoint.async"
 CONF_KEEP = "dstream.checkpoint.keep"
 CONF_LEASE_TIMEOUT_S = "dstream.checkpoint.leaseTimeoutS"
@@ -117,12 +119,22 @@ class CheckpointCoordinator:
         if not allow_queue and any(isinstance(s, QueueInputDStream) for s in graph.input_streams):
             raise DStreamValueError(QUEUE_STREAM_ERROR)
         try:
-            cloudpickle.dumps(graph)
+            graph_bytes = len(cloudpickle.dumps(graph))
         except Exception as exc:
             raise DStreamValueError(
                 f"the DStream graph cannot be serialized for checkpointing ({type(exc).__name__}: {exc}); "
                 "a function used by a DStream operation refers to something that cannot be pickled"
             ) from exc
+        if graph_bytes > GRAPH_BYTES_WARN:
+            # Functions and classes defined in __main__ are pickled by value, with the globals they
+            # reach: a large global ends up in every metadata checkpoint, twice per batch.
+            log.warning(
+                "the DStream graph pickles to %.1f MiB and is written into every metadata checkpoint; "
+                "a function or class used by the pipeline probably reaches a large object (code defined "
+                "in __main__ is pickled by value with the globals it uses): move it to an importable "
+                "module or load the data inside the function",
+                graph_bytes / 2**20,
+            )
         self._fingerprint = graph_fingerprint(graph)
         owner = f"{socket.gethostname()}:{os.getpid()}"
         self._lease = acquire_driver_lease(

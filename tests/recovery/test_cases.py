@@ -113,6 +113,32 @@ def test_unpicklable_graph_fails_at_start(tmp_path: Path) -> None:
     assert not (tmp_path / "ckpt" / "metadata").exists() or not list_checkpoints(str(tmp_path / "ckpt"))
 
 
+def test_a_graph_that_pickles_large_is_warned_about_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    big = bytes(9 * 2**20)  # captured by value: ends up in every metadata checkpoint
+
+    def uses_big(rdd: Any) -> None:
+        rdd.map(lambda x: len(big)).count()
+
+    ssc = new_context(ManualClock(0), str(tmp_path / "ckpt"))
+    ReplayInputDStream(ssc, [[1]]).foreachRDD(uses_big)
+    with caplog.at_level("WARNING", logger="dstream.recovery.coordinator"):
+        ssc.start()
+    ssc.stop()
+    warnings = [r.getMessage() for r in caplog.records if "pickles to" in r.getMessage()]
+    assert len(warnings) == 1 and "9.0 MiB" in warnings[0]
+
+
+def test_a_small_graph_is_not_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ssc = new_context(ManualClock(0), str(tmp_path / "ckpt"))
+    ReplayInputDStream(ssc, [[1]]).foreachRDD(record)
+    with caplog.at_level("WARNING", logger="dstream.recovery.coordinator"):
+        ssc.start()
+    ssc.stop()
+    assert not [r for r in caplog.records if "pickles to" in r.getMessage()]
+
+
 def test_nonexistent_or_empty_directory_calls_setup(tmp_path: Path) -> None:
     calls = []
     clock = ManualClock(0)
