@@ -51,5 +51,7 @@ def demo(
         for row in stream:
             rows.append(row)
             live.update(_table(rows, batch_seconds), refresh=True)
+    if not console.is_terminal:
+        console.line()  # Live leaves the cursor on the table's last line when not on a terminal
     total = sum(r.records for r in rows)
     console.print(f"{len(rows)} batches, {total:,} lines, {total * 10:,} words counted.")
