@@ -15,6 +15,7 @@ import pytest
 from dstream.clock import ManualClock
 from dstream.context import Context
 from dstream.streaming import StreamingContext
+from tests.support.contexts import engine_context, streaming_context
 from tests.support.s3servers import StorageTarget, make_bucket, s3_options
 
 WAIT_S = 30.0
@@ -40,14 +41,8 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> StorageTarget:
 
 @pytest.fixture
 def sc() -> Iterator[Context]:
-    ctx = Context("local[2]")
-    try:
+    with engine_context() as ctx:
         yield ctx
-    finally:
-        active = StreamingContext.getActive()
-        if active is not None:
-            active.stop(stopSparkContext=False)
-        ctx.stop()
 
 
 @pytest.fixture
@@ -57,11 +52,8 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def ssc(sc: Context, clock: ManualClock) -> Iterator[StreamingContext]:
-    context = StreamingContext(sc, 1.0, clock=clock)
-    try:
+    with streaming_context(sc, clock) as context:
         yield context
-    finally:
-        context.stop(stopSparkContext=False)
 
 
 def run_batches(ssc: StreamingContext, clock: ManualClock, batches: int, batch_ms: int = 1000) -> None:

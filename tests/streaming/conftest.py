@@ -13,6 +13,7 @@ import pytest
 from dstream.clock import ManualClock
 from dstream.context import Conf, Context
 from dstream.streaming import StreamingContext
+from tests.support.contexts import engine_context, streaming_context
 
 WAIT_S = 30.0
 
@@ -21,14 +22,8 @@ WAIT_S = 30.0
 def sc() -> Iterator[Context]:
     # These tests drive queueStream through stateful operations that need a checkpoint directory;
     # a queueStream cannot be replayed, so checkpointing refuses it unless explicitly allowed.
-    ctx = Context("local[2]", conf=Conf().set("dstream.checkpoint.allowQueueStream", "true"))
-    try:
+    with engine_context(Conf().set("dstream.checkpoint.allowQueueStream", "true")) as ctx:
         yield ctx
-    finally:
-        active = StreamingContext.getActive()
-        if active is not None:
-            active.stop(stopSparkContext=False)
-        ctx.stop()
 
 
 @pytest.fixture
@@ -38,11 +33,8 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def ssc(sc: Context, clock: ManualClock) -> Iterator[StreamingContext]:
-    context = StreamingContext(sc, 1.0, clock=clock)
-    try:
+    with streaming_context(sc, clock) as context:
         yield context
-    finally:
-        context.stop(stopSparkContext=False)
 
 
 def to_ms(t: Any) -> int:
