@@ -239,8 +239,21 @@ class TransactionalFileOutput:
         return view
 
     def read_committed(self) -> dict[int, dict[str, bytes]]:
-        """The bytes of every committed file, by batch and name."""
+        """The bytes of every committed file, by batch and name (safe while a writer commits)."""
         return {
-            batch_ms: {name: self._publisher.read(self._path(url)) for name, url in files.items()}
+            batch_ms: {name: self._read_committed_file(batch_ms, name, url) for name, url in files.items()}
             for batch_ms, files in self.committed_view().items()
         }
+
+    def _read_committed_file(self, batch_ms: int, name: str, url: str) -> bytes:
+        # A writer publishes a committed file before it deletes the staged copy, so a staged copy that
+        # vanished after `committed_view` chose it has been published: look there once more.
+        final = self.final_url(batch_ms, name)
+        for candidate in (url, final):
+            try:
+                return self._publisher.read(self._path(candidate))
+            except FileNotFoundError:
+                continue
+        raise CheckpointError(
+            f"committed file {name!r} of batch {batch_ms} is neither at {url} nor at {final}"
+        )

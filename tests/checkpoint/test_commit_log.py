@@ -124,3 +124,23 @@ def test_commit_refuses_when_expected_files_are_missing(storage: StorageTarget) 
         out.commit(staged, expected_files=["part-0", "part-1"])
     assert not out.commit_log.is_committed("sink-1", 1000)
     assert out.commit(staged, expected_files=["part-0"]) == "committed"
+
+
+def test_reader_survives_a_writer_publishing_between_its_view_and_its_reads(storage: StorageTarget) -> None:
+    writer = _output(storage)
+    staged = writer.begin(1000, "c")
+    writer.stage(staged, "f", b"committed-bytes")
+    writer.commit_log.record("sink-1", 1000, {"attempt": "c", "files": ["f"]})  # not yet published
+
+    class ReaderRacedByWriter(TransactionalFileOutput):
+        def committed_view(self) -> dict[int, dict[str, str]]:
+            view = super().committed_view()
+            assert view[1000]["f"].endswith("_staging/sink-1/1000/c/f")  # chose the staged copy
+            writer.recover()  # the writer publishes, then deletes staging, before the reader reads
+            return view
+
+    log = CommitLog(storage.child("ckpt").url, storage.storage_options)
+    reader = ReaderRacedByWriter(
+        storage.child("out").url, "sink-1", log, storage_options=storage.storage_options
+    )
+    assert reader.read_committed() == {1000: {"f": b"committed-bytes"}}
