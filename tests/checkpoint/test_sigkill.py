@@ -8,12 +8,8 @@ not committed, and a sink's committed view must hold exactly the committed batch
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -25,10 +21,10 @@ from checkpoint.location import resolve
 from checkpoint.metadata import read_latest
 from checkpoint.sink_staging import TransactionalFileOutput
 from tests.checkpoint.crash_child import PARTS_N, payload
+from tests.support.children import run_acking_child
 from tests.support.s3servers import StorageTarget
 
 pytestmark = pytest.mark.chaos
-ROOT = Path(__file__).resolve().parents[2]
 CHILD_TIMEOUT_S = 60.0
 
 
@@ -36,40 +32,11 @@ def run_child(
     mode: str, target: StorageTarget, crash: str | None, kill_after_acks: int | None, delay_s: float
 ) -> tuple[int, list[int]]:
     """Run the child until it dies; returns (returncode, acknowledged numbers)."""
-    env = {k: v for k, v in os.environ.items() if k != crashpoints.ENV_VAR}
-    if crash:
-        env[crashpoints.ENV_VAR] = crash
-    with subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.checkpoint.crash_child",
-            mode,
-            target.url,
-            json.dumps(target.storage_options),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-        env=env,
-    ) as proc:  # closes the pipes on exit
-        acks: list[int] = []
-        assert proc.stdout is not None
-        killer_armed = kill_after_acks is not None
-        for line in proc.stdout:
-            if line.startswith(b"ack "):
-                acks.append(int(line.split()[1]))
-                if killer_armed and len(acks) >= kill_after_acks:  # type: ignore[operator]
-                    killer_armed = False
-                    threading.Event().wait(delay_s)  # the random moment, after some progress
-                    proc.send_signal(signal.SIGKILL)
-        try:
-            rc = proc.wait(timeout=CHILD_TIMEOUT_S)
-        finally:
-            proc.kill()
-        if rc not in (0, -signal.SIGKILL):
-            raise AssertionError(f"child failed rc={rc}: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-    return rc, acks
+    return run_acking_child(
+        "tests.checkpoint.crash_child",
+        [mode, target.url, json.dumps(target.storage_options)],
+        crash=crash, kill_after_acks=kill_after_acks, delay_s=delay_s, timeout_s=CHILD_TIMEOUT_S,
+    )  # fmt: skip
 
 
 def check_metadata(target: StorageTarget, acked_seq: int | None) -> None:

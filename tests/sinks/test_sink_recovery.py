@@ -6,9 +6,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -17,9 +14,9 @@ from checkpoint import crashpoints
 from checkpoint.commit_log import CommitLog
 from dstream.sinks import TransactionalFileSink
 from tests.sinks.recovery_child import BATCH_MS, BATCHES_N, T0_MS, expected_output, input_lines
+from tests.support.children import run_acking_child
 
 pytestmark = pytest.mark.chaos
-ROOT = Path(__file__).resolve().parents[2]
 CHILD_TIMEOUT_S = 90.0
 SEED = 20261121
 
@@ -37,31 +34,10 @@ def write_inputs(in_dir: Path) -> None:
 def run_driver(
     mode: str, dirs: list[str], crash: str | None, kill_after: int | None, delay_s: float
 ) -> tuple[int, list[int]]:
-    env = {k: v for k, v in os.environ.items() if k != crashpoints.ENV_VAR}
-    if crash:
-        env[crashpoints.ENV_VAR] = crash
-    with subprocess.Popen(
-        [sys.executable, "-m", "tests.sinks.recovery_child", mode, *dirs],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-        env=env,
-    ) as proc:  # closes the pipes on exit
-        acks: list[int] = []
-        assert proc.stdout is not None and proc.stderr is not None
-        for line in proc.stdout:
-            if line.startswith(b"ack "):
-                acks.append(int(line.split()[1]))
-                if kill_after is not None and len(acks) == kill_after:
-                    threading.Event().wait(delay_s)  # the random moment
-                    proc.send_signal(signal.SIGKILL)
-        try:
-            rc = proc.wait(timeout=CHILD_TIMEOUT_S)
-        finally:
-            proc.kill()
-        if rc not in (0, -signal.SIGKILL):
-            raise AssertionError(f"driver {mode} failed rc={rc}: {proc.stderr.read().decode()[-3000:]}")
-    return rc, acks
+    return run_acking_child(
+        "tests.sinks.recovery_child", [mode, *dirs],
+        crash=crash, kill_after_acks=kill_after, delay_s=delay_s, timeout_s=CHILD_TIMEOUT_S,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(

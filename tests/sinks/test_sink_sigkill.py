@@ -10,14 +10,9 @@ The at-least-once canary, put through the same check, must fail it.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
-import threading
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,10 +23,10 @@ from dstream.sinks import AtLeastOnceFileSink, SQLiteKeyValueSink, Transactional
 from dstream.sinks.text_files import CRASH_AFTER_PARTS_BEFORE_SUCCESS, read_text_batches
 from tests.sinks.conftest import make_target
 from tests.sinks.pipeline_child import BATCHES_N, TABLE, expected_batches, to_pair
+from tests.support.children import run_acking_child
 from tests.support.s3servers import StorageTarget
 
 pytestmark = pytest.mark.chaos
-ROOT = Path(__file__).resolve().parents[2]
 CHILD_TIMEOUT_S = 60.0
 SEED = 20261121
 
@@ -40,31 +35,10 @@ def run_child(
     kind: str, url: str, so: dict[str, Any], crash: str | None, kill_after_acks: int | None, delay_s: float
 ) -> tuple[int, list[int]]:
     """Run the pipeline child until it ends or is killed; returns (returncode, acknowledged batch times)."""
-    env = {k: v for k, v in os.environ.items() if k != crashpoints.ENV_VAR}
-    if crash:
-        env[crashpoints.ENV_VAR] = crash
-    with subprocess.Popen(
-        [sys.executable, "-m", "tests.sinks.pipeline_child", kind, url, json.dumps(so)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-        env=env,
-    ) as proc:  # closes the pipes on exit
-        acks: list[int] = []
-        assert proc.stdout is not None and proc.stderr is not None
-        for line in proc.stdout:
-            if line.startswith(b"ack "):
-                acks.append(int(line.split()[1]))
-                if kill_after_acks is not None and len(acks) == kill_after_acks:
-                    threading.Event().wait(delay_s)  # the random moment, after some progress
-                    proc.send_signal(signal.SIGKILL)
-        try:
-            rc = proc.wait(timeout=CHILD_TIMEOUT_S)
-        finally:
-            proc.kill()
-        if rc not in (0, -signal.SIGKILL):
-            raise AssertionError(f"child failed rc={rc}: {proc.stderr.read().decode()[-3000:]}")
-    return rc, acks
+    return run_acking_child(
+        "tests.sinks.pipeline_child", [kind, url, json.dumps(so)],
+        crash=crash, kill_after_acks=kill_after_acks, delay_s=delay_s, timeout_s=CHILD_TIMEOUT_S,
+    )  # fmt: skip
 
 
 def exactness_problems(committed: dict[int, list[Any]], expected: dict[int, list[Any]]) -> list[str]:
