@@ -13,6 +13,7 @@ four calls. Outputs are dropped when their ShuffledRDD node is garbage-collected
 
 from __future__ import annotations
 
+import operator
 import pickle
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -20,11 +21,9 @@ from itertools import chain
 from typing import Any
 
 from dstream.errors import DStreamValueError
+from dstream.pickling import dumps_records
 
 PICKLE_PROTOCOL = 5
-
-
-_MISSING = object()
 
 
 def identity(x: Any) -> Any:
@@ -79,17 +78,35 @@ def _not_a_pair(exc: Exception, op: str) -> DStreamValueError:
 def combine(records: Iterable[Any], agg: Aggregator) -> dict[Any, Any]:
     """Map-side combine of (key, value) records into {key: combiner}, in first-seen order."""
     out: dict[Any, Any] = {}
-    create, merge, get, missing = agg.createCombiner, agg.mergeValue, out.get, _MISSING
+    create, merge = agg.createCombiner, agg.mergeValue
     # The hottest loop of the engine: one dict lookup and one store per record.
+    # A KeyError from the lookup means a new key; one from merge() itself (the key is then
+    # present) is the user's and goes up. Faster than dict.get: no call, no sentinel test.
     try:
-        if create is identity:
+        if create is identity and merge is operator.add:  # reduceByKey(add), PySpark's word count
             for k, v in records:
-                c = get(k, missing)
-                out[k] = v if c is missing else merge(c, v)
+                try:
+                    out[k] = out[k] + v  # an inline + saves a call per record
+                except KeyError:
+                    if k in out:
+                        raise
+                    out[k] = v
+        elif create is identity:
+            for k, v in records:
+                try:
+                    out[k] = merge(out[k], v)
+                except KeyError:
+                    if k in out:
+                        raise
+                    out[k] = v
         else:
             for k, v in records:
-                c = get(k, missing)
-                out[k] = create(v) if c is missing else merge(c, v)
+                try:
+                    out[k] = merge(out[k], v)
+                except KeyError:
+                    if k in out:
+                        raise
+                    out[k] = create(v)
     except (TypeError, ValueError) as exc:
         if "unpack" in str(exc):
             raise _not_a_pair(exc, "a shuffle") from exc
@@ -104,7 +121,7 @@ def write_buckets(records: Iterable[Any], dep: ShuffleDependency) -> list[bytes]
     if dep.aggregator is not None:
         combined = combine(records, dep.aggregator)
         if n == 1:
-            return [pickle.dumps(combined, PICKLE_PROTOCOL)]
+            return [dumps_records(combined)]
         buckets = [{} for _ in range(n)]
         for k, c in combined.items():
             buckets[pf(k) % n][k] = c
@@ -115,7 +132,7 @@ def write_buckets(records: Iterable[Any], dep: ShuffleDependency) -> list[bytes]
                 buckets[pf(kv[0]) % n].append(kv)
         except (TypeError, IndexError, KeyError) as exc:
             raise _not_a_pair(exc, "partitionBy") from exc
-    return [pickle.dumps(b, PICKLE_PROTOCOL) for b in buckets]
+    return [dumps_records(b) for b in buckets]
 
 
 def read_buckets(buckets: list[bytes], agg: Aggregator | None) -> Iterator[Any]:
