@@ -19,15 +19,15 @@ import cloudpickle
 
 from dstream.backends.base import Backend, Task, TaskFailedError, TaskNotSerializableError
 from dstream.errors import DStreamStateError
+from dstream.pickling import dumps_records
 
 PICKLE_PROTOCOL = 5
 
 
 def serialize_task(task: Task) -> bytes:
-    """Cloudpickle a task, turning any pickling failure into a TaskNotSerializableError naming it."""
+    """Pickle a task (`dumps_records`), turning any failure into a TaskNotSerializableError naming it."""
     try:
-        data: bytes = cloudpickle.dumps(task, protocol=PICKLE_PROTOCOL)
-        return data
+        return dumps_records(task)
     except Exception as exc:
         raise TaskNotSerializableError(
             f"{task.describe()} is not serializable: {type(exc).__name__}: {exc}. A function passed to"
@@ -40,7 +40,7 @@ def run_serialized(payload: bytes) -> tuple[bool, bytes]:
     """Worker side: unpickle, run, pickle the outcome. Returns (ok, pickled result or error)."""
     try:
         task = pickle.loads(payload)
-        return True, pickle.dumps(task.run(), protocol=PICKLE_PROTOCOL)
+        return True, dumps_records(task.run())
     except Exception as exc:
         exc.add_note(
             "Task traceback (most recent call last):\n" + "".join(traceback.format_tb(exc.__traceback__))

@@ -29,6 +29,7 @@ import threading
 from typing import Any
 
 from dstream.errors import DStreamError, DStreamValueError
+from dstream.pickling import dumps_records
 from dstream.rdd.storage import StorageLevel
 
 MEMORY_RECORDS_MAX_DEFAULT = 50_000_000
@@ -61,7 +62,7 @@ class ReceivedBlockStore:
 
     def put(self, block_id: str, records: list[Any], level: StorageLevel) -> None:
         """Keep `records` under `block_id` at `level` (replication is the caller's business)."""
-        self.put_serialized(block_id, pickle.dumps(records, protocol=5), len(records), level)
+        self.put_serialized(block_id, dumps_records(records), len(records), level)
 
     def put_serialized(self, block_id: str, data: bytes, num_records: int, level: StorageLevel) -> None:
         """Keep an already pickled list of `num_records` records (what `put` does after pickling)."""
@@ -158,7 +159,7 @@ def all_block_stores() -> list[ReceivedBlockStore]:
 
 def put_replicated(block_id: str, records: list[Any], level: StorageLevel) -> None:
     """Store a block at `level`, with its second copy in the peer store when replication is 2 or more."""
-    data = pickle.dumps(records, protocol=5)  # serialized once for both copies
+    data = dumps_records(records)  # serialized once for both copies
     get_block_store(PRIMARY).put_serialized(block_id, data, len(records), level)
     if level.replication >= 2:
         get_block_store(PEER).put_serialized(block_id, data, len(records), level)
