@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from dstream.rdd.nodes import ShuffledNode
+from dstream.rdd.nodes import CoGroupedNode, ShuffledNode
 from dstream.rdd.partitioner import Partitioner, RangeBounds, portable_hash, range_bounds
 from dstream.rdd.resultiterable import ResultIterable
 from dstream.rdd.shuffle import Aggregator, ShuffleDependency, combine, identity
@@ -210,9 +210,13 @@ class PairsMixin:
 
 
 def _cogroup(rdds: list[RDD], numPartitions: int | None) -> RDD:
+    # Default partition count is the union's (the sum of the inputs'), as in PySpark.
+    union = union_of(rdds)
+    n = check_num_partitions(union._default_reduce_partitions() if numPartitions is None else numPartitions)
+    if union.partitioner == Partitioner(n, portable_hash):  # co-partitioned: no shuffle, one pass
+        return union._derive(CoGroupedNode(rdds), union.partitioner)
     width = len(rdds)
-    tagged = [r.map(_tagger(i), True) for i, r in enumerate(rdds)]
-    union = union_of(tagged)
+    tagged = union_of([r.map(_tagger(i), True) for i, r in enumerate(rdds)])
 
     def create(iv: tuple[int, Any]) -> list[list[Any]]:
         lists: list[list[Any]] = [[] for _ in range(width)]
@@ -228,8 +232,7 @@ def _cogroup(rdds: list[RDD], numPartitions: int | None) -> RDD:
             mine.extend(theirs)
         return a
 
-    # Default partition count is the union's (the sum of the inputs'), as in PySpark.
-    grouped = union.combineByKey(create, merge_value, merge_combiners, numPartitions)
+    grouped = tagged.combineByKey(create, merge_value, merge_combiners, n)
     return grouped.mapValues(lambda lists: tuple(ResultIterable(vs) for vs in lists))
 
 

@@ -7,6 +7,7 @@ cut every checkpoint interval.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from dstream.streaming.dstream import DStream
@@ -15,15 +16,23 @@ from dstream.streaming.dstream import DStream
 def state_reduce_func(update_func: Any, num_partitions: int | None) -> Any:
     """The per-batch step (last_state_rdd_or_None, batch_rdd) -> new state RDD, as PySpark builds it."""
 
+    def first(records: Iterator[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
+        for key, values in records:
+            state = update_func(list(values), None)
+            if state is not None:
+                yield key, state
+
+    def update(records: Iterator[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
+        for key, (old, new) in records:
+            state = update_func(list(new), next(iter(old), None))
+            if state is not None:
+                yield key, state
+
+    # PySpark's mapValues/mapValues/filter chain, fused into one pass per partition.
     def step(last: Any, batch: Any) -> Any:
         if last is None:
-            grouped = batch.groupByKey(num_partitions).mapValues(lambda vs: (list(vs), None))
-        else:
-            grouped = last.cogroup(batch.partitionBy(num_partitions), num_partitions).mapValues(
-                lambda ab: (list(ab[1]), next(iter(ab[0]), None))
-            )
-        state = grouped.mapValues(lambda vs_s: update_func(vs_s[0], vs_s[1]))
-        return state.filter(lambda kv: kv[1] is not None)
+            return batch.groupByKey(num_partitions).mapPartitions(first, True)
+        return last.cogroup(batch.partitionBy(num_partitions), num_partitions).mapPartitions(update, True)
 
     return step
 

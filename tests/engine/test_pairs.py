@@ -7,8 +7,11 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dstream import Context, ResultIterable
+from dstream.errors import JobFailedError
 from dstream.rdd.partitioner import Partitioner, portable_hash
 
 LEFT = [("a", 1), ("b", 2), ("a", 3), ("c", 4), ("d", 5), ("a", 6)]
@@ -196,3 +199,66 @@ def test_copartitioned_union_and_cogroup_need_no_new_shuffle(sc: Context) -> Non
     assert sorted(joined.collect(), key=repr) == expected
     assert sc.union([state, batch]).getNumPartitions() == 3
     assert state.union(sc.parallelize([(1, 1)], 1)).getNumPartitions() == 4
+
+
+class AddRaisesKeyError:
+    def __add__(self, other: object) -> object:
+        raise KeyError("from __add__")
+
+
+def _lookup(a: int, b: int) -> int:
+    return {1: 1}[a + b]
+
+
+@pytest.mark.parametrize(
+    ("values", "func", "message"),
+    [([1, 1], _lookup, "KeyError: 2"), ([AddRaisesKeyError()] * 2, operator.add, "from __add__")],
+)
+def test_a_key_error_raised_by_the_reduce_function_fails_the_job(
+    sc: Context, values: list[Any], func: Any, message: str
+) -> None:
+    """The combine loop treats a KeyError from its own lookup as a new key; the user's must go up."""
+    with pytest.raises(JobFailedError, match=message):
+        sc.parallelize([("k", v) for v in values], 1).reduceByKey(func).collect()
+
+
+def test_copartitioned_cogroup_is_one_narrow_pass(sc: Context) -> None:
+    a = sc.parallelize(LEFT, 2).partitionBy(3)
+    b = sc.parallelize(RIGHT, 2).partitionBy(3)
+    grouped_ab = a.cogroup(b)
+    debug = grouped_ab.toDebugString()
+    assert b"CoGroupedRDD" in debug and debug.count(b"ShuffledRDD") == 2  # the two partitionBy's
+    assert grouped_ab.partitioner == Partitioner(3, portable_hash)
+    out = {k: tuple(list(x) for x in v) for k, v in grouped_ab.collect()}
+    lg, rg = grouped(LEFT), grouped(RIGHT)
+    assert out == {k: (lg.get(k, []), rg.get(k, [])) for k in set(lg) | set(rg)}
+    assert all(isinstance(x, ResultIterable) for _, v in grouped_ab.collect() for x in v)
+    # Another partition count is a shuffle again.
+    assert b"CoGroupedRDD" not in a.cogroup(b, 2).toDebugString()
+
+
+def test_copartitioned_cogroup_rejects_a_record_that_is_not_a_pair(sc: Context) -> None:
+    pairs = sc.parallelize([("a", 1)], 1).partitionBy(2)
+    not_pairs = pairs.map(lambda kv: kv[0], preservesPartitioning=True)
+    with pytest.raises(JobFailedError, match="cogroup expects RDDs of \\(key, value\\) pairs"):
+        pairs.cogroup(not_pairs).collect()
+
+
+pair_lists = st.lists(st.tuples(st.integers(0, 12), st.integers()), max_size=30)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(left=pair_lists, right=pair_lists, parts=st.integers(1, 4), slices=st.integers(1, 3))
+def test_copartitioned_cogroup_matches_the_shuffle_path(
+    sc_inline: Context, left: list[Any], right: list[Any], parts: int, slices: int
+) -> None:
+    """Same keys, same values in the same order per key, as a cogroup through a shuffle."""
+    a = sc_inline.parallelize(left, slices).partitionBy(parts)
+    b = sc_inline.parallelize(right, slices).partitionBy(parts)
+    narrow = a.cogroup(b).glom().collect()
+    shuffled = dict(a.map(lambda kv: kv).cogroup(b.map(lambda kv: kv), parts).collect())
+    assert sum(len(p) for p in narrow) == len(shuffled)
+    for index, part in enumerate(narrow):
+        for k, (xs, ys) in part:
+            assert portable_hash(k) % parts == index
+            assert (list(xs), list(ys)) == tuple(list(v) for v in shuffled[k])
