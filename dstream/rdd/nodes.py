@@ -186,7 +186,7 @@ class CoGroupedNode(Node):
 
     def compute(self, split: int, tctx: TaskContext) -> Iterator[Any]:
         width = len(self.deps)
-        groups: dict[Any, tuple[list[Any], ...]] = {}
+        groups: dict[Any, list[list[Any]]] = {}
         try:
             for i in range(width):
                 for k, v in self.narrow(i).rdd.iterator(split, tctx):
@@ -195,7 +195,7 @@ class CoGroupedNode(Node):
                     except KeyError:
                         if k in groups:
                             raise
-                        groups[k] = lists = tuple([] for _ in range(width))
+                        groups[k] = lists = [[] for _ in range(width)]
                         lists[i].append(v)
         except (TypeError, ValueError) as exc:
             if "unpack" in str(exc):
