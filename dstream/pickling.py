@@ -3,14 +3,15 @@
 Tasks carry partitions of records to workers, and results, shuffle buckets and stored blocks carry
 them back. Pickle's memo (one table entry per object, so that an object referenced twice is
 written once) is most of the cost of pickling a list of strings or tuples: 200,000 short lines
-take 38 ms with the memo and 5 ms without it on this project's machines, against about 200 ms to
+take 38 ms with the memo and 5 ms without it on the benchmark machine, against about 200 ms to
 word-count them. `dumps_records` therefore pickles without the memo (the C pickler's fast mode) and
 falls back to `cloudpickle.dumps` for what fast mode cannot or should not write:
 
 - a cycle (fast mode detects it and raises): the fallback keeps it;
 - an object that must travel by value to reach another process (a function, a class or an
-  instance of a class defined in ``__main__`` or inside a function): plain pickle would write a
-  reference that only resolves in this process, so the fallback pickles it by value;
+  instance of a class defined in ``__main__``, inside a function, or in a module registered with
+  `cloudpickle.register_pickle_by_value`): plain pickle would write a reference that only resolves
+  in this process, so the fallback pickles it by value;
 - anything plain pickle refuses (a lambda, a local class): the fallback either pickles it or
   raises its own error, which is what callers report.
 
@@ -38,10 +39,6 @@ class _NeedsCloudpickle(Exception):
     """Raised inside the fast pickler for an object only cloudpickle writes correctly."""
 
 
-def _defined_in_main_or_locally(obj: Any) -> bool:
-    return getattr(obj, "__module__", None) == "__main__" or "<locals>" in getattr(obj, "__qualname__", "")
-
-
 class _FastPickler(pickle.Pickler):
     """The C pickler in fast mode, refusing what it would write by a reference other processes lack.
 
@@ -49,14 +46,25 @@ class _FastPickler(pickle.Pickler):
     so plain data (str, bytes, numbers, tuples, lists, dicts, sets) never reaches Python code.
     """
 
+    def __init__(self, file: io.BytesIO, by_value_modules: frozenset[str]) -> None:
+        super().__init__(file, protocol=PICKLE_PROTOCOL)
+        self.fast = True  # no memo: see the module docstring
+        self._by_value_modules = by_value_modules
+
     def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, (types.FunctionType, type)):
-            by_value = _defined_in_main_or_locally(obj)
-        else:
-            by_value = _defined_in_main_or_locally(type(obj))
-        if by_value:
+        owner = obj if isinstance(obj, types.FunctionType | type) else type(obj)
+        if self._travels_by_value(owner):
             raise _NeedsCloudpickle
         return NotImplemented
+
+    def _travels_by_value(self, owner: Any) -> bool:
+        """Whether cloudpickle would write `owner` (a function or class) by value."""
+        module = getattr(owner, "__module__", None)
+        if module == "__main__" or "<locals>" in getattr(owner, "__qualname__", ""):
+            return True
+        if self._by_value_modules and isinstance(module, str):  # cloudpickle.register_pickle_by_value
+            return any(module == m or module.startswith(m + ".") for m in self._by_value_modules)
+        return False
 
 
 def dumps_records(obj: Any) -> bytes:
@@ -65,8 +73,7 @@ def dumps_records(obj: Any) -> bytes:
     Raises whatever `cloudpickle.dumps` raises for an object it cannot pickle.
     """
     buf = io.BytesIO()
-    pickler = _FastPickler(buf, protocol=PICKLE_PROTOCOL)
-    pickler.fast = True  # no memo: see the module docstring
+    pickler = _FastPickler(buf, frozenset(cloudpickle.list_registry_pickle_by_value()))
     try:
         pickler.dump(obj)
     except Exception:  # a cycle, something by value, or unpicklable: let cloudpickle decide

@@ -195,8 +195,9 @@ class CoGroupedNode(Node):
                     except KeyError:
                         if k in groups:
                             raise
-                        groups[k] = lists = [[] for _ in range(width)]
+                        lists: list[list[Any]] = [[] for _ in range(width)]
                         lists[i].append(v)
+                        groups[k] = lists
         except (TypeError, ValueError) as exc:
             if "unpack" in str(exc):
                 raise DStreamValueError(

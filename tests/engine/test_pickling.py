@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+import cloudpickle
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -79,3 +80,15 @@ def test_a_class_of_main_travels_by_value_not_by_a_reference_other_processes_lac
 def test_what_nothing_can_pickle_raises_cloudpickles_error() -> None:
     with pytest.raises(TypeError, match="lock"):
         dumps_records([threading.Lock()])
+
+
+def test_a_module_registered_by_value_with_cloudpickle_is_honoured() -> None:
+    module = sys.modules[__name__]
+    assert b"cloudpickle" not in dumps_records([Point(1, 2)])
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        data = dumps_records([Point(1, 2)])
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+    assert b"cloudpickle" in data
+    assert pickle.loads(data)[0].x == 1
