@@ -17,7 +17,7 @@ import operator
 import pickle
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from itertools import chain
+from itertools import chain, islice
 from typing import Any
 
 from dstream.errors import DStreamValueError
@@ -75,43 +75,76 @@ def _not_a_pair(exc: Exception, op: str) -> DStreamValueError:
     return DStreamValueError(f"{op} expects an RDD of (key, value) pairs; a record is not one: {exc}")
 
 
+_CHUNK_RECORDS = 4096
+# Above this share of new keys in a chunk, dict.get beats catching a KeyError per new key (a caught
+# KeyError costs ~140 ns more than a miss of get(); a hit by subscript saves ~30 ns over get()).
+_NEW_KEY_SHARE_FOR_GET = 1 / 6
+_MISSING = object()
+
+
 def combine(records: Iterable[Any], agg: Aggregator) -> dict[Any, Any]:
-    """Map-side combine of (key, value) records into {key: combiner}, in first-seen order."""
+    """Map-side combine of (key, value) records into {key: combiner}, in first-seen order.
+
+    The hottest loop of the engine: one dict lookup and one store per record. Records go through in
+    chunks; each chunk takes the loop that suits the share of new keys the previous one had (a word
+    count: mostly known keys, `_by_lookup`; distinct-like data: mostly new keys, `_by_get`).
+    """
     out: dict[Any, Any] = {}
     create, merge = agg.createCombiner, agg.mergeValue
-    # The hottest loop of the engine: one dict lookup and one store per record.
-    # A KeyError from the lookup means a new key; one from merge() itself (the key is then
-    # present) is the user's and goes up. Faster than dict.get: no call, no sentinel test.
+    by_lookup = _add_by_lookup if create is identity and merge is operator.add else _by_lookup
+    new_keys_for_get = _CHUNK_RECORDS * _NEW_KEY_SHARE_FOR_GET
+    it = iter(records)
+    use_get = True  # the dict starts empty: every key is new
     try:
-        if create is identity and merge is operator.add:  # reduceByKey(add), PySpark's word count
-            for k, v in records:
-                try:
-                    out[k] = out[k] + v  # an inline + saves a call per record
-                except KeyError:
-                    if k in out:
-                        raise
-                    out[k] = v
-        elif create is identity:
-            for k, v in records:
-                try:
-                    out[k] = merge(out[k], v)
-                except KeyError:
-                    if k in out:
-                        raise
-                    out[k] = v
-        else:
-            for k, v in records:
-                try:
-                    out[k] = merge(out[k], v)
-                except KeyError:
-                    if k in out:
-                        raise
-                    out[k] = create(v)
+        while (head := next(it, _MISSING)) is not _MISSING:
+            before, loop = len(out), _by_get if use_get else by_lookup
+            loop((head,), out, create, merge)
+            loop(islice(it, _CHUNK_RECORDS - 1), out, create, merge)
+            use_get = len(out) - before > new_keys_for_get
     except (TypeError, ValueError) as exc:
         if "unpack" in str(exc):
             raise _not_a_pair(exc, "a shuffle") from exc
         raise
     return out
+
+
+Create = Callable[[Any], Any]
+Merge = Callable[[Any, Any], Any]
+
+
+def _by_get(records: Iterable[Any], out: dict[Any, Any], create: Create, merge: Merge) -> None:
+    get, missing, ident = out.get, _MISSING, create is identity
+    for k, v in records:
+        c = get(k, missing)
+        if c is missing:
+            out[k] = v if ident else create(v)
+        else:
+            out[k] = merge(c, v)
+
+
+# In the two loops below, a KeyError from the subscript means a new key; one raised by merge()
+# (the key is then present) is the user's and goes up.
+def _by_lookup(records: Iterable[Any], out: dict[Any, Any], create: Create, merge: Merge) -> None:
+    ident = create is identity
+    for k, v in records:
+        try:
+            out[k] = merge(out[k], v)
+            continue
+        except KeyError:
+            if k in out:
+                raise
+        out[k] = v if ident else create(v)  # outside the handler: its errors are not chained to it
+
+
+def _add_by_lookup(records: Iterable[Any], out: dict[Any, Any], create: Create, merge: Merge) -> None:
+    """reduceByKey(operator.add), PySpark's word count: an inline + saves a call per record."""
+    for k, v in records:
+        try:
+            out[k] = out[k] + v
+        except KeyError:
+            if k in out:
+                raise
+            out[k] = v
 
 
 def write_buckets(records: Iterable[Any], dep: ShuffleDependency) -> list[bytes]:

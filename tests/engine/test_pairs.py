@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+import random
 from collections import defaultdict
 from typing import Any
 
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 from dstream import Context, ResultIterable
 from dstream.errors import JobFailedError
 from dstream.rdd.partitioner import Partitioner, portable_hash
+from dstream.rdd.shuffle import _CHUNK_RECORDS as COMBINE_CHUNK
+from dstream.rdd.shuffle import Aggregator, combine, identity
 
 LEFT = [("a", 1), ("b", 2), ("a", 3), ("c", 4), ("d", 5), ("a", 6)]
 RIGHT = [("a", "x"), ("c", "y"), ("c", "z"), ("e", "w")]
@@ -205,14 +208,16 @@ class AddRaisesKeyError:
     def __add__(self, other: object) -> object:
         raise KeyError("from __add__")
 
+    __radd__ = __add__
+
 
 def _lookup(a: int, b: int) -> int:
-    return {1: 1}[a + b]
+    return {1: 1, 2: 2}[a + b]
 
 
 @pytest.mark.parametrize(
     ("values", "func", "message"),
-    [([1, 1], _lookup, "KeyError: 2"), ([AddRaisesKeyError()] * 2, operator.add, "from __add__")],
+    [([1, 2], _lookup, "KeyError: 3"), ([AddRaisesKeyError()] * 2, operator.add, "from __add__")],
 )
 def test_a_key_error_raised_by_the_reduce_function_fails_the_job(
     sc: Context, values: list[Any], func: Any, message: str
@@ -220,6 +225,64 @@ def test_a_key_error_raised_by_the_reduce_function_fails_the_job(
     """The combine loop treats a KeyError from its own lookup as a new key; the user's must go up."""
     with pytest.raises(JobFailedError, match=message):
         sc.parallelize([("k", v) for v in values], 1).reduceByKey(func).collect()
+
+
+def _merge_raising_at_3(c: list[int], v: int) -> list[int]:
+    if v == 3:
+        raise KeyError("merge saw 3")
+    return [*c, v]
+
+
+def _keep_first_raising_at_3(a: int, b: int) -> int:
+    if b == 3:
+        raise KeyError("merge saw 3")
+    return a
+
+
+# After a first chunk of mostly repeated keys, combine switches to the loop that catches KeyError;
+# a record deep in the input reaches that loop, one near the start the dict.get loop.
+@pytest.mark.parametrize("position", [1, 3 * COMBINE_CHUNK + 7])
+@pytest.mark.parametrize(
+    ("agg", "raising", "message"),
+    [
+        (Aggregator(identity, operator.add, operator.add), AddRaisesKeyError(), "from __add__"),
+        (Aggregator(identity, _keep_first_raising_at_3, operator.add), 3, "merge saw 3"),
+        (Aggregator(lambda v: [v], _merge_raising_at_3, operator.add), 3, "merge saw 3"),
+    ],
+    ids=["add", "reduce", "combiner"],
+)
+def test_combine_lets_a_key_error_from_merge_through_in_every_loop(
+    agg: Aggregator, raising: Any, message: str, position: int
+) -> None:
+    records: list[Any] = [("k", 1)] * (position + 100)
+    records[position] = ("k", raising)
+    with pytest.raises(KeyError, match=message):
+        combine(iter(records), agg)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    runs=st.lists(st.tuples(st.integers(0, 3 * COMBINE_CHUNK), st.integers(1, 40)), min_size=1, max_size=6),
+    seed=st.integers(0, 2**16),
+)
+def test_combine_matches_a_dict_reference_across_chunks_and_loops(runs: list[Any], seed: int) -> None:
+    """Runs of mostly new and mostly known keys make combine switch loops; the result never changes."""
+    rng = random.Random(seed)
+    records = []
+    for length, distinct in runs:
+        spread = rng.choice([distinct, length + 1])  # few keys (lookup loop) or mostly new (get loop)
+        records.extend((rng.randrange(spread), rng.randrange(5)) for _ in range(length))
+    expected: dict[Any, Any] = {}
+    for k, v in records:
+        expected[k] = expected[k] + v if k in expected else v
+    for agg in (
+        Aggregator(identity, operator.add, operator.add),
+        Aggregator(identity, lambda a, b: a + b, operator.add),
+    ):
+        got = combine(iter(records), agg)
+        assert got == expected and list(got) == list(expected)  # same values, first-seen order
+    as_lists = combine(iter(records), Aggregator(lambda v: [v], lambda c, v: [*c, v], operator.add))
+    assert {k: sum(vs) for k, vs in as_lists.items()} == expected
 
 
 def test_copartitioned_cogroup_is_one_narrow_pass(sc: Context) -> None:
