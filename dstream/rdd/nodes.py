@@ -187,23 +187,22 @@ class CoGroupedNode(Node):
     def compute(self, split: int, tctx: TaskContext) -> Iterator[Any]:
         width = len(self.deps)
         groups: dict[Any, list[list[Any]]] = {}
-        try:
-            for i in range(width):
-                for k, v in self.narrow(i).rdd.iterator(split, tctx):
-                    try:
-                        groups[k][i].append(v)
-                    except KeyError:
-                        if k in groups:
-                            raise
-                        lists: list[list[Any]] = [[] for _ in range(width)]
-                        lists[i].append(v)
-                        groups[k] = lists
-        except (TypeError, ValueError) as exc:
-            if "unpack" in str(exc):
-                raise DStreamValueError(
-                    f"cogroup expects RDDs of (key, value) pairs; a record is not one: {exc}"
-                ) from exc
-            raise
+        for i in range(width):
+            for kv in self.narrow(i).rdd.iterator(split, tctx):
+                try:
+                    k, v = kv[0], kv[1]  # as PySpark reads them: a longer tuple is accepted
+                except (TypeError, IndexError, KeyError) as exc:
+                    raise DStreamValueError(
+                        f"cogroup expects RDDs of (key, value) pairs; a record is not one: {kv!r}"
+                    ) from exc
+                try:
+                    groups[k][i].append(v)
+                except KeyError:
+                    if k in groups:
+                        raise
+                    lists: list[list[Any]] = [[] for _ in range(width)]
+                    lists[i].append(v)
+                    groups[k] = lists
         return ((k, tuple(map(ResultIterable, lists))) for k, lists in groups.items())
 
 

@@ -300,10 +300,15 @@ def test_copartitioned_cogroup_is_one_narrow_pass(sc: Context) -> None:
     assert b"CoGroupedRDD" not in a.cogroup(b, 2).toDebugString()
 
 
-def test_copartitioned_cogroup_rejects_a_record_that_is_not_a_pair(sc: Context) -> None:
-    pairs = sc.parallelize([("a", 1)], 1).partitionBy(2)
-    not_pairs = pairs.map(lambda kv: kv[0], preservesPartitioning=True)
-    with pytest.raises(JobFailedError, match="cogroup expects RDDs of \\(key, value\\) pairs"):
+def test_copartitioned_cogroup_reads_records_as_pyspark_does(sc: Context) -> None:
+    """kv[0] and kv[1]: a longer tuple is accepted on both paths; a record without them is refused."""
+    triples = sc.parallelize([("a", 1, "x"), ("b", 2, "y")], 1).partitionBy(2)
+    pairs = sc.parallelize([("a", 9)], 1).partitionBy(2)
+    for grouped_ab in (pairs.cogroup(triples), pairs.cogroup(triples, 3)):  # narrow, then shuffled
+        out = {k: tuple(list(x) for x in v) for k, v in grouped_ab.collect()}
+        assert out == {"a": ([9], [1]), "b": ([], [2])}
+    not_pairs = pairs.map(lambda kv: kv[1], preservesPartitioning=True)
+    with pytest.raises(JobFailedError, match=r"cogroup expects RDDs of \(key, value\) pairs.*: 9"):
         pairs.cogroup(not_pairs).collect()
 
 
