@@ -22,14 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from checkpoint import rdd_data
 from dstream.errors import DStreamError
+from dstream.pickling import dumps_records
 from dstream.rdd import local_checkpoint
 from dstream.rdd.nodes import Node
 
 if TYPE_CHECKING:
     from dstream.rdd.rdd import RDD
     from dstream.rdd.tasks import TaskContext
-
-PICKLE_PROTOCOL = 5
 
 
 class CheckpointNode(Node):
@@ -58,7 +57,7 @@ def write_checkpoint(rdd: RDD, dir_url: str, storage_options: Mapping[str, Any])
 
 def _write_part(split: int, it: Iterator[Any], dir_url: str, options: dict[str, Any]) -> Iterator[Any]:
     """Task side: one partition, pickled once, published through checkpoint.rdd_data."""
-    rdd_data.write_part(dir_url, split, pickle.dumps(list(it), PICKLE_PROTOCOL), storage_options=options)
+    rdd_data.write_part(dir_url, split, dumps_records(list(it), by_reference=True), storage_options=options)
     return iter(())
 
 

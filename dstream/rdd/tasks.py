@@ -27,6 +27,10 @@ class TaskInputs:
     blocks: dict[BlockId, list[Any]] = field(default_factory=dict)
     shuffles: dict[tuple[int, int], list[bytes]] = field(default_factory=dict)
 
+    def record_collections(self) -> list[list[Any]]:
+        """What `dstream.pickling.dumps_records` samples: the blocks' records, the shuffle buckets."""
+        return [*self.blocks.values(), *self.shuffles.values()]
+
 
 class TaskContext:
     """Per-task state: resolved inputs, and blocks computed here for persisted RDDs."""
@@ -57,6 +61,13 @@ class TaskResult:
     value: Any
     new_blocks: dict[BlockId, list[Any]]
 
+    def record_collections(self) -> list[list[Any]]:
+        """The value (when a list: collected records, a map task's buckets) and the cached blocks.
+
+        Sampled together, so that a value holding the same records as a block is seen to share them.
+        """
+        return [*([self.value] if isinstance(self.value, list) else []), *self.new_blocks.values()]
+
 
 class StageTask:
     """Computes ``func(rdd.iterator(split))`` for one partition of a pickled stage."""
@@ -69,6 +80,9 @@ class StageTask:
 
     def describe(self) -> str:
         return f"task {self.split} of {self.description}"
+
+    def record_collections(self) -> list[list[Any]]:
+        return self.inputs.record_collections()
 
     def run(self) -> TaskResult:
         _lineage, rdd, func = pickle.loads(self.stage_binary)

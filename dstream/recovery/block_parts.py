@@ -14,15 +14,14 @@ the partition from lineage.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Mapping
 from concurrent.futures import Executor, wait
 from typing import Any
 
 from checkpoint import rdd_data
+from dstream.pickling import dumps_records
 
 # The engine's data serialization (DESIGN.md section 3); must match dstream.rdd.checkpointing.
-PICKLE_PROTOCOL = 5
 
 
 def cached_partitions(rdd: Any) -> list[list[Any]] | None:
@@ -56,5 +55,5 @@ def write_parts(
 
 def _write_one(dir_url: str, split: int, records: list[Any], options: dict[str, Any]) -> None:
     # Pickled on the upload thread, so at most `io`'s worker count of serialized parts exist at once.
-    payload = pickle.dumps(records, PICKLE_PROTOCOL)
+    payload = dumps_records(records, by_reference=True)
     rdd_data.write_part(dir_url, split, payload, storage_options=options)
