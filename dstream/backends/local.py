@@ -1,7 +1,10 @@
 """The local backend: tasks run on a thread pool in the driver process (masters ``local[...]``).
 
 Every task is pickled on the way in and its result on the way out, as Spark's local mode does, so
-that a closure capturing a lock or a socket fails here exactly as it would on a cluster. The
+that a closure capturing a lock or a socket fails here exactly as it would on a cluster. Both go
+through `dstream.pickling.dumps_records` (the stage's closures are already cloudpickled bytes by
+then), the serializer any other backend uses for records too: what it ships by value here, it
+ships by value everywhere. The
 ``inline`` mode runs tasks one after the other in the calling thread: same serialization, no
 thread, fully deterministic ordering of side effects (tests).
 """
