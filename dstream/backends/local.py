@@ -1,10 +1,7 @@
 """The local backend: tasks run on a thread pool in the driver process (masters ``local[...]``).
 
 Every task is pickled on the way in and its result on the way out, as Spark's local mode does, so
-that a closure capturing a lock or a socket fails here exactly as it would on a cluster. Both go
-through `dstream.pickling.dumps_records` (the stage's closures are already cloudpickled bytes by
-then), the serializer any other backend uses for records too: what it ships by value here, it
-ships by value everywhere. The
+that a closure capturing a lock or a socket fails here exactly as it would on a cluster. The
 ``inline`` mode runs tasks one after the other in the calling thread: same serialization, no
 thread, fully deterministic ordering of side effects (tests).
 """
@@ -22,15 +19,15 @@ import cloudpickle
 
 from dstream.backends.base import Backend, Task, TaskFailedError, TaskNotSerializableError
 from dstream.errors import DStreamStateError
-from dstream.pickling import dumps_records
 
 PICKLE_PROTOCOL = 5
 
 
 def serialize_task(task: Task) -> bytes:
-    """Pickle a task (`dumps_records`), turning any failure into a TaskNotSerializableError naming it."""
+    """Cloudpickle a task, turning any pickling failure into a TaskNotSerializableError naming it."""
     try:
-        return dumps_records(task)
+        data: bytes = cloudpickle.dumps(task, protocol=PICKLE_PROTOCOL)
+        return data
     except Exception as exc:
         raise TaskNotSerializableError(
             f"{task.describe()} is not serializable: {type(exc).__name__}: {exc}. A function passed to"
@@ -43,7 +40,7 @@ def run_serialized(payload: bytes) -> tuple[bool, bytes]:
     """Worker side: unpickle, run, pickle the outcome. Returns (ok, pickled result or error)."""
     try:
         task = pickle.loads(payload)
-        return True, dumps_records(task.run())
+        return True, pickle.dumps(task.run(), protocol=PICKLE_PROTOCOL)
     except Exception as exc:
         exc.add_note(
             "Task traceback (most recent call last):\n" + "".join(traceback.format_tb(exc.__traceback__))

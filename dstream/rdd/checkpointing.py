@@ -57,7 +57,7 @@ def write_checkpoint(rdd: RDD, dir_url: str, storage_options: Mapping[str, Any])
 
 def _write_part(split: int, it: Iterator[Any], dir_url: str, options: dict[str, Any]) -> Iterator[Any]:
     """Task side: one partition, pickled once, published through checkpoint.rdd_data."""
-    rdd_data.write_part(dir_url, split, dumps_records(list(it), by_reference=True), storage_options=options)
+    rdd_data.write_part(dir_url, split, dumps_records(list(it)), storage_options=options)
     return iter(())
 
 

@@ -21,7 +21,6 @@ from itertools import chain, islice
 from typing import Any
 
 from dstream.errors import DStreamValueError
-from dstream.pickling import dumps_records
 
 PICKLE_PROTOCOL = 5
 
@@ -154,7 +153,7 @@ def write_buckets(records: Iterable[Any], dep: ShuffleDependency) -> list[bytes]
     if dep.aggregator is not None:
         combined = combine(records, dep.aggregator)
         if n == 1:
-            return [dumps_records(combined)]
+            return [pickle.dumps(combined, PICKLE_PROTOCOL)]
         buckets = [{} for _ in range(n)]
         for k, c in combined.items():
             buckets[pf(k) % n][k] = c
@@ -165,7 +164,7 @@ def write_buckets(records: Iterable[Any], dep: ShuffleDependency) -> list[bytes]
                 buckets[pf(kv[0]) % n].append(kv)
         except (TypeError, IndexError, KeyError) as exc:
             raise _not_a_pair(exc, "partitionBy") from exc
-    return [dumps_records(b) for b in buckets]
+    return [pickle.dumps(b, PICKLE_PROTOCOL) for b in buckets]
 
 
 def read_buckets(buckets: list[bytes], agg: Aggregator | None) -> Iterator[Any]:

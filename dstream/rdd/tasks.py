@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dstream.errors import DStreamError
+from dstream.pickling import dumps_text
 
 if TYPE_CHECKING:
     from dstream.rdd.storage import BlockId
@@ -27,9 +28,22 @@ class TaskInputs:
     blocks: dict[BlockId, list[Any]] = field(default_factory=dict)
     shuffles: dict[tuple[int, int], list[bytes]] = field(default_factory=dict)
 
-    def record_collections(self) -> list[list[Any]]:
-        """What `dstream.pickling.dumps_records` samples: the blocks' records, the shuffle buckets."""
-        return [*self.blocks.values(), *self.shuffles.values()]
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A block of plain text (a partition of lines) is pickled without the memo, which is most of
+        # the cost of shipping it (dstream.pickling); other blocks go with the task's own pickle.
+        packed = {block_id: _packed_or_as_is(records) for block_id, records in self.blocks.items()}
+        return _unpack_inputs, (packed, self.shuffles)
+
+
+def _packed_or_as_is(records: list[Any]) -> Any:
+    packed = dumps_text(records)
+    return records if packed is None else packed
+
+
+def _unpack_inputs(packed: dict[BlockId, Any], shuffles: dict[tuple[int, int], list[bytes]]) -> TaskInputs:
+    # A block's records are a list, so bytes here are a packed block.
+    blocks = {b: pickle.loads(r) if isinstance(r, bytes) else r for b, r in packed.items()}
+    return TaskInputs(blocks, shuffles)
 
 
 class TaskContext:
@@ -61,13 +75,6 @@ class TaskResult:
     value: Any
     new_blocks: dict[BlockId, list[Any]]
 
-    def record_collections(self) -> list[list[Any]]:
-        """The value (when a list: collected records, a map task's buckets) and the cached blocks.
-
-        Sampled together, so that a value holding the same records as a block is seen to share them.
-        """
-        return [*([self.value] if isinstance(self.value, list) else []), *self.new_blocks.values()]
-
 
 class StageTask:
     """Computes ``func(rdd.iterator(split))`` for one partition of a pickled stage."""
@@ -80,9 +87,6 @@ class StageTask:
 
     def describe(self) -> str:
         return f"task {self.split} of {self.description}"
-
-    def record_collections(self) -> list[list[Any]]:
-        return self.inputs.record_collections()
 
     def run(self) -> TaskResult:
         _lineage, rdd, func = pickle.loads(self.stage_binary)

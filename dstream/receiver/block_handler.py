@@ -13,7 +13,7 @@ Receiver WAL record format, version 1 (one WAL record per block):
     3       1     format version, 1
     4       ...   pickle (protocol 5) of the tuple
                     (stream_id: int, block_id: str, written_ms: int, metadata: dict | None, records: list)
-                  written by `dstream.pickling.dumps_records` in durable mode (any pickle reads it)
+                  (lines of text without the memo, see dstream.pickling; any pickle reads it)
 
 `written_ms` is the receiver clock's time at the write; recovery uses it to tell a block that never reached
 the driver's tracker (written after every block of its stream the tracker has cleaned) from one already
@@ -38,7 +38,7 @@ from typing import Any
 
 from dstream.clock import Clock
 from dstream.errors import DStreamError
-from dstream.pickling import dumps_records
+from dstream.pickling import dumps_text_in, holds_no_shared_mutable
 from dstream.rdd.storage import StorageLevel
 from dstream.receiver.block_store import get_block_store, put_replicated
 from dstream.receiver.tracker import EventLog
@@ -86,9 +86,12 @@ class StoreResult:
 def encode_block_record(record: BlockRecord) -> bytes:
     """Serialize a block as a version-1 receiver WAL record (layout in the module docstring)."""
     body = (record.stream_id, record.block_id, record.written_ms, record.metadata, record.records)
-    return (
-        MAGIC + bytes([FORMAT_VERSION]) + dumps_records(body, by_reference=True, collections=[record.records])
-    )
+    payload = None
+    if holds_no_shared_mutable(record.metadata):
+        payload = dumps_text_in(body, record.records)  # lines of text: the memo would change nothing
+    if payload is None:
+        payload = pickle.dumps(body, protocol=5)
+    return MAGIC + bytes([FORMAT_VERSION]) + payload
 
 
 def decode_block_record(data: bytes) -> BlockRecord:

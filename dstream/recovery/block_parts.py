@@ -55,5 +55,5 @@ def write_parts(
 
 def _write_one(dir_url: str, split: int, records: list[Any], options: dict[str, Any]) -> None:
     # Pickled on the upload thread, so at most `io`'s worker count of serialized parts exist at once.
-    payload = dumps_records(records, by_reference=True)
+    payload = dumps_records(records)
     rdd_data.write_part(dir_url, split, payload, storage_options=options)
