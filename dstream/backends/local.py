@@ -13,6 +13,7 @@ import threading
 import traceback
 from collections.abc import Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import cloudpickle
@@ -23,11 +24,26 @@ from dstream.errors import DStreamStateError
 PICKLE_PROTOCOL = 5
 
 
-def serialize_task(task: Task) -> bytes:
+@dataclass(frozen=True)
+class SerializedTask:
+    """A pickled task as a transport would carry it: the pickle stream and its out-of-band buffers.
+
+    Protocol 5 lets a large immutable block (a partition of text, packed by `dstream.rdd.tasks`)
+    travel beside the stream instead of being copied into it, as Dask sends frames.
+    """
+
+    payload: bytes
+    buffers: tuple[memoryview, ...]
+
+
+def serialize_task(task: Task) -> SerializedTask:
     """Cloudpickle a task, turning any pickling failure into a TaskNotSerializableError naming it."""
+    buffers: list[memoryview] = []
     try:
-        data: bytes = cloudpickle.dumps(task, protocol=PICKLE_PROTOCOL)
-        return data
+        data: bytes = cloudpickle.dumps(
+            task, protocol=PICKLE_PROTOCOL, buffer_callback=lambda b: buffers.append(b.raw())
+        )
+        return SerializedTask(data, tuple(buffers))
     except Exception as exc:
         raise TaskNotSerializableError(
             f"{task.describe()} is not serializable: {type(exc).__name__}: {exc}. A function passed to"
@@ -36,10 +52,10 @@ def serialize_task(task: Task) -> bytes:
         ) from exc
 
 
-def run_serialized(payload: bytes) -> tuple[bool, bytes]:
+def run_serialized(serialized: SerializedTask) -> tuple[bool, bytes]:
     """Worker side: unpickle, run, pickle the outcome. Returns (ok, pickled result or error)."""
     try:
-        task = pickle.loads(payload)
+        task = pickle.loads(serialized.payload, buffers=serialized.buffers)
         return True, pickle.dumps(task.run(), protocol=PICKLE_PROTOCOL)
     except Exception as exc:
         exc.add_note(

@@ -30,19 +30,20 @@ class TaskInputs:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A block of plain text (a partition of lines) is pickled without the memo, which is most of
-        # the cost of shipping it (dstream.pickling); other blocks go with the task's own pickle.
+        # the cost of shipping it (dstream.pickling), and travels as an out-of-band buffer when the
+        # pickler takes them (protocol 5); other blocks go with the task's own pickle.
         packed = {block_id: _packed_or_as_is(records) for block_id, records in self.blocks.items()}
         return _unpack_inputs, (packed, self.shuffles)
 
 
 def _packed_or_as_is(records: list[Any]) -> Any:
     packed = dumps_text(records)
-    return records if packed is None else packed
+    return records if packed is None else pickle.PickleBuffer(packed)
 
 
 def _unpack_inputs(packed: dict[BlockId, Any], shuffles: dict[tuple[int, int], list[bytes]]) -> TaskInputs:
-    # A block's records are a list, so bytes here are a packed block.
-    blocks = {b: pickle.loads(r) if isinstance(r, bytes) else r for b, r in packed.items()}
+    # A block's records are a list; anything else is a packed block (bytes, or a buffer view).
+    blocks = {b: r if isinstance(r, list) else pickle.loads(r) for b, r in packed.items()}
     return TaskInputs(blocks, shuffles)
 
 

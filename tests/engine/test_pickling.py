@@ -12,8 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dstream import pickling
+from dstream.backends.local import serialize_task
 from dstream.pickling import dumps_records, holds_no_shared_mutable, is_flat_text
-from dstream.rdd.tasks import TaskInputs
+from dstream.rdd.tasks import StageTask, TaskInputs
 from dstream.receiver.block_handler import BlockRecord, decode_block_record, encode_block_record
 
 MEMO_OPCODES = {"MEMOIZE", "BINPUT", "LONG_BINPUT"}
@@ -99,3 +100,13 @@ def test_receiver_wal_block_records_keep_their_meaning_both_ways() -> None:
     shared = BlockRecord(1, "b-2", 1000, {"x": inner, "y": inner}, ["a"])
     back = decode_block_record(encode_block_record(shared))
     assert back == shared and back.metadata is not None and back.metadata["x"] is back.metadata["y"]
+
+
+def test_the_local_backend_ships_a_text_block_as_an_out_of_band_buffer() -> None:
+    lines = [f"line {i}" for i in range(1000)]
+    task = StageTask(b"stage", 0, TaskInputs({(1, 0): lines, (2, 0): [("k", 1)]}), "a test stage")
+    serialized = serialize_task(task)
+    assert len(serialized.buffers) == 1 and bytes(serialized.buffers[0]) == pickling.dumps_text(lines)
+    assert len(serialized.payload) < 500  # the block is beside the stream, not in it
+    back = pickle.loads(serialized.payload, buffers=serialized.buffers)
+    assert back.inputs == task.inputs
