@@ -58,6 +58,18 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> StorageTarget:
     return _target(request.param, request, tmp_path)
 
 
+@pytest.fixture(
+    params=[
+        pytest.param(kind, marks=[pytest.mark.seaweedfs] if kind == "s3-seaweedfs" else [])
+        for kind in STORAGE_KINDS
+        if kind != "local"
+    ]
+)
+def object_storage(request: pytest.FixtureRequest, tmp_path: Path) -> StorageTarget:
+    """Every object-store backend in turn (no rename, no flock): what epoch-based leases run on."""
+    return _target(request.param, request, tmp_path)
+
+
 @pytest.fixture
 def s3_moto(request: pytest.FixtureRequest, tmp_path: Path) -> StorageTarget:
     """A fresh bucket on the in-process moto server."""
