@@ -86,13 +86,14 @@ class _CappedBuffer(io.BytesIO):
         return super().write(data)
 
 
-def holds_no_shared_mutable(obj: Any) -> bool:
+def holds_no_shared_mutable(obj: Any, besides: tuple[Any, ...] = ()) -> bool:
     """Whether ``obj`` is built of plain values only, with no list, dict or set reached twice.
 
     What makes pickling it without the memo exact. Other types (instances, bytearrays) answer False:
-    the memo stays. For small objects such as a block's metadata; the walk costs per element.
+    the memo stays. ``besides``: containers pickled beside ``obj`` that it must not reach either.
+    For small objects such as a block's metadata; the walk costs per element.
     """
-    seen: set[int] = set()
+    seen: set[int] = {id(x) for x in besides}
     stack = [obj]
     while stack:
         x = stack.pop()

@@ -87,7 +87,7 @@ def encode_block_record(record: BlockRecord) -> bytes:
     """Serialize a block as a version-1 receiver WAL record (layout in the module docstring)."""
     body = (record.stream_id, record.block_id, record.written_ms, record.metadata, record.records)
     payload = None
-    if holds_no_shared_mutable(record.metadata):
+    if holds_no_shared_mutable(record.metadata, besides=(record.records,)):
         payload = dumps_text_in(body, record.records)  # lines of text: the memo would change nothing
     if payload is None:
         payload = pickle.dumps(body, protocol=5)

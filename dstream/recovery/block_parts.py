@@ -19,9 +19,7 @@ from concurrent.futures import Executor, wait
 from typing import Any
 
 from checkpoint import rdd_data
-from dstream.pickling import dumps_records
-
-# The engine's data serialization (DESIGN.md section 3); must match dstream.rdd.checkpointing.
+from dstream.pickling import dumps_records  # the data serialization dstream.rdd.checkpointing reads
 
 
 def cached_partitions(rdd: Any) -> list[list[Any]] | None:

@@ -79,6 +79,7 @@ def test_shared_mutable_objects_are_told_apart() -> None:
     loop.append(loop)
     assert not holds_no_shared_mutable(loop)
     assert not holds_no_shared_mutable({"a": bytearray(b"x")})  # other types keep the memo
+    assert not holds_no_shared_mutable({"all": inner}, besides=(inner,))  # reaches what is beside it
 
 
 def test_task_inputs_ship_text_blocks_without_the_memo_and_others_as_they_are() -> None:
@@ -100,6 +101,10 @@ def test_receiver_wal_block_records_keep_their_meaning_both_ways() -> None:
     shared = BlockRecord(1, "b-2", 1000, {"x": inner, "y": inner}, ["a"])
     back = decode_block_record(encode_block_record(shared))
     assert back == shared and back.metadata is not None and back.metadata["x"] is back.metadata["y"]
+    records = ["a", "b"]
+    aliased = BlockRecord(1, "b-3", 1000, {"records": records}, records)
+    back = decode_block_record(encode_block_record(aliased))
+    assert back.metadata is not None and back.metadata["records"] is back.records
 
 
 def test_the_local_backend_ships_a_text_block_as_an_out_of_band_buffer() -> None:
