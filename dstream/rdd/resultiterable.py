@@ -9,6 +9,8 @@ from typing import Any
 class ResultIterable(Iterable[Any]):
     """A re-iterable, sized wrapper around a list of values; the list is ``.data``."""
 
+    __slots__ = ("data", "index", "maxindex")  # one per group of a groupByKey: no __dict__ each
+
     def __init__(self, data: list[Any]) -> None:
         self.data = data
         self.index = 0
