@@ -180,12 +180,9 @@ class CoGroupedNode(Node):
 
     label = "CoGroupedRDD"
 
-    def __init__(self, parents: list[RDD], as_lists: bool = False) -> None:
+    def __init__(self, parents: list[RDD]) -> None:
         self.deps = [NarrowDependency(p) for p in parents]
         self.num_partitions = parents[0].getNumPartitions()
-        # Internal callers (updateStateByKey) take (key, [values of each parent]) as plain lists:
-        # a tuple and a ResultIterable per parent less per key, which the garbage collector notices.
-        self.as_lists = as_lists
 
     def compute(self, split: int, tctx: TaskContext) -> Iterator[Any]:
         width = len(self.deps)
@@ -206,8 +203,6 @@ class CoGroupedNode(Node):
                     lists: list[list[Any]] = [[] for _ in range(width)]
                     lists[i].append(v)
                     groups[k] = lists
-        if self.as_lists:
-            return iter(groups.items())
         return ((k, tuple(map(ResultIterable, lists))) for k, lists in groups.items())
 
 

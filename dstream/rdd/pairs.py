@@ -209,20 +209,12 @@ class PairsMixin:
         return self.filter(lambda kv: kv[0] == key).values().collect()
 
 
-def cogroup_lists(rdds: list[RDD], numPartitions: int | None) -> RDD:
-    """cogroup whose values are plain lists, ``(key, [values of rdds[0], values of rdds[1], ...])``.
-
-    For the engine's own per-key steps (updateStateByKey), which never hand the groups to users.
-    """
-    return _cogroup(rdds, numPartitions, as_lists=True)
-
-
-def _cogroup(rdds: list[RDD], numPartitions: int | None, as_lists: bool = False) -> RDD:
+def _cogroup(rdds: list[RDD], numPartitions: int | None) -> RDD:
     # Default partition count is the union's (the sum of the inputs'), as in PySpark.
     union = union_of(rdds)
     n = check_num_partitions(union._default_reduce_partitions() if numPartitions is None else numPartitions)
     if union.partitioner == Partitioner(n, portable_hash):  # co-partitioned: no shuffle, one pass
-        return union._derive(CoGroupedNode(rdds, as_lists), union.partitioner)
+        return union._derive(CoGroupedNode(rdds), union.partitioner)
     width = len(rdds)
     tagged = union_of([r.map(_tagger(i), True) for i, r in enumerate(rdds)])
 
@@ -241,8 +233,6 @@ def _cogroup(rdds: list[RDD], numPartitions: int | None, as_lists: bool = False)
         return a
 
     grouped = tagged.combineByKey(create, merge_value, merge_combiners, n)
-    if as_lists:
-        return grouped
     return grouped.mapValues(lambda lists: tuple(ResultIterable(vs) for vs in lists))
 
 

@@ -12,7 +12,6 @@ from typing import Any
 
 from dstream.errors import DStreamValueError
 from dstream.rdd.nodes import NarrowDependency, Node
-from dstream.rdd.pairs import cogroup_lists
 from dstream.rdd.partitioner import Partitioner, portable_hash
 from dstream.rdd.transforms import union_of
 from dstream.streaming.dstream import DStream
@@ -28,8 +27,8 @@ def state_reduce_func(update_func: Any, num_partitions: int | None) -> Any:
                 yield key, state
 
     def update(records: Iterator[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
-        for key, (old, new) in records:  # plain lists, owned by this key's group
-            state = update_func(new, old[0] if old else None)
+        for key, (old, new) in records:
+            state = update_func(list(new), next(iter(old), None))
             if state is not None:
                 yield key, state
 
@@ -44,7 +43,7 @@ def state_reduce_func(update_func: Any, num_partitions: int | None) -> Any:
         target = Partitioner(n, portable_hash)
         if last.partitioner == target and batch.partitioner == target:
             return last._derive(StateUpdateNode(last, batch, update_func), target)
-        grouped = cogroup_lists([last, batch], num_partitions)
+        grouped = last.cogroup(batch, num_partitions)
         return grouped.mapPartitions(update, True)
 
     return step
