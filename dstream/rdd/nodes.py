@@ -169,6 +169,11 @@ class PartitionerAwareUnionNode(Node):
         return chain.from_iterable(self.narrow(i).rdd.iterator(split, tctx) for i in range(len(self.deps)))
 
 
+def not_a_cogroup_pair(record: Any) -> DStreamValueError:
+    """The error of a cogroup (either path) given a record it cannot read as ``kv[0], kv[1]``."""
+    return DStreamValueError(f"cogroup expects RDDs of (key, value) pairs; a record is not one: {record!r}")
+
+
 class CoGroupedNode(Node):
     """Cogroup of co-partitioned RDDs: partition i groups partition i of every parent, no shuffle.
 
@@ -192,9 +197,7 @@ class CoGroupedNode(Node):
                 try:
                     k, v = kv[0], kv[1]  # as PySpark reads them: a longer tuple is accepted
                 except (TypeError, IndexError, KeyError) as exc:
-                    raise DStreamValueError(
-                        f"cogroup expects RDDs of (key, value) pairs; a record is not one: {kv!r}"
-                    ) from exc
+                    raise not_a_cogroup_pair(kv) from exc
                 try:
                     groups[k][i].append(v)
                 except KeyError:

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from dstream.rdd.nodes import CoGroupedNode, ShuffledNode
+from dstream.rdd.nodes import CoGroupedNode, ShuffledNode, not_a_cogroup_pair
 from dstream.rdd.partitioner import Partitioner, RangeBounds, portable_hash, range_bounds
 from dstream.rdd.resultiterable import ResultIterable
 from dstream.rdd.shuffle import Aggregator, ShuffleDependency, combine, identity
@@ -237,7 +237,13 @@ def _cogroup(rdds: list[RDD], numPartitions: int | None) -> RDD:
 
 
 def _tagger(i: int) -> Callable[[tuple[Any, Any]], tuple[Any, tuple[int, Any]]]:
-    return lambda kv: (kv[0], (i, kv[1]))
+    def tag(kv: tuple[Any, Any]) -> tuple[Any, tuple[int, Any]]:
+        try:
+            return kv[0], (i, kv[1])
+        except (TypeError, IndexError, KeyError) as exc:  # as CoGroupedNode reports it
+            raise not_a_cogroup_pair(kv) from exc
+
+    return tag
 
 
 def _pairs(keep_left_missing: bool, keep_right_missing: bool) -> Callable[[Any], Iterator[Any]]:

@@ -18,6 +18,7 @@ import pickle
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, islice
+from types import CodeType
 from typing import Any
 
 from dstream.errors import DStreamValueError
@@ -70,8 +71,8 @@ class ShuffleDependency:
         return state
 
 
-def _not_a_pair(exc: Exception, op: str) -> DStreamValueError:
-    return DStreamValueError(f"{op} expects an RDD of (key, value) pairs; a record is not one: {exc}")
+def _not_a_pair(op: str, what: str) -> DStreamValueError:
+    return DStreamValueError(f"{op} expects an RDD of (key, value) pairs; a record is not one: {what}")
 
 
 _CHUNK_RECORDS = 4096
@@ -101,10 +102,20 @@ def combine(records: Iterable[Any], agg: Aggregator) -> dict[Any, Any]:
             loop(islice(it, _CHUNK_RECORDS - 1), out, create, merge)
             use_get = len(out) - before > new_keys_for_get
     except (TypeError, ValueError) as exc:
-        if "unpack" in str(exc):
-            raise _not_a_pair(exc, "a shuffle") from exc
-        raise
+        if "unpack" in str(exc) and _innermost_code(exc) in _COMBINE_LOOPS:
+            raise _not_a_pair("a shuffle", str(exc)) from exc
+        raise  # the user's function (a map before, a merge inside) failed: its own error goes up
     return out
+
+
+def _innermost_code(exc: BaseException) -> CodeType | None:
+    """The code object of the frame that raised ``exc``."""
+    tb = exc.__traceback__
+    if tb is None:
+        return None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code
 
 
 Create = Callable[[Any], Any]
@@ -146,6 +157,11 @@ def _add_by_lookup(records: Iterable[Any], out: dict[Any, Any], create: Create, 
             out[k] = v
 
 
+# A failed unpack raised in one of these frames is the `for k, v in records` of a loop: a record that
+# is not a pair (checking the frame costs nothing per record, unlike a try around each unpack).
+_COMBINE_LOOPS = frozenset({_by_get.__code__, _by_lookup.__code__, _add_by_lookup.__code__})
+
+
 def write_buckets(records: Iterable[Any], dep: ShuffleDependency) -> list[bytes]:
     """Compute one map task's output: ``dep.num_partitions`` pickled buckets."""
     n, pf = dep.num_partitions, dep.partition_func
@@ -159,11 +175,12 @@ def write_buckets(records: Iterable[Any], dep: ShuffleDependency) -> list[bytes]
             buckets[pf(k) % n][k] = c
     else:
         buckets = [[] for _ in range(n)]
-        try:
-            for kv in records:
-                buckets[pf(kv[0]) % n].append(kv)
-        except (TypeError, IndexError, KeyError) as exc:
-            raise _not_a_pair(exc, "partitionBy") from exc
+        for kv in records:
+            try:
+                key = kv[0]
+            except (TypeError, IndexError, KeyError) as exc:  # only the record's own subscript
+                raise _not_a_pair("partitionBy", repr(kv)) from exc
+            buckets[pf(key) % n].append(kv)
     return [pickle.dumps(b, PICKLE_PROTOCOL) for b in buckets]
 
 

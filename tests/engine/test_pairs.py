@@ -260,6 +260,48 @@ def test_combine_lets_a_key_error_from_merge_through_in_every_loop(
         combine(iter(records), agg)
 
 
+def _parse(line: str) -> tuple[str, int]:
+    word, n = line.split()  # a user's bug on a line without a count: not a bad record of the shuffle
+    return word, int(n)
+
+
+def _merge_unpacking(c: int, v: Any) -> int:
+    s, _ = v  # a user's bug: the values are ints
+    return c + s
+
+
+@pytest.mark.parametrize("position", [1, 3 * COMBINE_CHUNK + 7])  # the dict.get loop, the lookup loop
+@pytest.mark.parametrize("bad", [7, ("k", 1, 2)], ids=["int", "triple"])
+def test_a_record_that_is_not_a_pair_is_named_as_such(sc_inline: Context, position: int, bad: Any) -> None:
+    records: list[Any] = [("k", 1)] * (position + 100)
+    records[position] = bad
+    with pytest.raises(JobFailedError, match=r"a shuffle expects an RDD of \(key, value\) pairs"):
+        sc_inline.parallelize(records, 1).reduceByKey(operator.add).collect()
+    with pytest.raises(JobFailedError, match=r"partitionBy expects an RDD of \(key, value\) pairs.*: 7$"):
+        sc_inline.parallelize([("k", 1), 7], 1).partitionBy(2).collect()
+
+
+@pytest.mark.parametrize("position", [1, 3 * COMBINE_CHUNK + 7])
+def test_a_users_own_error_is_not_blamed_on_the_records(sc_inline: Context, position: int) -> None:
+    """An unpack error in a map before the shuffle, or in mergeValue, goes up as the user raised it."""
+    lines = ["k 1"] * (position + 100)
+    lines[position] = "k"
+    with pytest.raises(JobFailedError, match=r"ValueError: not enough values to unpack") as failed:
+        sc_inline.parallelize(lines, 1).map(_parse).reduceByKey(operator.add).collect()
+    assert "expects an RDD of" not in str(failed.value)
+    records: list[Any] = [("k", (1, 1))] * (position + 100)
+    records[position] = ("k", 3)
+    with pytest.raises(TypeError, match="cannot unpack non-iterable int") as raised:
+        combine(iter(records), Aggregator(lambda v: v[0], _merge_unpacking, operator.add))
+    assert type(raised.value) is TypeError
+    with pytest.raises(JobFailedError, match="KeyError: 'user'") as failed:
+        sc_inline.parallelize([{"uid": 1}], 1).map(lambda d: (d["user"], d)).partitionBy(2).collect()
+    assert "expects an RDD of" not in str(failed.value)
+    with pytest.raises(JobFailedError, match="can only concatenate str") as failed:
+        sc_inline.parallelize([("a", 1)], 1).partitionBy(2, lambda k: k + 1).collect()
+    assert "expects an RDD of" not in str(failed.value)
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     runs=st.lists(st.tuples(st.integers(0, 3 * COMBINE_CHUNK), st.integers(1, 40)), min_size=1, max_size=6),
@@ -308,8 +350,9 @@ def test_copartitioned_cogroup_reads_records_as_pyspark_does(sc: Context) -> Non
         out = {k: tuple(list(x) for x in v) for k, v in grouped_ab.collect()}
         assert out == {"a": ([9], [1]), "b": ([], [2])}
     not_pairs = pairs.map(lambda kv: kv[1], preservesPartitioning=True)
-    with pytest.raises(JobFailedError, match=r"cogroup expects RDDs of \(key, value\) pairs.*: 9"):
-        pairs.cogroup(not_pairs).collect()
+    for n in (None, 3):  # narrow, then shuffled: the same error
+        with pytest.raises(JobFailedError, match=r"cogroup expects RDDs of \(key, value\) pairs.*: 9"):
+            pairs.cogroup(not_pairs, n).collect()
 
 
 pair_lists = st.lists(st.tuples(st.integers(0, 12), st.integers()), max_size=30)
