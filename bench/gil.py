@@ -12,9 +12,12 @@ an I/O thread such as a receiver's.
 2. *Convoy*: round trips per second of a thread that sends and receives 100 bytes over a loopback
    `socketpair` (each call releases and retakes the GIL), alone and beside two CPU-bound threads, at
    several switch intervals. Each case runs for a fixed window.
+3. *socketTextStream beside running tasks*: lines per second the engine's socket reader takes from
+   a sender in another process (a 127.0.0.1 server sending as fast as it can), alone and beside two
+   CPU-bound threads, with io's default 8 KiB read size and with the stream's `READ_BUFFER_BYTES`.
 
 Run: `.venv/bin/python bench/gil.py [--rounds 8] [--window-s 1.5]`. Everything is bounded by
-`rounds` and `window-s`; nothing listens on a network interface.
+`rounds` and `window-s`; the only listener is the sender's, on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -23,10 +26,18 @@ import argparse
 import random
 import socket
 import statistics
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+# This directory holds wal.py and checkpoint.py, which would shadow the packages of the same names.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import dstream.streaming.socket as socket_stream
+from dstream import Context, StreamingContext
 
 LINES_PER_THREAD = 100_000
 WORDS_PER_LINE = 10
@@ -113,6 +124,61 @@ def io_round_trips(switch_s: float, cpu_threads: int, window_s: float) -> float:
     return result[0]
 
 
+# A 127.0.0.1 server in its own process (its own GIL): prints its port, then sends lines to the one
+# connection it accepts until that connection closes.
+SENDER = """
+import socket, sys
+srv = socket.create_server(("127.0.0.1", 0))
+print(srv.getsockname()[1], flush=True)
+conn, _ = srv.accept()
+data = b"w1 w2 w3 w4 w5 w6 w7 w8 w9 w10\\n" * 50_000
+try:
+    while True:
+        conn.sendall(data)
+except OSError:
+    pass
+"""
+
+
+def socket_stream_lines(read_bytes: int, cpu_threads: int, window_s: float) -> float:
+    """Lines per second the engine's socket reader receives beside `cpu_threads` CPU-bound threads."""
+    sender = subprocess.Popen([sys.executable, "-c", SENDER], stdout=subprocess.PIPE, text=True)
+    stop = threading.Event()
+    before = socket_stream.READ_BUFFER_BYTES
+    socket_stream.READ_BUFFER_BYTES = read_bytes
+    ssc = StreamingContext(Context("local[2]", appName="bench-gil"), 0.2)
+    try:
+        assert sender.stdout is not None
+        stream = ssc.socketTextStream("127.0.0.1", int(sender.stdout.readline()))
+        stream.foreachRDD(lambda rdd: None)  # batches only drain the reader's buffer
+        ssc.start()
+        if not stream.wait_for_received(1, 30.0):
+            raise TimeoutError("the socket stream received nothing in 30 s")
+
+        def spin() -> None:
+            x = 0
+            while not stop.is_set():
+                for i in range(10_000):
+                    x += i
+
+        spinners = [threading.Thread(target=spin) for _ in range(cpu_threads)]
+        for t in spinners:
+            t.start()
+        start_lines, start = stream._received, time.perf_counter()
+        stop.wait(window_s)  # the measurement window
+        lines, elapsed = stream._received - start_lines, time.perf_counter() - start
+        stop.set()
+        for t in spinners:
+            t.join()
+        return lines / elapsed
+    finally:
+        stop.set()
+        ssc.stop(stopSparkContext=True)
+        socket_stream.READ_BUFFER_BYTES = before
+        sender.kill()
+        sender.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=8)
@@ -134,6 +200,14 @@ def main() -> None:
         print(
             f"  switch {switch_ms:>4g} ms: alone {alone:9,.0f}/s, beside two CPU-bound threads "
             f"{beside:7,.0f}/s"
+        )
+    print(f"socketTextStream's reader: lines/s from a sender process, {args.window_s:g} s windows")
+    for read_bytes in (8192, socket_stream.READ_BUFFER_BYTES):
+        alone = socket_stream_lines(read_bytes, 0, args.window_s)
+        beside = socket_stream_lines(read_bytes, 2, args.window_s)
+        print(
+            f"  read size {read_bytes:>9,} B: alone {alone:11,.0f}, beside two CPU-bound threads "
+            f"{beside:11,.0f}"
         )
 
 

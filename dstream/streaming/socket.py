@@ -11,9 +11,9 @@ When the connection fails or ends, or reading raises anything else, the thread r
 listener bus (onReceiverError) and reconnects after `restart_delay_ms` until the stream stops
 (Spark's SocketReceiver restarts too).
 
-Bound: at most `buffer_lines_max` lines wait for a batch. When the buffer is full the reader *blocks*
-(it stops reading the socket, so TCP flow control pushes back on the server) until the next batch
-takes the buffer; nothing is dropped.
+Bound: at most `buffer_lines_max` lines wait for a batch, plus up to `READ_BUFFER_BYTES` read but not
+yet cut into lines. When the buffer is full the reader *blocks* (it stops reading the socket, so TCP
+flow control pushes back on the server) until the next batch takes the buffer; nothing is dropped.
 """
 
 from __future__ import annotations
@@ -39,6 +39,11 @@ CONNECT_TIMEOUT_S = 5.0
 # Bound on buffered, not yet batched lines; at it the reader stops reading (TCP back-pressure).
 BUFFER_LINES_MAX = 1_000_000
 STOP_CHECK_INTERVAL_S = 1.0  # how often a reader blocked on a full buffer rechecks for stop
+# The reader's read size. Each read releases the GIL, and while tasks run Python on the local
+# backend's threads the reader waits about a switch interval (5 ms) to get it back: a few hundred
+# reads a second. With io's default 8 KiB that capped ingest at about 40,000 lines/s while jobs ran;
+# 1 MiB takes whatever the kernel has buffered in one read (bench/gil.py).
+READ_BUFFER_BYTES = 1 << 20
 
 
 class SocketInputDStream(InputDStream):
@@ -166,7 +171,7 @@ class SocketInputDStream(InputDStream):
         return "Socket data stream had no more data"
 
     def _read_lines(self, sock: socket.socket) -> None:
-        with sock.makefile("rb") as lines:
+        with sock.makefile("rb", buffering=READ_BUFFER_BYTES) as lines:
             for raw in lines:
                 line = raw.decode("utf-8", errors="replace").rstrip("\n").rstrip("\r")
                 if not self._append(line):
