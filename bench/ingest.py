@@ -6,18 +6,24 @@ reading every block back. WAL off keeps blocks in memory only; WAL on writes eve
 WAL (local disk, fsync on each group commit) and every block-added event to the metadata WAL before the
 ack. The floor, as in DESIGN.md section 8, is a plain Python loop over the same records in this process.
 
-    .venv/bin/python bench/ingest.py [--producers 4] [--frames 20] [--records 5000]
+    .venv/bin/python bench/ingest.py [--producers 4] [--frames 20] [--records 5000] [--beside-cpu-threads 2]
 
-Prints records/s per mode and the WAL-on / WAL-off ratio (target: at least 0.7).
+Prints records/s per mode and the WAL-on / WAL-off ratio (target: at least 0.7). With
+`--beside-cpu-threads N`, N threads spin in pure Python in the receiver's process while the producers
+push, as the local backend's task threads do while a job runs: the receiver's threads then wait for
+the GIL after every blocking call.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +92,28 @@ def run_mode(wal: bool, producers: int, frames: int, records: int, ckpt: str | N
     return elapsed, counted
 
 
+@contextlib.contextmanager
+def cpu_bound_threads(n: int) -> Iterator[None]:
+    """`n` threads running pure Python (holding the GIL) for the duration of the block."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        x = 0
+        while not stop.is_set():
+            for i in range(10_000):
+                x += i
+
+    threads = [threading.Thread(target=spin, daemon=True) for _ in range(n)]
+    for t in threads:
+        t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+
+
 def await_all(results: Any, kind: str, count: int) -> None:
     for _ in range(count):
         got = results.get(timeout=RUN_TIMEOUT_S)
@@ -109,13 +137,19 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=20, help="frames per producer")
     parser.add_argument("--records", type=int, default=5000, help="records per frame")
     parser.add_argument("--repeats", type=int, default=3, help="runs per mode; the best is reported")
+    parser.add_argument(
+        "--beside-cpu-threads", type=int, default=0, help="pure-Python threads spinning beside the receiver"
+    )
     args = parser.parse_args()
     frames = [make_frames(p, args.frames, args.records) for p in range(args.producers)]
     total = args.producers * args.frames * args.records
     best: dict[str, float] = {}
     for _ in range(args.repeats):
         for mode in ("wal-off", "wal-on"):
-            with tempfile.TemporaryDirectory(prefix="dstream-ingest-") as tmp:
+            with (
+                tempfile.TemporaryDirectory(prefix="dstream-ingest-") as tmp,
+                cpu_bound_threads(args.beside_cpu_threads),
+            ):
                 ckpt = str(Path(tmp) / "ckpt") if mode == "wal-on" else None
                 seconds, counted = run_mode(mode == "wal-on", args.producers, args.frames, args.records, ckpt)
             if counted != total:
@@ -123,6 +157,8 @@ def main() -> None:
             best[mode] = min(best.get(mode, float("inf")), seconds)
     floor = plain_loop(frames)
     print(f"records: {total} ({args.producers} producers x {args.frames} frames x {args.records} records)")
+    if args.beside_cpu_threads:
+        print(f"beside {args.beside_cpu_threads} CPU-bound threads in the receiver's process")
     print(f"plain Python loop (floor): {total / floor:>12,.0f} records/s")
     for mode in ("wal-off", "wal-on"):
         print(f"{mode:>25}: {total / best[mode]:>12,.0f} records/s  ({best[mode]:.3f} s)")
