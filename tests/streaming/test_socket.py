@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import itertools
 import socket
 import threading
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dstream.streaming import StreamingListener
-from dstream.streaming.socket import SocketInputDStream
+from dstream.streaming.socket import LineSplitter, SocketInputDStream
 from tests.streaming.conftest import WAIT_S, collect, run
 
 
@@ -138,3 +142,40 @@ def test_socket_stream_arguments_are_validated(ssc, kwargs, match):
     args = {"hostname": "127.0.0.1", "port": 9999, **kwargs}
     with pytest.raises(ValueError, match=match):
         SocketInputDStream(ssc, **args)
+
+
+def _line_by_line(data: bytes) -> list[str]:
+    """The reference: read line by line, each decoded and stripped on its own."""
+    return [raw.decode("utf-8", errors="replace").rstrip("\n").rstrip("\r") for raw in io.BytesIO(data)]
+
+
+# Bytes that exercise the cutting: newlines, carriage returns, pieces of multi-byte characters,
+# bytes that are never valid UTF-8.
+_pieces = st.sampled_from(
+    [b"\n", b"\r", b"\r\n", b"a", b"\xc3\xa9", b"\xe2\x82\xac", b"\xe2\x82", b"\xc3", b"\xff", b"\x80"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.lists(_pieces, max_size=40).map(b"".join), cuts=st.lists(st.integers(0, 200), max_size=8))
+def test_line_splitter_gives_what_reading_line_by_line_gives(data: bytes, cuts: list[int]) -> None:
+    """Whatever the chunk boundaries (the reader gets what each recv returns), the lines are the same."""
+    bounds = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
+    splitter = LineSplitter()
+    got: list[str] = []
+    for start, end in itertools.pairwise(bounds):
+        got.extend(splitter.feed(memoryview(data)[start:end]))
+    got.extend(splitter.finish())
+    assert got == _line_by_line(data)
+
+
+def test_a_final_line_without_a_newline_is_delivered(ssc, clock, server):
+    stream = ssc.socketTextStream("127.0.0.1", server.port)
+    out = collect(stream, sort=False)
+    ssc.start()
+    conn = server.accept()
+    conn.sendall(b"one\r\ntwo")
+    conn.close()  # the stream ends after "two"
+    assert stream.wait_for_received(2, WAIT_S)
+    run(ssc, clock, 1)
+    assert out == {1000: ["one", "two"]}
