@@ -142,12 +142,13 @@ except OSError:
 
 def socket_stream_lines(read_bytes: int, cpu_threads: int, window_s: float) -> float:
     """Lines per second the engine's socket reader receives beside `cpu_threads` CPU-bound threads."""
-    sender = subprocess.Popen([sys.executable, "-c", SENDER], stdout=subprocess.PIPE, text=True)
     stop = threading.Event()
     before = socket_stream.READ_BUFFER_BYTES
-    socket_stream.READ_BUFFER_BYTES = read_bytes
-    ssc = StreamingContext(Context("local[2]", appName="bench-gil"), 0.2)
+    sender = subprocess.Popen([sys.executable, "-c", SENDER], stdout=subprocess.PIPE, text=True)
+    ssc: StreamingContext | None = None
     try:
+        socket_stream.READ_BUFFER_BYTES = read_bytes
+        ssc = StreamingContext(Context("local[2]", appName="bench-gil"), 0.2)
         assert sender.stdout is not None
         stream = ssc.socketTextStream("127.0.0.1", int(sender.stdout.readline()))
         stream.foreachRDD(lambda rdd: None)  # batches only drain the reader's buffer
@@ -173,7 +174,8 @@ def socket_stream_lines(read_bytes: int, cpu_threads: int, window_s: float) -> f
         return lines / elapsed
     finally:
         stop.set()
-        ssc.stop(stopSparkContext=True)
+        if ssc is not None:
+            ssc.stop(stopSparkContext=True)
         socket_stream.READ_BUFFER_BYTES = before
         sender.kill()
         sender.wait()

@@ -13,12 +13,12 @@ four calls. Outputs are dropped when their ShuffledRDD node is garbage-collected
 
 from __future__ import annotations
 
+import dis
 import operator
 import pickle
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, islice
-from types import CodeType
 from typing import Any
 
 from dstream.errors import DStreamValueError
@@ -102,20 +102,26 @@ def combine(records: Iterable[Any], agg: Aggregator) -> dict[Any, Any]:
             loop(islice(it, _CHUNK_RECORDS - 1), out, create, merge)
             use_get = len(out) - before > new_keys_for_get
     except (TypeError, ValueError) as exc:
-        if "unpack" in str(exc) and _innermost_code(exc) in _COMBINE_LOOPS:
+        if _failed_unpack_in_a_loop(exc):
             raise _not_a_pair("a shuffle", str(exc)) from exc
         raise  # the user's function (a map before, a merge inside) failed: its own error goes up
     return out
 
 
-def _innermost_code(exc: BaseException) -> CodeType | None:
-    """The code object of the frame that raised ``exc``."""
+def _failed_unpack_in_a_loop(exc: BaseException) -> bool:
+    """Whether ``exc`` is the `for k, v in records` of a combine loop failing on a record.
+
+    The instruction that raised it must be an unpack in one of `_COMBINE_LOOPS`: a builtin called
+    from the loop (``int`` as createCombiner, ``float`` in a map before it) raises in the loop's frame
+    too, but at another instruction.
+    """
     tb = exc.__traceback__
     if tb is None:
-        return None
+        return False
     while tb.tb_next is not None:
         tb = tb.tb_next
-    return tb.tb_frame.f_code
+    code = tb.tb_frame.f_code
+    return code in _COMBINE_LOOPS and code.co_code[tb.tb_lasti] == _UNPACK_SEQUENCE
 
 
 Create = Callable[[Any], Any]
@@ -157,8 +163,9 @@ def _add_by_lookup(records: Iterable[Any], out: dict[Any, Any], create: Create, 
             out[k] = v
 
 
-# A failed unpack raised in one of these frames is the `for k, v in records` of a loop: a record that
-# is not a pair (checking the frame costs nothing per record, unlike a try around each unpack).
+# An unpack failing in one of these frames is the `for k, v in records` of a loop: a record that is
+# not a pair (checking the frame on the error path costs nothing per record, unlike a try per unpack).
+_UNPACK_SEQUENCE = dis.opmap["UNPACK_SEQUENCE"]
 _COMBINE_LOOPS = frozenset({_by_get.__code__, _by_lookup.__code__, _add_by_lookup.__code__})
 
 

@@ -13,9 +13,10 @@ When the connection fails or ends, or reading raises anything else, the thread r
 listener bus (onReceiverError) and reconnects after `restart_delay_ms` until the stream stops
 (Spark's SocketReceiver restarts too).
 
-Bound: at most `buffer_lines_max` lines wait for a batch, plus up to `READ_BUFFER_BYTES` read but not
-yet cut into lines. When the buffer is full the reader *blocks* (it stops reading the socket, so TCP
-flow control pushes back on the server) until the next batch takes the buffer; nothing is dropped.
+Bound: at most `buffer_lines_max` lines wait for a batch, plus the bytes of the line being read (no
+bound on a line that never ends, as with Spark's readLine). When the buffer is full the reader
+*blocks* (it stops reading the socket, so TCP flow control pushes back on the server) until the next
+batch takes the buffer; nothing is dropped.
 """
 
 from __future__ import annotations

@@ -294,6 +294,17 @@ def test_a_users_own_error_is_not_blamed_on_the_records(sc_inline: Context, posi
     with pytest.raises(TypeError, match="cannot unpack non-iterable int") as raised:
         combine(iter(records), Aggregator(lambda v: v[0], _merge_unpacking, operator.add))
     assert type(raised.value) is TypeError
+    # Builtins called by the loop raise in the loop's own frame, with the word "unpack" in the data.
+    values: list[Any] = ["1"] * (position + 100)
+    values[position] = "can't unpack"
+    with pytest.raises(ValueError, match="invalid literal for int") as raised:
+        combine(iter([("k", v) for v in values]), Aggregator(int, lambda c, v: c + int(v), operator.add))
+    assert type(raised.value) is ValueError
+    with pytest.raises(JobFailedError, match="ValueError: could not convert string to float") as failed:
+        sc_inline.parallelize(values, 1).map(float).map(lambda x: ("k", x)).reduceByKey(
+            operator.add
+        ).collect()
+    assert "expects an RDD of" not in str(failed.value)
     with pytest.raises(JobFailedError, match="KeyError: 'user'") as failed:
         sc_inline.parallelize([{"uid": 1}], 1).map(lambda d: (d["user"], d)).partitionBy(2).collect()
     assert "expects an RDD of" not in str(failed.value)

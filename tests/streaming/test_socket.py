@@ -149,10 +149,16 @@ def _line_by_line(data: bytes) -> list[str]:
     return [raw.decode("utf-8", errors="replace").rstrip("\n").rstrip("\r") for raw in io.BytesIO(data)]
 
 
-# Bytes that exercise the cutting: newlines, carriage returns, pieces of multi-byte characters,
-# bytes that are never valid UTF-8.
+# Bytes that exercise the cutting: line ends and other whitespace (only \r may be stripped), pieces and
+# whole multi-byte characters (2-, 3- and 4-byte, a BOM, U+0085 and U+2028 which are line breaks to
+# str.splitlines), and bytes that are never valid UTF-8 (lone continuations, overlongs, surrogates,
+# lead bytes above f4).
 _pieces = st.sampled_from(
-    [b"\n", b"\r", b"\r\n", b"a", b"\xc3\xa9", b"\xe2\x82\xac", b"\xe2\x82", b"\xc3", b"\xff", b"\x80"]
+    [
+        *(b"\n", b"\r", b"\r\n", b"a", b" ", b"\t"),
+        *(b"\xc3\xa9", b"\xe2\x82\xac", b"\xf0\x9f\x98\x80", b"\xef\xbb\xbf", b"\xc2\x85", b"\xe2\x80\xa8"),
+        *(b"\xe2\x82", b"\xc3", b"\xf0\x9f", b"\xff", b"\x80", b"\xc0\x80", b"\xed\xa0\x80", b"\xf5"),
+    ]
 )
 
 
