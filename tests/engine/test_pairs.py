@@ -277,6 +277,9 @@ def test_a_record_that_is_not_a_pair_is_named_as_such(sc_inline: Context, positi
     records[position] = bad
     with pytest.raises(JobFailedError, match=r"a shuffle expects an RDD of \(key, value\) pairs"):
         sc_inline.parallelize(records, 1).reduceByKey(operator.add).collect()
+
+
+def test_partition_by_names_a_record_that_is_not_a_pair(sc_inline: Context) -> None:
     with pytest.raises(JobFailedError, match=r"partitionBy expects an RDD of \(key, value\) pairs.*: 7$"):
         sc_inline.parallelize([("k", 1), 7], 1).partitionBy(2).collect()
 
