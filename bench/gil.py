@@ -36,6 +36,8 @@ from pathlib import Path
 # This directory holds wal.py and checkpoint.py, which would shadow the packages of the same names.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cpu_threads import cpu_bound_threads
+
 import dstream.streaming.socket as socket_stream
 from dstream import Context, StreamingContext
 
@@ -93,12 +95,6 @@ def io_round_trips(switch_s: float, cpu_threads: int, window_s: float) -> float:
     stop = threading.Event()
     result: list[float] = []
 
-    def spin() -> None:
-        x = 0
-        while not stop.is_set():
-            for i in range(10_000):
-                x += i
-
     def ping() -> None:
         a, b = socket.socketpair()
         with a, b:
@@ -111,15 +107,15 @@ def io_round_trips(switch_s: float, cpu_threads: int, window_s: float) -> float:
 
     before = sys.getswitchinterval()
     sys.setswitchinterval(switch_s)
-    threads = [threading.Thread(target=spin) for _ in range(cpu_threads)] + [threading.Thread(target=ping)]
+    pinger = threading.Thread(target=ping)
     try:
-        for t in threads:
-            t.start()
-        stop.wait(window_s)  # the measurement window
+        with cpu_bound_threads(cpu_threads):
+            pinger.start()
+            stop.wait(window_s)  # the measurement window
+            stop.set()
+            pinger.join()
     finally:
         stop.set()
-        for t in threads:
-            t.join()
         sys.setswitchinterval(before)
     return result[0]
 
@@ -155,22 +151,10 @@ def socket_stream_lines(read_bytes: int, cpu_threads: int, window_s: float) -> f
         ssc.start()
         if not stream.wait_for_received(1, 30.0):
             raise TimeoutError("the socket stream received nothing in 30 s")
-
-        def spin() -> None:
-            x = 0
-            while not stop.is_set():
-                for i in range(10_000):
-                    x += i
-
-        spinners = [threading.Thread(target=spin) for _ in range(cpu_threads)]
-        for t in spinners:
-            t.start()
-        start_lines, start = stream._received, time.perf_counter()
-        stop.wait(window_s)  # the measurement window
-        lines, elapsed = stream._received - start_lines, time.perf_counter() - start
-        stop.set()
-        for t in spinners:
-            t.join()
+        with cpu_bound_threads(cpu_threads):
+            start_lines, start = stream._received, time.perf_counter()
+            stop.wait(window_s)  # the measurement window
+            lines, elapsed = stream._received - start_lines, time.perf_counter() - start
         return lines / elapsed
     finally:
         stop.set()

@@ -17,17 +17,16 @@ the GIL after every blocking call.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import multiprocessing
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cpu_threads import cpu_bound_threads
 
 from dstream.client import PushClient
 from dstream.clock import SystemClock
@@ -90,28 +89,6 @@ def run_mode(wal: bool, producers: int, frames: int, records: int, ckpt: str | N
     for info in infos:
         remove_block(info.block_id)
     return elapsed, counted
-
-
-@contextlib.contextmanager
-def cpu_bound_threads(n: int) -> Iterator[None]:
-    """`n` threads running pure Python (holding the GIL) for the duration of the block."""
-    stop = threading.Event()
-
-    def spin() -> None:
-        x = 0
-        while not stop.is_set():
-            for i in range(10_000):
-                x += i
-
-    threads = [threading.Thread(target=spin, daemon=True) for _ in range(n)]
-    for t in threads:
-        t.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
 
 
 def await_all(results: Any, kind: str, count: int) -> None:
