@@ -23,12 +23,12 @@ from checkpoint import rdd_data
 from dstream.backends import create_backend
 from dstream.errors import DStreamStateError, DStreamValueError
 from dstream.master import parse_master
-from dstream.rdd import files
+from dstream.rdd import file_io
+from dstream.rdd.dag_scheduler import DAGScheduler
 from dstream.rdd.nodes import BlockNode
 from dstream.rdd.rdd import RDD
-from dstream.rdd.scheduler import DAGScheduler
 from dstream.rdd.shuffle import ShuffleStore
-from dstream.rdd.storage import BlockStore
+from dstream.rdd.storage import PersistedPartitionStore
 from dstream.rdd.transforms import check_num_partitions, union_of
 
 DEFAULT_MASTER = "local[*]"
@@ -108,7 +108,7 @@ class Context:
             self._conf.set("spark.master", self.master).set("spark.app.name", self.appName)
             spec = parse_master(self.master)
             self._backend = create_backend(spec, self._conf)
-            self._blocks = BlockStore()
+            self._blocks = PersistedPartitionStore()
             self._shuffles = ShuffleStore()
             self._scheduler = DAGScheduler(self._backend, self._blocks, self._shuffles)
             self._rdd_ids = itertools.count()
@@ -223,11 +223,11 @@ class Context:
         n = check_num_partitions(
             self.defaultMinPartitions if minPartitions is None else minPartitions, "minPartitions"
         )
-        return files.text_file(self, name, n, use_unicode, storage_options)
+        return file_io.text_file(self, name, n, use_unicode, storage_options)
 
     def pickleFile(self, name: str, minPartitions: int | None = None, **storage_options: Any) -> RDD:
         """Records written by RDD.saveAsPickleFile (one partition per part file)."""
-        return files.pickle_file(self, name, storage_options)
+        return file_io.pickle_file(self, name, storage_options)
 
     def _checkpoint_rdd(self, dir_url: str, storage_options: dict[str, Any] | None = None) -> RDD:
         """An RDD reading a committed RDD checkpoint directory (Spark's sc.checkpointFile)."""

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wal.backends import Backend, make_backend
+from wal.backends import WALBackend, make_backend
 from wal.format import Damage
 from wal.reading import LogFile, is_acceptable_tail, iter_log_files, summarize_file
 from wal.segments import SegmentName
@@ -70,7 +70,7 @@ def _report_file(log_file: LogFile) -> FileReport:
                       found.max_time_ms, found.damage, torn)  # fmt: skip
 
 
-def inspect_backend(backend: Backend) -> LogReport:
+def inspect_backend(backend: WALBackend) -> LogReport:
     """Scan every file of the log behind `backend`."""
     by_segment: dict[SegmentName, list[FileReport]] = {}
     for log_file in iter_log_files(backend):

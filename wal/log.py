@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 
 from wal import recovery
-from wal.backends import Backend, SegmentWriteError, SegmentWriter
+from wal.backends import SegmentWriteError, SegmentWriter, WALBackend
 from wal.errors import CorruptRecordError, RecordNotFoundError, WALClosedError, WALError, WALValueError
 from wal.format import (
     FRAME_HEADER_BYTES,
@@ -127,7 +127,9 @@ def check_handle(handle: object) -> RecordHandle:
 class FileBasedWriteAheadLog(WriteAheadLog):
     """A segmented WAL on one backend (local, memory or object store); one writer per log."""
 
-    def __init__(self, backend: Backend, *, rolling_interval_ms: int = 60_000, repair: bool = False) -> None:
+    def __init__(
+        self, backend: WALBackend, *, rolling_interval_ms: int = 60_000, repair: bool = False
+    ) -> None:
         if isinstance(rolling_interval_ms, bool) or not isinstance(rolling_interval_ms, int):
             raise WALValueError(f"rolling_interval_ms must be an int, got {rolling_interval_ms!r}")
         if rolling_interval_ms <= 0:
@@ -151,7 +153,7 @@ class FileBasedWriteAheadLog(WriteAheadLog):
                             drop.offset, drop.reason)  # fmt: skip
 
     @property
-    def backend(self) -> Backend:
+    def backend(self) -> WALBackend:
         """The storage backend (for inspection tools)."""
         return self._backend
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from wal.backends import Backend
+from wal.backends import WALBackend
 from wal.errors import CorruptRecordError
 from wal.format import ByteSource, Damage, DamageKind, FileSummary, Frame, iter_frames, summarize
 from wal.segments import SegmentName, sorted_segments
@@ -26,7 +26,7 @@ class LogFile:
     tail_may_be_torn: bool
 
 
-def iter_log_files(backend: Backend) -> Iterator[LogFile]:
+def iter_log_files(backend: WALBackend) -> Iterator[LogFile]:
     """Every file of every segment, in write order, each open only while the caller is on it."""
     segments = sorted_segments(backend.list_segments())
     for index, segment in enumerate(segments):

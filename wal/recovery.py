@@ -12,7 +12,7 @@ later objects of its segment are deleted. Later segments are kept. Every drop is
 
 from __future__ import annotations
 
-from wal.backends import Backend
+from wal.backends import WALBackend
 from wal.errors import CorruptRecordError
 from wal.format import FILE_HEADER_BYTES, DamageKind
 from wal.reading import LogFile, iter_log_files, summarize_file
@@ -20,7 +20,7 @@ from wal.segments import SegmentName, sorted_segments
 from wal.stats import Drop
 
 
-def _cut(backend: Backend, log_file: LogFile, offset: int, reason: str) -> Drop:
+def _cut(backend: WALBackend, log_file: LogFile, offset: int, reason: str) -> Drop:
     """Drop the file's bytes from `offset` on: truncate, or delete when nothing valid would remain."""
     if backend.appendable and offset >= FILE_HEADER_BYTES:
         backend.truncate_file(log_file.path, offset)
@@ -30,7 +30,7 @@ def _cut(backend: Backend, log_file: LogFile, offset: int, reason: str) -> Drop:
     return Drop(log_file.path, offset, log_file.source.size - offset, reason)
 
 
-def recover_for_writing(backend: Backend) -> tuple[SegmentName | None, list[Drop]]:
+def recover_for_writing(backend: WALBackend) -> tuple[SegmentName | None, list[Drop]]:
     """Truncate a torn tail of the last segment; return the last segment name and what was dropped.
 
     Raises:
@@ -53,7 +53,7 @@ def recover_for_writing(backend: Backend) -> tuple[SegmentName | None, list[Drop
         return last, []
 
 
-def repair(backend: Backend) -> list[Drop]:
+def repair(backend: WALBackend) -> list[Drop]:
     """Cut every segment at its first damage (see module doc) and report what was dropped."""
     drops: list[Drop] = []
     damaged_segment: SegmentName | None = None

@@ -1,7 +1,7 @@
-"""Execution backends behind one contract (base.Backend); `create_backend` picks one for a master URL.
+"""Execution backends behind one contract (base.ExecutionBackend); `create_backend` picks one per master URL.
 
 The Dask backend lives in its own module (a later issue) and is found by name, so adding it
-touches no operator and no scheduler code: it must expose ``create(spec, conf) -> Backend``.
+touches no operator and no scheduler code: it must expose ``create(spec, conf) -> ExecutionBackend``.
 """
 
 from __future__ import annotations
@@ -9,12 +9,19 @@ from __future__ import annotations
 import importlib
 from typing import Protocol
 
-from dstream.backends.base import Backend, Task, TaskFailedError, TaskNotSerializableError
+from dstream.backends.base import ExecutionBackend, Task, TaskFailedError, TaskNotSerializableError
 from dstream.backends.local import LocalBackend
 from dstream.errors import DStreamValueError
 from dstream.master import MasterSpec
 
-__all__ = ["Backend", "LocalBackend", "Task", "TaskFailedError", "TaskNotSerializableError", "create_backend"]
+__all__ = [
+    "ExecutionBackend",
+    "LocalBackend",
+    "Task",
+    "TaskFailedError",
+    "TaskNotSerializableError",
+    "create_backend",
+]
 
 INLINE_CONF_KEY = "dstream.local.inline"
 _MODULE_BY_KIND = {"local-cluster": "dstream.backends.dask", "dask": "dstream.backends.dask"}
@@ -26,7 +33,7 @@ class ConfLike(Protocol):
     def get(self, key: str, defaultValue: str | None = None) -> str | None: ...
 
 
-def create_backend(spec: MasterSpec, conf: ConfLike) -> Backend:
+def create_backend(spec: MasterSpec, conf: ConfLike) -> ExecutionBackend:
     """Build the backend a parsed master URL asks for.
 
     Raises:
@@ -44,5 +51,5 @@ def create_backend(spec: MasterSpec, conf: ConfLike) -> Backend:
         raise DStreamValueError(
             f"master {spec.url!r} needs the Dask backend ({module_name}), which is not available yet"
         ) from exc
-    backend: Backend = module.create(spec, conf)
+    backend: ExecutionBackend = module.create(spec, conf)
     return backend

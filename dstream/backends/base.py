@@ -1,6 +1,6 @@
 """The execution backend contract: run a list of tasks, return their results in order, or raise.
 
-Operators never talk to a backend directly; the DAG scheduler (dstream.rdd.scheduler) cuts a job
+Operators never talk to a backend directly; the DAG scheduler (dstream.rdd.dag_scheduler) cuts a job
 into tasks and hands them here. A task is any object with a ``run()`` method that, together with
 everything it references, survives cloudpickle; its result must survive pickle. That is the whole
 contract a Dask backend has to honour (DESIGN.md section 3), so every backend is tested with the
@@ -34,7 +34,7 @@ class TaskFailedError(DStreamError):
     """A task raised and its exception could not be brought back as is (it was not picklable)."""
 
 
-class Backend(abc.ABC):
+class ExecutionBackend(abc.ABC):
     """Runs tasks somewhere and brings their results back by value."""
 
     @property

@@ -18,7 +18,7 @@ from typing import Any
 
 import cloudpickle
 
-from dstream.backends.base import Backend, Task, TaskFailedError, TaskNotSerializableError
+from dstream.backends.base import ExecutionBackend, Task, TaskFailedError, TaskNotSerializableError
 from dstream.errors import DStreamStateError
 
 PICKLE_PROTOCOL = 5
@@ -82,7 +82,7 @@ def unpack_outcome(ok: bool, data: bytes) -> Any:
     raise value
 
 
-class LocalBackend(Backend):
+class LocalBackend(ExecutionBackend):
     """A thread pool of ``threads`` workers, or inline execution in the caller's thread."""
 
     def __init__(self, threads: int, inline: bool = False) -> None:

@@ -17,7 +17,7 @@ from functools import reduce as _reduce
 from typing import TYPE_CHECKING, Any
 
 from dstream.errors import DStreamValueError
-from dstream.rdd import checkpointing, files
+from dstream.rdd import checkpointing, file_io
 
 if TYPE_CHECKING:
     from dstream.rdd.rdd import RDD
@@ -151,11 +151,11 @@ class ActionsMixin:
         self: RDD, path: str, compressionCodecClass: str | None = None, **storage_options: Any
     ) -> None:
         """Write ``str(x)`` lines to ``path/part-NNNNN`` and ``path/_SUCCESS`` (path must not exist)."""
-        files.save_as_text_file(self, path, compressionCodecClass, storage_options)
+        file_io.save_as_text_file(self, path, compressionCodecClass, storage_options)
 
     def saveAsPickleFile(self: RDD, path: str, batchSize: int = 10, **storage_options: Any) -> None:
         """Write pickled batches of records to ``path/part-NNNNN`` (read back with Context.pickleFile)."""
-        files.save_as_pickle_file(self, path, batchSize, storage_options)
+        file_io.save_as_pickle_file(self, path, batchSize, storage_options)
 
 
 def _head(it: Iterator[Any], limit: int) -> list[Any]:

@@ -76,7 +76,7 @@ NOT_STORED = StorageLevel(False, False, False, False)
 BlockId = tuple[int, int]  # (rdd id, partition index)
 
 
-class BlockStore:
+class PersistedPartitionStore:
     """Thread-safe map of (rdd id, partition) -> list of records, for registered RDDs only."""
 
     def __init__(self) -> None:

@@ -41,7 +41,7 @@ from dstream.errors import DStreamError
 from dstream.pickling import dumps_text_in, holds_no_shared_mutable
 from dstream.rdd.storage import StorageLevel
 from dstream.receiver.block_store import get_block_store, put_replicated
-from dstream.receiver.tracker import EventLog
+from dstream.receiver.received_block_tracker import EventLog
 
 MAGIC = b"RBK"
 FORMAT_VERSION = 1

@@ -17,7 +17,7 @@ from typing import Any
 from dstream.errors import DStreamError
 from dstream.receiver.block_handler import decode_block_record
 from dstream.receiver.block_store import find_block
-from dstream.receiver.tracker import ReceivedBlockInfo
+from dstream.receiver.received_block_tracker import ReceivedBlockInfo
 from dstream.receiver.wal_registry import wal_for_reading
 
 

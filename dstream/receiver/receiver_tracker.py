@@ -27,9 +27,9 @@ from dstream.receiver.block_handler import (
 )
 from dstream.receiver.block_store import remove_block
 from dstream.receiver.config import ReceiverConfig
+from dstream.receiver.received_block_tracker import EventLog, ReceivedBlockInfo, ReceivedBlockTracker
 from dstream.receiver.receiver import Receiver
 from dstream.receiver.supervisor import BlockHandler, NoEvents, ReceiverEvents, ReceiverSupervisor
-from dstream.receiver.tracker import EventLog, ReceivedBlockInfo, ReceivedBlockTracker
 from dstream.receiver.wal_registry import register_wal, unregister_wal
 from wal import WriteAheadLog, open_wal
 

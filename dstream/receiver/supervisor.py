@@ -40,8 +40,8 @@ from dstream.receiver.block_handler import (
     WriteAheadLogHandler,
 )
 from dstream.receiver.config import ReceiverConfig
+from dstream.receiver.received_block_tracker import ReceivedBlockInfo
 from dstream.receiver.receiver import Receiver
-from dstream.receiver.tracker import ReceivedBlockInfo
 
 
 class ReceiverEvents(Protocol):

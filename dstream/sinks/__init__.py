@@ -5,7 +5,7 @@ See docs/exactly-once.md for the protocol and the guarantees. Attach a sink with
 """
 
 from dstream.sinks.base import CommitOutcome, StagedPart, Transaction, TransactionalSink
-from dstream.sinks.files import AtLeastOnceFileSink, TransactionalFileSink
+from dstream.sinks.file_sinks import AtLeastOnceFileSink, TransactionalFileSink
 from dstream.sinks.runner import write_batch, write_stream
 from dstream.sinks.sqlite import SQLiteKeyValueSink
 

@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from dstream.errors import DStreamValueError
 from dstream.sinks.base import StagedPart, TransactionalSink
+from dstream.streaming.job_scheduler import Job
 from dstream.streaming.output import ForEachDStream
-from dstream.streaming.scheduler import Job
 
 BatchOutcome = Literal["committed", "already-committed", "skipped"]
 

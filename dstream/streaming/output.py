@@ -14,7 +14,7 @@ from typing import Any
 from dstream.streaming.arguments import check_callable, check_count
 from dstream.streaming.base import DStreamBase
 from dstream.streaming.duration import ms_to_datetime, positional_arity
-from dstream.streaming.scheduler import Job
+from dstream.streaming.job_scheduler import Job
 
 
 class ForEachDStream(DStreamBase):

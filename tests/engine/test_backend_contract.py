@@ -1,4 +1,4 @@
-"""The Backend contract, run against every backend (add the Dask backend's factory to BACKENDS)."""
+"""The ExecutionBackend contract, run against every backend (add the Dask backend's factory to BACKENDS)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from dstream.backends import Backend, LocalBackend, TaskNotSerializableError
+from dstream.backends import ExecutionBackend, LocalBackend, TaskNotSerializableError
 
-BACKENDS: dict[str, Callable[[], Backend]] = {
+BACKENDS: dict[str, Callable[[], ExecutionBackend]] = {
     "local-2-threads": lambda: LocalBackend(2),
     "local-inline": lambda: LocalBackend(1, inline=True),
 }
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+def backend(request: pytest.FixtureRequest) -> Iterator[ExecutionBackend]:
     b = BACKENDS[request.param]()
     yield b
     b.stop()
@@ -70,29 +70,29 @@ class Identity:
         return "identity"
 
 
-def test_results_come_back_in_task_order(backend: Backend) -> None:
+def test_results_come_back_in_task_order(backend: ExecutionBackend) -> None:
     assert backend.run_tasks([Square(i) for i in range(20)]) == [i * i for i in range(20)]
     assert backend.run_tasks([]) == []
 
 
-def test_task_error_is_raised_with_type_message_and_remote_traceback(backend: Backend) -> None:
+def test_task_error_is_raised_with_type_message_and_remote_traceback(backend: ExecutionBackend) -> None:
     with pytest.raises(LookupError, match="no such key") as info:
         backend.run_tasks([Square(1), Fail("no such key"), Square(2)])
     assert any("Task traceback" in note for note in getattr(info.value, "__notes__", []))
 
 
-def test_unpicklable_task_is_refused_before_running(backend: Backend) -> None:
+def test_unpicklable_task_is_refused_before_running(backend: ExecutionBackend) -> None:
     with pytest.raises(TaskNotSerializableError, match=r"holds an unpicklable thing.*lock"):
         backend.run_tasks([Holds(threading.Lock())])
 
 
-def test_tasks_and_results_are_serialized(backend: Backend) -> None:
+def test_tasks_and_results_are_serialized(backend: ExecutionBackend) -> None:
     payload = [1, 2, 3]
     (result,) = backend.run_tasks([Identity(payload)])  # type: ignore[list-item]
     assert result == payload and result is not payload
 
 
-def test_default_parallelism_and_idempotent_stop(backend: Backend) -> None:
+def test_default_parallelism_and_idempotent_stop(backend: ExecutionBackend) -> None:
     assert backend.default_parallelism >= 1
     backend.stop()
     backend.stop()

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dstream import Context
-from dstream.rdd.files import (
+from dstream.rdd.file_io import (
     PICKLE_HEADER,
     OutputExistsError,
     _lines,

@@ -162,7 +162,7 @@ def test_memory_and_disk_spills_blocks_that_do_not_fit(sc: Context) -> None:
 
 
 def test_block_refs_keep_allocation_order(sc: Context) -> None:
-    from dstream.receiver.tracker import ReceivedBlockInfo
+    from dstream.receiver.received_block_tracker import ReceivedBlockInfo
 
     infos = [ReceivedBlockInfo(1, f"z{i}", 1, None) for i in (3, 1, 2)]
     assert [r.block_id for r in block_refs(infos, None)] == ["z3", "z1", "z2"]

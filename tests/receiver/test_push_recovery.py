@@ -25,8 +25,8 @@ from dstream.receiver.block_rdd import block_refs, read_block
 from dstream.receiver.config import ReceiverConfig
 from dstream.receiver.push import PushReceiver
 from dstream.receiver.push_protocol import ACK, decode_ack, encode_data, encode_hello, read_frame
+from dstream.receiver.received_block_tracker import ReceivedBlockInfo
 from dstream.receiver.receiver_tracker import ReceiverTracker, receiver_wal_url
-from dstream.receiver.tracker import ReceivedBlockInfo
 from tests.receiver.helpers import wait_for
 from wal import open_wal
 

@@ -12,7 +12,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from dstream.clock import ManualClock
 from dstream.errors import DStreamValueError
-from dstream.receiver.tracker import (
+from dstream.receiver.received_block_tracker import (
     BatchAllocated,
     BatchesCleaned,
     BlockAdded,

@@ -6,7 +6,7 @@ import operator
 
 import cloudpickle
 
-from dstream.streaming.files import FileInputDStream
+from dstream.streaming.file_input import FileInputDStream
 from dstream.streaming.state import StateDStream
 from tests.streaming.conftest import collect, run
 

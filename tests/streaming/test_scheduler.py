@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 
 from dstream.clock import ManualClock
-from dstream.streaming.generator import JobGenerator, RecurringTimer
+from dstream.streaming.job_generator import JobGenerator, RecurringTimer
+from dstream.streaming.job_scheduler import Job, JobScheduler, JobSet
 from dstream.streaming.listener import StreamingListener, StreamingListenerBus
-from dstream.streaming.scheduler import Job, JobScheduler, JobSet
 
 WAIT_S = 10.0
 

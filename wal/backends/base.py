@@ -51,7 +51,7 @@ class SegmentWriter(ABC):
         """Release the file handle, if any. Idempotent."""
 
 
-class Backend(ABC):
+class WALBackend(ABC):
     """Storage for one log's files. Constructing a backend touches nothing on storage."""
 
     appendable: bool

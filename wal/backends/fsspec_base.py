@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from wal.backends.base import Backend
+from wal.backends.base import WALBackend
 from wal.format import ByteSource, BytesSource
 
 
-class FsspecBackend(Backend):
+class FsspecBackend(WALBackend):
     """Common fsspec plumbing; subclasses choose how segments are written."""
 
     def __init__(self, fs: Any, root: str, url: str) -> None:

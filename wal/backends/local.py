@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from wal.backends.base import Backend, Buffer, SegmentWriteError, SegmentWriter
+from wal.backends.base import Buffer, SegmentWriteError, SegmentWriter, WALBackend
 from wal.durable_fs import fsync_directory, make_directories
 from wal.format import ByteSource, encode_file_header
 
@@ -101,7 +101,7 @@ class LocalSegmentWriter(SegmentWriter):
             os.close(fd)
 
 
-class LocalBackend(Backend):
+class LocalWALBackend(WALBackend):
     """Segments as files in a local directory."""
 
     appendable = True

@@ -14,10 +14,10 @@ from typing import Any, ClassVar
 from dstream.clock import Clock, ManualClock, SystemClock
 from dstream.errors import DStreamStateError, DStreamValueError, JobFailedError
 from dstream.streaming.duration import seconds_to_ms
-from dstream.streaming.generator import JobGenerator
 from dstream.streaming.graph import DStreamGraph
+from dstream.streaming.job_generator import JobGenerator
+from dstream.streaming.job_scheduler import JobScheduler
 from dstream.streaming.listener import StreamingListenerBus, StreamingListenerStreamingStarted
-from dstream.streaming.scheduler import JobScheduler
 
 log = logging.getLogger(__name__)
 
@@ -180,13 +180,13 @@ class StreamingContext:
 
     def textFileStream(self, directory: str, **storage_options: Any) -> Any:
         """Lines of the files that appear in `directory` (an fsspec URL) after the context was created."""
-        from dstream.streaming.files import FileInputDStream, read_text_lines
+        from dstream.streaming.file_input import FileInputDStream, read_text_lines
 
         return FileInputDStream(self, directory, read_text_lines, storage_options)
 
     def binaryRecordsStream(self, directory: str, recordLength: int, **storage_options: Any) -> Any:
         """Fixed-length byte records of the new files in `directory`."""
-        from dstream.streaming.files import FileInputDStream, binary_records_reader
+        from dstream.streaming.file_input import FileInputDStream, binary_records_reader
 
         return FileInputDStream(self, directory, binary_records_reader(recordLength), storage_options)
 

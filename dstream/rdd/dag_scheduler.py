@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
-from dstream.backends.base import Backend, TaskNotSerializableError
+from dstream.backends.base import ExecutionBackend, TaskNotSerializableError
 from dstream.errors import DStreamError, DStreamStateError, DStreamValueError, JobFailedError
 from dstream.rdd.nodes import NarrowDependency
 from dstream.rdd.shuffle import PICKLE_PROTOCOL, ShuffleDependency, ShuffleStore, write_buckets
-from dstream.rdd.storage import BlockStore
+from dstream.rdd.storage import PersistedPartitionStore
 from dstream.rdd.tasks import StageTask, TaskInputs, TaskResult
 
 if TYPE_CHECKING:
@@ -37,7 +37,9 @@ PartitionFunc = Callable[[Iterator[Any]], Any]
 class DAGScheduler:
     """Runs jobs for one Context."""
 
-    def __init__(self, backend: Backend, blocks: BlockStore, shuffles: ShuffleStore) -> None:
+    def __init__(
+        self, backend: ExecutionBackend, blocks: PersistedPartitionStore, shuffles: ShuffleStore
+    ) -> None:
         self.backend = backend
         self.blocks = blocks
         self.shuffles = shuffles

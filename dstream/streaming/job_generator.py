@@ -17,7 +17,7 @@ from typing import Any
 
 from dstream.clock import Clock
 from dstream.errors import DStreamStateError
-from dstream.streaming.scheduler import JobScheduler, JobSet
+from dstream.streaming.job_scheduler import JobScheduler, JobSet
 
 log = logging.getLogger(__name__)
 
