@@ -24,8 +24,25 @@ log = logging.getLogger(__name__)
 DEFAULT_CHECKPOINT_INTERVAL_MS = 10_000
 
 CHECKPOINT_DIR_MISSING = (
-    "The checkpoint directory has not been set. Please set it by StreamingContext.checkpoint()."
+    "The checkpoint directory has not been set. Please set it by StreamingContext.checkpoint()"
+    " (or the Context's setCheckpointDir())."
 )
+
+
+def data_checkpoint_root(ssc: Any) -> tuple[str, dict[str, Any]] | None:
+    """Where RDD data checkpoints go, with its storage options, or None when no directory is set.
+
+    PySpark's rule: a stateful stream needs the SparkContext's checkpoint directory, which
+    ``ssc.checkpoint(dir)`` sets too; so ``sc.setCheckpointDir(dir)`` alone is enough. Only
+    ``ssc.checkpoint`` also turns on metadata checkpoints (recovery).
+    """
+    if ssc._checkpoint_dir is not None:
+        return ssc._checkpoint_dir, ssc._checkpoint_storage_options
+    sc = ssc.sparkContext
+    directory = sc.getCheckpointDir() if hasattr(sc, "getCheckpointDir") else None
+    if directory is None:
+        return None
+    return directory, dict(getattr(sc, "_checkpoint_storage_options", {}))
 
 
 class DStreamBase:
@@ -143,7 +160,7 @@ class DStreamBase:
 
     def _validate_at_start(self) -> None:
         if self._checkpoint_ms is not None:
-            if self._ssc._checkpoint_dir is None:
+            if data_checkpoint_root(self._ssc) is None:
                 raise DStreamValueError(CHECKPOINT_DIR_MISSING)
             self._check_checkpoint_interval(self._checkpoint_ms, self._checkpoint_ms / 1000)
         for parent in self._parents:
@@ -185,6 +202,9 @@ class DStreamBase:
     def _checkpoint_rdd(self, time_ms: int, rdd: Any) -> Any:
         """Write `rdd` under `<ckpt>/rdd/<stream-id>/<time_ms>` and cut its lineage; returns the RDD to keep.
 
+        ``<ckpt>`` is the streaming context's checkpoint directory, else the Context's
+        (`data_checkpoint_root`).
+
         The one seam for RDD data checkpoints. A started context's checkpoint coordinator writes in
         the background after the batch completed (dstream.recovery.data_checkpoints); without one
         (a context driven by hand) the write is synchronous. Either way the lineage is cut only
@@ -193,8 +213,10 @@ class DStreamBase:
         checkpointer = getattr(self._ssc, "_checkpointer", None)
         if checkpointer is not None:
             return checkpointer.rdds.mark(self._id, time_ms, rdd)
-        directory = self._ssc._rdd_checkpoint_dir(self._id, time_ms)
-        options = self._ssc._checkpoint_storage_options
+        root = data_checkpoint_root(self._ssc)
+        if root is None:
+            raise DStreamValueError(CHECKPOINT_DIR_MISSING)
+        directory, options = f"{root[0]}/rdd/{self._id}/{time_ms}", root[1]
         rdd._write_checkpoint(directory, storage_options=options)
         rdd._cut_lineage(directory, storage_options=options)
         return rdd

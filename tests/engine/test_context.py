@@ -137,3 +137,16 @@ def test_context_cannot_be_pickled_into_a_task() -> None:
         rdd = sc.parallelize([1])
         with pytest.raises(TypeError, match="not serializable"):
             rdd.map(lambda x: sc.defaultParallelism).collect()
+
+
+def test_spark_context_attributes_that_streaming_code_reads() -> None:
+    import time
+
+    from dstream.version import __version__
+
+    before_ms = int(time.time() * 1000)
+    with Context("local[3]", "attrs") as sc:
+        assert sc.version == __version__ and sc.version.count(".") >= 1
+        assert (sc.appName, sc.master, sc.defaultParallelism) == ("attrs", "local[3]", 3)
+        assert before_ms <= sc.startTime <= int(time.time() * 1000)
+        assert isinstance(sc.sparkUser(), str) and sc.sparkUser()
