@@ -34,13 +34,13 @@ class ReceiverEvents(StreamingListener):
         self.events: list[tuple[str, int]] = []
 
     def onReceiverStarted(self, receiverStarted: Any) -> None:
-        self.events.append(("started", receiverStarted.receiverInfo.streamId))
+        self.events.append(("started", receiverStarted.receiverInfo().streamId()))
 
     def onReceiverError(self, receiverError: Any) -> None:
-        self.events.append(("error", receiverError.receiverInfo.streamId))
+        self.events.append(("error", receiverError.receiverInfo().streamId()))
 
     def onReceiverStopped(self, receiverStopped: Any) -> None:
-        self.events.append(("stopped", receiverStopped.receiverInfo.streamId))
+        self.events.append(("stopped", receiverStopped.receiverInfo().streamId()))
 
 
 def collect_batches(stream: Any) -> dict[int, list[Any]]:
