@@ -16,6 +16,7 @@ from __future__ import annotations
 import getpass
 import itertools
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -121,6 +122,9 @@ class Context:
             self._broadcasts: weakref.WeakSet[Broadcast[Any]] = weakref.WeakSet()
             self._scheduler = DAGScheduler(self._backend, self._blocks, self._shuffles, self._accumulators)
             self.startTime: int = int(time.time() * 1000)
+            self.sparkHome: str | None = None
+            self.environment: dict[str, str] = {}
+            self._thread_local = threading.local()
             self._rdd_ids = itertools.count()
             self._shuffle_ids = itertools.count()
             self._run_uuid = uuid.uuid4().hex
@@ -193,6 +197,49 @@ class Context:
     def sparkUser(self) -> str:
         """The user running this program."""
         return getpass.getuser()
+
+    @property
+    def uiWebUrl(self) -> str | None:
+        """None: the engine has no web UI."""
+        return None
+
+    @property
+    def pythonExec(self) -> str:
+        """The Python interpreter tasks run in (the driver's, for the local backend)."""
+        return sys.executable
+
+    @property
+    def pythonVer(self) -> str:
+        """``major.minor`` of the Python that runs tasks."""
+        return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+    def setLocalProperty(self, key: str, value: str | None) -> None:
+        """Set a property of jobs started from this thread (None removes it), as in PySpark."""
+        properties = self._local_properties()
+        if value is None:
+            properties.pop(key, None)
+        else:
+            properties[key] = str(value)
+
+    def getLocalProperty(self, key: str) -> str | None:
+        """A property set with setLocalProperty in this thread, or None."""
+        return self._local_properties().get(key)
+
+    def setJobDescription(self, value: str) -> None:
+        """Describe the jobs started from this thread (``spark.job.description``)."""
+        self.setLocalProperty("spark.job.description", value)
+
+    def setJobGroup(self, groupId: str, description: str, interruptOnCancel: bool = False) -> None:
+        """Group the jobs started from this thread (the properties PySpark sets; no cancellation here)."""
+        self.setLocalProperty("spark.jobGroup.id", groupId)
+        self.setLocalProperty("spark.job.description", description)
+        self.setLocalProperty("spark.job.interruptOnCancel", str(interruptOnCancel).lower())
+
+    def _local_properties(self) -> dict[str, str]:
+        properties: dict[str, str] | None = getattr(self._thread_local, "properties", None)
+        if properties is None:
+            properties = self._thread_local.properties = {}
+        return properties
 
     def setLogLevel(self, logLevel: str) -> None:
         logging.getLogger("dstream").setLevel(logLevel.upper())

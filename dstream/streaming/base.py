@@ -91,6 +91,16 @@ class DStreamBase:
         """The StreamingContext this stream belongs to."""
         return self._ssc
 
+    @property
+    def is_cached(self) -> bool:
+        """Whether this stream's RDDs are persisted (persist, cache or checkpoint was called)."""
+        return self._persisted
+
+    @property
+    def is_checkpointed(self) -> bool:
+        """Whether this stream's RDDs are data-checkpointed (checkpoint() was called, or it is stateful)."""
+        return self._checkpoint_ms is not None or self._must_checkpoint
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self._id}, slide={self._slide_ms} ms)"
 
