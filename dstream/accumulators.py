@@ -127,7 +127,8 @@ class Accumulator(Generic[T]):
         if self._deserialized:
             raise DStreamStateError(
                 f"Accumulator.value of accumulator {self.aid} cannot be accessed inside tasks: a task"
-                " only holds its own partial sum; read it on the driver after the job"
+                " only holds its own partial sum; read it on the driver after the job (an accumulator"
+                " restored from a checkpoint is detached too: re-create it after recovery)"
             )
 
 

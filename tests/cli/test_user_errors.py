@@ -6,6 +6,7 @@ traceback; `dstream --debug` shows it.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -108,3 +109,12 @@ def test_an_error_inside_a_command_is_one_line_and_debug_shows_the_traceback() -
         check=False,
     )
     assert loud.returncode == 1 and "Traceback (most recent call last)" in loud.stderr
+
+
+@pytest.mark.parametrize(("command", "what"), LOCATION_COMMANDS)
+def test_an_empty_object_store_prefix_is_nothing_there(s3_moto, command: list[str], what: str) -> None:
+    opts = [arg for k, v in s3_moto.storage_options.items() for arg in ("-o", f"{k}={json.dumps(v)}")]
+    result = invoke(*command, s3_moto.url, *opts)
+    line = f"{s3_moto.url}: nothing there (no {what})\n"
+    expected = (0, line) if command[1] == "inspect" else (1, f"Error: {line}")
+    assert (result.exit_code, result.output) == expected
