@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from dstream.errors import DStreamStateError, DStreamValueError
 from dstream.streaming.duration import seconds_to_ms, timestamp_to_ms
+from dstream.streaming.runtime import INITIALIZED, StreamingRuntime
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +29,23 @@ CHECKPOINT_DIR_MISSING = (
 )
 
 
+class HasRuntime(Protocol):
+    """What a stream needs of its StreamingContext: the runtime, and the engine context."""
+
+    @property
+    def runtime(self) -> StreamingRuntime: ...
+
+    @property
+    def sparkContext(self) -> Any: ...
+
+
 class DStreamBase:
     """Identity, lifecycle and time bookkeeping of a DStream."""
 
     _must_checkpoint = False
 
-    def __init__(self, ssc: Any, parents: list[DStreamBase]) -> None:
-        ssc._check_can_add_operation()
+    def __init__(self, ssc: HasRuntime, parents: list[DStreamBase]) -> None:
+        ssc.runtime.check_can_add_operation()
         self._ssc = ssc
         self._parents = list(parents)
         self._zero_time_ms: int | None = None
@@ -44,7 +55,7 @@ class DStreamBase:
         self._persisted = False
         self._generated: dict[int, Any] = {}
         self._lock = threading.RLock()
-        self._id: int = ssc._graph.register(self)
+        self._id: int = ssc.runtime.graph.register(self)
 
     # -- pickling: the graph is cloudpickled into metadata checkpoints -------------------------------
 
@@ -56,7 +67,7 @@ class DStreamBase:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._ssc = None
+        self._ssc = None  # type: ignore[assignment]  # reattached by DStreamGraph.set_context
         self._generated = {}
         self._lock = threading.RLock()
 
@@ -69,6 +80,10 @@ class DStreamBase:
     @property
     def _sc(self) -> Any:
         return self._ssc.sparkContext
+
+    @property
+    def _runtime(self) -> StreamingRuntime:
+        return self._ssc.runtime
 
     def context(self) -> Any:
         """The StreamingContext this stream belongs to."""
@@ -108,7 +123,7 @@ class DStreamBase:
             )
 
     def _check_not_started(self, what: str) -> None:
-        if self._ssc is not None and self._ssc._state != "INITIALIZED":
+        if self._ssc is not None and self._runtime.state != INITIALIZED:
             raise DStreamStateError(f"Cannot {what} a DStream after the streaming context has started")
 
     # -- lifecycle (driven by the graph at start) -----------------------------------------------------
@@ -143,7 +158,7 @@ class DStreamBase:
 
     def _validate_at_start(self) -> None:
         if self._checkpoint_ms is not None:
-            if self._ssc._checkpoint_dir is None:
+            if self._runtime.checkpoint is None:
                 raise DStreamValueError(CHECKPOINT_DIR_MISSING)
             self._check_checkpoint_interval(self._checkpoint_ms, self._checkpoint_ms / 1000)
         for parent in self._parents:
@@ -190,14 +205,21 @@ class DStreamBase:
         (a context driven by hand) the write is synchronous. Either way the lineage is cut only
         after the write committed, so a failed write leaves a recomputable RDD.
         """
-        checkpointer = getattr(self._ssc, "_checkpointer", None)
-        if checkpointer is not None:
-            return checkpointer.rdds.mark(self._id, time_ms, rdd)
-        directory = self._ssc._rdd_checkpoint_dir(self._id, time_ms)
-        options = self._ssc._checkpoint_storage_options
+        runtime = self._runtime
+        if runtime.checkpointer is not None:
+            return runtime.checkpointer.rdds.mark(self._id, time_ms, rdd)
+        if runtime.checkpoint is None:
+            raise DStreamValueError(CHECKPOINT_DIR_MISSING)
+        directory = runtime.checkpoint.rdd_dir(self._id, time_ms)
+        options = dict(runtime.checkpoint.storage_options)
         rdd._write_checkpoint(directory, storage_options=options)
         rdd._cut_lineage(directory, storage_options=options)
         return rdd
+
+    def _restore_checkpointed(self, time_ms: int, rdd: Any) -> None:
+        """Recovery: this stream's RDD at `time_ms` is `rdd`, read back from its data checkpoint."""
+        with self._lock:
+            self._generated[time_ms] = rdd
 
     def slice(self, begin: Any, end: Any) -> list[Any]:
         """The RDDs of this stream from `begin` to `end` inclusive (datetimes or epoch seconds)."""

@@ -1,7 +1,7 @@
 """The streaming listener bus: batch and receiver events delivered in order on one thread.
 
 Metrics, the CLI's progress display, the chaos history and tests all read the engine through these
-events (DESIGN.md section 3). Names follow Spark's `StreamingListener` so listeners port unchanged, except
+events (docs/architecture.md). Names follow Spark's `StreamingListener` so listeners port unchanged, except
 that event fields are plain attributes (`event.batchInfo.numRecords`) rather than py4j getter calls.
 Times are integer milliseconds since the epoch; delays are milliseconds.
 """

@@ -72,7 +72,7 @@ def test_a_running_context_reports_batches_with_their_record_counts(ssc, clock):
     b = ssc.queueStream([["x"], [], ["y", "z"]])
     a.union(b).pprint()
     run(ssc, clock, 3)
-    assert ssc._bus.wait_until_empty(WAIT_S)
+    assert ssc.runtime.bus.wait_until_empty(WAIT_S)
     completed = [c for c in listener.calls if c[0] == "completed"]
     assert completed == [
         ("completed", 1000, 4, True),

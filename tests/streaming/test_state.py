@@ -92,7 +92,7 @@ def test_state_is_checkpointed_every_interval_and_lineage_stays_bounded(ssc, clo
     state.foreachRDD(record_depth)
     run(ssc, clock, 50)
     assert values[50_000] == [("k", sum(range(50)))]
-    assert ssc.wait_for_checkpoint(50_000, WAIT_S) and ssc._checkpointer.rdds.wait_idle(WAIT_S)
+    assert ssc.wait_for_checkpoint(50_000, WAIT_S) and ssc.runtime.checkpointer.rdds.wait_idle(WAIT_S)
     written = sorted(int(name) for name in os.listdir(ckpt / "rdd" / str(state._id)))
     # Written every interval (the newest is there); old ones are deleted once no kept metadata
     # checkpoint references them.
