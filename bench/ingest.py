@@ -4,7 +4,8 @@ Each mode starts a ReceiverTracker with one PushReceiver, lets `--producers` cli
 `--frames` frames of `--records` records (every send waits for its ack), then counts the stored records by
 reading every block back. WAL off keeps blocks in memory only; WAL on writes every block to the receiver
 WAL (local disk, fsync on each group commit) and every block-added event to the metadata WAL before the
-ack. The floor, as in DESIGN.md section 8, is a plain Python loop over the same records in this process.
+ack. The floor (docs/architecture.md section 8) is a plain Python loop over the same records in this
+process.
 
     .venv/bin/python bench/ingest.py [--producers 4] [--frames 20] [--records 5000] [--beside-cpu-threads 2]
 
@@ -30,10 +31,9 @@ from cpu_threads import cpu_bound_threads
 
 from dstream.client import PushClient
 from dstream.clock import SystemClock
+from dstream.config import ReceiverConfig
 from dstream.rdd.storage import StorageLevel
 from dstream.receiver.block_rdd import block_refs, read_block
-from dstream.receiver.block_store import remove_block
-from dstream.receiver.config import ReceiverConfig
 from dstream.receiver.push import PushReceiver
 from dstream.receiver.receiver_tracker import ReceiverTracker
 
@@ -80,14 +80,15 @@ def run_mode(wal: bool, producers: int, frames: int, records: int, ckpt: str | N
         go.set()
         await_all(results, "done", producers)
         infos = tracker.block_tracker.get_unallocated_blocks(0)
-        counted = sum(len(read_block(ref)) for ref in block_refs(infos, tracker.wal_location(0)))
+        refs = block_refs(infos, tracker.wal_location(0))
+        counted = sum(len(read_block(ref, tracker.executor)) for ref in refs)
         elapsed = time.perf_counter() - start
     finally:
         for proc in procs:
             proc.join(RUN_TIMEOUT_S)
+        for info in infos:
+            tracker.blocks.remove(info.block_id)
         tracker.stop()
-    for info in infos:
-        remove_block(info.block_id)
     return elapsed, counted
 
 

@@ -9,6 +9,7 @@
     <dir>/receivedBlockMetadata/                  driver WAL of ReceivedBlockTracker events
     <dir>/receivedData/<stream>/                  receiver WAL of block payloads
     <dir>/rdd/<stream-id>/<batch_ms>/part-NNNNN   RDD data checkpoints, complete only with _COMMITTED
+    <dir>/rdd/<run-id>/rdd-<rdd-id>/              rdd.checkpoint() of the Context run <run-id>
     <dir>/commits/<output-id>/<batch_ms:020d>     sink commit log records (create-once)
 
 Names parsed back from listings (checkpoint files, epochs) are parsed here too, so the rest of the
@@ -108,6 +109,20 @@ def received_data_dir(dir_url: str, stream: int | str) -> str:
 
 def rdd_stream_dir(dir_url: str, stream_id: int | str) -> str:
     return join(dir_url, RDD_DIR, check_id(stream_id, "stream id"))
+
+
+RUN_CHILD = re.compile(r"rdd-\d{1,19}")
+"""The name of an RDD's directory inside a run directory (what tells a run dir from a stream dir)."""
+
+
+def rdd_run_dir(dir_url: str, run_id: str) -> str:
+    """`<dir>/rdd/<run-id>`: where the Context run `run_id` writes rdd.checkpoint() files."""
+    return join(dir_url, RDD_DIR, check_id(run_id, "run id"))
+
+
+def rdd_of_run_dir(dir_url: str, run_id: str, rdd_id: int) -> str:
+    """`<dir>/rdd/<run-id>/rdd-<rdd-id>`: one RDD's rdd.checkpoint() files."""
+    return join(rdd_run_dir(dir_url, run_id), f"rdd-{check_ms(rdd_id, 'rdd id')}")
 
 
 def rdd_checkpoint_dir(dir_url: str, stream_id: int | str, batch_ms: int) -> str:

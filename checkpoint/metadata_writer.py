@@ -24,7 +24,7 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,14 @@ from checkpoint.errors import (
     CorruptCheckpointError,
     DriverLeaseError,
 )
-from checkpoint.layout import RDD_DIR, CheckpointName, metadata_checkpoint_url, rdd_checkpoint_dir
+from checkpoint.layout import (
+    RDD_DIR,
+    RUN_CHILD,
+    CheckpointName,
+    metadata_checkpoint_url,
+    rdd_checkpoint_dir,
+    rdd_run_dir,
+)
 from checkpoint.location import join, resolve
 from checkpoint.metadata import (
     KeyChoice,
@@ -99,6 +106,8 @@ class MetadataCheckpointWriter:
         on_failed: called on the writer thread when a checkpoint could not be written.
         fence: called before each publish; raising (e.g. a lost driver lease) fails the write.
         clean_rdd_data: delete RDD data checkpoint dirs that retention allows.
+        live_runs: run ids whose `rdd/<run id>` directory (rdd.checkpoint() files) a running Context
+            may still read; every other run directory is deleted.
     """
 
     def __init__(
@@ -116,6 +125,7 @@ class MetadataCheckpointWriter:
         on_failed: OnFailed | None = None,
         fence: Callable[[], None] | None = None,
         clean_rdd_data: bool = True,
+        live_runs: Sequence[str] = (),
     ) -> None:
         for label, value in (
             ("keep_n", keep_n),
@@ -135,6 +145,7 @@ class MetadataCheckpointWriter:
         self._on_failed = on_failed
         self._fence = fence
         self._clean_rdd_data = clean_rdd_data
+        self._live_runs = tuple(live_runs)
         self._queue: queue.Queue[MetadataCheckpoint | None] = queue.Queue(maxsize=queue_size_max)
         self._stop = threading.Event()
         self._fenced: BaseException | None = None
@@ -299,10 +310,19 @@ class MetadataCheckpointWriter:
         try:
             names = list_checkpoints(self.dir_url, storage_options=self._so)
             summaries = [s for n in names if (s := self._summary_of(n)) is not None]
-            existing = self._rdd_dirs() if self._clean_rdd_data else []
-            plan = plan_retention(summaries, names, existing, keep_n=self._keep_n, newest_valid=newest)
+            existing, runs = self._rdd_dirs() if self._clean_rdd_data else ([], [])
+            plan = plan_retention(
+                summaries,
+                names,
+                existing,
+                keep_n=self._keep_n,
+                newest_valid=newest,
+                existing_run_dirs=runs,
+                live_runs=self._live_runs,
+            )
             deleted_meta = [self._delete_metadata(n) for n in plan.delete_metadata]
             deleted_rdd = [self._delete_rdd_dir(k) for k in plan.delete_rdd_dirs]
+            deleted_rdd += [self._delete_run_dir(run) for run in plan.delete_run_dirs]
         except (OSError, CheckpointError) as exc:  # retention is retried after the next checkpoint
             log.warning("retention after %s failed: %s", newest.filename(), exc)
             return WrittenInfo(newest, url, attempts)
@@ -325,21 +345,31 @@ class MetadataCheckpointWriter:
         self._summaries.pop(name, None)
         return url
 
-    def _rdd_dirs(self) -> list[RddDirKey]:
+    def _rdd_dirs(self) -> tuple[list[RddDirKey], list[str]]:
+        """The data checkpoint dirs `rdd/<stream>/<batch_ms>`, and the run ids of `rdd/<run>/rdd-N` dirs."""
         fs, root = resolve(join(self.dir_url, RDD_DIR), self._so)
         fs.invalidate_cache(root)
         found: list[RddDirKey] = []
+        runs: list[str] = []
         try:
             streams = fs.ls(root, detail=False)
         except FileNotFoundError:
-            return []
+            return [], []
         for stream_path in streams:
             stream = str(stream_path).rstrip("/").rsplit("/", 1)[-1]
-            for batch_path in fs.ls(stream_path, detail=False):
-                batch = str(batch_path).rstrip("/").rsplit("/", 1)[-1]
-                if batch.isdigit():
-                    found.append((stream, int(batch)))
-        return found
+            children = [str(p).rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(stream_path, detail=False)]
+            if any(RUN_CHILD.fullmatch(child) for child in children):
+                runs.append(stream)
+                continue
+            found.extend((stream, int(batch)) for batch in children if batch.isdigit())
+        return found, runs
+
+    def _delete_run_dir(self, run: str) -> str:
+        url = rdd_run_dir(self.dir_url, run)
+        fs, path = resolve(url, self._so)
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm(path, recursive=True)
+        return url
 
     def _delete_rdd_dir(self, key: RddDirKey) -> str:
         url = rdd_checkpoint_dir(self.dir_url, key[0], key[1])

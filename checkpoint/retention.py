@@ -9,6 +9,10 @@ Rules:
   than the oldest time any kept checkpoint references are deleted (Spark's rule); newer unreferenced
   ones may be an asynchronous checkpoint still being written, and a stream no kept checkpoint
   references keeps everything.
+- Run directories (`rdd/<run id>/`, where a Context's `rdd.checkpoint()` writes): a run's files are
+  kept while that Context runs (a live RDD may read them), as in Spark; the directory of any other run
+  is deleted, since only one driver runs on a checkpoint directory at a time (the lease) and a
+  restarted driver reads data checkpoints only.
 - WAL: the clean threshold is the smallest `wal_needed_from_ms` among the kept checkpoints; if any kept
   checkpoint does not say what it needs, nothing is cleaned.
 
@@ -43,6 +47,7 @@ class RetentionPlan:
     delete_metadata: list[CheckpointName] = field(default_factory=list)
     delete_rdd_dirs: list[RddDirKey] = field(default_factory=list)
     wal_clean_before_ms: int | None = None
+    delete_run_dirs: list[str] = field(default_factory=list)
 
 
 def metadata_to_keep(
@@ -82,6 +87,11 @@ def rdd_dirs_to_delete(existing: Iterable[RddDirKey], referenced: Iterable[RddDi
     )
 
 
+def run_dirs_to_delete(existing_runs: Iterable[str], live_runs: Iterable[str]) -> list[str]:
+    """The `rdd/<run id>` directories of Contexts that no longer run (every run but the live ones)."""
+    return sorted(set(existing_runs) - set(live_runs))
+
+
 def wal_clean_before_ms(needs: Iterable[int | None]) -> int | None:
     """The WAL clean threshold: the smallest need, or None if any need is unknown or there are none."""
     values = list(needs)
@@ -97,8 +107,10 @@ def plan_retention(
     *,
     keep_n: int,
     newest_valid: CheckpointName | None,
+    existing_run_dirs: Iterable[str] = (),
+    live_runs: Iterable[str] = (),
 ) -> RetentionPlan:
-    """Combine the three rules.
+    """Combine the four rules.
 
     Args:
         summaries: summaries of (at least) every checkpoint that will be kept. A kept name without a
@@ -107,17 +119,21 @@ def plan_retention(
         existing_rdd_dirs: every RDD data checkpoint dir present.
         keep_n: how many metadata checkpoints to keep.
         newest_valid: the newest checkpoint known to be valid (typically the one just written).
+        existing_run_dirs: the run ids that have an `rdd/<run id>` directory.
+        live_runs: run ids of Contexts running now (their directories are kept).
     """
     names = set(all_names)
     kept = metadata_to_keep(names, keep_n=keep_n, newest_valid=newest_valid)
     by_name = {s.name: s for s in summaries}
     plan_meta = sorted(names - set(kept))
+    runs = run_dirs_to_delete(existing_run_dirs, live_runs)
     if any(name not in by_name for name in kept):
-        return RetentionPlan(plan_meta, [], None)
+        return RetentionPlan(plan_meta, [], None, runs)
     kept_summaries = [by_name[name] for name in kept]
     refs = [ref for s in kept_summaries for ref in s.data_refs]
     return RetentionPlan(
         plan_meta,
         rdd_dirs_to_delete(existing_rdd_dirs, refs),
         wal_clean_before_ms(s.wal_needed_from_ms for s in kept_summaries),
+        runs,
     )

@@ -1,23 +1,25 @@
-"""Broadcast variables (PySpark's ``pyspark.Broadcast``): a read-only value shipped once per worker.
+"""Broadcast variables (PySpark's ``pyspark.Broadcast``): a read-only value shipped once per executor.
 
 `Context.broadcast(value)` pickles the value once, on the driver, and publishes the bytes under a
-broadcast id in a `BroadcastRegistry`. A `Broadcast` pickles as its id only, so a task that uses it
-carries a few bytes, not the value; on the worker side, ``value`` resolves the id through the
-worker process's registry, which unpickles the bytes once and keeps the result for later tasks
-(Spark's per-executor cache).
+broadcast id in the `BroadcastRegistry` of the driver's executor environment
+(dstream.backends.executor_env). A `Broadcast` pickles as its id only, so a task that uses it
+carries a few bytes, not the value; inside a task, ``value`` resolves the id through the registry
+of the executor the task runs on, which unpickles the bytes once and keeps the result for later
+tasks there (Spark's per-executor cache).
 
-Where the bytes live. On the local backend tasks run in the driver process, so the registry is
-the process's own (`PROCESS_REGISTRY`), filled by the Context. A backend whose workers are other
-processes (Dask) keeps the same seam: it installs a fetcher with `PROCESS_REGISTRY.set_fetcher` in
-each worker, which, on a miss, gets the bytes of an id from wherever the driver published them
-(for Dask, data the driver scattered or published on the scheduler under the broadcast's id),
-then caches them like a local entry. Nothing else changes: the id travels with the task, the value
-is looked up where the task runs.
+Where the bytes live. On the local backend the only executor is the driver's, so the registry the
+Context published into is the one tasks read. A backend whose executors are other processes (Dask)
+keeps the same seam: it installs a fetcher with `BroadcastRegistry.set_fetcher` in each worker's
+registry, which, on a miss, gets the bytes of an id from wherever the driver published them (for
+Dask, data the driver scattered or published on the scheduler under the broadcast's id), then
+caches them like a local entry. Nothing else changes: the id travels with the task, the value is
+looked up where the task runs.
 
-Lifecycle, as in PySpark: ``unpersist()`` drops the workers' unpickled copies (the next use loads
+Lifecycle, as in PySpark: ``unpersist()`` drops the executors' unpickled copies (the next use loads
 them again), ``destroy()`` drops the value everywhere; after it, using the broadcast (``value``, or
-shipping it in a task) raises `BroadcastDestroyedError`. A broadcast is not saved in checkpoints: after
-recovery, re-create it (the streaming guide's lazily created singleton).
+shipping it in a task) raises `BroadcastDestroyedError`. Stopping the Context closes its executor
+environment, which drops every broadcast. A broadcast is not saved in checkpoints: after recovery,
+re-create it (the streaming guide's lazily created singleton).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any, Generic, TypeVar
 
 import cloudpickle
 
+from dstream.backends.executor_env import ExecutorEnv, current_executor_env
 from dstream.errors import DStreamStateError
 
 T = TypeVar("T")
@@ -46,10 +49,14 @@ class BroadcastDestroyedError(DStreamStateError):
     """A destroyed broadcast was read, or shipped in a task."""
 
 
-class BroadcastRegistry:
-    """Pickled broadcast values by id, with each process's unpickled copy cached.
+SERVICE_NAME = "broadcasts"
 
-    Thread-safe. ``fetcher`` is asked for the bytes of an id this process never received.
+
+class BroadcastRegistry:
+    """Pickled broadcast values by id, with this executor's unpickled copies cached.
+
+    One per executor environment (`registry_of`). Thread-safe. ``fetcher`` is asked for the bytes
+    of an id this executor never received.
     """
 
     def __init__(self) -> None:
@@ -83,13 +90,19 @@ class BroadcastRegistry:
             data = self._fetcher(bid) if self._fetcher is not None else None
             if data is None:
                 raise DStreamStateError(
-                    f"broadcast {bid} is not available in this process: it was created by another"
+                    f"broadcast {bid} is not available on this executor: it was created by another"
                     " Context (a checkpoint does not keep broadcasts; re-create them after recovery)"
                 )
         value = pickle.loads(data)
         with self._lock:
             self._check_not_destroyed(bid)
             return self._loaded.setdefault(bid, value)
+
+    def close(self) -> None:
+        """Drop every broadcast (the executor environment is closing)."""
+        with self._lock:
+            self._pickled.clear()
+            self._loaded.clear()
 
     def forget(self, bid: int) -> None:
         """Drop the bytes and the copy of a broadcast nothing can use any more (its driver object died)."""
@@ -114,7 +127,9 @@ class BroadcastRegistry:
             raise BroadcastDestroyedError(f"Attempted to use broadcast {bid} after it was destroyed")
 
 
-PROCESS_REGISTRY = BroadcastRegistry()
+def registry_of(env: ExecutorEnv) -> BroadcastRegistry:
+    """The broadcast registry of an executor environment (created on first use)."""
+    return env.service(SERVICE_NAME, BroadcastRegistry)
 
 
 class Broadcast(Generic[T]):
@@ -123,7 +138,7 @@ class Broadcast(Generic[T]):
     def __init__(self, bid: int, value: Any = _UNRESOLVED, registry: BroadcastRegistry | None = None) -> None:
         self._id = bid
         self._value = value
-        self._registry = PROCESS_REGISTRY if registry is None else registry
+        self._registry = registry  # the driver's; None for a handle unpickled in a task
         self._destroyed = False
 
     @classmethod
@@ -150,19 +165,19 @@ class Broadcast(Generic[T]):
         """The broadcast value (loaded once per worker process)."""
         self._check_usable()
         if self._value is _UNRESOLVED:
-            self._value = self._registry.load(self._id)
+            self._value = self._where().load(self._id)
         value: T = self._value
         return value
 
     def unpersist(self, blocking: bool = False) -> None:
         """Drop the workers' copies; the value is sent again if a later task uses it."""
         self._check_usable()
-        self._registry.unpersist(self._id)
+        self._where().unpersist(self._id)
 
     def destroy(self, blocking: bool = False) -> None:
         """Drop the value everywhere; using this broadcast afterwards raises."""
         self._destroyed = True
-        self._registry.destroy(self._id)
+        self._where().destroy(self._id)
 
     def __reduce__(self) -> tuple[Any, ...]:
         self._check_usable()
@@ -171,11 +186,23 @@ class Broadcast(Generic[T]):
     def __repr__(self) -> str:
         return f"Broadcast(id={self._id})"
 
+    def _where(self) -> BroadcastRegistry:
+        """The driver's registry, or inside a task the registry of the executor it runs on."""
+        if self._registry is not None:
+            return self._registry
+        try:
+            return registry_of(current_executor_env())
+        except DStreamStateError:
+            raise DStreamStateError(
+                f"broadcast {self._id} was unpickled outside a task and outside its driver: its value"
+                " can only be read in a task or through the Broadcast that Context.broadcast returned"
+            ) from None
+
     def _check_usable(self) -> None:
         if self._destroyed:
             raise BroadcastDestroyedError(f"Attempted to use broadcast {self._id} after it was destroyed")
 
 
 def _broadcast_in_task(bid: int) -> Broadcast[Any]:
-    """Unpickling: a handle that resolves its value from this process's registry when read."""
+    """Unpickling: a handle that resolves its value from its executor's registry when read."""
     return Broadcast(bid)

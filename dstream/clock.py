@@ -1,6 +1,6 @@
 """Injected time. Everything time-driven takes a Clock; tests advance a ManualClock instead of sleeping.
 
-Times are integer milliseconds since the epoch (DESIGN.md section 3).
+Times are integer milliseconds since the epoch (docs/architecture.md section 3).
 """
 
 from __future__ import annotations

@@ -20,17 +20,20 @@ import sys
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from checkpoint import rdd_data
+from checkpoint.layout import rdd_of_run_dir
 from dstream.accumulators import Accumulator, AccumulatorParam, AccumulatorRegistry, default_param
 from dstream.backends import create_backend
-from dstream.broadcast import PROCESS_REGISTRY, Broadcast
+from dstream.backends.executor_env import ExecutorEnv
+from dstream.broadcast import Broadcast, registry_of
+from dstream.config import EngineConfig
 from dstream.errors import DStreamStateError, DStreamValueError
 from dstream.master import parse_master
 from dstream.rdd import file_io
+from dstream.rdd.checkpointing import CheckpointNode
 from dstream.rdd.dag_scheduler import DAGScheduler
 from dstream.rdd.nodes import BlockNode
 from dstream.rdd.rdd import RDD
@@ -115,11 +118,11 @@ class Context:
             self.appName: str = appName or self._conf.get("spark.app.name") or "dstream"
             self._conf.set("spark.master", self.master).set("spark.app.name", self.appName)
             spec = parse_master(self.master)
-            self._backend = create_backend(spec, self._conf)
+            self.engine_config = EngineConfig.from_conf(dict(self._conf.getAll()))
+            self._backend = create_backend(spec, self.engine_config)
             self._blocks = PersistedPartitionStore()
             self._shuffles = ShuffleStore()
             self._accumulators = AccumulatorRegistry()
-            self._broadcasts: weakref.WeakSet[Broadcast[Any]] = weakref.WeakSet()
             self._scheduler = DAGScheduler(self._backend, self._blocks, self._shuffles, self._accumulators)
             self.startTime: int = int(time.time() * 1000)
             self.sparkHome: str | None = None
@@ -150,9 +153,6 @@ class Context:
             self._backend.stop()
             self._blocks.clear()
             self._shuffles.clear()
-            for broadcast in list(self._broadcasts):
-                PROCESS_REGISTRY.forget(broadcast.id)
-            self._broadcasts.clear()
             if Context._active is self:
                 Context._active = None
 
@@ -171,6 +171,11 @@ class Context:
     def __repr__(self) -> str:
         return f"<Context master={self.master} appName={self.appName}>"
 
+    @property
+    def executor_env(self) -> ExecutorEnv:
+        """The environment of the executor in the driver process (driver-hosted receivers use it)."""
+        return self._backend.executor_env
+
     def getConf(self) -> Conf:
         """A copy of the configuration."""
         return self._conf.copy()
@@ -178,8 +183,8 @@ class Context:
     @property
     def defaultParallelism(self) -> int:
         """``spark.default.parallelism`` if set, else the backend's (threads for local[N])."""
-        value = self._conf.get("spark.default.parallelism")
-        return int(value) if value is not None else self._backend.default_parallelism
+        value = self.engine_config.default_parallelism
+        return value if value is not None else self._backend.default_parallelism
 
     @property
     def defaultMinPartitions(self) -> int:
@@ -262,9 +267,7 @@ class Context:
             TypeError: ``value`` cannot be pickled.
         """
         self._check_running()
-        broadcast = Broadcast._create(value, PROCESS_REGISTRY)
-        self._broadcasts.add(broadcast)
-        return broadcast
+        return Broadcast._create(value, registry_of(self.executor_env))
 
     def accumulator(self, value: Any, accum_param: AccumulatorParam[Any] | None = None) -> Accumulator[Any]:
         """A value tasks add to and the driver reads; at-least-once across re-runs (dstream.accumulators).
@@ -325,8 +328,6 @@ class Context:
 
     def _checkpoint_rdd(self, dir_url: str, storage_options: dict[str, Any] | None = None) -> RDD[Any]:
         """An RDD reading a committed RDD checkpoint directory (Spark's sc.checkpointFile)."""
-        from dstream.rdd.checkpointing import CheckpointNode
-
         options = self._checkpoint_storage_options if storage_options is None else storage_options
         n = rdd_data.committed_partitions(dir_url, storage_options=options)
         rdd: RDD[Any] = RDD(self, CheckpointNode(dir_url, n, options))
@@ -358,4 +359,9 @@ class Context:
     def _rdd_checkpoint_url(self, rdd_id: int) -> str:
         if self._checkpoint_dir is None:
             raise DStreamStateError("Checkpoint directory has not been set in the Context")
-        return f"{self._checkpoint_dir}/rdd/{self._run_uuid}/rdd-{rdd_id}"
+        return rdd_of_run_dir(self._checkpoint_dir, self._run_uuid, rdd_id)
+
+    @property
+    def run_id(self) -> str:
+        """Names this Context's `rdd/<run id>/` directory of rdd.checkpoint() files."""
+        return self._run_uuid

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from dstream.clock import Clock
+from dstream.context import Context
 from dstream.errors import DStreamValueError
 from dstream.streaming.inputs import InputDStream
 from dstream.streaming.listener import StreamingListener, StreamingListenerBatchCompleted
+from dstream.streaming.streaming_context import StreamingContext
 
 WAIT_PER_BATCH_S = 60.0
 
@@ -115,8 +117,6 @@ def run_demo(
     clock: Clock | None = None,
 ) -> Iterator[DemoBatch]:
     """Run the stateful word count for `batches` batches, yielding each as it completes."""
-    from dstream import Context, StreamingContext
-
     if batches < 1:
         raise DStreamValueError(f"batches must be >= 1, got {batches!r}")
     events: queue.Queue[Any] = queue.Queue()

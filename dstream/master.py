@@ -1,7 +1,7 @@
 """Master URL parsing: turns `local[4]`, `local-cluster[2]` or `dask://host:port` into a small spec.
 
 Kept apart from the context so that backends and the CLI can validate a master URL without
-starting anything. Accepted forms (DESIGN.md section 2):
+starting anything. Accepted forms (docs/architecture.md section 2):
 
 - ``local`` (one thread), ``local[N]`` (N threads), ``local[*]`` (one thread per core);
 - ``local-inline``: one thread, tasks run in the calling thread in order (deterministic tests);

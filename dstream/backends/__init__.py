@@ -7,10 +7,10 @@ touches no operator and no scheduler code: it must expose ``create(spec, conf) -
 from __future__ import annotations
 
 import importlib
-from typing import Protocol
 
 from dstream.backends.base import ExecutionBackend, Task, TaskFailedError, TaskNotSerializableError
 from dstream.backends.local import LocalBackend
+from dstream.config import EngineConfig
 from dstream.errors import DStreamValueError
 from dstream.master import MasterSpec
 
@@ -23,24 +23,17 @@ __all__ = [
     "create_backend",
 ]
 
-INLINE_CONF_KEY = "dstream.local.inline"
 _MODULE_BY_KIND = {"local-cluster": "dstream.backends.dask", "dask": "dstream.backends.dask"}
 
 
-class ConfLike(Protocol):
-    """The part of dstream.Conf a backend reads."""
-
-    def get(self, key: str, defaultValue: str | None = None) -> str | None: ...
-
-
-def create_backend(spec: MasterSpec, conf: ConfLike) -> ExecutionBackend:
+def create_backend(spec: MasterSpec, config: EngineConfig) -> ExecutionBackend:
     """Build the backend a parsed master URL asks for.
 
     Raises:
         DStreamValueError: the master needs a backend that is not installed in this build.
     """
     if spec.kind == "local":
-        inline = spec.inline or str(conf.get(INLINE_CONF_KEY, "false")).lower() == "true"
+        inline = spec.inline or config.local_inline
         return LocalBackend(spec.threads or 1, inline=inline)
     module_name = _MODULE_BY_KIND[spec.kind]
     try:
@@ -51,5 +44,5 @@ def create_backend(spec: MasterSpec, conf: ConfLike) -> ExecutionBackend:
         raise DStreamValueError(
             f"master {spec.url!r} needs the Dask backend ({module_name}), which is not available yet"
         ) from exc
-    backend: ExecutionBackend = module.create(spec, conf)
+    backend: ExecutionBackend = module.create(spec, config)
     return backend

@@ -3,7 +3,7 @@
 Operators never talk to a backend directly; the DAG scheduler (dstream.rdd.dag_scheduler) cuts a job
 into tasks and hands them here. A task is any object with a ``run()`` method that, together with
 everything it references, survives cloudpickle; its result must survive pickle. That is the whole
-contract a Dask backend has to honour (DESIGN.md section 3), so every backend is tested with the
+contract a Dask backend has to honour (docs/architecture.md section 3), so every backend is tested with the
 same suite.
 """
 
@@ -13,6 +13,7 @@ import abc
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from dstream.backends.executor_env import ExecutorEnv
 from dstream.errors import DStreamError
 
 
@@ -41,6 +42,11 @@ class ExecutionBackend(abc.ABC):
     @abc.abstractmethod
     def default_parallelism(self) -> int:
         """How many tasks can usefully run at once (PySpark's defaultParallelism)."""
+
+    @property
+    @abc.abstractmethod
+    def executor_env(self) -> ExecutorEnv:
+        """The driver-side executor's environment (where driver-hosted receivers keep their state)."""
 
     @abc.abstractmethod
     def run_tasks(self, tasks: Sequence[Task]) -> list[Any]:

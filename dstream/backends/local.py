@@ -19,6 +19,7 @@ from typing import Any
 import cloudpickle
 
 from dstream.backends.base import ExecutionBackend, Task, TaskFailedError, TaskNotSerializableError
+from dstream.backends.executor_env import ExecutorEnv, running_in
 from dstream.errors import DStreamStateError
 
 PICKLE_PROTOCOL = 5
@@ -91,24 +92,33 @@ class LocalBackend(ExecutionBackend):
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._stopped = False
+        self._env = ExecutorEnv("driver")
 
     @property
     def default_parallelism(self) -> int:
         return self._threads
 
+    @property
+    def executor_env(self) -> ExecutorEnv:
+        return self._env
+
     def run_tasks(self, tasks: Sequence[Task]) -> list[Any]:
         payloads = [serialize_task(t) for t in tasks]
         if self._inline or len(payloads) <= 1:
             self._check_running()
-            return [unpack_outcome(*run_serialized(p)) for p in payloads]
+            return [unpack_outcome(*self._run(p)) for p in payloads]
         pool = self._executor()
-        futures = [pool.submit(run_serialized, p) for p in payloads]
+        futures = [pool.submit(self._run, p) for p in payloads]
         try:
             return [unpack_outcome(*f.result()) for f in futures]
         except CancelledError:
             raise DStreamStateError("the job was cancelled: the Context was stopped while it ran") from None
         finally:
             _cancel(futures)
+
+    def _run(self, serialized: SerializedTask) -> tuple[bool, bytes]:
+        with running_in(self._env):
+            return run_serialized(serialized)
 
     def _check_running(self) -> None:
         if self._stopped:
@@ -127,6 +137,7 @@ class LocalBackend(ExecutionBackend):
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+        self._env.close()
 
 
 def _cancel(futures: list[Future[tuple[bool, bytes]]]) -> None:

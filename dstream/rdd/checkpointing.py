@@ -1,7 +1,7 @@
 """RDD data checkpoints: write an RDD's partitions with checkpoint.rdd_data, then cut its lineage.
 
 Two steps, kept separate so that the streaming layer can run the first in a background thread
-while later batches go on (DESIGN.md section 5): `write_checkpoint` computes every partition in a
+while later batches go on (docs/architecture.md section 5): `write_checkpoint` computes every partition in a
 job whose tasks write their own part file, then commits on the driver; `cut_lineage` swaps the
 RDD's node for a CheckpointNode that reads the parts back, under the scheduler's lineage lock so a
 concurrent job sees either the old lineage or the new one, never a mix. Parents and shuffles the

@@ -45,7 +45,7 @@ class PairsMixin:
     """PySpark's pair-RDD methods."""
 
     def _default_reduce_partitions(self: RDD[Any]) -> int:
-        if self.context._conf.contains("spark.default.parallelism"):
+        if self.context.engine_config.default_parallelism is not None:
             return self.context.defaultParallelism
         return max(1, self.getNumPartitions())
 

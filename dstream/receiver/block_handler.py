@@ -40,7 +40,7 @@ from dstream.clock import Clock
 from dstream.errors import DStreamError
 from dstream.pickling import dumps_text_in, holds_no_shared_mutable
 from dstream.rdd.storage import StorageLevel
-from dstream.receiver.block_store import get_block_store, put_replicated
+from dstream.receiver.block_store import ReceivedBlocks
 from dstream.receiver.received_block_tracker import EventLog
 
 MAGIC = b"RBK"
@@ -126,11 +126,12 @@ def decode_log_record(data: bytes) -> BlockRecord | StateRecord:
 class BlockStoreHandler:
     """Store blocks in the executor's block store at `level` (replicated when the level says so)."""
 
-    def __init__(self, level: StorageLevel) -> None:
+    def __init__(self, level: StorageLevel, blocks: ReceivedBlocks) -> None:
         self.level = level
+        self.blocks = blocks
 
     def store_block(self, block_id: str, records: list[Any], metadata: dict[str, Any] | None) -> StoreResult:
-        put_replicated(block_id, records, self.level)
+        self.blocks.put_replicated(block_id, records, self.level)
         return StoreResult(block_id, len(records))
 
     def cleanup_old_blocks(self, threshold_ms: int) -> None:
@@ -145,10 +146,14 @@ class WriteAheadLogHandler:
         stream_id: the input stream, written into each record.
         clock: stamps each record (the WAL's cleanup works on these times).
         level: the receiver's storage level; only its memory/disk choice is kept, with one copy.
+        blocks: the executor's received blocks, where the in-memory copy goes.
     """
 
-    def __init__(self, log: EventLog, stream_id: int, clock: Clock, level: StorageLevel) -> None:
+    def __init__(
+        self, log: EventLog, stream_id: int, clock: Clock, level: StorageLevel, *, blocks: ReceivedBlocks
+    ) -> None:
         self.log = log
+        self.blocks = blocks
         self.stream_id = stream_id
         self.clock = clock
         self.level = StorageLevel(level.useDisk, level.useMemory or not level.useDisk, False, False, 1)
@@ -157,7 +162,7 @@ class WriteAheadLogHandler:
         now = self.clock.time_ms()
         data = encode_block_record(BlockRecord(self.stream_id, block_id, now, metadata, records))
         handle = self.log.write(data, now)
-        get_block_store().put(block_id, records, self.level)
+        self.blocks.primary.put(block_id, records, self.level)
         return StoreResult(block_id, len(records), handle, now)
 
     def cleanup_old_blocks(self, threshold_ms: int) -> None:

@@ -4,7 +4,7 @@ Built on the public RDD API only: `sc.parallelize(block_refs, len(block_refs)).f
 the RDD engine needs no special RDD class. Partitions follow the order of the tracker's allocation, which
 is logged, so a batch re-run after recovery sees the same blocks in the same order.
 
-`read_block` runs in a task: it looks for a copy in this process's block stores (unless the block is known
+`read_block` runs in a task: it looks for a copy in its executor's received blocks (unless the block is known
 to be invalid, i.e. recovered from the log), then reads the receiver WAL record by its handle.
 """
 
@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dstream.backends.executor_env import ExecutorEnv
 from dstream.errors import DStreamError
 from dstream.receiver.block_handler import decode_block_record
-from dstream.receiver.block_store import find_block
+from dstream.receiver.block_store import received_blocks
 from dstream.receiver.received_block_tracker import ReceivedBlockInfo
-from dstream.receiver.wal_registry import wal_for_reading
+from dstream.receiver.wal_registry import receiver_wals
 
 
 class BlockNotFoundError(DStreamError):
@@ -44,10 +45,10 @@ def block_refs(
     return [BlockRef(i.block_id, i.block_valid, i.wal_handle, url, dict(options)) for i in infos]
 
 
-def read_block(ref: BlockRef) -> list[Any]:
-    """The block's records: from a block store copy, else from the receiver WAL."""
+def read_block(ref: BlockRef, env: ExecutorEnv | None = None) -> list[Any]:
+    """The block's records: from a copy on executor `env` (default: this task's), else the receiver WAL."""
     if ref.block_valid:
-        records = find_block(ref.block_id)
+        records = received_blocks(env).find(ref.block_id)
         if records is not None:
             return records
     if ref.wal_handle is None or ref.wal_url is None:
@@ -55,12 +56,16 @@ def read_block(ref: BlockRef) -> list[Any]:
             f"block {ref.block_id} is not in the block store and has no write-ahead log copy "
             "(enable spark.streaming.receiver.writeAheadLog.enable for zero data loss)"
         )
-    data = wal_for_reading(ref.wal_url, ref.storage_options).read(ref.wal_handle)
+    data = receiver_wals(env).for_reading(ref.wal_url, ref.storage_options).read(ref.wal_handle)
     return decode_block_record(data).records
+
+
+def _read_in_task(ref: BlockRef) -> list[Any]:
+    return read_block(ref)
 
 
 def block_rdd(sc: Any, refs: Sequence[BlockRef]) -> Any:
     """An RDD with one partition per block, in the given order (an empty RDD for no blocks)."""
     if not refs:
         return sc.parallelize([], 1)
-    return sc.parallelize(list(refs), len(refs)).flatMap(read_block)
+    return sc.parallelize(list(refs), len(refs)).flatMap(_read_in_task)

@@ -1,10 +1,11 @@
-"""The executor's store of received blocks, keyed by block id, one per process (plus peers for replicas).
+"""The executor's store of received blocks, keyed by block id, one per executor (plus peers for replicas).
 
-In the local backend the driver process is the executor, so a receiver and the tasks that read its
-blocks share the store returned by `get_block_store()`. A replicated storage level (replication 2) puts a
-second copy in a *peer* store: with the local backend the peer is a second store in the same process that
-stands for another worker, so dropping one copy (`drop_all()`, as a lost worker would) leaves the other.
-With the Dask backend each worker process has its own store and the peer is another worker.
+Each executor's `ExecutorEnv` holds one `ReceivedBlocks` (`received_blocks(env)`): in the local backend
+the driver process is the executor, so a receiver and the tasks that read its blocks share it. A
+replicated storage level (replication 2) puts a second copy in a *peer* store: with the local backend the
+peer is a second store in the same executor that stands for another worker, so dropping one copy
+(`drop_all()`, as a lost worker would) leaves the other. With the Dask backend each worker process has
+its own environment and the peer is another worker.
 
 Storage levels (`dstream.rdd.storage.StorageLevel`, PySpark's constants) decide where a block lives:
 - memory only: kept in memory; a block that does not fit in `memory_records_max` is refused with
@@ -26,8 +27,10 @@ import pickle
 import shutil
 import tempfile
 import threading
+import weakref
 from typing import Any
 
+from dstream.backends.executor_env import ExecutorEnv, current_executor_env
 from dstream.errors import DStreamError, DStreamValueError
 from dstream.pickling import dumps_records
 from dstream.rdd.storage import StorageLevel
@@ -84,6 +87,8 @@ class ReceivedBlockStore:
     def _spill(self, block_id: str, data: bytes) -> str:
         if self._spill_dir is None:
             self._spill_dir = tempfile.mkdtemp(prefix=f"dstream-blocks-{self.name}-")
+            # A store dropped without drop_all() (its executor went away) still removes its files.
+            weakref.finalize(self, shutil.rmtree, self._spill_dir, True)
         path = os.path.join(self._spill_dir, block_id)
         with open(path, "wb") as f:
             f.write(data)
@@ -138,43 +143,47 @@ class ReceivedBlockStore:
             shutil.rmtree(spill_dir, ignore_errors=True)
 
 
-_registry_lock = threading.Lock()
-_registry: dict[str, ReceivedBlockStore] = {}
+class ReceivedBlocks:
+    """An executor's received blocks: its own store and, for replicated levels, its peer's.
+
+    One per executor, an `ExecutorEnv` service (`received_blocks(env)`): the receivers of that executor
+    put blocks here and the tasks that run there read them.
+    """
+
+    def __init__(self) -> None:
+        self.primary = ReceivedBlockStore(PRIMARY)
+        self.peer = ReceivedBlockStore(PEER)
+
+    def stores(self) -> list[ReceivedBlockStore]:
+        """Primary first: where a reader looks for a copy."""
+        return [self.primary, self.peer]
+
+    def put_replicated(self, block_id: str, records: list[Any], level: StorageLevel) -> None:
+        """Store a block at `level`, its second copy in the peer store when replication is 2 or more."""
+        data = dumps_records(records)  # serialized once for both copies
+        self.primary.put_serialized(block_id, data, len(records), level)
+        if level.replication >= 2:
+            self.peer.put_serialized(block_id, data, len(records), level)
+
+    def find(self, block_id: str) -> list[Any] | None:
+        """Any copy of the block held here, or None."""
+        for store in self.stores():
+            records = store.get(block_id)
+            if records is not None:
+                return records
+        return None
+
+    def remove(self, block_id: str) -> None:
+        """Remove every copy of the block."""
+        for store in self.stores():
+            store.remove(block_id)
+
+    def close(self) -> None:
+        """Drop every block (the executor is going away)."""
+        for store in self.stores():
+            store.drop_all()
 
 
-def get_block_store(name: str = PRIMARY) -> ReceivedBlockStore:
-    """The process's store for executor `name` (created on first use)."""
-    with _registry_lock:
-        store = _registry.get(name)
-        if store is None:
-            store = _registry[name] = ReceivedBlockStore(name)
-        return store
-
-
-def all_block_stores() -> list[ReceivedBlockStore]:
-    """Every store of this process, primary first (where a reader looks for a copy)."""
-    with _registry_lock:
-        return sorted(_registry.values(), key=lambda s: (s.name != PRIMARY, s.name))
-
-
-def put_replicated(block_id: str, records: list[Any], level: StorageLevel) -> None:
-    """Store a block at `level`, with its second copy in the peer store when replication is 2 or more."""
-    data = dumps_records(records)  # serialized once for both copies
-    get_block_store(PRIMARY).put_serialized(block_id, data, len(records), level)
-    if level.replication >= 2:
-        get_block_store(PEER).put_serialized(block_id, data, len(records), level)
-
-
-def find_block(block_id: str) -> list[Any] | None:
-    """Any copy of the block held by this process's stores, or None."""
-    for store in all_block_stores():
-        records = store.get(block_id)
-        if records is not None:
-            return records
-    return None
-
-
-def remove_block(block_id: str) -> None:
-    """Remove every copy of the block from this process's stores."""
-    for store in all_block_stores():
-        store.remove(block_id)
+def received_blocks(env: ExecutorEnv | None = None) -> ReceivedBlocks:
+    """The received blocks of executor `env` (default: the executor this task runs on)."""
+    return (env or current_executor_env()).service("received-blocks", ReceivedBlocks)

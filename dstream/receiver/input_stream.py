@@ -1,27 +1,23 @@
 """ReceiverInputDStream: a DStream fed by a receiver; `receiver_stream` and `push_stream` build them.
 
-Every receiver stream of a StreamingContext shares one `ReceiverTracker` (created when the first one is
-started with the graph, so it sees the final checkpoint directory and configuration). Computing batch T:
+The receiver streams of a StreamingContext share one `ReceiverTracker`, which the context builds at
+start (`new_receiver_tracker`, after the checkpoint directory and configuration are final) and plugs
+into its runtime as the block allocator. Generating batch T:
 
-1. `allocate_blocks_to_batch(T)`: the first receiver stream computed at T allocates every stream's queued
-   blocks to T (logged); for a time already allocated it is a no-op, so a batch re-run after recovery gets
-   its logged allocation;
-2. the stream's blocks of T become a block RDD, one partition per block, in allocation order.
+1. the JobGenerator allocates every stream's queued blocks to T (logged); for a time already allocated
+   it is a no-op, so a batch re-run after recovery gets its logged allocation;
+2. computing a stream at T makes its blocks of T a block RDD, one partition per block, in allocation
+   order; its listener input info counts its blocks of T whether or not it is computed at T.
 
-With a checkpoint directory the tracker's metadata WAL is replayed at start (blocks received before a crash
-are allocated to the next batches) and the receiver WAL may be enabled; old batches are then cleaned by the
-checkpoint layer (`receiver_tracker_of(ssc).cleanup_old_blocks_and_batches`). Without one, blocks are
-cleaned here as the stream forgets old batches.
+The JobGenerator decides when blocks are cleaned (docs/architecture.md).
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
 from typing import Any
 
+from dstream.errors import DStreamStateError
 from dstream.receiver.block_rdd import block_rdd, block_refs
-from dstream.receiver.config import ReceiverConfig
 from dstream.receiver.push import PushReceiver
 from dstream.receiver.receiver import Receiver
 from dstream.receiver.receiver_tracker import ReceiverTracker
@@ -31,7 +27,9 @@ from dstream.streaming.listener import (
     StreamingListenerReceiverError,
     StreamingListenerReceiverStarted,
     StreamingListenerReceiverStopped,
+    StreamInputInfo,
 )
+from dstream.streaming.runtime import StreamingRuntime
 
 
 class ListenerBusEvents:
@@ -57,74 +55,27 @@ class ListenerBusEvents:
         self._bus.post(StreamingListenerReceiverStopped(self._info(stream_id, False, message, error)))
 
 
-class _ReceiverGroup:
-    """The receivers of one StreamingContext and, once started, their shared ReceiverTracker.
+def new_receiver_tracker(runtime: StreamingRuntime, streams: list[ReceiverInputDStream]) -> ReceiverTracker:
+    """The ReceiverTracker of a starting context: its streams' receivers, replaying the block log.
 
-    The tracker outlives `stop`: a graceful stop stops the receivers first and then still generates the
-    remaining batches, which need the block tracker. A stopped group never starts receivers again.
+    With a checkpoint directory the tracker's metadata WAL is replayed (blocks received before a crash
+    are allocated to the next batches). The context plugs the tracker into its runtime as the block
+    allocator and starts it after the job generator.
     """
-
-    def __init__(self) -> None:
-        self.receivers: dict[int, Receiver] = {}
-        self.tracker: ReceiverTracker | None = None
-        self.stopped = False
-        self.lock = threading.Lock()
-
-    def start(self, ssc: Any) -> ReceiverTracker:
-        with self.lock:
-            if self.tracker is None:
-                self.tracker = _new_tracker(ssc, self.receivers)
-                weakref.finalize(ssc, self.tracker.close)
-                if not self.stopped:
-                    self.tracker.start()
-            return self.tracker
-
-    def stop(self) -> None:
-        with self.lock:
-            if self.stopped:
-                return
-            self.stopped = True
-            tracker = self.tracker
-        if tracker is not None:
-            tracker.stop(close_metadata_log=False)
-
-
-_groups: weakref.WeakKeyDictionary[Any, _ReceiverGroup] = weakref.WeakKeyDictionary()
-_groups_lock = threading.Lock()
-
-
-def _group(ssc: Any) -> _ReceiverGroup:
-    with _groups_lock:
-        group = _groups.get(ssc)
-        if group is None:
-            group = _groups[ssc] = _ReceiverGroup()
-        return group
-
-
-def _conf_dict(ssc: Any) -> dict[str, Any]:
-    get_conf = getattr(ssc.sparkContext, "getConf", None)
-    return dict(get_conf().getAll()) if get_conf is not None else {}
-
-
-def _new_tracker(ssc: Any, receivers: dict[int, Receiver]) -> ReceiverTracker:
-    checkpoint_dir = ssc._checkpoint_dir
-    names = {sid: type(r).__name__ for sid, r in receivers.items()}
+    location = runtime.checkpoint
+    names = {s._id: type(s.getReceiver()).__name__ for s in streams}
     tracker = ReceiverTracker(
-        ssc.clock,
-        ReceiverConfig.from_conf(_conf_dict(ssc)),
-        checkpoint_dir=checkpoint_dir,
-        storage_options=ssc._checkpoint_storage_options,
-        events=ListenerBusEvents(ssc._bus, names),
-        recover=checkpoint_dir is not None,
+        runtime.clock,
+        runtime.config.receiver,
+        checkpoint_dir=None if location is None else location.url,
+        storage_options=None if location is None else location.storage_options,
+        events=ListenerBusEvents(runtime.bus, names),
+        recover=location is not None,
+        executor=runtime.sc.executor_env,
     )
-    for stream_id, receiver in sorted(receivers.items()):
-        tracker.add_receiver(stream_id, receiver)
+    for stream in sorted(streams, key=lambda s: s._id):
+        tracker.add_receiver(stream._id, stream.getReceiver())
     return tracker
-
-
-def receiver_tracker_of(ssc: Any) -> ReceiverTracker | None:
-    """The running ReceiverTracker of a StreamingContext (None before start or without receivers)."""
-    return _group(ssc).tracker
 
 
 class ReceiverInputDStream(InputDStream):
@@ -135,37 +86,29 @@ class ReceiverInputDStream(InputDStream):
             raise TypeError(f"receiverStream needs a dstream.Receiver, got {receiver!r}")
         super().__init__(ssc)
         self._receiver = receiver
-        _group(ssc).receivers[self._id] = receiver
 
     def getReceiver(self) -> Receiver:
         return self._receiver
 
-    def _start(self) -> None:
-        group = _group(self._ssc)
-        # A graph restored from a checkpoint never ran __init__ in this process: register every receiver
-        # stream of the graph before the first of them starts the shared tracker.
-        for stream in self._ssc._graph.input_streams:
-            if isinstance(stream, ReceiverInputDStream):
-                group.receivers.setdefault(stream._id, stream._receiver)
-        group.start(self._ssc)
-
-    def _stop(self) -> None:
-        _group(self._ssc).stop()
+    def _tracker(self) -> ReceiverTracker:
+        tracker = self._runtime.block_allocator
+        if not isinstance(tracker, ReceiverTracker):
+            raise DStreamStateError(f"{self!r}: the streaming context has not started its receivers")
+        return tracker
 
     def _compute(self, time_ms: int) -> Any:
-        tracker = _group(self._ssc).start(self._ssc)
-        tracker.allocate_blocks_to_batch(time_ms)
+        # The JobGenerator allocated the blocks of `time_ms` before asking the graph for jobs.
+        tracker = self._tracker()
         infos = tracker.get_blocks_of_batch_and_stream(time_ms, self._id)
-        self._records_per_batch[time_ms] = sum(i.num_records or 0 for i in infos)
         return block_rdd(self._sc, block_refs(infos, tracker.wal_location(self._id)))
 
-    def _clear_metadata(self, time_ms: int) -> None:
-        tracker = _group(self._ssc).tracker
-        threshold = time_ms - (self._remember_ms or 0)
-        if tracker is not None and self._ssc._checkpoint_dir is None and threshold < tracker.clock.time_ms():
-            # No checkpoint: nothing will re-run these batches, so their blocks can go.
-            tracker.cleanup_old_blocks_and_batches(threshold)
-        super()._clear_metadata(time_ms)
+    def _input_info(self, time_ms: int) -> StreamInputInfo | None:
+        # From the allocation, so a batch counts its own records even when the stream is only read
+        # through a window that does not compute it at that batch.
+        tracker = self._runtime.block_allocator
+        if tracker is None:
+            return None
+        return StreamInputInfo(self._id, tracker.records_of_batch(time_ms).get(self._id, 0))
 
 
 class PushInputDStream(ReceiverInputDStream):

@@ -6,9 +6,12 @@ error) the receiver is started again after a delay that doubles from `restart_de
 `restart_delay_max_ms`; after `restarts_max` consecutive failures it is given up (reported as an error).
 A start that then runs for longer than `restart_delay_max_ms` resets the count.
 
-Directory layout under the checkpoint directory (DESIGN.md section 5):
+Directory layout under the checkpoint directory (`checkpoint.layout`, docs/checkpoint-format.md):
     receivedBlockMetadata/     metadata WAL of the ReceivedBlockTracker (group-committed)
     receivedData/<stream_id>/  receiver WAL of block payloads, one per receiver input stream
+
+The tracker implements the streaming core's `BlockAllocator` protocol: the JobGenerator allocates
+through it and decides when it cleans; the context starts and stops it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from checkpoint.layout import received_block_metadata_dir, received_data_dir
+from dstream.backends.executor_env import ExecutorEnv
 from dstream.clock import Clock
+from dstream.config import ReceiverConfig
 from dstream.errors import DStreamStateError, DStreamValueError
 from dstream.receiver.block_handler import (
     BlockStoreHandler,
@@ -25,25 +31,24 @@ from dstream.receiver.block_handler import (
     WriteAheadLogHandler,
     encode_state_record,
 )
-from dstream.receiver.block_store import remove_block
-from dstream.receiver.config import ReceiverConfig
+from dstream.receiver.block_store import ReceivedBlocks, received_blocks
 from dstream.receiver.received_block_tracker import EventLog, ReceivedBlockInfo, ReceivedBlockTracker
 from dstream.receiver.receiver import Receiver
 from dstream.receiver.supervisor import BlockHandler, NoEvents, ReceiverEvents, ReceiverSupervisor
-from dstream.receiver.wal_registry import register_wal, unregister_wal
+from dstream.receiver.wal_registry import ReceiverWALs, receiver_wals
 from wal import WriteAheadLog, open_wal
 
-METADATA_DIR = "receivedBlockMetadata"
-DATA_DIR = "receivedData"
 JOIN_TIMEOUT_S = 30.0
 
 
 def receiver_wal_url(checkpoint_dir: str, stream_id: int) -> str:
-    return f"{checkpoint_dir.rstrip('/')}/{DATA_DIR}/{stream_id}"
+    """`<checkpoint>/receivedData/<stream_id>`: the receiver WAL of one input stream."""
+    return received_data_dir(checkpoint_dir, stream_id)
 
 
 def metadata_wal_url(checkpoint_dir: str) -> str:
-    return f"{checkpoint_dir.rstrip('/')}/{METADATA_DIR}"
+    """`<checkpoint>/receivedBlockMetadata`: the ReceivedBlockTracker's event log."""
+    return received_block_metadata_dir(checkpoint_dir)
 
 
 class ReceiverTracker:
@@ -59,6 +64,8 @@ class ReceiverTracker:
         recover: rebuild the block tracker from the metadata WAL (restart from a checkpoint).
         receiver_wal_wrapper: a seam for fault injection: `(stream_id, log) -> log` wraps the receiver
             WAL that blocks are written through (e.g. one whose write times out and commits later).
+        executor: the environment of the executor the receivers run on (its received blocks and open
+            receiver WALs); default: a private one that lives as long as the tracker.
     """
 
     def __init__(
@@ -70,8 +77,12 @@ class ReceiverTracker:
         events: ReceiverEvents | None = None,
         recover: bool = False,
         receiver_wal_wrapper: Callable[[int, WriteAheadLog], EventLog] | None = None,
+        executor: ExecutorEnv | None = None,
     ) -> None:
         self.clock = clock
+        self.executor = executor if executor is not None else ExecutorEnv("receiver-tracker")
+        self.blocks: ReceivedBlocks = received_blocks(self.executor)
+        self._wal_registry: ReceiverWALs = receiver_wals(self.executor)
         self.config = config or ReceiverConfig()
         if self.config.wal_enabled and checkpoint_dir is None:
             raise DStreamValueError("Cannot enable receiver write-ahead log without checkpoint directory set")
@@ -175,14 +186,14 @@ class ReceiverTracker:
 
     def _handler(self, stream_id: int, receiver: Receiver) -> BlockHandler:
         if not self.config.wal_enabled:
-            return BlockStoreHandler(receiver.storageLevel)
+            return BlockStoreHandler(receiver.storageLevel, self.blocks)
         log = self._block_logs.get(stream_id)
         if log is None:
             log = self.receiver_wal(stream_id)
             if self._wal_wrapper is not None:
                 log = self._wal_wrapper(stream_id, log)
             self._block_logs[stream_id] = log
-        return WriteAheadLogHandler(log, stream_id, self.clock, receiver.storageLevel)
+        return WriteAheadLogHandler(log, stream_id, self.clock, receiver.storageLevel, blocks=self.blocks)
 
     def receiver_wal(self, stream_id: int) -> WriteAheadLog:
         """The receiver WAL of a stream, opened once and registered for block readers in this process."""
@@ -191,7 +202,7 @@ class ReceiverTracker:
             assert self.checkpoint_dir is not None
             url = receiver_wal_url(self.checkpoint_dir, stream_id)
             log = self._wals[stream_id] = self._open(url, batched=self.config.wal_batched)
-            register_wal(url, log)
+            self._wal_registry.register(url, log)
         return log
 
     def wal_location(self, stream_id: int) -> tuple[str, dict[str, Any]] | None:
@@ -210,6 +221,13 @@ class ReceiverTracker:
     def get_blocks_of_batch_and_stream(self, time_ms: int, stream_id: int) -> tuple[ReceivedBlockInfo, ...]:
         return self.block_tracker.get_blocks_of_batch_and_stream(time_ms, stream_id)
 
+    def records_of_batch(self, time_ms: int) -> dict[int, int]:
+        """Records allocated to batch `time_ms` per stream (0 for a stream that got no block)."""
+        counts = dict.fromkeys(self._receivers, 0)
+        for stream_id, infos in self.block_tracker.get_blocks_of_batch(time_ms).items():
+            counts[stream_id] = sum(i.num_records or 0 for i in infos)
+        return counts
+
     def cleanup_old_blocks_and_batches(self, threshold_ms: int, wait: bool = False) -> None:
         """Forget batches before the threshold, drop their in-memory blocks, clean the WALs before it.
 
@@ -225,7 +243,7 @@ class ReceiverTracker:
         for batch in with_blocks:
             for infos in batch.values():
                 for info in infos:
-                    remove_block(info.block_id)
+                    self.blocks.remove(info.block_id)
         for stream_id in list(self._wals):
             self._wals[stream_id].clean(threshold_ms, wait=wait)
 
@@ -257,14 +275,22 @@ class ReceiverTracker:
         for thread in self._threads:
             thread.join(timeout_s)
         for stream_id, log in self._wals.items():
-            unregister_wal(receiver_wal_url(self.checkpoint_dir or "", stream_id), log)
+            self._wal_registry.unregister(receiver_wal_url(self.checkpoint_dir or "", stream_id), log)
             log.close()
         self._wals.clear()
         self._block_logs.clear()
         if close_metadata_log:
             self.close()
 
+    def stop_receivers(self) -> None:
+        """Stop the receivers but keep the metadata WAL open: a graceful stop still allocates batches."""
+        self.stop(close_metadata_log=False)
+
     def close(self) -> None:
-        """Close the metadata WAL (idempotent)."""
+        """Close the metadata WAL (idempotent).
+
+        The executor's received blocks stay readable: they belong to the executor (closed with the
+        Context's backend), or to a private one that lives as long as this tracker.
+        """
         if self._metadata_log is not None:
             self._metadata_log.close()

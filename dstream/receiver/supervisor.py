@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from dstream.clock import Clock
+from dstream.config import ReceiverConfig
 from dstream.receiver.block_generator import BlockGenerator
 from dstream.receiver.block_handler import (
     BlockRecord,
@@ -39,7 +40,6 @@ from dstream.receiver.block_handler import (
     StoreResult,
     WriteAheadLogHandler,
 )
-from dstream.receiver.config import ReceiverConfig
 from dstream.receiver.received_block_tracker import ReceivedBlockInfo
 from dstream.receiver.receiver import Receiver
 

@@ -34,20 +34,14 @@ from checkpoint.metadata_writer import MetadataCheckpointWriter, WrittenInfo
 from dstream.errors import DStreamValueError
 from dstream.recovery.data_checkpoints import RddCheckpointer
 from dstream.recovery.fingerprints import graph_fingerprint
+from dstream.streaming.inputs import QueueInputDStream
 from dstream.streaming.listener import StreamingListenerCheckpointFailed, StreamingListenerCheckpointWritten
+from dstream.streaming.runtime import StreamingRuntime
 
 log = logging.getLogger(__name__)
 
 GRAPH_BYTES_WARN = 8 * 2**20  # a graph this large in every metadata checkpoint is almost always a mistake
 
-CONF_ASYNC = "dstream.checkpoint.async"
-CONF_KEEP = "dstream.checkpoint.keep"
-CONF_LEASE_TIMEOUT_S = "dstream.checkpoint.leaseTimeoutS"
-CONF_LEASE_WAIT_S = "dstream.checkpoint.leaseWaitS"
-# Tests of stateful operations on queueStream need a checkpoint directory; recovery still refuses.
-CONF_ALLOW_QUEUE_STREAM = "dstream.checkpoint.allowQueueStream"
-KEEP_DEFAULT = 10
-LEASE_TIMEOUT_S_DEFAULT = 30.0
 STOP_TIMEOUT_S = 30.0
 QUEUE_STREAM_ERROR = (
     "queueStream doesn't support checkpointing. Please don't use queueStream when checkpointing is "
@@ -55,48 +49,27 @@ QUEUE_STREAM_ERROR = (
 )
 
 
-def _conf(ssc: Any) -> dict[str, str]:
-    get_conf = getattr(ssc.sparkContext, "getConf", None)
-    return dict(get_conf().getAll()) if get_conf is not None else {}
-
-
-def _conf_bool(conf: dict[str, str], key: str, default: bool) -> bool:
-    value = conf.get(key)
-    if value is None:
-        return default
-    if value.lower() not in {"true", "false"}:
-        raise DStreamValueError(f"conf {key}={value!r}: expected 'true' or 'false'")
-    return value.lower() == "true"
-
-
-def _conf_number(conf: dict[str, str], key: str, default: float, minimum: float) -> float:
-    raw = conf.get(key)
-    try:
-        value = default if raw is None else float(raw)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise DStreamValueError(f"conf {key}={raw!r}: expected a number >= {minimum}")
-    return value
+def _conf_strings(sc: Any) -> dict[str, str]:
+    # The Context's configuration as the strings a restarted driver rebuilds its Context from.
+    get_conf = getattr(sc, "getConf", None)
+    return {str(k): str(v) for k, v in get_conf().getAll()} if get_conf is not None else {}
 
 
 class CheckpointCoordinator:
     """Writes a StreamingContext's checkpoints and drives cleanup (see the module docstring)."""
 
-    def __init__(self, ssc: Any, *, setup_fingerprint: dict[str, Any] | None = None) -> None:
-        self._ssc = ssc
-        self._dir: str = ssc._checkpoint_dir
-        self._so: dict[str, Any] = dict(ssc._checkpoint_storage_options)
-        conf = _conf(ssc)
-        self._conf = conf
-        self._keep_n = int(_conf_number(conf, CONF_KEEP, KEEP_DEFAULT, 1))
-        self._lease_timeout_s = _conf_number(conf, CONF_LEASE_TIMEOUT_S, LEASE_TIMEOUT_S_DEFAULT, 0.1)
-        self._lease_wait_s = _conf_number(conf, CONF_LEASE_WAIT_S, 0.0, 0.0)
-        self._setup_fingerprint = setup_fingerprint
+    def __init__(self, runtime: StreamingRuntime) -> None:
+        if runtime.checkpoint is None:
+            raise DStreamValueError("a checkpoint coordinator needs a checkpoint directory")
+        self._runtime = runtime
+        self._location = runtime.checkpoint
+        self._dir: str = runtime.checkpoint.url
+        self._so: dict[str, Any] = dict(runtime.checkpoint.storage_options)
+        self._settings = runtime.config.checkpoint
         self.rdds = RddCheckpointer(
-            ssc._rdd_checkpoint_dir,
+            self._location.rdd_dir,
             self._so,
-            asynchronous=_conf_bool(conf, CONF_ASYNC, True),
+            asynchronous=self._settings.asynchronous,
             on_error=self._on_rdd_error,
             on_committed=self._on_rdd_committed,
         )
@@ -112,11 +85,10 @@ class CheckpointCoordinator:
 
     def start(self) -> None:
         """Validate the graph, take the driver lease, start the writer (raises on any failure)."""
-        graph = self._ssc.graph
-        from dstream.streaming.inputs import QueueInputDStream
-
-        allow_queue = _conf_bool(self._conf, CONF_ALLOW_QUEUE_STREAM, False)
-        if not allow_queue and any(isinstance(s, QueueInputDStream) for s in graph.input_streams):
+        graph = self._runtime.graph
+        if not self._settings.allow_queue_stream and any(
+            isinstance(s, QueueInputDStream) for s in graph.input_streams
+        ):
             raise DStreamValueError(QUEUE_STREAM_ERROR)
         try:
             graph_bytes = len(cloudpickle.dumps(graph))
@@ -141,20 +113,21 @@ class CheckpointCoordinator:
             self._dir,
             owner,
             storage_options=self._so,
-            lease_timeout_s=self._lease_timeout_s,
-            wait_timeout_s=self._lease_wait_s,
+            lease_timeout_s=self._settings.lease_timeout_s,
+            wait_timeout_s=self._settings.lease_wait_s,
         )
         try:
             fs, _ = resolve(self._dir, self._so)
             if capability_of(fs) != "local":
-                self._lease.renew_every(self._lease_timeout_s / 4, self._on_lease_lost)
+                self._lease.renew_every(self._settings.lease_timeout_s / 4, self._on_lease_lost)
             self._writer = MetadataCheckpointWriter(
                 self._dir,
                 storage_options=self._so,
-                keep_n=self._keep_n,
+                keep_n=self._settings.keep_n,
                 on_written=self._on_written,
                 on_failed=self._on_failed,
                 fence=self._lease.check,
+                live_runs=(self._runtime.sc.run_id,),
             ).start()
         except BaseException:
             self._lease.release()
@@ -183,7 +156,7 @@ class CheckpointCoordinator:
             ckpt = self.snapshot(time_ms, completed)
         except Exception as exc:  # e.g. a receiver or closure that became unpicklable while running
             self._report(StreamingListenerCheckpointFailed(time_ms, "metadata", self._dir, repr(exc)))
-            self._ssc._scheduler.report_error(f"metadata checkpoint of batch {time_ms} ms failed", exc)
+            self._runtime.report_error(f"metadata checkpoint of batch {time_ms} ms failed", exc)
             return
         with self._cond:
             self._queued.append((time_ms, completed))
@@ -193,15 +166,15 @@ class CheckpointCoordinator:
             with self._cond:
                 self._queued.pop()
             self._report(StreamingListenerCheckpointFailed(time_ms, "metadata", self._dir, repr(exc)))
-            self._ssc._scheduler.report_error(f"metadata checkpoint of batch {time_ms} ms failed", exc)
+            self._runtime.report_error(f"metadata checkpoint of batch {time_ms} ms failed", exc)
 
     def snapshot(self, time_ms: int, completed: bool) -> MetadataCheckpoint:
         """The metadata checkpoint of the context as it is now (call on the generator thread)."""
-        ssc, graph = self._ssc, self._ssc.graph
+        runtime, graph = self._runtime, self._runtime.graph
         refs = self.rdds.committed_refs()
-        pending = tuple(ssc.pending_batch_times())
-        last_generated = ssc._generator.last_generated_ms
-        sc = ssc.sparkContext
+        pending = tuple(runtime.scheduler.pending_times())
+        last_generated = runtime.generator.last_generated_ms
+        sc = runtime.sc
         return MetadataCheckpoint(
             batch_ms=time_ms,
             graph_blob=cloudpickle.dumps(graph),
@@ -210,7 +183,7 @@ class CheckpointCoordinator:
             data_checkpoints=refs,
             master=str(getattr(sc, "master", "")),
             app_name=str(getattr(sc, "appName", "")),
-            config=self._conf,
+            config=_conf_strings(sc),
             fingerprint=self._fingerprint,
             wal_needed_from_ms=self._wal_needed_from(time_ms, refs, pending),
             extra={
@@ -218,7 +191,7 @@ class CheckpointCoordinator:
                 "completed": completed,
                 "batch_duration_ms": graph.batch_ms,
                 "zero_time_ms": graph.zero_time_ms,
-                "setup_fingerprint": self._setup_fingerprint,
+                "setup_fingerprint": runtime.setup_fingerprint,
             },
         )
 
@@ -228,10 +201,10 @@ class CheckpointCoordinator:
         # A restart recomputes stateful streams from their newest data checkpoint and re-runs pending
         # batches; without a reference for a must-checkpoint stream, everything is still needed.
         referenced = {int(r.stream_id) for r in refs}
-        needs_state = [s._id for s in self._ssc.graph.streams if s._checkpoint_ms is not None]
+        needs_state = [s._id for s in self._runtime.graph.streams if s._checkpoint_ms is not None]
         if any(sid not in referenced for sid in needs_state):
             return 0
-        remember_ms: int = self._ssc.graph.max_remember_ms()
+        remember_ms: int = self._runtime.graph.max_remember_ms()
         candidates = [time_ms - remember_ms, *(r.batch_ms for r in refs), *pending]
         return max(0, min(candidates))
 
@@ -259,10 +232,10 @@ class CheckpointCoordinator:
         self._pop_queued()
         self._report(StreamingListenerCheckpointFailed(batch_ms, "metadata", self._dir, repr(exc)))
         if isinstance(exc, DriverLeaseError):
-            self._ssc._scheduler.report_error(f"driver fenced at batch {batch_ms} ms", exc)
+            self._runtime.report_error(f"driver fenced at batch {batch_ms} ms", exc)
 
     def _on_lease_lost(self, exc: DriverLeaseError) -> None:
-        self._ssc._scheduler.report_error("driver lease lost", exc)
+        self._runtime.report_error("driver lease lost", exc)
 
     def _on_rdd_error(self, stream_id: int, time_ms: int, url: str, exc: BaseException) -> None:
         self._report(StreamingListenerCheckpointFailed(time_ms, "rdd", url, repr(exc)))
@@ -271,20 +244,11 @@ class CheckpointCoordinator:
         self._report(StreamingListenerCheckpointWritten(ref.batch_ms, "rdd", ref.url))
 
     def _clean_receivers(self, threshold_ms: int) -> None:
-        from dstream.receiver.input_stream import receiver_tracker_of
-
-        tracker = receiver_tracker_of(self._ssc)
-        if tracker is None:
-            return
-        try:
-            tracker.cleanup_old_blocks_and_batches(threshold_ms)
-        except Exception:
-            log.warning(
-                "receiver cleanup before %d ms failed (retried next checkpoint)", threshold_ms, exc_info=True
-            )
+        # The JobGenerator decides and does the cleanup; a durable checkpoint is what allows it.
+        self._runtime.generator.clean_received_blocks(threshold_ms)
 
     def _report(self, event: Any) -> None:
-        self._ssc._bus.post(event)
+        self._runtime.bus.post(event)
 
     # -- waiting (tests, graceful stop) ------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Asynchronous RDD data checkpoints of stateful streams (DESIGN.md section 5).
+"""Asynchronous RDD data checkpoints of stateful streams (docs/architecture.md section 5).
 
 Spark writes a stateful stream's RDD synchronously, in a second pass after the batch's output job.
 Here `mark` (called from `DStreamBase._checkpoint_rdd` at generation) only remembers the RDD, which

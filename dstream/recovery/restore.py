@@ -2,10 +2,10 @@
 
 Steps: read the newest valid checkpoint (falling back past corrupt ones); refuse it if the setup
 function's code differs from the one that wrote it; reuse the active Context or make one from the
-checkpointed master and config; unpickle the graph and attach it to a new StreamingContext on the
-same checkpoint directory; point each stateful stream at its committed RDD data checkpoint; and
-remember the restart inputs (checkpoint time, pending batches) for `JobGenerator.restart` at start().
-The setup function is not called.
+checkpointed master and config; unpickle the graph; point each stateful stream at its committed RDD
+data checkpoint; and return it all, with the restart inputs (checkpoint time, pending batches) for
+`JobGenerator.restart`, as one `RecoveredState` value that `StreamingContext.getOrCreate` turns into a
+context. The setup function is not called.
 """
 
 from __future__ import annotations
@@ -18,20 +18,38 @@ from typing import Any
 import cloudpickle
 
 from checkpoint.errors import CheckpointError
-from checkpoint.metadata import MetadataCheckpoint, read_latest
+from checkpoint.metadata import DataCheckpointRef, MetadataCheckpoint, read_latest
+from dstream.context import Conf, Context
 from dstream.errors import DStreamError, DStreamValueError
+from dstream.recovery.coordinator import QUEUE_STREAM_ERROR
 from dstream.recovery.fingerprints import check_setup_fingerprint
+from dstream.streaming.graph import DStreamGraph
+from dstream.streaming.inputs import QueueInputDStream
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class RecoveryInfo:
-    """What the JobGenerator needs to restart: the newest generated batch and the pending ones."""
+class RecoveredState:
+    """What a restarted driver resumes from; `StreamingContext.getOrCreate` consumes it.
 
+    Attributes:
+        sc: the engine Context (the active one, or one made from the checkpointed master and config).
+        graph: the unpickled DStream graph, its stateful streams pointing at their data checkpoints.
+        checkpoint_ms: the newest batch the checkpoint knows was generated.
+        pending_ms: batches generated and not completed (re-run first).
+        checkpoint_name: the metadata checkpoint file it came from.
+        data_checkpoints: the RDD data checkpoints it references (kept until newer ones commit).
+        setup_fingerprint: the setup function's code fingerprint, carried into later checkpoints.
+    """
+
+    sc: Any
+    graph: DStreamGraph
     checkpoint_ms: int
     pending_ms: tuple[int, ...]
     checkpoint_name: str
+    data_checkpoints: tuple[DataCheckpointRef, ...]
+    setup_fingerprint: dict[str, Any] | None
 
 
 def _read(path: str, storage_options: dict[str, Any]) -> MetadataCheckpoint | None:
@@ -47,11 +65,13 @@ def _read(path: str, storage_options: dict[str, Any]) -> MetadataCheckpoint | No
     return ckpt
 
 
-def _restore_data_checkpoints(graph: Any, ckpt: MetadataCheckpoint, sc: Any, options: dict[str, Any]) -> None:
+def _restore_data_checkpoints(
+    graph: DStreamGraph, ckpt: MetadataCheckpoint, sc: Any, options: dict[str, Any]
+) -> None:
     for ref in ckpt.data_checkpoints:
         stream = graph.streams[int(ref.stream_id)]
         try:
-            stream._generated[ref.batch_ms] = sc._checkpoint_rdd(ref.url, options)
+            stream._restore_checkpointed(ref.batch_ms, sc._checkpoint_rdd(ref.url, options))
         except CheckpointError as exc:
             raise DStreamError(
                 f"checkpoint {ckpt.name} references RDD data checkpoint {ref.url} of stream {ref.stream_id} "
@@ -59,35 +79,18 @@ def _restore_data_checkpoints(graph: Any, ckpt: MetadataCheckpoint, sc: Any, opt
             ) from exc
 
 
-def _reattach_receivers(ssc: Any) -> None:
-    # The receiver package keeps each context's receivers in a registry keyed by the context; the
-    # restored streams carry their receivers, so register them for the new context.
-    receivers = [s for s in ssc.graph.input_streams if hasattr(s, "_receiver")]
-    if not receivers:
-        return
-    from dstream.receiver.input_stream import _group
-
-    group = _group(ssc)
-    for stream in receivers:
-        group.receivers[stream._id] = stream._receiver
-
-
-def recover_context(
-    cls: Any,
+def recover(
     path: str,
     setup: Callable[[], Any] | None,
     *,
-    clock: Any = None,
     storage_options: dict[str, Any] | None = None,
-) -> Any:
-    """A StreamingContext restored from `path`, or None when `path` holds no checkpoint.
+) -> RecoveredState | None:
+    """The state saved in the newest valid checkpoint under `path`, or None when there is none.
 
     Raises:
         CheckpointMismatchError: the checkpoint was written by a different setup function.
         DStreamError: checkpoint files exist but none is valid, or a referenced data checkpoint is gone.
     """
-    from dstream.context import Conf, Context
-
     options = dict(storage_options or {})
     ckpt = _read(path, options)
     if ckpt is None:
@@ -98,18 +101,20 @@ def recover_context(
         check_setup_fingerprint(ckpt.extra.get("setup_fingerprint"), setup, where)
     sc = Context.getOrCreate(Conf(values={str(k): str(v) for k, v in ckpt.config.items()}))
     graph = cloudpickle.loads(ckpt.graph_blob)
-    from dstream.recovery.coordinator import QUEUE_STREAM_ERROR
-    from dstream.streaming.inputs import QueueInputDStream
-
+    if not isinstance(graph, DStreamGraph):
+        raise DStreamError(
+            f"cannot recover from {where}: it holds {type(graph).__name__}, not a DStreamGraph"
+        )
     if any(isinstance(s, QueueInputDStream) for s in graph.input_streams):
         raise DStreamValueError(f"cannot recover from {where}: {QUEUE_STREAM_ERROR}")
-    ssc = cls(sc, graph.batch_ms / 1000, clock=clock, _graph=graph)
-    ssc.checkpoint(path, **options)
-    graph.set_context(ssc)
-    _reattach_receivers(ssc)
     _restore_data_checkpoints(graph, ckpt, sc, options)
-    ssc._setup_fingerprint = ckpt.extra.get("setup_fingerprint")
-    ssc._restored_refs = list(ckpt.data_checkpoints)
     last = int(ckpt.extra.get("last_generated_ms") or ckpt.batch_ms)
-    ssc._recovery = RecoveryInfo(max(last, ckpt.batch_ms), tuple(ckpt.pending_batches), ckpt.name.filename())
-    return ssc
+    return RecoveredState(
+        sc=sc,
+        graph=graph,
+        checkpoint_ms=max(last, ckpt.batch_ms),
+        pending_ms=tuple(ckpt.pending_batches),
+        checkpoint_name=ckpt.name.filename(),
+        data_checkpoints=tuple(ckpt.data_checkpoints),
+        setup_fingerprint=ckpt.extra.get("setup_fingerprint"),
+    )

@@ -1,12 +1,12 @@
 """Exactly-once output: transactional sinks committed once per (output id, batch time).
 
 See docs/exactly-once.md for the protocol and the guarantees. Attach a sink with
-`dstream.sinks.write_stream(stream, sink)` or `stream.write_to(sink)`.
+`stream.write_to(sink)`.
 """
 
 from dstream.sinks.base import CommitOutcome, StagedPart, Transaction, TransactionalSink
 from dstream.sinks.file_sinks import AtLeastOnceFileSink, TransactionalFileSink
-from dstream.sinks.runner import write_batch, write_stream
+from dstream.sinks.runner import write_batch
 from dstream.sinks.sqlite import SQLiteKeyValueSink
 
 __all__ = [
@@ -18,5 +18,4 @@ __all__ = [
     "TransactionalFileSink",
     "TransactionalSink",
     "write_batch",
-    "write_stream",
 ]

@@ -1,9 +1,8 @@
-"""Drives a TransactionalSink through one batch, and attaches a sink to a DStream.
+"""Drives a TransactionalSink through one batch.
 
-`write_batch` is the per-batch entry point (the DStream output calls it; tests and tools may call it
-directly to re-run a batch): skip if committed, else begin, stage every partition in tasks, commit
-once on the driver. `write_stream` registers the output operation on a DStream; at each batch it
-offers the streaming context's checkpoint directory to the sink as the commit log's home.
+`write_batch` is the per-batch entry point (the DStream output `stream.write_to(sink)` calls it, see
+dstream.streaming.sink_output; tests and tools may call it directly to re-run a batch): skip if
+committed, else begin, stage every partition in tasks, commit once on the driver.
 """
 
 from __future__ import annotations
@@ -13,13 +12,11 @@ from typing import Any, Literal
 
 from dstream.errors import DStreamValueError
 from dstream.sinks.base import StagedPart, TransactionalSink
-from dstream.streaming.job_scheduler import Job
-from dstream.streaming.output import ForEachDStream
 
 BatchOutcome = Literal["committed", "already-committed", "skipped"]
 
 
-def _check_sink(sink: object) -> TransactionalSink:
+def check_sink(sink: object) -> TransactionalSink:
     if not isinstance(sink, TransactionalSink):
         raise DStreamValueError(f"expected a dstream.sinks.TransactionalSink, got {sink!r}")
     return sink
@@ -59,7 +56,7 @@ def write_batch(
     Raises:
         DStreamValueError: `sink` is not a TransactionalSink or `batch_ms` is not an int >= 0.
     """
-    _check_sink(sink)
+    check_sink(sink)
     if not isinstance(batch_ms, int) or isinstance(batch_ms, bool) or batch_ms < 0:
         raise DStreamValueError(f"batch_ms must be an int >= 0 (milliseconds), got {batch_ms!r}")
     prepare(sink, checkpoint_dir, storage_options)
@@ -77,43 +74,3 @@ def write_batch(
         raise
     # No abort once commit starts: a commit that fails after its commit point is finished by recover().
     return sink.commit(txn, sorted(staged, key=lambda p: p.partition_index))
-
-
-class SinkOutputDStream(ForEachDStream):
-    """The output stream behind `write_stream`: one sink job per batch."""
-
-    def __init__(self, parent: Any, sink: TransactionalSink) -> None:
-        super().__init__(parent, None, f"write_to({sink.output_id})")
-        self._sink = sink
-
-    def _generate_job(self, time_ms: int) -> Job | None:
-        rdd = self._parents[0]._get_or_compute(time_ms)
-        if rdd is None:
-            return None
-        sink = self._sink
-        ssc = self._ssc
-        # Read at job time: getOrCreate sets the checkpoint directory after the pipeline is built.
-        ckpt_dir = ssc._checkpoint_dir
-        ckpt_options = dict(ssc._checkpoint_storage_options)
-
-        def run() -> None:
-            write_batch(sink, time_ms, rdd, checkpoint_dir=ckpt_dir, storage_options=ckpt_options)
-
-        return Job(time_ms, self._output_op_id, run, self._name)
-
-
-def write_stream(dstream: Any, sink: TransactionalSink) -> None:
-    """Write every batch of `dstream` through `sink`, exactly once per (sink.output_id, batch time).
-
-    Raises:
-        DStreamValueError: `sink` is not a TransactionalSink, or another output of the pipeline
-            already uses its output_id.
-    """
-    _check_sink(sink)
-    for other in dstream._ssc.graph.output_streams:
-        if isinstance(other, SinkOutputDStream) and other._sink.output_id == sink.output_id:
-            raise DStreamValueError(
-                f"output_id {sink.output_id!r} is already written by {other._sink!r}; two outputs with "
-                "one id would share commit records (give each sink its own output_id)"
-            )
-    SinkOutputDStream(dstream, sink)

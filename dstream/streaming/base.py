@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from dstream.errors import DStreamStateError, DStreamValueError
 from dstream.streaming.duration import seconds_to_ms, timestamp_to_ms
+from dstream.streaming.runtime import INITIALIZED, CheckpointLocation, StreamingRuntime
 
 log = logging.getLogger(__name__)
 
@@ -29,20 +30,30 @@ CHECKPOINT_DIR_MISSING = (
 )
 
 
-def data_checkpoint_root(ssc: Any) -> tuple[str, dict[str, Any]] | None:
-    """Where RDD data checkpoints go, with its storage options, or None when no directory is set.
+class HasRuntime(Protocol):
+    """What a stream needs of its StreamingContext: the runtime, and the engine context."""
+
+    @property
+    def runtime(self) -> StreamingRuntime: ...
+
+    @property
+    def sparkContext(self) -> Any: ...
+
+
+def data_checkpoint_location(ssc: HasRuntime) -> CheckpointLocation | None:
+    """Where RDD data checkpoints go, or None when no checkpoint directory is set.
 
     PySpark's rule: a stateful stream needs the SparkContext's checkpoint directory, which
     ``ssc.checkpoint(dir)`` sets too; so ``sc.setCheckpointDir(dir)`` alone is enough. Only
     ``ssc.checkpoint`` also turns on metadata checkpoints (recovery).
     """
-    if ssc._checkpoint_dir is not None:
-        return ssc._checkpoint_dir, ssc._checkpoint_storage_options
+    if ssc.runtime.checkpoint is not None:
+        return ssc.runtime.checkpoint
     sc = ssc.sparkContext
     directory = sc.getCheckpointDir() if hasattr(sc, "getCheckpointDir") else None
     if directory is None:
         return None
-    return directory, dict(getattr(sc, "_checkpoint_storage_options", {}))
+    return CheckpointLocation(directory, dict(getattr(sc, "_checkpoint_storage_options", {})))
 
 
 class DStreamBase:
@@ -50,8 +61,8 @@ class DStreamBase:
 
     _must_checkpoint = False
 
-    def __init__(self, ssc: Any, parents: list[DStreamBase]) -> None:
-        ssc._check_can_add_operation()
+    def __init__(self, ssc: HasRuntime, parents: list[DStreamBase]) -> None:
+        ssc.runtime.check_can_add_operation()
         self._ssc = ssc
         self._parents = list(parents)
         self._zero_time_ms: int | None = None
@@ -61,7 +72,7 @@ class DStreamBase:
         self._persisted = False
         self._generated: dict[int, Any] = {}
         self._lock = threading.RLock()
-        self._id: int = ssc._graph.register(self)
+        self._id: int = ssc.runtime.graph.register(self)
 
     # -- pickling: the graph is cloudpickled into metadata checkpoints -------------------------------
 
@@ -73,7 +84,7 @@ class DStreamBase:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._ssc = None
+        self._ssc = None  # type: ignore[assignment]  # reattached by DStreamGraph.set_context
         self._generated = {}
         self._lock = threading.RLock()
 
@@ -86,6 +97,10 @@ class DStreamBase:
     @property
     def _sc(self) -> Any:
         return self._ssc.sparkContext
+
+    @property
+    def _runtime(self) -> StreamingRuntime:
+        return self._ssc.runtime
 
     def context(self) -> Any:
         """The StreamingContext this stream belongs to."""
@@ -135,7 +150,7 @@ class DStreamBase:
             )
 
     def _check_not_started(self, what: str) -> None:
-        if self._ssc is not None and self._ssc._state != "INITIALIZED":
+        if self._ssc is not None and self._runtime.state != INITIALIZED:
             raise DStreamStateError(f"Cannot {what} a DStream after the streaming context has started")
 
     # -- lifecycle (driven by the graph at start) -----------------------------------------------------
@@ -170,7 +185,7 @@ class DStreamBase:
 
     def _validate_at_start(self) -> None:
         if self._checkpoint_ms is not None:
-            if data_checkpoint_root(self._ssc) is None:
+            if data_checkpoint_location(self._ssc) is None:
                 raise DStreamValueError(CHECKPOINT_DIR_MISSING)
             self._check_checkpoint_interval(self._checkpoint_ms, self._checkpoint_ms / 1000)
         for parent in self._parents:
@@ -220,16 +235,22 @@ class DStreamBase:
         (a context driven by hand) the write is synchronous. Either way the lineage is cut only
         after the write committed, so a failed write leaves a recomputable RDD.
         """
-        checkpointer = getattr(self._ssc, "_checkpointer", None)
-        if checkpointer is not None:
-            return checkpointer.rdds.mark(self._id, time_ms, rdd)
-        root = data_checkpoint_root(self._ssc)
-        if root is None:
+        runtime = self._runtime
+        if runtime.checkpointer is not None:
+            return runtime.checkpointer.rdds.mark(self._id, time_ms, rdd)
+        location = data_checkpoint_location(self._ssc)
+        if location is None:
             raise DStreamValueError(CHECKPOINT_DIR_MISSING)
-        directory, options = f"{root[0]}/rdd/{self._id}/{time_ms}", root[1]
+        directory = location.rdd_dir(self._id, time_ms)
+        options = dict(location.storage_options)
         rdd._write_checkpoint(directory, storage_options=options)
         rdd._cut_lineage(directory, storage_options=options)
         return rdd
+
+    def _restore_checkpointed(self, time_ms: int, rdd: Any) -> None:
+        """Recovery: this stream's RDD at `time_ms` is `rdd`, read back from its data checkpoint."""
+        with self._lock:
+            self._generated[time_ms] = rdd
 
     def slice(self, begin: Any, end: Any) -> list[Any]:
         """The RDDs of this stream from `begin` to `end` inclusive (datetimes or epoch seconds)."""

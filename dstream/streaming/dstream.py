@@ -105,7 +105,7 @@ class DStream(PairOps, WindowOps, OutputOps, DStreamBase, Generic[T_co]):
 
     def write_to(self, sink: Any) -> None:
         """Write every batch through a `dstream.sinks.TransactionalSink`, exactly once per batch time."""
-        from dstream.sinks import write_stream
+        from dstream.streaming.sink_output import write_stream
 
         write_stream(self, sink)
 

@@ -10,10 +10,46 @@ and dropped by each stream's `__getstate__`; `set_context` reattaches a restored
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from dstream.errors import DStreamValueError
+from dstream.streaming.job_scheduler import Job
 from dstream.streaming.listener import StreamInputInfo
+
+
+class GraphStream(Protocol):
+    """What the graph calls on every stream (DStreamBase implements it)."""
+
+    _id: int
+    _remember_ms: int | None
+    _checkpoint_ms: int | None
+    _ssc: Any
+
+    def _initialize(self, zero_time_ms: int) -> None: ...
+
+    def _remember(self, duration_ms: int | None) -> None: ...
+
+    def _validate_at_start(self) -> None: ...
+
+    def _clear_metadata(self, time_ms: int) -> None: ...
+
+    def _restore_checkpointed(self, time_ms: int, rdd: Any) -> None: ...
+
+
+class GraphInputStream(GraphStream, Protocol):
+    """An input stream: started and stopped with the graph, reports what it put into each batch."""
+
+    def _start(self) -> None: ...
+
+    def _stop(self) -> None: ...
+
+    def _input_info(self, time_ms: int) -> StreamInputInfo | None: ...
+
+
+class GraphOutputStream(GraphStream, Protocol):
+    """An output stream: one job per batch time at most."""
+
+    def _generate_job(self, time_ms: int) -> Job | None: ...
 
 
 class DStreamGraph:
@@ -21,9 +57,9 @@ class DStreamGraph:
 
     def __init__(self, batch_ms: int) -> None:
         self.batch_ms = batch_ms
-        self.streams: list[Any] = []
-        self.input_streams: list[Any] = []
-        self.output_streams: list[Any] = []
+        self.streams: list[GraphStream] = []
+        self.input_streams: list[GraphInputStream] = []
+        self.output_streams: list[GraphOutputStream] = []
         self.zero_time_ms: int | None = None
         self.start_time_ms: int | None = None
         self.remember_ms: int | None = None
@@ -38,18 +74,18 @@ class DStreamGraph:
         self.__dict__.update(state)
         self._lock = threading.RLock()
 
-    def register(self, stream: Any) -> int:
+    def register(self, stream: GraphStream) -> int:
         """Add a stream; returns its id (its registration index)."""
         with self._lock:
             self.streams.append(stream)
             return len(self.streams) - 1
 
-    def add_input_stream(self, stream: Any) -> None:
+    def add_input_stream(self, stream: GraphInputStream) -> None:
         """Mark a registered stream as an input stream."""
         with self._lock:
             self.input_streams.append(stream)
 
-    def add_output_stream(self, stream: Any) -> int:
+    def add_output_stream(self, stream: GraphOutputStream) -> int:
         """Mark a registered stream as an output stream; returns its output operation id."""
         with self._lock:
             self.output_streams.append(stream)
@@ -69,35 +105,31 @@ class DStreamGraph:
         self.validate()
         self.zero_time_ms = zero_time_ms
         self.start_time_ms = zero_time_ms
-        for stream in self.output_streams:
-            stream._initialize(zero_time_ms)
-        for stream in self.output_streams:
-            stream._remember(self.remember_ms)
-        for stream in self.output_streams:
-            stream._validate_at_start()
-        for stream in self.input_streams:
-            stream._start()
+        self._start_streams(zero_time_ms)
 
     def restart(self) -> None:
         """Start a graph restored from a checkpoint: same zero time, inputs started again."""
         if self.zero_time_ms is None:
             raise DStreamValueError("cannot restart a graph that was never started (no zero time)")
         self.validate()
+        self._start_streams(self.zero_time_ms)
+
+    def _start_streams(self, zero_time_ms: int) -> None:
         for stream in self.output_streams:
-            stream._initialize(self.zero_time_ms)
+            stream._initialize(zero_time_ms)
         for stream in self.output_streams:
             stream._remember(self.remember_ms)
         for stream in self.output_streams:
             stream._validate_at_start()
-        for stream in self.input_streams:
-            stream._start()
+        for source in self.input_streams:
+            source._start()
 
     def stop(self) -> None:
         """Stop the input streams (their threads, if any)."""
-        for stream in self.input_streams:
-            stream._stop()
+        for source in self.input_streams:
+            source._stop()
 
-    def generate_jobs(self, time_ms: int) -> list[Any]:
+    def generate_jobs(self, time_ms: int) -> list[Job]:
         """One job per output stream that has an RDD at `time_ms`, in output order."""
         jobs = []
         for stream in self.output_streams:
@@ -109,10 +141,10 @@ class DStreamGraph:
     def input_infos(self, time_ms: int) -> dict[int, StreamInputInfo]:
         """What each input stream put into batch `time_ms`."""
         infos = {}
-        for stream in self.input_streams:
-            info = stream._input_info(time_ms)
+        for source in self.input_streams:
+            info = source._input_info(time_ms)
             if info is not None:
-                infos[stream._id] = info
+                infos[source._id] = info
         return infos
 
     def clear_metadata(self, time_ms: int) -> None:
@@ -124,6 +156,10 @@ class DStreamGraph:
         """Reattach every stream to a context (after unpickling a graph)."""
         for stream in self.streams:
             stream._ssc = ssc
+
+    def max_input_remember_ms(self) -> int:
+        """The longest remember duration of any input stream (what received-block cleanup must keep)."""
+        return max((s._remember_ms or 0 for s in self.input_streams), default=0)
 
     def max_remember_ms(self) -> int:
         """The longest remember duration of any stream (cleanup margin for the checkpoint issue)."""

@@ -19,9 +19,9 @@ class InputDStream(DStream[Any]):
 
     def __init__(self, ssc: Any) -> None:
         super().__init__(ssc, [])
-        self._batch_ms: int = ssc._batch_ms
+        self._batch_ms: int = ssc.runtime.batch_ms
         self._records_per_batch: dict[int, int] = {}
-        ssc._graph.add_input_stream(self)
+        ssc.runtime.graph.add_input_stream(self)
 
     @property
     def _slide_ms(self) -> int:

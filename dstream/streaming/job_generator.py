@@ -5,6 +5,14 @@ first tick is the first multiple of the batch duration strictly after now, and z
 before it, as in Spark's RecurringTimer: with ManualClock(0) and a 1 s batch the batches are
 1000, 2000, ... The generator runs one event loop thread that generates jobs for a tick, clears the
 metadata of completed batches and calls the checkpoint hook, so the graph is only touched from there.
+
+Generating batch T is Spark's JobGenerator.generateJobs: (1) the block allocator (the receivers'
+tracker) durably allocates every receiver stream's unallocated blocks to T, whether or not a stream
+is computed at T (a stream read through a window is not); (2) the graph's output streams generate
+their jobs; (3) the job set goes to the JobScheduler with each input stream's records of T; (4) the
+checkpoint hook writes a metadata checkpoint. The generator is also the one place that decides when
+received blocks are cleaned (`clean_received_blocks`): after a batch completes when there is no
+checkpoint, once a metadata checkpoint no longer needs them when there is one.
 """
 
 from __future__ import annotations
@@ -13,11 +21,13 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from dstream.clock import Clock
 from dstream.errors import DStreamStateError
+from dstream.streaming.graph import DStreamGraph
 from dstream.streaming.job_scheduler import JobScheduler, JobSet
+from dstream.streaming.restart_plan import restart_plan
+from dstream.streaming.runtime import BlockAllocator
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +96,7 @@ _STOP = ("stop", 0)
 class JobGenerator:
     """Generates a JobSet per batch time from the graph and hands it to the JobScheduler."""
 
-    def __init__(self, graph: Any, scheduler: JobScheduler, clock: Clock, batch_ms: int) -> None:
+    def __init__(self, graph: DStreamGraph, scheduler: JobScheduler, clock: Clock, batch_ms: int) -> None:
         self._graph = graph
         self._scheduler = scheduler
         self._clock = clock
@@ -96,7 +106,10 @@ class JobGenerator:
         self._thread: threading.Thread | None = None
         self._idle = threading.Condition()
         self._in_flight = 0
+        # Plugged in by the StreamingContext before start: the checkpoint coordinator's hook and the
+        # receivers' block tracker.
         self.checkpoint_hook: CheckpointHook | None = None
+        self.block_allocator: BlockAllocator | None = None
         self.last_generated_ms: int | None = None
         self.last_processed_ms: int | None = None
 
@@ -115,14 +128,15 @@ class JobGenerator:
     def restart(self, checkpoint_ms: int, pending_ms: tuple[int, ...]) -> int:
         """Restart from a checkpoint: re-run pending and missed batches, then resume the timer.
 
-        The plan is `dstream.recovery.plan.restart_plan` (pure); the batches are generated in time
+        The plan is `dstream.streaming.restart_plan.restart_plan` (pure); the batches are generated in time
         order on the event loop before the first new tick. Returns the restart time.
         """
-        from dstream.recovery.plan import restart_plan
 
         if self._thread is not None:
             raise DStreamStateError("JobGenerator already started")
         zero_ms = self._graph.zero_time_ms
+        if zero_ms is None:
+            raise DStreamStateError("cannot restart a graph that was never started (no zero time)")
         plan = restart_plan(checkpoint_ms, pending_ms, zero_ms, self._batch_ms, self._clock.time_ms())
         self._graph.restart()
         log.info("restarting at %d ms; re-running batches %s", plan.restart_ms, plan.rerun_ms)
@@ -151,6 +165,8 @@ class JobGenerator:
     def generate_jobs(self, time_ms: int) -> None:
         """Generate and submit the jobs of batch `time_ms` (runs on the event loop thread)."""
         try:
+            if self.block_allocator is not None:
+                self.block_allocator.allocate_blocks_to_batch(time_ms)
             jobs = self._graph.generate_jobs(time_ms)
             infos = self._graph.input_infos(time_ms)
         except Exception as exc:
@@ -204,7 +220,25 @@ class JobGenerator:
         elif kind == "clear_metadata":
             self._graph.clear_metadata(time_ms)
             self.last_processed_ms = time_ms
+            if self.checkpoint_hook is None:
+                # Nothing will re-run these batches: their blocks can go once no stream remembers them.
+                self.clean_received_blocks(time_ms - self._graph.max_input_remember_ms())
             self._checkpoint(time_ms, clear_later=True)
+
+    def clean_received_blocks(self, threshold_ms: int) -> None:
+        """Forget received blocks and batches before `threshold_ms` (the only caller of the cleanup).
+
+        Without a checkpoint the generator calls it after each completed batch; with one, the checkpoint
+        coordinator calls it once a durable metadata checkpoint no longer needs anything older.
+        """
+        if self.block_allocator is None or threshold_ms <= 0:
+            return
+        try:
+            self.block_allocator.cleanup_old_blocks_and_batches(threshold_ms)
+        except Exception:
+            log.warning(
+                "received-block cleanup before %d ms failed (retried later)", threshold_ms, exc_info=True
+            )
 
     def _checkpoint(self, time_ms: int, clear_later: bool) -> None:
         if self.checkpoint_hook is not None:

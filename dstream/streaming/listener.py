@@ -1,9 +1,9 @@
 """The streaming listener bus and its events: batch and receiver events delivered in order on one thread.
 
 Metrics, the CLI's progress display, the chaos history and tests all read the engine through these
-events. Names and the way they are read follow PySpark, so a PySpark `StreamingListener` ports
-unchanged: every event and info object is read with getter calls, as PySpark reads Spark's Scala
-case classes through py4j (`batchCompleted.batchInfo().numRecords()`,
+events (docs/architecture.md). Names and the way they are read follow PySpark, so a PySpark
+`StreamingListener` ports unchanged: every event and info object is read with getter calls, as
+PySpark reads Spark's Scala case classes through py4j (`batchCompleted.batchInfo().numRecords()`,
 `batchInfo().batchTime().milliseconds()`, `receiverInfo().name()`). This is the one form.
 
 Units: `batchTime()` is a `Time` (its `milliseconds()` since the epoch, like Spark's

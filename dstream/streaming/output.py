@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dstream.sinks.text_files import save_text_batch
 from dstream.streaming.arguments import check_callable, check_count
 from dstream.streaming.base import DStreamBase
 from dstream.streaming.duration import ms_to_datetime, positional_arity
@@ -24,7 +25,7 @@ class ForEachDStream(DStreamBase):
         super().__init__(parent._ssc, [parent])
         self._func = func
         self._name = name
-        self._output_op_id = self._ssc._graph.add_output_stream(self)
+        self._output_op_id = self._runtime.graph.add_output_stream(self)
 
     def _generate_job(self, time_ms: int) -> Job | None:
         rdd = self._parents[0]._get_or_compute(time_ms)
@@ -41,9 +42,6 @@ def text_file_name(prefix: str, suffix: str | None, time_ms: int) -> str:
 
 def save_as_text_files(rdd: Any, path: str, storage_options: dict[str, Any]) -> None:
     """Publish one batch's RDD atomically as a text-file directory, unless it is already published."""
-    # Imported here: dstream.sinks imports this module (its output stream subclasses ForEachDStream).
-    from dstream.sinks.text_files import save_text_batch
-
     save_text_batch(rdd, path, storage_options)
 
 

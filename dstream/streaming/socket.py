@@ -143,7 +143,7 @@ class SocketInputDStream(InputDStream):
         )
 
     def _receive_loop(self) -> None:
-        bus = self._ssc._bus
+        bus = self._runtime.bus
         while not self._stop_event.is_set():
             try:
                 message = self._connect_and_read()
@@ -167,7 +167,7 @@ class SocketInputDStream(InputDStream):
             with socket.create_connection((self._hostname, self._port), timeout=CONNECT_TIMEOUT_S) as sock:
                 sock.settimeout(None)
                 self._sock = sock
-                self._ssc._bus.post(StreamingListenerReceiverStarted(self._info(True)))
+                self._runtime.bus.post(StreamingListenerReceiverStarted(self._info(True)))
                 self._read_lines(sock)
         except OSError as exc:
             return f"Error connecting to {self._hostname}:{self._port}: {exc}"

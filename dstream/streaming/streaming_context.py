@@ -1,4 +1,8 @@
-"""StreamingContext: PySpark's entry point for streaming, wired to the graph, generator and scheduler.
+"""StreamingContext: PySpark's entry point for streaming, the API facade over one StreamingRuntime.
+
+It is the top layer of the engine: it builds the runtime (graph, job generator, job scheduler,
+listener bus), and at start plugs in the checkpoint coordinator and the receivers' tracker, which the
+core only knows as protocols (dstream.streaming.runtime; docs/architecture.md).
 
 Lifecycle INITIALIZED -> ACTIVE -> STOPPED, one active context per process (like Spark). Errors from
 jobs or job generation are kept by a waiter and re-raised from awaitTermination as JobFailedError,
@@ -9,19 +13,35 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from dstream.clock import Clock, ManualClock, SystemClock
+from dstream.config import StreamingConfig
 from dstream.errors import DStreamStateError, DStreamValueError, JobFailedError
+from dstream.receiver.input_stream import (
+    PushInputDStream,
+    ReceiverInputDStream,
+    new_receiver_tracker,
+    push_stream,
+    receiver_stream,
+)
+from dstream.recovery.coordinator import CheckpointCoordinator
+from dstream.recovery.fingerprints import setup_fingerprint
+from dstream.recovery.restore import RecoveredState, recover
+from dstream.streaming.dstream import DStream, MultiTransformedDStream, UnionDStream
 from dstream.streaming.duration import seconds_to_ms
+from dstream.streaming.file_input import FileInputDStream, binary_records_reader, read_text_lines
 from dstream.streaming.graph import DStreamGraph
+from dstream.streaming.inputs import QueueInputDStream
 from dstream.streaming.job_generator import JobGenerator
 from dstream.streaming.job_scheduler import JobScheduler
-from dstream.streaming.listener import StreamingListenerBus, StreamingListenerStreamingStarted
+from dstream.streaming.listener import StreamingListenerStreamingStarted
+from dstream.streaming.runtime import ACTIVE, STOPPED, CheckpointLocation, StreamingRuntime
+from dstream.streaming.socket import SocketInputDStream
 
 log = logging.getLogger(__name__)
 
-INITIALIZED, ACTIVE, STOPPED = "INITIALIZED", "ACTIVE", "STOPPED"
 # Non-graceful stop waits this long for the running job; graceful stop waits up to this many batches.
 STOP_RUNNING_JOB_TIMEOUT_S = 2.0
 GRACEFUL_STOP_TIMEOUT_BATCHES = 10
@@ -55,21 +75,11 @@ class _ContextWaiter:
             return self._stopped
 
 
-def _clock_from_conf(sc: Any) -> Clock:
-    get_conf = getattr(sc, "getConf", None)
-    name = None
-    if get_conf is not None:
-        try:
-            name = get_conf().get("spark.streaming.clock")
-        except Exception:
-            name = None
-    if name and ("manual" in str(name).lower()):
-        return ManualClock()
-    return SystemClock()
-
-
 class StreamingContext:
     """The entry point of a streaming application (pyspark.streaming.StreamingContext).
+
+    It owns one `StreamingRuntime` (graph, job generator, job scheduler, listener bus, receiver
+    tracker, checkpoint coordinator) and is the only code that changes it.
 
     Args:
         sparkContext: the engine's Context.
@@ -87,30 +97,28 @@ class StreamingContext:
         batchDuration: float | None = None,
         *,
         clock: Clock | None = None,
-        _graph: DStreamGraph | None = None,
+        _recovered: RecoveredState | None = None,
     ):
         if batchDuration is None:
             raise DStreamValueError("batchDuration (seconds) is required to create a StreamingContext")
+        if clock is None:
+            engine = getattr(sparkContext, "engine_config", None)
+            clock = ManualClock() if engine is not None and engine.manual_clock else SystemClock()
+        batch_ms = seconds_to_ms(batchDuration, "batchDuration")
+        graph = _recovered.graph if _recovered is not None else DStreamGraph(batch_ms)
         self._sc = sparkContext
-        self._batch_ms = seconds_to_ms(batchDuration, "batchDuration")
-        self._clock = clock if clock is not None else _clock_from_conf(sparkContext)
-        self._state = INITIALIZED
-        self._state_lock = threading.RLock()
-        self._graph = _graph if _graph is not None else DStreamGraph(self._batch_ms)
-        self._checkpoint_dir: str | None = None
-        # Set by recovery (dstream.recovery.restore) and getOrCreate; used at start().
-        self._recovery: Any = None
-        self._restored_refs: list[Any] = []
-        self._setup_fingerprint: dict[str, Any] | None = None
-        self._checkpointer: Any = None
-        self._checkpoint_storage_options: dict[str, Any] = {}
+        self._recovered = _recovered
         self._waiter = _ContextWaiter()
-        self._bus = StreamingListenerBus()
-        self._scheduler = JobScheduler(self._clock, self._bus, self._waiter.notify_error, self._on_batch_done)
-        self._generator = JobGenerator(self._graph, self._scheduler, self._clock, self._batch_ms)
+        runtime = StreamingRuntime(sparkContext, clock, batch_ms, graph)
+        runtime.scheduler = JobScheduler(clock, runtime.bus, self._waiter.notify_error, self._on_batch_done)
+        runtime.generator = JobGenerator(graph, runtime.scheduler, clock, batch_ms)
+        self.runtime = runtime
+        if _recovered is not None:
+            runtime.setup_fingerprint = _recovered.setup_fingerprint
+            graph.set_context(self)
 
     def _on_batch_done(self, time_ms: int) -> None:
-        self._generator.on_batch_completion(time_ms)
+        self.runtime.generator.on_batch_completion(time_ms)
 
     # -- properties ------------------------------------------------------------------------------------
 
@@ -122,184 +130,176 @@ class StreamingContext:
     @property
     def clock(self) -> Clock:
         """The clock that drives batch times."""
-        return self._clock
+        return self.runtime.clock
+
+    @property
+    def recovered(self) -> RecoveredState | None:
+        """What getOrCreate restored this context from (None for a context its setup function built)."""
+        return self._recovered
 
     @property
     def graph(self) -> DStreamGraph:
-        """The DStreamGraph (the checkpoint issue pickles it)."""
-        return self._graph
-
-    def _check_can_add_operation(self) -> None:
-        if self._state == ACTIVE:
-            raise DStreamStateError(
-                "Adding new inputs, transformations, and output operations after starting a context is not "
-                "supported"
-            )
-        if self._state == STOPPED:
-            raise DStreamStateError(
-                "Adding new inputs, transformations, and output operations after stopping a context is not "
-                "supported"
-            )
+        """The DStreamGraph (pickled into metadata checkpoints)."""
+        return self.runtime.graph
 
     # -- configuration -------------------------------------------------------------------------------
 
     def remember(self, duration: float) -> None:
         """Keep every stream's RDDs for at least `duration` seconds (e.g. for slice)."""
-        self._graph.remember(seconds_to_ms(duration, "remember duration"))
+        self.runtime.graph.remember(seconds_to_ms(duration, "remember duration"))
 
     def checkpoint(self, directory: str, **storage_options: Any) -> None:
         """Set the checkpoint directory (any fsspec URL; `storage_options` go to fsspec)."""
         if not isinstance(directory, str) or not directory:
             raise DStreamValueError(f"checkpoint directory must be a non-empty URL string, got {directory!r}")
-        self._checkpoint_dir = directory.rstrip("/")
-        self._checkpoint_storage_options = dict(storage_options)
+        location = CheckpointLocation(directory.rstrip("/"), dict(storage_options))
+        self.runtime.checkpoint = location
         # Like Spark, user code calling rdd.checkpoint() inside transforms writes under the same directory.
         set_dir = getattr(self._sc, "setCheckpointDir", None)
         if set_dir is not None:
-            set_dir(self._checkpoint_dir, dict(storage_options))
-
-    def _rdd_checkpoint_dir(self, stream_id: int, time_ms: int) -> str:
-        """`<ckpt>/rdd/<stream-id>/<batch_ms>` (DESIGN.md section 5)."""
-        if self._checkpoint_dir is None:
-            from dstream.streaming.base import CHECKPOINT_DIR_MISSING
-
-            raise DStreamValueError(CHECKPOINT_DIR_MISSING)
-        return f"{self._checkpoint_dir}/rdd/{stream_id}/{time_ms}"
+            set_dir(location.url, dict(storage_options))
 
     def addStreamingListener(self, streamingListener: Any) -> None:
         """Register a StreamingListener; its callbacks run on the listener bus thread."""
-        self._bus.add_listener(streamingListener)
+        self.runtime.bus.add_listener(streamingListener)
 
     # -- inputs --------------------------------------------------------------------------------------
 
-    def queueStream(self, rdds: Any, oneAtATime: bool = True, default: Any = None) -> Any:
+    def queueStream(self, rdds: Any, oneAtATime: bool = True, default: Any = None) -> QueueInputDStream:
         """A stream of the given RDDs or lists: one per batch (or all in the first batch)."""
-        from dstream.streaming.inputs import QueueInputDStream
-
         return QueueInputDStream(self, list(rdds), oneAtATime, default)
 
-    def textFileStream(self, directory: str, **storage_options: Any) -> Any:
+    def textFileStream(self, directory: str, **storage_options: Any) -> FileInputDStream:
         """Lines of the files that appear in `directory` (an fsspec URL) after the context was created."""
-        from dstream.streaming.file_input import FileInputDStream, read_text_lines
-
         return FileInputDStream(self, directory, read_text_lines, storage_options)
 
-    def binaryRecordsStream(self, directory: str, recordLength: int, **storage_options: Any) -> Any:
+    def binaryRecordsStream(
+        self, directory: str, recordLength: int, **storage_options: Any
+    ) -> FileInputDStream:
         """Fixed-length byte records of the new files in `directory`."""
-        from dstream.streaming.file_input import FileInputDStream, binary_records_reader
-
         return FileInputDStream(self, directory, binary_records_reader(recordLength), storage_options)
 
-    def socketTextStream(self, hostname: str, port: int, storageLevel: Any = None) -> Any:
+    def socketTextStream(self, hostname: str, port: int, storageLevel: Any = None) -> SocketInputDStream:
         """Lines read from a TCP server (unreliable: lines received before a crash are lost)."""
-        from dstream.streaming.socket import SocketInputDStream
-
         return SocketInputDStream(self, hostname, port)
 
-    def receiverStream(self, receiver: Any) -> Any:
+    def receiverStream(self, receiver: Any) -> ReceiverInputDStream:
         """A stream of what a user `dstream.Receiver` stores (Spark's receiverStream)."""
-        from dstream.receiver.input_stream import receiver_stream
-
         return receiver_stream(self, receiver)
 
-    def pushStream(self, host: str = "127.0.0.1", port: int = 0, **receiver_options: Any) -> Any:
+    def pushStream(self, host: str = "127.0.0.1", port: int = 0, **receiver_options: Any) -> PushInputDStream:
         """Records pushed by `dstream.client.PushClient`s, acknowledged once durable; `.port` is bound.
 
         Exactly-once into the stream needs the receiver WAL
         (`spark.streaming.receiver.writeAheadLog.enable=true`) and a checkpoint directory.
         """
-        from dstream.receiver.input_stream import push_stream
-
         return push_stream(self, host, port, **receiver_options)
 
-    def union(self, *dstreams: Any) -> Any:
+    def union(self, *dstreams: DStream[Any]) -> DStream[Any]:
         """The union of several streams with the same slide duration."""
-        from dstream.streaming.dstream import UnionDStream
-
         if not dstreams:
             raise DStreamValueError("should have at least one DStream to union")
         if len(dstreams) == 1:
             return dstreams[0]
         return UnionDStream(self, list(dstreams))
 
-    def transform(self, dstreams: Any, transformFunc: Any) -> Any:
+    def transform(self, dstreams: Any, transformFunc: Any) -> DStream[Any]:
         """A stream whose batch is transformFunc(tuple of the streams' RDDs)."""
-        from dstream.streaming.dstream import MultiTransformedDStream
-
         return MultiTransformedDStream(self, list(dstreams), transformFunc)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start generating and running batches."""
-        with StreamingContext._activation_lock, self._state_lock:
-            if self._state == ACTIVE:
+        runtime = self.runtime
+        with StreamingContext._activation_lock, runtime.state_lock:
+            if runtime.state == ACTIVE:
                 raise DStreamStateError("StreamingContext has already been started")
-            if self._state == STOPPED:
+            if runtime.state == STOPPED:
                 raise DStreamStateError("StreamingContext has already been stopped")
             active = StreamingContext._activeContext
             if active is not None and active is not self:
                 raise DStreamStateError("Only one StreamingContext may be started in this process")
             try:
-                self._start_checkpointing()
-                if self._recovery is not None:
-                    info = self._recovery
-                    self._generator.restart(info.checkpoint_ms, info.pending_ms)
-                else:
-                    self._generator.start()
+                self._start_components()
             except Exception:
                 # As in Spark, a context that failed to start is stopped (it cannot be started again).
-                self._state = STOPPED
-                self._graph.stop()
-                if self._checkpointer is not None:
-                    self._checkpointer.stop()
+                runtime.state = STOPPED
+                self._stop_inputs()
+                self._close_receivers()
+                if runtime.checkpointer is not None:
+                    runtime.checkpointer.stop()
                 raise
-            self._bus.start()
-            self._scheduler.start()
-            self._state = ACTIVE
+            runtime.bus.start()
+            runtime.scheduler.start()
+            runtime.state = ACTIVE
             StreamingContext._activeContext = self
-        self._bus.post(StreamingListenerStreamingStarted(self._clock.time_ms()))
+        runtime.bus.post(StreamingListenerStreamingStarted(runtime.clock.time_ms()))
 
-    def _start_checkpointing(self) -> None:
-        if self._checkpoint_dir is None:
-            return
-        from dstream.recovery.coordinator import CheckpointCoordinator
+    def _start_components(self) -> None:
+        """Checkpointing, the receiver tracker (replaying its log), the generator, then the receivers."""
+        runtime, recovered = self.runtime, self._recovered
+        get_conf = getattr(self._sc, "getConf", None)
+        runtime.config = StreamingConfig.from_conf(dict(get_conf().getAll()) if get_conf is not None else {})
+        if runtime.checkpoint is not None:
+            coordinator = CheckpointCoordinator(runtime)
+            coordinator.rdds.restore(list(recovered.data_checkpoints) if recovered is not None else [])
+            coordinator.start()
+            runtime.checkpointer = coordinator
+            runtime.generator.checkpoint_hook = coordinator.checkpoint_hook
+        receiver_streams = [s for s in runtime.graph.input_streams if isinstance(s, ReceiverInputDStream)]
+        if receiver_streams:
+            tracker = new_receiver_tracker(runtime, receiver_streams)
+            runtime.block_allocator = tracker
+            runtime.generator.block_allocator = tracker
+        if recovered is not None:
+            runtime.generator.restart(recovered.checkpoint_ms, recovered.pending_ms)
+        else:
+            runtime.generator.start()
+        # After the graph validated (in the generator's start); the first tick is a batch away.
+        if runtime.block_allocator is not None:
+            runtime.block_allocator.start()
 
-        coordinator = CheckpointCoordinator(self, setup_fingerprint=self._setup_fingerprint)
-        coordinator.rdds.restore(self._restored_refs)
-        coordinator.start()
-        self._checkpointer = coordinator
-        self._generator.checkpoint_hook = coordinator.checkpoint_hook
+    def _stop_inputs(self) -> None:
+        self.runtime.graph.stop()
+        if self.runtime.block_allocator is not None:
+            self.runtime.block_allocator.stop_receivers()
+
+    def _close_receivers(self) -> None:
+        if self.runtime.block_allocator is not None:
+            self.runtime.block_allocator.close()
 
     def wait_for_checkpoint(self, time_ms: int, timeout_s: float) -> bool:
         """Wait until the checkpoint written after batch `time_ms` (or a later one) completed is durable.
 
         False on timeout or when checkpointing is off. Tests use it before stopping a driver.
         """
-        if self._checkpointer is None:
+        if self.runtime.checkpointer is None:
             return False
-        return bool(self._checkpointer.wait_for_checkpoint(time_ms, timeout_s))
+        return self.runtime.checkpointer.wait_for_checkpoint(time_ms, timeout_s)
 
     def stop(self, stopSparkContext: bool = True, stopGraceFully: bool = False) -> None:
         """Stop; with stopGraceFully, batches already generated are run first. Stopping twice is harmless."""
-        with self._state_lock:
-            state, self._state = self._state, STOPPED
+        runtime = self.runtime
+        with runtime.state_lock:
+            state, runtime.state = runtime.state, STOPPED
         if state == ACTIVE:
             timeout_s = max(
-                GRACEFUL_STOP_TIMEOUT_MIN_S, GRACEFUL_STOP_TIMEOUT_BATCHES * self._batch_ms / 1000
+                GRACEFUL_STOP_TIMEOUT_MIN_S, GRACEFUL_STOP_TIMEOUT_BATCHES * runtime.batch_ms / 1000
             )
             if stopGraceFully:
-                self._graph.stop()
-            self._generator.stop(graceful=stopGraceFully, timeout_s=timeout_s)
-            self._scheduler.stop(graceful=stopGraceFully, timeout_s=timeout_s)
+                self._stop_inputs()
+            runtime.generator.stop(graceful=stopGraceFully, timeout_s=timeout_s)
+            runtime.scheduler.stop(graceful=stopGraceFully, timeout_s=timeout_s)
             if not stopGraceFully:
-                self._graph.stop()
-            if self._checkpointer is not None:
+                self._stop_inputs()
+            self._close_receivers()
+            if runtime.checkpointer is not None:
                 try:
-                    self._checkpointer.stop()
+                    runtime.checkpointer.stop()
                 except Exception:
                     log.exception("stopping the checkpoint writer failed")
-            self._bus.stop()
+            runtime.bus.stop()
         with StreamingContext._activation_lock:
             if StreamingContext._activeContext is self:
                 StreamingContext._activeContext = None
@@ -317,11 +317,11 @@ class StreamingContext:
 
     def wait_for_batch(self, time_ms: int, timeout_s: float) -> bool:
         """Wait until the batch at `time_ms` has been processed (its jobs ran); False on timeout."""
-        return self._scheduler.wait_for_batch(time_ms, timeout_s)
+        return self.runtime.scheduler.wait_for_batch(time_ms, timeout_s)
 
     def pending_batch_times(self) -> list[int]:
         """Batches submitted and not successfully completed (for metadata checkpoints)."""
-        return self._scheduler.pending_times()
+        return self.runtime.scheduler.pending_times()
 
     # -- class methods -------------------------------------------------------------------------------
 
@@ -334,7 +334,7 @@ class StreamingContext:
     def getOrCreate(
         cls,
         checkpointPath: str,
-        setupFunc: Any,
+        setupFunc: Callable[[], StreamingContext],
         *,
         clock: Clock | None = None,
         storage_options: dict[str, Any] | None = None,
@@ -346,23 +346,23 @@ class StreamingContext:
         CheckpointMismatchError naming what changed. `clock` drives the recovered context (tests);
         `storage_options` go to fsspec for the checkpoint directory.
         """
-        from dstream.recovery.fingerprints import setup_fingerprint
-        from dstream.recovery.restore import recover_context
-
         options = dict(storage_options or {})
-        recovered: StreamingContext | None = recover_context(
-            cls, checkpointPath, setupFunc, clock=clock, storage_options=options
-        )
+        recovered = recover(checkpointPath, setupFunc, storage_options=options)
         if recovered is not None:
-            return recovered
-        ssc: StreamingContext = setupFunc()
-        if options or ssc._checkpoint_dir != checkpointPath.rstrip("/"):
+            ssc = cls(recovered.sc, recovered.graph.batch_ms / 1000, clock=clock, _recovered=recovered)
             ssc.checkpoint(checkpointPath, **options)
-        ssc._setup_fingerprint = setup_fingerprint(setupFunc).to_json()
+            return ssc
+        ssc = setupFunc()
+        location = ssc.runtime.checkpoint
+        if options or location is None or location.url != checkpointPath.rstrip("/"):
+            ssc.checkpoint(checkpointPath, **options)
+        ssc.runtime.setup_fingerprint = setup_fingerprint(setupFunc).to_json()
         return ssc
 
     @classmethod
-    def getActiveOrCreate(cls, checkpointPath: str | None, setupFunc: Any) -> StreamingContext:
+    def getActiveOrCreate(
+        cls, checkpointPath: str | None, setupFunc: Callable[[], StreamingContext]
+    ) -> StreamingContext:
         """The active context, else getOrCreate(checkpointPath, setupFunc), else setupFunc()."""
         if setupFunc is None:
             raise DStreamValueError("setupFunc cannot be None")
@@ -371,5 +371,4 @@ class StreamingContext:
             return active
         if checkpointPath is not None:
             return cls.getOrCreate(checkpointPath, setupFunc)
-        created: StreamingContext = setupFunc()
-        return created
+        return setupFunc()

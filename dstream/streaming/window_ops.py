@@ -13,6 +13,7 @@ import operator
 from typing import Any
 
 from dstream.errors import DStreamValueError
+from dstream.rdd.resultiterable import ResultIterable
 from dstream.streaming.arguments import check_callable, check_partitions
 from dstream.streaming.duration import seconds_to_ms
 from dstream.streaming.pairs import _default_partitions
@@ -85,8 +86,6 @@ class WindowOps:
         grouped = lists.reduceByKeyAndWindow(
             operator.add, lambda a, b: a[len(b) :], windowDuration, slideDuration, numPartitions
         )
-        from dstream.rdd.resultiterable import ResultIterable
-
         return grouped.mapValues(ResultIterable)
 
     def reduceByKeyAndWindow(

@@ -14,6 +14,7 @@ from checkpoint.retention import (
     metadata_to_keep,
     plan_retention,
     rdd_dirs_to_delete,
+    run_dirs_to_delete,
     wal_clean_before_ms,
 )
 
@@ -103,3 +104,21 @@ def test_plan_with_unknown_kept_checkpoint_deletes_no_data() -> None:
         [CheckpointSummary(b, frozenset({("0", 20)}), 5)], [a, b], [("0", 10)], keep_n=2, newest_valid=b
     )
     assert plan.delete_metadata == [] and plan.delete_rdd_dirs == [] and plan.wal_clean_before_ms is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    existing=st.sets(st.sampled_from("abcdef"), max_size=6),
+    live=st.sets(st.sampled_from("abcdef"), max_size=3),
+)
+def test_run_dirs_of_contexts_that_no_longer_run_are_deleted(existing: set[str], live: set[str]) -> None:
+    deleted = run_dirs_to_delete(existing, live)
+    assert set(deleted) == existing - live and deleted == sorted(deleted)
+
+
+def test_plan_deletes_dead_runs_even_while_a_kept_checkpoint_is_unreadable() -> None:
+    name = CheckpointName(5, 0)
+    plan = plan_retention(
+        [], [name], [], keep_n=1, newest_valid=name, existing_run_dirs=["old", "me"], live_runs=["me"]
+    )
+    assert plan.delete_run_dirs == ["old"] and plan.delete_rdd_dirs == []

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from dstream import Accumulator, AccumulatorParam, Broadcast, Context
-from dstream.broadcast import PROCESS_REGISTRY, BroadcastRegistry
+from dstream.backends.executor_env import running_in
+from dstream.broadcast import BroadcastRegistry, registry_of
 from dstream.errors import DStreamStateError
 from tests.support.contexts import engine_context
 
@@ -131,7 +132,11 @@ def test_broadcast_value_in_tasks_and_on_the_driver(sc: Context) -> None:
 def test_a_broadcast_pickles_by_id_not_by_value(sc: Context) -> None:
     big = sc.broadcast("x" * 1_000_000)
     assert len(pickle.dumps(big)) < 200
-    assert pickle.loads(pickle.dumps(big)).value == "x" * 1_000_000
+    handle = pickle.loads(pickle.dumps(big))
+    with running_in(sc.executor_env):  # as inside a task on the driver's executor
+        assert handle.value == "x" * 1_000_000
+    with pytest.raises(DStreamStateError, match=f"broadcast {big.id} was unpickled outside a task"):
+        _ = pickle.loads(pickle.dumps(big)).value
 
 
 def test_a_destroyed_broadcast_cannot_be_used(sc: Context) -> None:
@@ -162,7 +167,7 @@ def test_a_worker_process_fetches_a_broadcast_it_does_not_hold() -> None:
 def test_broadcasts_are_dropped_when_the_context_stops() -> None:
     with engine_context(master="local-inline") as sc:
         b = sc.broadcast(1)
-        bid = b.id
-        assert PROCESS_REGISTRY.load(bid) == 1
+        registry = registry_of(sc.executor_env)
+        assert registry.load(b.id) == 1
     with pytest.raises(DStreamStateError, match="not available"):
-        PROCESS_REGISTRY.load(bid)
+        registry.load(b.id)

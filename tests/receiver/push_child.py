@@ -18,8 +18,8 @@ import threading
 from typing import Any
 
 from dstream.clock import SystemClock
+from dstream.config import ReceiverConfig
 from dstream.receiver.block_rdd import block_refs, read_block
-from dstream.receiver.config import ReceiverConfig
 from dstream.receiver.push import PushReceiver
 from dstream.receiver.receiver_tracker import ReceiverTracker
 from tests.receiver.fakes import LateCommitLog
@@ -70,7 +70,10 @@ def main() -> None:
         if line.strip() == "dump":
             infos = tracker.block_tracker.get_unallocated_blocks(STREAM)
             refs = block_refs(infos, tracker.wal_location(STREAM))
-            print(json.dumps({"records": [r for ref in refs for r in read_block(ref)]}), flush=True)
+            print(
+                json.dumps({"records": [r for ref in refs for r in read_block(ref, tracker.executor)]}),
+                flush=True,
+            )
         elif line.strip() == "hold":
             holding.hold.set()
             print(json.dumps({"armed": True}), flush=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,10 @@ from dstream.clock import ManualClock
 from dstream.rdd.storage import StorageLevel
 from dstream.receiver.block_handler import WriteAheadLogHandler
 from dstream.receiver.block_rdd import BlockNotFoundError, BlockRef, block_rdd, block_refs
-from dstream.receiver.block_store import get_block_store, put_replicated, remove_block
-from dstream.receiver.input_stream import receiver_tracker_of
+from dstream.receiver.block_store import ReceivedBlocks, received_blocks
+from dstream.receiver.receiver import Receiver
+from dstream.receiver.receiver_tracker import ReceiverTracker
+from dstream.receiver.wal_registry import receiver_wals
 from dstream.streaming import StreamingContext, StreamingListener
 from tests.receiver.fakes import open_memory_wal
 from tests.receiver.helpers import WAIT_S, CountingReceiver, wait_for
@@ -27,6 +28,18 @@ def sc() -> Iterator[Context]:
     context = Context("local[2]")
     yield context
     context.stop()
+
+
+@pytest.fixture
+def blocks(sc: Context) -> ReceivedBlocks:
+    """The received blocks of the executor the Context's tasks run on."""
+    return received_blocks(sc.executor_env)
+
+
+def receiver_tracker_of(ssc: StreamingContext) -> ReceiverTracker | None:
+    tracker = ssc.runtime.block_allocator
+    assert tracker is None or isinstance(tracker, ReceiverTracker)
+    return tracker
 
 
 class ReceiverEvents(StreamingListener):
@@ -104,48 +117,51 @@ def test_push_stream_exposes_its_port_and_delivers_per_batch(tmp_path: Path) -> 
 # -- block RDDs ------------------------------------------------------------------------------------------
 
 
-def test_block_rdd_reads_from_the_wal_after_the_memory_copy_is_dropped(sc: Context) -> None:
+def test_block_rdd_reads_from_the_wal_after_the_memory_copy_is_dropped(
+    sc: Context, blocks: ReceivedBlocks
+) -> None:
     log = open_memory_wal()
-    handler = WriteAheadLogHandler(log, 9, ManualClock(5), StorageLevel.MEMORY_ONLY)
+    handler = WriteAheadLogHandler(log, 9, ManualClock(5), StorageLevel.MEMORY_ONLY, blocks=blocks)
     results = [handler.store_block(f"blk-wal-{i}", [i * 10, i * 10 + 1], None) for i in range(3)]
     refs = [BlockRef(r.block_id, True, r.wal_handle, "unused://", {}) for r in results]
-    from dstream.receiver.wal_registry import register_wal, unregister_wal
-
-    register_wal("unused://", log)
+    wals = receiver_wals(sc.executor_env)
+    wals.register("unused://", log)
     try:
         rdd = block_rdd(sc, refs)
         assert rdd.getNumPartitions() == 3
         assert rdd.glom().collect() == [[0, 1], [10, 11], [20, 21]]
-        remove_block("blk-wal-1")  # one block only in the WAL: the RDD mixes both sources
+        blocks.remove("blk-wal-1")  # one block only in the WAL: the RDD mixes both sources
         assert rdd.collect() == [0, 1, 10, 11, 20, 21]
         for r in results:
-            remove_block(r.block_id)
+            blocks.remove(r.block_id)
         assert block_rdd(sc, refs).collect() == [0, 1, 10, 11, 20, 21]
         invalid = [BlockRef(r.block_id, False, r.wal_handle, "unused://", {}) for r in results]
-        put_replicated("blk-wal-0", ["stale copy"], StorageLevel.MEMORY_ONLY)
+        blocks.put_replicated("blk-wal-0", ["stale copy"], StorageLevel.MEMORY_ONLY)
         assert block_rdd(sc, invalid).collect()[:2] == [0, 1]  # invalid blocks skip the store
     finally:
-        unregister_wal("unused://", log)
-        remove_block("blk-wal-0")
+        wals.unregister("unused://", log)
+        blocks.remove("blk-wal-0")
 
 
-def test_block_rdd_without_wal_fails_clearly_when_the_block_is_gone(sc: Context) -> None:
-    put_replicated("blk-mem-0", ["x"], StorageLevel.MEMORY_ONLY)
+def test_block_rdd_without_wal_fails_clearly_when_the_block_is_gone(
+    sc: Context, blocks: ReceivedBlocks
+) -> None:
+    blocks.put_replicated("blk-mem-0", ["x"], StorageLevel.MEMORY_ONLY)
     rdd = block_rdd(sc, [BlockRef("blk-mem-0")])
     assert rdd.collect() == ["x"]
-    remove_block("blk-mem-0")
+    blocks.remove("blk-mem-0")
     with pytest.raises(Exception, match="blk-mem-0"):
         rdd.collect()
     assert issubclass(BlockNotFoundError, Exception)
 
 
-def test_replicated_blocks_survive_the_loss_of_one_store(sc: Context) -> None:
-    put_replicated("blk-rep-0", [1, 2], StorageLevel.MEMORY_ONLY_2)
-    get_block_store().drop_all()  # the primary executor is lost
+def test_replicated_blocks_survive_the_loss_of_one_store(sc: Context, blocks: ReceivedBlocks) -> None:
+    blocks.put_replicated("blk-rep-0", [1, 2], StorageLevel.MEMORY_ONLY_2)
+    blocks.primary.drop_all()  # the primary executor is lost
     try:
         assert block_rdd(sc, [BlockRef("blk-rep-0")]).collect() == [1, 2]
     finally:
-        remove_block("blk-rep-0")
+        blocks.remove("blk-rep-0")
 
 
 def test_memory_and_disk_spills_blocks_that_do_not_fit(sc: Context) -> None:
@@ -166,20 +182,16 @@ def test_block_refs_keep_allocation_order(sc: Context) -> None:
 
     infos = [ReceivedBlockInfo(1, f"z{i}", 1, None) for i in (3, 1, 2)]
     assert [r.block_id for r in block_refs(infos, None)] == ["z3", "z1", "z2"]
-    assert threading.active_count() >= 1
     assert receiver_tracker_of(StreamingContext(sc, 1.0)) is None
 
 
-def test_a_graph_restored_without_init_registers_its_receivers_at_start() -> None:
+def test_every_receiver_stream_of_the_graph_gets_its_receiver_started() -> None:
     sc = Context("local[2]")
     ssc = StreamingContext(sc, 1.0, clock=ManualClock(0))
     first = ssc.receiverStream(CountingReceiver(3))
     second = ssc.receiverStream(CountingReceiver(4))
     first.foreachRDD(lambda rdd: None)
     second.foreachRDD(lambda rdd: None)
-    from dstream.receiver import input_stream
-
-    input_stream._group(ssc).receivers.clear()  # as after unpickling the graph in a new process
     ssc.start()
     try:
         tracker = receiver_tracker_of(ssc)
@@ -210,20 +222,24 @@ def _bump(record: dict[str, int]) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("level", [StorageLevel.MEMORY_ONLY_2, StorageLevel.DISK_ONLY])
-def test_a_task_mutating_received_records_does_not_change_the_block(sc: Context, level: StorageLevel) -> None:
-    put_replicated("blk-mut-0", [{"v": 1}, {"v": 2}], level)
+def test_a_task_mutating_received_records_does_not_change_the_block(
+    sc: Context, blocks: ReceivedBlocks, level: StorageLevel
+) -> None:
+    blocks.put_replicated("blk-mut-0", [{"v": 1}, {"v": 2}], level)
     try:
         rdd = block_rdd(sc, [BlockRef("blk-mut-0")])
         assert rdd.map(_bump).collect() == [{"v": 101}, {"v": 102}]  # one output operation
         assert rdd.collect() == [{"v": 1}, {"v": 2}]  # another one, or a recomputation, sees the input
-        assert get_block_store().get("blk-mut-0") == [{"v": 1}, {"v": 2}]
+        assert blocks.primary.get("blk-mut-0") == [{"v": 1}, {"v": 2}]
     finally:
-        remove_block("blk-mut-0")
+        blocks.remove("blk-mut-0")
 
 
-def test_records_stored_through_the_wal_handler_are_copied_too(sc: Context) -> None:
+def test_records_stored_through_the_wal_handler_are_copied_too(sc: Context, blocks: ReceivedBlocks) -> None:
     records = [{"v": 1}]
-    handler = WriteAheadLogHandler(open_memory_wal(), 0, ManualClock(0), StorageLevel.MEMORY_ONLY)
+    handler = WriteAheadLogHandler(
+        open_memory_wal(), 0, ManualClock(0), StorageLevel.MEMORY_ONLY, blocks=blocks
+    )
     handler.store_block("blk-mut-1", records, None)
     try:
         records[0]["v"] = 7  # the receiver reuses its buffer after store()
@@ -231,4 +247,80 @@ def test_records_stored_through_the_wal_handler_are_copied_too(sc: Context) -> N
         assert rdd.map(_bump).collect() == [{"v": 101}]
         assert rdd.collect() == [{"v": 1}]
     finally:
-        remove_block("blk-mut-1")
+        blocks.remove("blk-mut-1")
+
+
+class HandFedReceiver(Receiver):
+    """Stores exactly what the test hands it, when it hands it."""
+
+    def __init__(self) -> None:
+        super().__init__(StorageLevel.MEMORY_ONLY)
+
+    def onStart(self) -> None:
+        pass
+
+    def onStop(self) -> None:
+        pass
+
+
+class RecordsPerBatch(StreamingListener):
+    def __init__(self) -> None:
+        self.records: dict[int, int] = {}
+
+    def onBatchCompleted(self, batchCompleted: Any) -> None:
+        info = batchCompleted.batchInfo()
+        self.records[info.batchTime().milliseconds()] = info.numRecords()
+
+
+def test_each_batch_reports_its_own_records_when_a_window_reads_the_stream_every_second_batch() -> None:
+    # The window slides every 2 batches, so the receiver stream is computed only at even batches; its
+    # blocks are allocated at every batch all the same, and each batch reports what it received. (An
+    # empty queue stream's output gives the odd batches a job, so that they are reported at all.)
+    sc = Context("local[2]")
+    clock = ManualClock(0)
+    ssc = StreamingContext(sc, 1.0, clock=clock)
+    receiver = HandFedReceiver()
+    windows = collect_batches(ssc.receiverStream(receiver).window(2.0, 2.0))
+    ssc.queueStream([]).foreachRDD(lambda rdd: None)
+    listener = RecordsPerBatch()
+    ssc.addStreamingListener(listener)
+    ssc.start()
+    try:
+        wait_for(receiver.isStarted)
+        receiver.store([1, 2, 3])
+        clock.set_time(1000)
+        assert ssc.wait_for_batch(1000, WAIT_S)
+        receiver.store([4, 5])
+        clock.set_time(2000)
+        assert ssc.wait_for_batch(2000, WAIT_S)
+        assert ssc.runtime.bus.wait_until_empty(WAIT_S)
+    finally:
+        ssc.stop(stopSparkContext=True)
+    assert listener.records == {1000: 3, 2000: 2}
+    assert windows == {2000: [1, 2, 3, 4, 5]}
+
+
+def test_without_a_checkpoint_blocks_are_cleaned_once_no_stream_remembers_them() -> None:
+    sc = Context("local[2]")
+    clock = ManualClock(0)
+    ssc = StreamingContext(sc, 1.0, clock=clock)
+    receiver = HandFedReceiver()
+    stream = ssc.receiverStream(receiver)
+    stream.foreachRDD(lambda rdd: None)
+    ssc.start()
+    try:
+        wait_for(receiver.isStarted)
+        tracker = receiver_tracker_of(ssc)
+        assert tracker is not None
+        receiver.store(["a"])
+        clock.set_time(1000)
+        assert ssc.wait_for_batch(1000, WAIT_S)
+        (first,) = tracker.block_tracker.get_blocks_of_batch_and_stream(1000, stream._id)
+        assert tracker.blocks.find(first.block_id) == ["a"]
+        for t in (2000, 3000, 4000):  # the stream remembers one batch: batch 1000 is let go
+            clock.set_time(t)
+            assert ssc.wait_for_batch(t, WAIT_S)
+        wait_for(lambda: tracker.blocks.find(first.block_id) is None)
+        assert 1000 not in tracker.block_tracker.allocated_times()
+    finally:
+        ssc.stop(stopSparkContext=True)

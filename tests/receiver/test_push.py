@@ -14,10 +14,11 @@ import pytest
 
 from dstream.client import PushClient, PushRejectedError
 from dstream.clock import SystemClock
+from dstream.config import ReceiverConfig
 from dstream.errors import DStreamValueError
 from dstream.receiver.block_handler import BlockRecord, decode_log_record
 from dstream.receiver.block_rdd import block_refs, read_block
-from dstream.receiver.config import ReceiverConfig
+from dstream.receiver.block_store import ReceivedBlocks
 from dstream.receiver.push import PushReceiver
 from dstream.receiver.push_protocol import (
     ACK,
@@ -51,7 +52,11 @@ class Running:
 
     def records(self) -> list[Any]:
         infos = self.tracker.block_tracker.get_unallocated_blocks(STREAM)
-        return [r for ref in block_refs(infos, self.tracker.wal_location(STREAM)) for r in read_block(ref)]
+        return [
+            r
+            for ref in block_refs(infos, self.tracker.wal_location(STREAM))
+            for r in read_block(ref, self.tracker.executor)
+        ]
 
     def logged_records(self) -> list[Any]:
         """Records in the receiver WAL as a fresh reader sees them (what survives a crash)."""
@@ -222,7 +227,9 @@ def test_a_block_logged_but_never_tracked_is_recovered_once(tmp_path: Path) -> N
     ckpt = str(tmp_path / "ckpt")
     # The crash window: the block reached the receiver WAL, the tracker's add never happened.
     log = open_wal(receiver_wal_url(ckpt, STREAM))
-    handler = WriteAheadLogHandler(log, STREAM, SystemClock(), StorageLevel.MEMORY_ONLY)
+    handler = WriteAheadLogHandler(
+        log, STREAM, SystemClock(), StorageLevel.MEMORY_ONLY, blocks=ReceivedBlocks()
+    )
     handler.store_block("orphan-1", ["o1", "o2"], {"producers": {"p": [0, 1]}})
     log.close()
     for _ in range(2):  # a second recovery must not adopt it again
@@ -237,7 +244,9 @@ def test_a_block_logged_but_never_tracked_is_recovered_once(tmp_path: Path) -> N
             infos = tracker.block_tracker.get_unallocated_blocks(STREAM)
             assert [i.block_id for i in infos] == ["orphan-1"]
             assert [
-                r for ref in block_refs(infos, tracker.wal_location(STREAM)) for r in read_block(ref)
+                r
+                for ref in block_refs(infos, tracker.wal_location(STREAM))
+                for r in read_block(ref, tracker.executor)
             ] == [
                 "o1",
                 "o2",

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from dstream.client import PushClient, PushError
 from dstream.clock import ManualClock
+from dstream.config import ReceiverConfig
 from dstream.receiver.block_rdd import block_refs, read_block
-from dstream.receiver.config import ReceiverConfig
 from dstream.receiver.push import PushReceiver, _PendingFrame
 from dstream.receiver.push_protocol import ACK, ERROR, decode_ack, encode_data, encode_hello, read_frame
 from dstream.receiver.receiver_tracker import ReceiverTracker
@@ -90,7 +90,7 @@ class Harness:
         self.tracker.allocate_blocks_to_batch(time_ms)
         infos = self.tracker.get_blocks_of_batch_and_stream(time_ms, STREAM)
         refs = block_refs(infos, self.tracker.wal_location(STREAM))
-        self.batches[time_ms] = [r for ref in refs for r in read_block(ref)]
+        self.batches[time_ms] = [r for ref in refs for r in read_block(ref, self.tracker.executor)]
         return time_ms
 
     def cleanup(self) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from dstream.client import PushClient
 from dstream.clock import ManualClock
+from dstream.config import ReceiverConfig
 from dstream.rdd.storage import StorageLevel
 from dstream.receiver.block_handler import (
     BlockRecord,
@@ -22,7 +23,7 @@ from dstream.receiver.block_handler import (
     encode_state_record,
 )
 from dstream.receiver.block_rdd import block_refs, read_block
-from dstream.receiver.config import ReceiverConfig
+from dstream.receiver.block_store import ReceivedBlocks
 from dstream.receiver.push import PushReceiver
 from dstream.receiver.push_protocol import ACK, decode_ack, encode_data, encode_hello, read_frame
 from dstream.receiver.received_block_tracker import ReceivedBlockInfo
@@ -51,7 +52,7 @@ class Driver:
     def unallocated_records(self, stream_id: int) -> list[Any]:
         infos = self.tracker.block_tracker.get_unallocated_blocks(stream_id)
         refs = block_refs(infos, self.tracker.wal_location(stream_id))
-        return [r for ref in refs for r in read_block(ref)]
+        return [r for ref in refs for r in read_block(ref, self.tracker.executor)]
 
 
 @pytest.fixture
@@ -64,7 +65,11 @@ def drivers() -> Iterator[list[Driver]]:
 
 def logged(ckpt: str, stream_id: int) -> list[BlockRecord | StateRecord]:
     handler = WriteAheadLogHandler(
-        open_wal(receiver_wal_url(ckpt, stream_id)), stream_id, ManualClock(0), StorageLevel.MEMORY_ONLY
+        open_wal(receiver_wal_url(ckpt, stream_id)),
+        stream_id,
+        ManualClock(0),
+        StorageLevel.MEMORY_ONLY,
+        blocks=ReceivedBlocks(),
     )
     return handler.read_all_records()
 
@@ -110,7 +115,7 @@ def test_another_streams_cleanup_does_not_hide_an_unreported_block(
     ckpt, clock = str(tmp_path / "ckpt"), ManualClock(1000)
     # Stream 1's block reached its receiver WAL at 1000 ms; the tracker never heard of it (crash window).
     log = open_wal(receiver_wal_url(ckpt, 1))
-    handler = WriteAheadLogHandler(log, 1, clock, StorageLevel.MEMORY_ONLY)
+    handler = WriteAheadLogHandler(log, 1, clock, StorageLevel.MEMORY_ONLY, blocks=ReceivedBlocks())
     handler.store_block("orphan-s1", ["x0", "x1"], {"producers": {"px": [0, 1]}})
     log.close()
     first = Driver(ckpt, clock, {0: 0}, recover=False)
@@ -138,7 +143,7 @@ def test_an_orphan_too_old_to_adopt_does_not_mark_its_records_durable(
 ) -> None:
     ckpt, clock = str(tmp_path / "ckpt"), ManualClock(1000)
     log = open_wal(receiver_wal_url(ckpt, 1))
-    handler = WriteAheadLogHandler(log, 1, clock, StorageLevel.MEMORY_ONLY)
+    handler = WriteAheadLogHandler(log, 1, clock, StorageLevel.MEMORY_ONLY, blocks=ReceivedBlocks())
     handler.store_block("orphan-s1", ["x0", "x1"], {"producers": {"px": [0, 1]}})
     log.close()
     # Meanwhile the tracker cleans a later block of stream 1: the orphan can no longer be told from a

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from dstream.clock import ManualClock, SystemClock
+from dstream.config import ReceiverConfig
 from dstream.errors import DStreamError, DStreamStateError, DStreamValueError
 from dstream.receiver.block_handler import decode_block_record
 from dstream.receiver.block_rdd import block_refs, read_block
-from dstream.receiver.config import ReceiverConfig
 from dstream.receiver.receiver_tracker import ReceiverTracker
 from tests.receiver.helpers import WAIT_S, CountingReceiver, wait_for
 
@@ -40,7 +40,11 @@ def fast_config(**overrides: Any) -> ReceiverConfig:
 
 def received(tracker: ReceiverTracker, stream_id: int) -> list[Any]:
     infos = tracker.block_tracker.get_unallocated_blocks(stream_id)
-    return [r for ref in block_refs(infos, tracker.wal_location(stream_id)) for r in read_block(ref)]
+    return [
+        r
+        for ref in block_refs(infos, tracker.wal_location(stream_id))
+        for r in read_block(ref, tracker.executor)
+    ]
 
 
 def test_a_receiver_whose_start_throws_is_restarted_and_its_data_flows() -> None:
@@ -186,17 +190,10 @@ def test_store_failure_reaches_the_receiver() -> None:
 
     from dstream.receiver import block_store
 
-    small = block_store.ReceivedBlockStore("local", memory_records_max=5)
-    original = block_store._registry.get("local")
-    block_store._registry["local"] = small
-    try:
-        tracker.add_receiver(0, Full(0))
-        tracker.start()
-        wait_for(lambda: bool(failures))
-        tracker.stop()
-    finally:
-        if original is not None:
-            block_store._registry["local"] = original
-        else:
-            block_store._registry.pop("local", None)
+    # The executor's primary store holds 5 records at most: a 10-record memory-only block is refused.
+    tracker.blocks.primary = block_store.ReceivedBlockStore("local", memory_records_max=5)
+    tracker.add_receiver(0, Full(0))
+    tracker.start()
+    wait_for(lambda: bool(failures))
+    tracker.stop()
     assert "memory_records_max=5" in str(failures[0])

@@ -57,7 +57,7 @@ def main(argv: list[str]) -> int:
     ssc = StreamingContext.getOrCreate(ckpt, setup, storage_options=options)
     ssc.start()
     tmp = Path(ready_dir, f".ready-{os.getpid()}")
-    tmp.write_text("recovered" if ssc._recovery else "new")
+    tmp.write_text("recovered" if ssc.recovered else "new")
     tmp.rename(Path(ready_dir, f"ready-{os.getpid()}"))  # the parent never sees it half-written
     sys.stdin.read()  # EOF: the parent is done with us
     ssc.stop(stopGraceFully=False)

@@ -71,7 +71,7 @@ def run_batches(ssc: StreamingContext, clock: ManualClock, first_ms: int, last_m
         clock.set_time(t)
         assert ssc.wait_for_batch(t, WAIT_S), f"batch {t} ms did not complete in {WAIT_S}s"
         assert ssc.wait_for_checkpoint(t, WAIT_S), f"no checkpoint after batch {t} ms in {WAIT_S}s"
-        assert ssc._checkpointer.rdds.wait_idle(WAIT_S)
+        assert ssc.runtime.checkpointer.rdds.wait_idle(WAIT_S)
 
 
 def stop_all() -> Iterator[None]:

@@ -66,7 +66,7 @@ def test_corrupt_newest_checkpoint_falls_back(tmp_path: Path) -> None:
     SINK.clear()
 
     ssc = StreamingContext.getOrCreate(path, setup, clock=clock)
-    assert ssc._recovery.checkpoint_name != newest.filename()
+    assert ssc.recovered.checkpoint_name != newest.filename()
     ssc.start()
     run_batches(ssc, clock, 6 * BATCH_MS, 8 * BATCH_MS)
     ssc.stop(stopSparkContext=False)
@@ -89,7 +89,7 @@ def test_same_code_is_accepted(tmp_path: Path) -> None:
     run_first(path, clock, make_setup(clock, path, running_count, inputs), 2)
     again = make_setup(clock, path, running_count, inputs)  # a new function object, same code
     ssc = StreamingContext.getOrCreate(path, again, clock=clock)
-    assert ssc._recovery is not None
+    assert ssc.recovered is not None
 
 
 def test_queue_stream_with_checkpointing_is_refused(tmp_path: Path) -> None:
@@ -150,7 +150,7 @@ def test_nonexistent_or_empty_directory_calls_setup(tmp_path: Path) -> None:
         return ssc
 
     ssc = StreamingContext.getOrCreate(str(tmp_path / "x"), setup, clock=clock)
-    assert calls == [1] and ssc._recovery is None
+    assert calls == [1] and ssc.recovered is None
 
 
 def test_second_driver_on_the_same_directory_is_refused(tmp_path: Path) -> None:

@@ -52,8 +52,16 @@ class CheckpointEvents(StreamingListener):
 
 
 class FakeTracker:
+    """A block allocator with no receivers that records what the generator asks it to clean."""
+
     def __init__(self) -> None:
         self.thresholds: list[int] = []
+
+    def allocate_blocks_to_batch(self, time_ms: int) -> None:
+        pass
+
+    def records_of_batch(self, time_ms: int) -> dict[int, int]:
+        return {}
 
     def cleanup_old_blocks_and_batches(self, threshold_ms: int, wait: bool = False) -> None:
         self.thresholds.append(threshold_ms)
@@ -63,16 +71,16 @@ def test_old_checkpoints_and_tracker_batches_are_cleaned_after_durable_checkpoin
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tracker = FakeTracker()
-    monkeypatch.setattr("dstream.receiver.input_stream.receiver_tracker_of", lambda ssc: tracker)
     path, clock, n = str(tmp_path / "ckpt"), ManualClock(0), 30
     ssc = new_context(clock, path)
+    ssc.runtime.generator.block_allocator = tracker  # type: ignore[assignment]
     events = CheckpointEvents(path)
     ssc.addStreamingListener(events)
     state = ReplayInputDStream(ssc, word_batches(n)).map(lambda w: (w, 1)).updateStateByKey(running_count)
     state.checkpoint(2).foreachRDD(record_lineage)
     ssc.start()
     run_batches(ssc, clock, BATCH_MS, n * BATCH_MS)
-    assert ssc._bus.wait_until_empty(30)
+    assert ssc.runtime.bus.wait_until_empty(30)
     ssc.stop(stopSparkContext=False)
 
     assert len(list_checkpoints(path)) == 10  # keep the newest 10 (2 per batch)
@@ -112,7 +120,7 @@ def test_failed_data_checkpoint_is_reported_and_the_next_interval_cuts_lineage(
     state.checkpoint(2).foreachRDD(record_lineage)
     ssc.start()
     run_batches(ssc, clock, BATCH_MS, n * BATCH_MS)
-    assert ssc._bus.wait_until_empty(30)
+    assert ssc.runtime.bus.wait_until_empty(30)
     ssc.stop(stopSparkContext=False)
 
     assert failures and set(failures) == {failures[0]} and failures[0].endswith("/4000")
@@ -122,3 +130,29 @@ def test_failed_data_checkpoint_is_reported_and_the_next_interval_cuts_lineage(
     assert 4000 not in rdd_written and 6000 in rdd_written
     assert [SINK[t] for t in sorted(SINK)] == ref_running_counts(word_batches(n))
     assert LINEAGE[8000] <= LINEAGE[4000]  # cut again after the 6000 checkpoint
+
+
+def test_rdd_checkpoint_files_of_an_earlier_run_are_cleaned_and_this_runs_kept(tmp_path: Path) -> None:
+    # A user's rdd.checkpoint() writes under rdd/<run id>/: an earlier driver's run directory goes with
+    # the next durable checkpoint; the running Context's own stays (a live RDD may read it).
+    path, clock = str(tmp_path / "ckpt"), ManualClock(0)
+    earlier = tmp_path / "ckpt" / "rdd" / ("f" * 32) / "rdd-3"
+    earlier.mkdir(parents=True)
+    (earlier / "part-00000").write_bytes(b"old")
+    ssc = new_context(clock, path)
+    sc = ssc.sparkContext
+
+    def checkpoint_a_side_rdd(rdd: Any) -> None:
+        side = rdd.context.parallelize([1, 2, 3])
+        side.checkpoint()
+        assert side.count() == 3
+
+    ReplayInputDStream(ssc, word_batches(3)).foreachRDD(checkpoint_a_side_rdd)
+    ssc.start()
+    try:
+        run_batches(ssc, clock, BATCH_MS, 3 * BATCH_MS)
+    finally:
+        ssc.stop(stopSparkContext=False)
+    runs = sorted(p.name for p in (tmp_path / "ckpt" / "rdd").iterdir())
+    assert runs == [sc.run_id]
+    assert any((tmp_path / "ckpt" / "rdd" / sc.run_id).iterdir())

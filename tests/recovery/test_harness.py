@@ -108,8 +108,8 @@ def test_update_state_by_key_recovers_from_data_checkpoint(tmp_path: Any) -> Non
         return s.map(lambda w: (w, 1)).updateStateByKey(running_count).checkpoint(2)
 
     ssc = check_operation(str(tmp_path / "ckpt"), op, inputs, ref_running_counts(inputs), 7)
-    assert ssc._restored_refs, "the recovered state must come from a data checkpoint"
-    assert all(ref.batch_ms % 2000 == 0 for ref in ssc._restored_refs)
+    assert ssc.recovered.data_checkpoints, "the recovered state must come from a data checkpoint"
+    assert all(ref.batch_ms % 2000 == 0 for ref in ssc.recovered.data_checkpoints)
 
 
 def test_reduce_by_key_and_window_with_inverse_recovers(tmp_path: Any) -> None:
@@ -121,7 +121,7 @@ def test_reduce_by_key_and_window_with_inverse_recovers(tmp_path: Any) -> None:
         return pairs.reduceByKeyAndWindow(add, sub, window_s, 1, 2, lambda kv: kv[1] > 0).checkpoint(2)
 
     ssc = check_operation(str(tmp_path / "ckpt"), op, inputs, ref_window_counts(inputs, window_s), 7)
-    assert ssc._restored_refs
+    assert ssc.recovered.data_checkpoints
 
 
 def test_update_state_by_key_recovers_on_s3(s3_moto: Any) -> None:
@@ -133,7 +133,7 @@ def test_update_state_by_key_recovers_on_s3(s3_moto: Any) -> None:
     ssc = check_operation(
         s3_moto.url, op, inputs, ref_running_counts(inputs), 3, storage_options=s3_moto.storage_options
     )
-    assert ssc._restored_refs
+    assert ssc.recovered.data_checkpoints
 
 
 @pytest.mark.parametrize("mode", ["true", "false"])
@@ -165,4 +165,4 @@ def test_update_state_by_key_recovers_on_every_storage(storage: Any) -> None:
     ssc = check_operation(
         storage.url, op, inputs, ref_running_counts(inputs), 3, storage_options=storage.storage_options
     )
-    assert [r.batch_ms for r in ssc._restored_refs] == [2000]
+    assert [r.batch_ms for r in ssc.recovered.data_checkpoints] == [2000]

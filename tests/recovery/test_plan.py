@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dstream.errors import DStreamValueError
-from dstream.recovery.plan import restart_plan
+from dstream.streaming.restart_plan import restart_plan
 
 
 @st.composite

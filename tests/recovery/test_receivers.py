@@ -8,7 +8,6 @@ from typing import Any
 
 from dstream.clock import ManualClock
 from dstream.context import Conf, Context
-from dstream.receiver.input_stream import receiver_tracker_of
 from dstream.streaming import StreamingContext
 from tests.receiver.helpers import CountingReceiver, wait_for
 from tests.recovery.support import BATCH_MS, SINK, new_context, record, run_batches
@@ -45,7 +44,7 @@ def test_receiver_stream_state_survives_a_restart_without_double_counting(tmp_pa
     first = StreamingContext.getOrCreate(path, setup, clock=clock)
     first.start()
     wait_for(lambda: receiver.next == 6)
-    tracker = receiver_tracker_of(first)
+    tracker = first.runtime.block_allocator
     assert tracker is not None
     wait_for(lambda: len(tracker.block_tracker.get_unallocated_blocks(first.graph.input_streams[0]._id)) == 2)
     run_batches(first, clock, BATCH_MS, 2 * BATCH_MS)
@@ -56,7 +55,7 @@ def test_receiver_stream_state_survives_a_restart_without_double_counting(tmp_pa
     second = StreamingContext.getOrCreate(path, setup, clock=clock)
     second.start()
     restarted: Any = second.graph.input_streams[0]._receiver
-    wait_for(lambda: receiver_tracker_of(second) is not None)
+    wait_for(lambda: second.runtime.block_allocator is not None)
     run_batches(second, clock, 3 * BATCH_MS, 4 * BATCH_MS)
     second.stop(stopSparkContext=False)
     assert restarted is not receiver and restarted.starts >= 1  # the restored receiver was started

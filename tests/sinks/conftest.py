@@ -58,7 +58,7 @@ def ssc(sc: Context, clock: ManualClock) -> Iterator[StreamingContext]:
 
 def run_batches(ssc: StreamingContext, clock: ManualClock, batches: int, batch_ms: int = 1000) -> None:
     """Start (if needed) and run `batches` batches, waiting for the last one."""
-    if ssc._state == "INITIALIZED":
+    if ssc.runtime.state == "INITIALIZED":
         ssc.start()
     target = clock.time_ms() + batches * batch_ms
     clock.set_time(target)

@@ -56,7 +56,7 @@ def collect(stream: Any, sort: bool = True) -> dict[int, list[Any]]:
 
 def run(ssc: StreamingContext, clock: ManualClock, batches: int, batch_ms: int = 1000) -> None:
     """Start (if needed) and run `batches` batches, waiting for the last one."""
-    if ssc._state == "INITIALIZED":
+    if ssc.runtime.state == "INITIALIZED":
         ssc.start()
     target = clock.time_ms() + batches * batch_ms
     clock.set_time(target)

@@ -136,9 +136,9 @@ def test_get_or_create_calls_setup_and_sets_the_checkpoint(sc, clock, tmp_path):
 
     ssc = StreamingContext.getOrCreate(str(tmp_path / "ckpt"), setup)
     assert calls == [1]
-    assert ssc._checkpoint_dir == str(tmp_path / "ckpt")
+    assert ssc.runtime.checkpoint.url == str(tmp_path / "ckpt")
     created = StreamingContext.getActiveOrCreate(str(tmp_path / "other"), setup)
-    assert calls == [1, 1] and created._checkpoint_dir == str(tmp_path / "other")
+    assert calls == [1, 1] and created.runtime.checkpoint.url == str(tmp_path / "other")
 
 
 def test_clock_from_conf(clock):
@@ -232,10 +232,10 @@ class ReleasingDeque(deque):
 def test_non_graceful_stop_drops_queued_batches(ssc, clock):
     BLOCK.clear()
     out = collect(ssc.queueStream([[1], [2], [3]]).map(wait_for_release))
-    ssc._scheduler._queue = ReleasingDeque()
+    ssc.runtime.scheduler._queue = ReleasingDeque()
     ssc.start()
     clock.set_time(3000)
-    assert ssc._generator.wait_generated(3000, WAIT_S)  # all three generated; 1000 runs and blocks
+    assert ssc.runtime.generator.wait_generated(3000, WAIT_S)  # all three generated; 1000 runs and blocks
     ssc.stop(stopSparkContext=False)
     assert BLOCK.is_set()
     assert 2000 not in out and 3000 not in out

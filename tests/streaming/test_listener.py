@@ -74,7 +74,7 @@ def test_a_running_context_reports_batches_with_their_record_counts(ssc, clock):
     b = ssc.queueStream([["x"], [], ["y", "z"]])
     a.union(b).pprint()
     run(ssc, clock, 3)
-    assert ssc._bus.wait_until_empty(WAIT_S)
+    assert ssc.runtime.bus.wait_until_empty(WAIT_S)
     completed = [c for c in listener.calls if c[0] == "completed"]
     assert completed == [
         ("completed", 1000, 4, True),
@@ -131,7 +131,7 @@ def test_an_unchanged_pyspark_listener_reads_every_event_with_getter_calls(ssc, 
     stream = ssc.queueStream([[1, 2, 3]])
     stream.count().pprint()
     run(ssc, clock, 1)
-    assert ssc._bus.wait_until_empty(WAIT_S)
+    assert ssc.runtime.bus.wait_until_empty(WAIT_S)
     assert listener.lines == [
         ("submitted", None, None, None),
         ("op", 1000, True),

@@ -69,7 +69,7 @@ def test_the_contexts_checkpoint_dir_alone_lets_a_stateful_stream_start(ssc, sc,
     assert out == {(i + 1) * 1000: as_sorted(s) for i, s in enumerate(expected)}
     # The state was data-checkpointed (every 10 batches by default: none yet) under the Context's dir,
     # and no metadata checkpoint was written: only ssc.checkpoint turns recovery on.
-    assert ssc._checkpointer is None
+    assert ssc.runtime.checkpointer is None
 
 
 def test_the_contexts_checkpoint_dir_receives_data_checkpoints(ssc, sc, clock, tmp_path):
@@ -115,7 +115,7 @@ def test_state_is_checkpointed_every_interval_and_lineage_stays_bounded(ssc, clo
     state.foreachRDD(record_depth)
     run(ssc, clock, 50)
     assert values[50_000] == [("k", sum(range(50)))]
-    assert ssc.wait_for_checkpoint(50_000, WAIT_S) and ssc._checkpointer.rdds.wait_idle(WAIT_S)
+    assert ssc.wait_for_checkpoint(50_000, WAIT_S) and ssc.runtime.checkpointer.rdds.wait_idle(WAIT_S)
     written = sorted(int(name) for name in os.listdir(ckpt / "rdd" / str(state._id)))
     # Written every interval (the newest is there); old ones are deleted once no kept metadata
     # checkpoint references them.

@@ -1,0 +1,260 @@
+"""The engine's configuration: one typed, frozen object parsed once from the Context's string conf.
+
+PySpark keeps configuration as strings in a SparkConf; dstream reads them here and nowhere else.
+`EngineConfig.from_conf(conf)` (when a Context is created) and `StreamingConfig.from_conf(conf)` (when a
+StreamingContext starts) turn the mapping into frozen dataclasses, one section per component (`receiver`,
+`checkpoint`), so a bad value fails once, at the edge, with the key, the value and what was expected;
+components receive their section and never parse strings again.
+
+Each receiver setting has one snake_case name (`ReceiverConfig` field, also accepted as
+`dstream.receiver.<name>`) and, where Spark has one, Spark's key. Spark's duration strings ("200ms",
+"2s") are accepted for times. When both names are given, ours wins.
+
+Keys (Spark's where Spark has the setting):
+
+| key | section.field | default |
+|---|---|---|
+| spark.default.parallelism | engine.default_parallelism | the backend's |
+| dstream.local.inline | engine.local_inline | false |
+| spark.streaming.clock | engine.manual_clock ("manual" in the value) | system clock |
+| dstream.checkpoint.async | checkpoint.asynchronous | true |
+| dstream.checkpoint.keep | checkpoint.keep_n | 10 |
+| dstream.checkpoint.leaseTimeoutS | checkpoint.lease_timeout_s | 30 |
+| dstream.checkpoint.leaseWaitS | checkpoint.lease_wait_s | 0 |
+| dstream.checkpoint.allowQueueStream | checkpoint.allow_queue_stream | false |
+| spark.streaming.* receiver keys | receiver.* (see `SPARK_KEYS`) | see `ReceiverConfig` |
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from dstream.errors import DStreamValueError
+
+SPARK_KEYS = {
+    "block_interval_ms": "spark.streaming.blockInterval",
+    "max_rate_per_s": "spark.streaming.receiver.maxRate",
+    "wal_enabled": "spark.streaming.receiver.writeAheadLog.enable",
+    "queue_size_max": "spark.streaming.blockQueueSize",
+    "restart_delay_ms": "spark.streaming.receiverRestartDelay",
+    "store_timeout_s": "spark.streaming.receiver.blockStoreTimeout",
+    "wal_rolling_interval_ms": "spark.streaming.receiver.writeAheadLog.rollingIntervalSecs",
+}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|m|min)?\s*$")
+_UNIT_MS = {"ms": 1, "s": 1000, "sec": 1000, "secs": 1000, "m": 60_000, "min": 60_000}
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    """Settings of receivers, their block generators, the receiver WAL and restarts.
+
+    Attributes:
+        block_interval_ms: a block is cut every this many ms (Spark's default 200 ms).
+        max_rate_per_s: records per second accepted per receiver at most; None for no limit.
+        wal_enabled: write every block to the receiver WAL before keeping it (needs a checkpoint dir).
+        queue_size_max: blocks waiting to be stored per receiver at most.
+        block_records_max: records per block at most (a fuller buffer is cut before the tick).
+        restart_delay_ms: first delay before a failed receiver is started again.
+        restart_delay_max_ms: the delay doubles after each failure up to this bound.
+        restarts_max: consecutive failed starts after which the receiver is given up.
+        store_timeout_s: how long `store()` waits for a block to be durable.
+        wal_rolling_interval_ms: the receiver WAL starts a new segment this often.
+        wal_fsync: "always" or "never" (the WAL's fsync policy).
+        wal_batched: group-commit the receiver WAL (many concurrent writers, one fsync).
+    """
+
+    block_interval_ms: int = 200
+    max_rate_per_s: float | None = None
+    wal_enabled: bool = False
+    queue_size_max: int = 10
+    block_records_max: int = 100_000
+    restart_delay_ms: int = 2000
+    restart_delay_max_ms: int = 60_000
+    restarts_max: int = 100
+    store_timeout_s: float = 30.0
+    wal_rolling_interval_ms: int = 60_000
+    wal_fsync: str = "always"
+    wal_batched: bool = True
+
+    @classmethod
+    def from_conf(cls, conf: Mapping[str, Any] | None = None, **overrides: Any) -> ReceiverConfig:
+        """Build from a configuration mapping (Spark keys or ours) and keyword overrides."""
+        values: dict[str, Any] = {}
+        conf = dict(conf or {})
+        for f in fields(cls):
+            for key in (SPARK_KEYS.get(f.name), f"dstream.receiver.{f.name}", f.name):
+                if key is not None and key in conf:
+                    values[f.name] = _parse(f.name, key, conf[key])
+        for name, value in overrides.items():
+            if name not in {f.name for f in fields(cls)}:
+                raise DStreamValueError(f"unknown receiver setting {name!r}; expected one of {_names()}")
+            values[name] = _parse(name, name, value)
+        return cls(**values)
+
+
+def _names() -> list[str]:
+    return [f.name for f in fields(ReceiverConfig)]
+
+
+def _parse(name: str, key: str, value: Any) -> Any:
+    if name == "wal_enabled" or name == "wal_batched":
+        return _parse_bool(key, value)
+    if name == "max_rate_per_s":
+        rate = _parse_number(key, value, float("-inf")) if value is not None else None
+        return None if rate is None or rate <= 0 else rate  # Spark: 0 or negative means no limit
+    if name == "wal_rolling_interval_ms" and key == SPARK_KEYS[name]:
+        return int(_parse_number(key, value, 0) * 1000)  # Spark's key is in seconds
+    if name.endswith("_ms"):
+        return _parse_ms(key, value)
+    if name == "wal_fsync":
+        if str(value) not in ("always", "never"):
+            raise DStreamValueError(f"{key} must be 'always' or 'never', got {value!r}")
+        return str(value)
+    if name.endswith("_s"):
+        return _parse_ms(key, value, default_unit="s") / 1000.0
+    return _parse_int(key, value, 0)
+
+
+def _parse_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise DStreamValueError(f"{key} must be true or false, got {value!r}")
+
+
+def _parse_ms(key: str, value: Any, default_unit: str = "ms") -> int:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value * _UNIT_MS[default_unit])
+    match = _DURATION.match(str(value))
+    if match is None:
+        raise DStreamValueError(f"{key} must be a duration such as 200ms or 2s, got {value!r}")
+    return int(float(match.group(1)) * _UNIT_MS[match.group(2) or default_unit])
+
+
+def _parse_number(key: str, value: Any, minimum: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = minimum - 1
+    if number < minimum or number != number:  # NaN is never a valid setting
+        raise DStreamValueError(f"conf {key}={value!r}: expected a number >= {minimum}")
+    return number
+
+
+def _parse_int(key: str, value: Any, minimum: int) -> int:
+    number = _parse_number(key, value, minimum)
+    if number != int(number):
+        raise DStreamValueError(f"conf {key}={value!r}: expected a whole number >= {minimum}")
+    return int(number)
+
+
+INLINE_CONF_KEY = "dstream.local.inline"
+CLOCK_CONF_KEY = "spark.streaming.clock"
+PARALLELISM_CONF_KEY = "spark.default.parallelism"
+CHECKPOINT_ASYNC_KEY = "dstream.checkpoint.async"
+CHECKPOINT_KEEP_KEY = "dstream.checkpoint.keep"
+CHECKPOINT_LEASE_TIMEOUT_KEY = "dstream.checkpoint.leaseTimeoutS"
+CHECKPOINT_LEASE_WAIT_KEY = "dstream.checkpoint.leaseWaitS"
+# Tests of stateful operations on queueStream need a checkpoint directory; recovery still refuses.
+CHECKPOINT_ALLOW_QUEUE_STREAM_KEY = "dstream.checkpoint.allowQueueStream"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Settings of the batch engine.
+
+    Attributes:
+        default_parallelism: partitions of a shuffle without an explicit count; None: the backend's.
+        local_inline: run a `local` master's tasks one by one in the calling thread (tests).
+        manual_clock: drive batches from a `ManualClock` (Spark's `spark.streaming.clock` test setting).
+    """
+
+    default_parallelism: int | None = None
+    local_inline: bool = False
+    manual_clock: bool = False
+
+    @classmethod
+    def from_conf(cls, conf: Mapping[str, Any]) -> EngineConfig:
+        """Read the engine keys of `conf` (see the module docstring)."""
+        parallelism = conf.get(PARALLELISM_CONF_KEY)
+        clock = conf.get(CLOCK_CONF_KEY)
+        return cls(
+            default_parallelism=None
+            if parallelism is None
+            else _parse_int(PARALLELISM_CONF_KEY, parallelism, 1),
+            local_inline=_parse_bool(INLINE_CONF_KEY, conf.get(INLINE_CONF_KEY, False)),
+            manual_clock=clock is not None and "manual" in str(clock).lower(),
+        )
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """Settings of metadata and RDD data checkpoints.
+
+    Attributes:
+        asynchronous: write stateful streams' RDD data checkpoints in the background.
+        keep_n: metadata checkpoints kept at most.
+        lease_timeout_s: a driver lease not renewed for this long may be taken over.
+        lease_wait_s: how long a starting driver waits for another driver's lease.
+        allow_queue_stream: accept queueStream with a checkpoint directory (tests; never recoverable).
+    """
+
+    asynchronous: bool = True
+    keep_n: int = 10
+    lease_timeout_s: float = 30.0
+    lease_wait_s: float = 0.0
+    allow_queue_stream: bool = False
+
+    @classmethod
+    def from_conf(cls, conf: Mapping[str, Any]) -> CheckpointConfig:
+        """Read the checkpoint keys of `conf` (see the module docstring)."""
+        default = cls()
+
+        def get(key: str, fallback: Any) -> Any:
+            return conf.get(key, fallback)
+
+        return cls(
+            asynchronous=_parse_bool(CHECKPOINT_ASYNC_KEY, get(CHECKPOINT_ASYNC_KEY, default.asynchronous)),
+            keep_n=_parse_int(CHECKPOINT_KEEP_KEY, get(CHECKPOINT_KEEP_KEY, default.keep_n), 1),
+            lease_timeout_s=_parse_number(
+                CHECKPOINT_LEASE_TIMEOUT_KEY, get(CHECKPOINT_LEASE_TIMEOUT_KEY, default.lease_timeout_s), 0.1
+            ),
+            lease_wait_s=_parse_number(
+                CHECKPOINT_LEASE_WAIT_KEY, get(CHECKPOINT_LEASE_WAIT_KEY, default.lease_wait_s), 0.0
+            ),
+            allow_queue_stream=_parse_bool(
+                CHECKPOINT_ALLOW_QUEUE_STREAM_KEY,
+                get(CHECKPOINT_ALLOW_QUEUE_STREAM_KEY, default.allow_queue_stream),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class StreamingConfig:
+    """What a streaming application reads from its configuration, parsed once when it starts.
+
+    The engine section is parsed by the Context when it is created (`Context.engine_config`).
+    """
+
+    receiver: ReceiverConfig = ReceiverConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+
+    @classmethod
+    def from_conf(cls, conf: Mapping[str, Any] | None = None) -> StreamingConfig:
+        """Parse a configuration mapping (Spark keys or ours).
+
+        Raises:
+            DStreamValueError: a value is malformed; the message names its key and what was expected.
+        """
+        values = dict(conf or {})
+        return cls(
+            receiver=ReceiverConfig.from_conf(values),
+            checkpoint=CheckpointConfig.from_conf(values),
+        )
