@@ -10,9 +10,16 @@ from typing import Any
 
 import click
 
+from checkpoint.errors import CheckpointError
 from dstream.cli.checkpoint_commands import checkpoint
 from dstream.cli.demo import demo
 from dstream.cli.wal_commands import wal
+from dstream.errors import DStreamError
+from wal.errors import WALError
+
+# Errors whose message is written for the user: misuse (ValueError, TypeError), the filesystem
+# (OSError, e.g. a missing file or a refused connection) and the error roots of the packages.
+USER_ERRORS = (ValueError, TypeError, OSError, LookupError, DStreamError, WALError, CheckpointError)
 
 
 class OneLineErrors(click.Group):
@@ -32,15 +39,9 @@ class OneLineErrors(click.Group):
 def one_line(exc: BaseException) -> str:
     """The exception's type and message on one line, with a hint at --debug for anything unexpected."""
     message = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, ValueError | TypeError | OSError | LookupError) or _is_engine_error(exc):
+    if isinstance(exc, USER_ERRORS):
         return message
     return f"{type(exc).__name__}: {message} (an internal error: run with --debug for the traceback)"
-
-
-def _is_engine_error(exc: BaseException) -> bool:
-    # The roots of this project's error hierarchies, matched by name so the CLI imports no engine code.
-    roots = {"DStreamError", "WALError", "CheckpointError", "ChaosError"}
-    return any(kind.__name__ in roots for kind in type(exc).__mro__)
 
 
 @click.group(cls=OneLineErrors)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dstream.cli.main import main
+from dstream.cli.main import main, one_line
 
 LOCATION_COMMANDS = [
     (["wal", "inspect"], "write-ahead log"),
@@ -118,3 +118,11 @@ def test_an_empty_object_store_prefix_is_nothing_there(s3_moto, command: list[st
     line = f"{s3_moto.url}: nothing there (no {what})\n"
     expected = (0, line) if command[1] == "inspect" else (1, f"Error: {line}")
     assert (result.exit_code, result.output) == expected
+
+
+def test_one_line_keeps_user_messages_and_flags_internal_errors() -> None:
+    assert one_line(ValueError("bad value 'x';\n  expected y")) == "bad value 'x'; expected y"
+    assert one_line(FileNotFoundError("no such file: /a")) == "no such file: /a"
+    assert one_line(RuntimeError("boom")) == (
+        "RuntimeError: boom (an internal error: run with --debug for the traceback)"
+    )
