@@ -396,16 +396,15 @@ class PushReceiver(Receiver):
         self._apply(plan.durable)
         for frame in plan.frames:
             frame.done.set()
-        if not plan.sessions:
-            return
         try:
-            self.store_state({"sessions": {p: [s.epoch, s.token] for p, s in plan.sessions.items()}})
+            if plan.sessions:
+                self.store_state({"sessions": {p: [s.epoch, s.token] for p, s in plan.sessions.items()}})
         except Exception as exc:  # the HELLOs get RETRY; their clients open the epoch again
             for hello in plan.hellos:
                 hello.fail(exc)
             return
         self._apply(plan.sessions)
-        for hello in plan.hellos:
+        for hello in plan.hellos:  # new epochs, and resumes of a session opened earlier in the group
             hello.done.set()
 
     def _apply(self, states: dict[str, ProducerState]) -> None:

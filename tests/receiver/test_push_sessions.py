@@ -19,12 +19,15 @@ from pathlib import Path
 import pytest
 
 from dstream.client import ProducerFencedError, PushClient, PushError, PushVersionError
+from dstream.receiver.producer_sessions import ProducerState
+from dstream.receiver.push import _PendingHello
 from dstream.receiver.push_protocol import (
     ERROR,
     FENCED,
     REFUSED,
     SESSION,
     VERSION,
+    Hello,
     decode_error,
     decode_hello,
     encode_data,
@@ -33,6 +36,7 @@ from dstream.receiver.push_protocol import (
     new_session_token,
     read_frame,
 )
+from tests.receiver.helpers import wait_for
 from tests.receiver.test_push import STREAM, Running, raw_connect, reply
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -209,3 +213,13 @@ def test_every_record_of_a_fenced_client_is_in_the_stream_at_most_once(running: 
     infos = running.tracker.block_tracker.get_unallocated_blocks(STREAM)
     assert [i.metadata["epochs"] for i in infos] == [{"p": 1}, {"p": 2}]
     assert running.records() == ["a0", "b0"]
+
+
+def test_a_retried_hello_of_a_new_session_in_one_group_resumes_the_epoch_it_opened(running: Running) -> None:
+    wait_for(running.receiver.isStarted)
+    token = new_session_token()
+    first, again = _PendingHello(Hello("p", token, False)), _PendingHello(Hello("p", token, False))
+    running.receiver._commit([first, again])  # its first HELLO's reply was lost; the retry came at once
+    assert first.done.is_set() and again.done.is_set() and again.error is None
+    assert first.reply == again.reply == (1, -1)
+    assert running.receiver.producer_state("p") == ProducerState(1, token, -1)
