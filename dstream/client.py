@@ -18,8 +18,10 @@ or refused connection) are retried with exponential back-off and jitter (`backof
 to `backoff_max_s`, each pause drawn from its upper half) until `timeout_s` after the start of the `send`
 (and at most `retries_max` times, when given), so a client rides through a receiver or driver restart.
 What ends a send early: `ProducerFencedError` (a newer session took over), `PushVersionError` (the
-receiver speaks another protocol version), `PushRejectedError` (the receiver refused the frame: resending
-it would fail again), and bad arguments (`TypeError`, `DStreamValueError`, raised before anything is sent).
+receiver speaks another protocol version), `PushAuthenticationError` (the receiver authenticates
+producers and this client lacks the right `secret`), `PushRejectedError` (the receiver refused the frame:
+resending it would fail again), and bad arguments (`TypeError`, `DStreamValueError`, raised before
+anything is sent).
 A send that gave up (`PushError`) may still be durable, so its records keep their numbers, stay queued in
 the client and the next send delivers them first. Wire format: `dstream.receiver.push_protocol`.
 """
@@ -37,16 +39,20 @@ from dstream.clock import Clock, SystemClock
 from dstream.errors import DStreamError, DStreamValueError
 from dstream.receiver.push_protocol import (
     ACK,
+    CHALLENGE,
     ERROR,
     FENCED,
     FRAME_BYTES_MAX_DEFAULT,
     HEADER,
     RETRY,
     SESSION,
+    UNAUTHENTICATED,
     VERSION,
     VERSION_REFUSED,
+    Frame,
     ProtocolError,
     decode_ack,
+    decode_challenge,
     decode_error,
     decode_session,
     encode_data,
@@ -55,7 +61,14 @@ from dstream.receiver.push_protocol import (
     read_frame,
 )
 
-__all__ = ["ProducerFencedError", "PushClient", "PushError", "PushRejectedError", "PushVersionError"]
+__all__ = [
+    "ProducerFencedError",
+    "PushAuthenticationError",
+    "PushClient",
+    "PushError",
+    "PushRejectedError",
+    "PushVersionError",
+]
 
 T = TypeVar("T")
 
@@ -70,6 +83,10 @@ class PushRejectedError(PushError):
 
 class PushVersionError(PushRejectedError):
     """The receiver speaks another push protocol version; the message names both."""
+
+
+class PushAuthenticationError(PushRejectedError):
+    """The receiver authenticates producers and this client has no secret, or not its secret."""
 
 
 class ProducerFencedError(PushError):
@@ -91,6 +108,8 @@ class PushClient:
         backoff_max_s: the pause between retries at most.
         clock: measures the deadline and waits the pauses (tests inject a manual one).
         rng: draws the jitter.
+        secret: the producers' shared secret, for a receiver that authenticates producers
+            (`producer_secret_env`); None for one that does not.
     """
 
     def __init__(
@@ -106,6 +125,7 @@ class PushClient:
         backoff_max_s: float = 1.0,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        secret: bytes | None = None,
     ) -> None:
         if not isinstance(port, int) or not 0 < port <= 65535:
             raise DStreamValueError(f"port must be an int in 1..65535, got {port!r}")
@@ -124,6 +144,7 @@ class PushClient:
         self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
+        self._secret = secret
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
         self._next_seq: int | None = None
@@ -235,8 +256,19 @@ class PushClient:
         sock = socket.create_connection((self.host, self.port), timeout=self._left_s(deadline_ms))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
-        sock.sendall(encode_hello(self.producer_id, self.session_token, resuming=self.epoch is not None))
-        durable = self._read_reply(sock, SESSION)
+        resuming = self.epoch is not None
+        sock.sendall(encode_hello(self.producer_id, self.session_token, resuming))
+        frame = self._read_frame(sock)
+        if frame.kind == CHALLENGE:  # the receiver authenticates producers
+            if self._secret is None:
+                raise PushAuthenticationError(
+                    f"receiver {self.host}:{self.port} authenticates producers; this client has no secret "
+                    "(expected PushClient(..., secret=...))"
+                )
+            nonce = decode_challenge(frame.payload)
+            sock.sendall(encode_hello(self.producer_id, self.session_token, resuming, self._secret, nonce))
+            frame = self._read_frame(sock)
+        durable = self._take_reply(frame, SESSION)
         if self._next_seq is None:
             self._next_seq = durable + 1  # continue after what the receiver already holds
 
@@ -245,11 +277,18 @@ class PushClient:
 
     def _read_reply(self, sock: socket.socket, expected_kind: int) -> int:
         """Read an ACK or SESSION reply; return the durable sequence number it carries."""
+        return self._take_reply(self._read_frame(sock), expected_kind)
+
+    def _read_frame(self, sock: socket.socket) -> Frame:
+        """Read the receiver's next frame; raise for an ERROR frame or another protocol version."""
         frame = read_frame(sock, self.frame_bytes_max)
         if frame is None:
             raise ProtocolError("receiver closed the connection without a reply")
         if frame.kind == ERROR or frame.version != VERSION:
             self._raise_error(frame.kind, frame.payload, frame.version)
+        return frame
+
+    def _take_reply(self, frame: Frame, expected_kind: int) -> int:
         if frame.kind != expected_kind:
             raise ProtocolError(f"expected a reply of kind {expected_kind}, got kind {frame.kind}")
         if frame.kind == SESSION:
@@ -268,6 +307,8 @@ class PushClient:
             )
         if code == RETRY:
             raise PushError(f"receiver asks to retry: {message}")
+        if code == UNAUTHENTICATED:
+            raise PushAuthenticationError(f"receiver refused this producer's HELLO: {message}")
         if code == FENCED:
             pending = f"seq {self._unacked[0][1]}..{self._unacked[-1][2]}" if self._unacked else "none"
             self._fenced = ProducerFencedError(

@@ -29,13 +29,16 @@ clients that connect early wait in the backlog. A bad frame gets an ERROR reply 
 closed; it never stops the receiver. Connections are bounded (`connections_max`; when full, the connection
 idle longest is evicted to let a new one in, see `push_connections`), a connection may stay silent
 between frames for `idle_timeout_s`, and a frame must be complete within `frame_timeout_s` of its first
-byte, so a client trickling bytes cannot hold a slot.
+byte, so a client trickling bytes cannot hold a slot. With `producer_secret_env` (off by default) a HELLO
+opens or resumes a session only with an HMAC of it over a per-connection challenge (docs/receivers.md).
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from dstream.errors import DStreamValueError
@@ -54,16 +57,20 @@ from dstream.receiver.push_protocol import (
     FENCED,
     FRAME_BYTES_MAX_DEFAULT,
     HELLO,
+    NONCE_BYTES,
     REFUSED,
     RETRY,
+    UNAUTHENTICATED,
     VERSION,
     Hello,
     ProtocolError,
     decode_data,
     decode_hello,
     encode_ack,
+    encode_challenge,
     encode_error,
     encode_session,
+    hello_is_authentic,
     read_frame,
 )
 from dstream.receiver.receiver import Receiver
@@ -88,6 +95,10 @@ class PushReceiver(Receiver):
             frames) is evicted for a new one, and only when none is idle is the new one refused.
         idle_timeout_s: a connection silent this long between frames is closed.
         frame_timeout_s: a frame must be complete within this many seconds of its first byte.
+        producer_secret_env: the name of an environment variable holding a shared secret; when given,
+            only producers whose HELLO carries its HMAC over a per-connection challenge may open or
+            resume a session (`PushClient(secret=...)`). Read at each start, so the secret is never
+            pickled into a checkpoint; an unset or empty variable fails the start. Off by default.
     """
 
     def __init__(
@@ -99,6 +110,7 @@ class PushReceiver(Receiver):
         connections_max: int = CONNECTIONS_MAX_DEFAULT,
         idle_timeout_s: float = IDLE_TIMEOUT_S_DEFAULT,
         frame_timeout_s: float = FRAME_TIMEOUT_S_DEFAULT,
+        producer_secret_env: str | None = None,
     ) -> None:
         super().__init__(storageLevel)
         if not isinstance(port, int) or not 0 <= port <= 65535:
@@ -117,6 +129,8 @@ class PushReceiver(Receiver):
         self.connections_max = connections_max
         self.idle_timeout_s = idle_timeout_s
         self.frame_timeout_s = frame_timeout_s
+        self.producer_secret_env = producer_secret_env
+        self._producer_secret: bytes | None = None
         self._producers: dict[str, ProducerState] = {}
         self._state_lock = threading.Lock()
         self._commit_cond = threading.Condition()
@@ -143,6 +157,14 @@ class PushReceiver(Receiver):
         self.port = listener.getsockname()[1]
 
     def onStart(self) -> None:
+        if self.producer_secret_env is not None:
+            secret = os.environ.get(self.producer_secret_env, "")
+            if not secret:
+                raise DStreamValueError(
+                    f"producer_secret_env={self.producer_secret_env!r} names an unset or empty environment "
+                    "variable; expected the shared secret of the push producers"
+                )
+            self._producer_secret = secret.encode("utf-8")
         if self._listener is None:
             self._bind()  # same port as before: clients reconnect to it
         self._accepting.set()
@@ -251,6 +273,7 @@ class PushReceiver(Receiver):
             "_conns",
             "_commit_cond",
             "_pending",
+            "_producer_secret",
         ):
             state.pop(name, None)
         return state
@@ -264,6 +287,7 @@ class PushReceiver(Receiver):
         self._accepting = threading.Event()
         self._threads = []
         self._conns = ConnectionTable(self.connections_max)
+        self._producer_secret = None
 
     # -- serving --------------------------------------------------------------------------------------
     def _spawn(self, target: Any, name: str, *args: Any) -> None:
@@ -296,7 +320,7 @@ class PushReceiver(Receiver):
 
     def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(self.idle_timeout_s)
-        session: Hello | None = None
+        state = _ConnectionState()
         try:
             while self._accepting.is_set():
                 self._conns.mark_idle(conn)
@@ -312,10 +336,11 @@ class PushReceiver(Receiver):
                     )
                     _reply_and_close(conn, encode_error(message, REFUSED, frame.version))
                     return
-                session, reply = self._handle(session, frame.kind, frame.payload)
-                conn.sendall(reply)
+                conn.sendall(self._handle(state, frame.kind, frame.payload))
         except _FencedError as exc:
             _reply_and_close(conn, encode_error(str(exc), FENCED))
+        except _UnauthenticatedError as exc:
+            _reply_and_close(conn, encode_error(str(exc), UNAUTHENTICATED))
         except ProtocolError as exc:
             _reply_and_close(conn, encode_error(str(exc)))
         except _StoreFailedError as exc:  # the client gets no ack and will resend
@@ -326,17 +351,28 @@ class PushReceiver(Receiver):
             self._conns.discard(conn)
             conn.close()
 
-    def _handle(self, session: Hello | None, kind: int, payload: bytes) -> tuple[Hello, bytes]:
+    def _handle(self, state: _ConnectionState, kind: int, payload: bytes) -> bytes:
+        """The reply to one frame of a connection; `state` remembers its session (and challenge)."""
         if kind == HELLO:
-            if session is not None:
-                raise ProtocolError(f"second HELLO on a connection of producer {session.producer_id!r}")
+            if state.session is not None:
+                raise ProtocolError(f"second HELLO on a connection of producer {state.session.producer_id!r}")
             hello = decode_hello(payload)
-            return hello, encode_session(*self._open_session(hello))
+            secret = self._producer_secret
+            if secret is not None and state.nonce is None:
+                state.nonce = os.urandom(NONCE_BYTES)
+                return encode_challenge(state.nonce)
+            if secret is not None and not hello_is_authentic(hello, secret, state.nonce or b""):
+                raise _UnauthenticatedError(
+                    f"HELLO of producer {hello.producer_id!r} is not authenticated: its mac is missing or "
+                    f"wrong (this receiver takes the producers' secret from ${self.producer_secret_env})"
+                )
+            state.session = hello
+            return encode_session(*self._open_session(hello))
         if kind != DATA:
             raise ProtocolError(f"unexpected frame kind {kind} from a client; expected HELLO or DATA")
-        if session is None:
+        if state.session is None:
             raise ProtocolError("DATA before HELLO; a connection must start with HELLO")
-        return session, encode_ack(self._store_frame(session, payload))
+        return encode_ack(self._store_frame(state.session, payload))
 
     def _open_session(self, hello: Hello) -> tuple[int, int]:
         """(epoch, durable_seq) for the SESSION reply; a new epoch goes through the committer first."""
@@ -490,6 +526,18 @@ def _fenced_message(producer: str, state: ProducerState) -> str:
         f"producer {producer!r}: this session was fenced by a newer session of the same producer id "
         f"(epoch {state.epoch} now); two clients must not share a producer_id"
     )
+
+
+@dataclass
+class _ConnectionState:
+    """What a connection has said so far: its session once a HELLO was answered, the nonce it was sent."""
+
+    session: Hello | None = None
+    nonce: bytes | None = None
+
+
+class _UnauthenticatedError(Exception):
+    """A HELLO without the right mac reached a receiver that authenticates producers."""
 
 
 class _StoreFailedError(Exception):

@@ -5,7 +5,7 @@ Every frame, in both directions (integers big-endian):
     offset  size  field
     0       4     magic b"DSPF"
     4       1     protocol version, 2
-    5       1     kind: 1 HELLO, 2 DATA, 3 ACK, 4 ERROR, 5 SESSION
+    5       1     kind: 1 HELLO, 2 DATA, 3 ACK, 4 ERROR, 5 SESSION, 6 CHALLENGE
     6       2     flags, 0 (a receiver refuses any other value)
     8       4     payload length n, at most the receiver's frame_bytes_max (default 16 MiB)
     12      4     CRC32C of the payload
@@ -13,8 +13,14 @@ Every frame, in both directions (integers big-endian):
 
 Payloads:
     HELLO    (client -> receiver)  session token 16 bytes | hello flags u8 (bit 0: resuming, set once
-                                   this session had a HELLO answered) | producer id, UTF-8, 1..256 bytes.
+                                   this session had a HELLO answered; bit 1: authenticated) | with bit 1
+                                   only: mac 32 bytes | producer id, UTF-8, 1..256 bytes.
                                    Must be the first frame of a connection.
+    CHALLENGE (receiver -> client) nonce 16 bytes: the reply to a HELLO without a MAC when the receiver
+                                   authenticates producers. The client answers with a second HELLO,
+                                   authenticated: mac = HMAC-SHA256(producer secret, b"dstream-push-v2" |
+                                   nonce | the HELLO payload without the mac). Any other reply to a
+                                   CHALLENGE, or a wrong mac, gets ERROR UNAUTHENTICATED.
     SESSION  (receiver -> client)  epoch u64 | durable_seq i64: the reply to HELLO. `epoch` is the
                                    producer's epoch the session owns, `durable_seq` the producer's
                                    highest durable sequence number (-1 for none).
@@ -26,12 +32,17 @@ Payloads:
                                    code 2 RETRY: a temporary failure (e.g. storing failed), resend later;
                                    code 3 FENCED: a newer session of the producer id owns it now; this
                                    session must stop (its unacknowledged records were not stored);
-                                   code 4 VERSION: the peer speaks another protocol version.
+                                   code 4 VERSION: the peer speaks another protocol version;
+                                   code 5 UNAUTHENTICATED: the HELLO's mac is missing or wrong.
 
 Sessions (rules in `dstream.receiver.producer_sessions`): a HELLO with the token of the producer's current
 session resumes it; a HELLO of a new session (resuming bit clear) opens the next epoch, durable before the
 SESSION reply, and fences the previous session; a resuming HELLO or a DATA frame of a fenced session gets
 ERROR FENCED. A frame is read whole within the receiver's frame_timeout_s of its first byte.
+
+Producer authentication (optional, off unless the receiver has a `producer_secret`): the nonce is fresh
+per connection, so a recorded HELLO cannot be replayed, and only holders of the shared secret can open a
+session (and so fence one). A receiver without a secret accepts HELLOs with or without a mac.
 
 Exactly-once rule: record i of a DATA frame has sequence number first_seq + i. Records whose sequence
 number is at most the producer's durable_seq are duplicates (a resend after a lost ack) and are dropped; the
@@ -42,11 +53,13 @@ acknowledged delivers each record exactly once.
 Versions: version 1 had no sessions (HELLO = producer id only; the reply to HELLO was an ACK). A frame of
 version 1 is read (same header layout) and answered with a version-1 ERROR REFUSED naming both versions,
 so an old client reports it instead of misreading anything; any other version is refused unread.
-Golden files: tests/receiver/golden/push-hello-v1.bin and push-hello-v2.bin.
+Golden files: tests/receiver/golden/push-hello-v1.bin, push-hello-v2.bin, push-hello-v2-authenticated.bin.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import socket
 import struct
@@ -61,11 +74,14 @@ from dstream.errors import DStreamError, DStreamValueError
 MAGIC = b"DSPF"
 VERSION = 2
 OLD_VERSIONS = (1,)  # same header layout: read, then answered with an ERROR of their own version
-HELLO, DATA, ACK, ERROR, SESSION = 1, 2, 3, 4, 5
-REFUSED, RETRY, FENCED, VERSION_REFUSED = 1, 2, 3, 4
-KINDS = (HELLO, DATA, ACK, ERROR, SESSION)
+HELLO, DATA, ACK, ERROR, SESSION, CHALLENGE = 1, 2, 3, 4, 5, 6
+REFUSED, RETRY, FENCED, VERSION_REFUSED, UNAUTHENTICATED = 1, 2, 3, 4, 5
+KINDS = (HELLO, DATA, ACK, ERROR, SESSION, CHALLENGE)
 SESSION_TOKEN_BYTES = 16
-_RESUMING = 0x01
+NONCE_BYTES = 16
+MAC_BYTES = 32
+_MAC_CONTEXT = b"dstream-push-v2"
+_RESUMING, _AUTHENTICATED = 0x01, 0x02
 FRAME_BYTES_MAX_DEFAULT = 16 << 20
 PRODUCER_ID_BYTES_MAX = 256
 HEADER = struct.Struct(">4sBBHII")
@@ -104,6 +120,8 @@ class Hello:
     producer_id: str
     token: str  # hex of the 16-byte session token
     resuming: bool
+    mac: bytes | None = None  # with the authenticated flag
+    signed: bytes = b""  # the payload without the mac: what the mac covers, after the nonce
 
 
 def encode_frame(kind: int, payload: bytes, version: int = VERSION) -> bytes:
@@ -180,8 +198,17 @@ def new_session_token() -> str:
     return os.urandom(SESSION_TOKEN_BYTES).hex()
 
 
-def encode_hello(producer_id: str, token: str | None = None, resuming: bool = False) -> bytes:
-    """A HELLO of session `token` (a fresh one if None: a raw connection is a session of its own)."""
+def encode_hello(
+    producer_id: str,
+    token: str | None = None,
+    resuming: bool = False,
+    secret: bytes | None = None,
+    nonce: bytes | None = None,
+) -> bytes:
+    """A HELLO of session `token` (a fresh one if None: a raw connection is a session of its own).
+
+    With `secret` and a CHALLENGE's `nonce` the HELLO is authenticated (it carries the mac).
+    """
     raw = producer_id.encode("utf-8") if isinstance(producer_id, str) else b""
     if not 1 <= len(raw) <= PRODUCER_ID_BYTES_MAX:
         raise DStreamValueError(
@@ -190,25 +217,58 @@ def encode_hello(producer_id: str, token: str | None = None, resuming: bool = Fa
     token_raw = bytes.fromhex(token if token is not None else new_session_token())
     if len(token_raw) != SESSION_TOKEN_BYTES:
         raise DStreamValueError(f"session token must be {SESSION_TOKEN_BYTES} bytes, got {token!r}")
-    return encode_frame(HELLO, token_raw + bytes([_RESUMING if resuming else 0]) + raw)
+    flags = (_RESUMING if resuming else 0) | (_AUTHENTICATED if secret is not None else 0)
+    if secret is None:
+        return encode_frame(HELLO, token_raw + bytes([flags]) + raw)
+    if nonce is None or len(nonce) != NONCE_BYTES:
+        raise DStreamValueError(f"an authenticated HELLO needs the {NONCE_BYTES}-byte nonce, got {nonce!r}")
+    signed = token_raw + bytes([flags]) + raw
+    mac = hello_mac(secret, nonce, signed)
+    return encode_frame(HELLO, token_raw + bytes([flags]) + mac + raw)
+
+
+def hello_mac(secret: bytes, nonce: bytes, signed: bytes) -> bytes:
+    """The mac of an authenticated HELLO: HMAC-SHA256 over the context, the nonce and the payload."""
+    return hmac.new(secret, _MAC_CONTEXT + nonce + signed, hashlib.sha256).digest()
+
+
+def hello_is_authentic(hello: Hello, secret: bytes, nonce: bytes) -> bool:
+    """Whether `hello` carries the right mac for this connection's nonce (constant-time compare)."""
+    return hello.mac is not None and hmac.compare_digest(hello.mac, hello_mac(secret, nonce, hello.signed))
+
+
+def encode_challenge(nonce: bytes) -> bytes:
+    return encode_frame(CHALLENGE, nonce)
+
+
+def decode_challenge(payload: bytes) -> bytes:
+    if len(payload) != NONCE_BYTES:
+        raise ProtocolError(f"CHALLENGE payload of {len(payload)} bytes; expected {NONCE_BYTES}")
+    return payload
 
 
 def decode_hello(payload: bytes) -> Hello:
     head = SESSION_TOKEN_BYTES + 1
+    hello_flags = payload[SESSION_TOKEN_BYTES] if len(payload) > SESSION_TOKEN_BYTES else 0
+    if hello_flags & ~(_RESUMING | _AUTHENTICATED):
+        raise ProtocolError(
+            f"HELLO flags {hello_flags:#x}; expected bits {_RESUMING:#x}, {_AUTHENTICATED:#x} only"
+        )
+    mac = None
+    if hello_flags & _AUTHENTICATED:
+        mac, head = payload[head : head + MAC_BYTES], head + MAC_BYTES
     name = payload[head:]
     if not 1 <= len(name) <= PRODUCER_ID_BYTES_MAX:
         raise ProtocolError(
             f"HELLO payload of {len(payload)} bytes; expected a {head}-byte session head and a producer id "
             f"of 1..{PRODUCER_ID_BYTES_MAX} bytes"
         )
-    hello_flags = payload[SESSION_TOKEN_BYTES]
-    if hello_flags & ~_RESUMING:
-        raise ProtocolError(f"HELLO flags {hello_flags:#x}; expected 0 or {_RESUMING:#x}")
     try:
         producer_id = name.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"HELLO producer id is not UTF-8: {exc}") from None
-    return Hello(producer_id, payload[:SESSION_TOKEN_BYTES].hex(), bool(hello_flags & _RESUMING))
+    token, resuming = payload[:SESSION_TOKEN_BYTES].hex(), bool(hello_flags & _RESUMING)
+    return Hello(producer_id, token, resuming, mac, payload[: SESSION_TOKEN_BYTES + 1] + name)
 
 
 def encode_session(epoch: int, durable_seq: int) -> bytes:

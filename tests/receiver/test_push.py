@@ -164,7 +164,7 @@ BAD_FRAMES = {
     ),
     "gap": (encode_hello("p") + encode_data(5, ["a"]), "gap"),
     "empty producer": (encode_frame(1, b""), "HELLO payload of 0 bytes"),
-    "hello flags": (encode_frame(1, bytes(16) + b"\x02p"), "HELLO flags 0x2"),
+    "hello flags": (encode_frame(1, bytes(16) + b"\x04p"), "HELLO flags 0x4"),
     "second hello": (encode_hello("p") + encode_hello("p"), "second HELLO"),
 }
 

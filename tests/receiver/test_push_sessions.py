@@ -33,6 +33,7 @@ from dstream.receiver.push_protocol import (
     encode_data,
     encode_error,
     encode_hello,
+    hello_is_authentic,
     new_session_token,
     read_frame,
 )
@@ -162,6 +163,12 @@ def test_hello_v2_matches_its_golden_file() -> None:
     assert golden[4] == VERSION == 2
     hello = decode_hello(golden[16:])
     assert (hello.producer_id, hello.token, hello.resuming) == ("sensor-7", bytes(range(16)).hex(), False)
+    nonce = bytes(range(100, 116))
+    signed = (GOLDEN / "push-hello-v2-authenticated.bin").read_bytes()
+    assert encode_hello("sensor-7", bytes(range(16)).hex(), True, b"secret", nonce) == signed
+    hello = decode_hello(signed[16:])
+    assert hello.resuming and hello_is_authentic(hello, b"secret", nonce)
+    assert not hello_is_authentic(hello, b"secret", bytes(16))
 
 
 def test_an_old_version_client_is_refused_with_an_error_it_can_read(running: Running) -> None:
