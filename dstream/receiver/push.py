@@ -48,8 +48,14 @@ from dstream.receiver.producer_sessions import (
     ProducerState,
     Verdict,
     merge,
-    on_frame,
     on_hello,
+)
+from dstream.receiver.push_commit_plan import (
+    FencedError,
+    GroupPlan,
+    PendingFrame,
+    PendingHello,
+    fenced_message,
 )
 from dstream.receiver.push_connections import ConnectionTable
 from dstream.receiver.push_protocol import (
@@ -134,7 +140,7 @@ class PushReceiver(Receiver):
         self._producers: dict[str, ProducerState] = {}
         self._state_lock = threading.Lock()
         self._commit_cond = threading.Condition()
-        self._pending: list[_PendingFrame | _PendingHello] = []
+        self._pending: list[PendingFrame | PendingHello] = []
         self._listener: socket.socket | None = None
         self._accepting = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -322,8 +328,7 @@ class PushReceiver(Receiver):
         conn.settimeout(self.idle_timeout_s)
         state = _ConnectionState()
         try:
-            while self._accepting.is_set():
-                self._conns.mark_idle(conn)
+            while self._accepting.is_set():  # idle since admitted, then since each reply
                 frame = read_frame(
                     conn, self.frame_bytes_max, self.frame_timeout_s, lambda: self._conns.mark_busy(conn)
                 )
@@ -337,7 +342,8 @@ class PushReceiver(Receiver):
                     _reply_and_close(conn, encode_error(message, REFUSED, frame.version))
                     return
                 conn.sendall(self._handle(state, frame.kind, frame.payload))
-        except _FencedError as exc:
+                self._conns.mark_idle(conn)
+        except FencedError as exc:
             _reply_and_close(conn, encode_error(str(exc), FENCED))
         except _UnauthenticatedError as exc:
             _reply_and_close(conn, encode_error(str(exc), UNAUTHENTICATED))
@@ -381,26 +387,26 @@ class PushReceiver(Receiver):
         if decision.verdict is Verdict.RESUME:
             return state.epoch, state.durable_seq
         if decision.verdict is Verdict.FENCED:
-            raise _FencedError(_fenced_message(hello.producer_id, state))
-        item = _PendingHello(hello)
+            raise FencedError(fenced_message(hello.producer_id, state))
+        item = PendingHello(hello)
         self._wait_committed(item)
         return item.reply
 
     def _store_frame(self, session: Hello, payload: bytes) -> int:
         """Queue a decoded frame for the committer; return the durable seq to acknowledge once stored."""
         first_seq, records = decode_data(payload)
-        item = _PendingFrame(session.producer_id, session.token, first_seq, records)
+        item = PendingFrame(session.producer_id, session.token, first_seq, records)
         self._wait_committed(item)
         return item.reply[1]
 
-    def _wait_committed(self, item: _PendingFrame | _PendingHello) -> None:
+    def _wait_committed(self, item: PendingFrame | PendingHello) -> None:
         with self._commit_cond:
             self._pending.append(item)
             self._commit_cond.notify()
         if not item.done.wait(self.idle_timeout_s):
             message = f"{item} not stored within {self.idle_timeout_s} s"
             raise _StoreFailedError(message)
-        if isinstance(item.error, ProtocolError | _FencedError):
+        if isinstance(item.error, ProtocolError | FencedError):
             raise item.error
         if item.error is not None:  # a WAL timeout is an OSError too: still answer the client
             raise _StoreFailedError(f"store failed: {item.error}") from item.error
@@ -415,11 +421,11 @@ class PushReceiver(Receiver):
                 return  # stopped and drained
             self._commit(group)
 
-    def _commit(self, group: list[_PendingFrame | _PendingHello]) -> None:
+    def _commit(self, group: list[PendingFrame | PendingHello]) -> None:
         """Judge the group in order, store its new records as one block and its new epochs, then reply."""
-        plan = _GroupPlan(self.producer_state)
+        plan = GroupPlan(self.producer_state)
         for item in group:
-            if isinstance(item, _PendingHello):
+            if isinstance(item, PendingHello):
                 plan.hello(item)
             else:
                 plan.frame(item)
@@ -450,84 +456,6 @@ class PushReceiver(Receiver):
                 self._producers[producer] = merge(state, planned.epoch, planned.token, planned.durable_seq)
 
 
-class _GroupPlan:
-    """The committer's judgement of one group: per producer the state as if everything before were durable.
-
-    Every item gets its reply value from the planned state right after its own decision, so an ACK never
-    covers sequence numbers another session wrote later.
-    """
-
-    def __init__(self, applied: Any) -> None:
-        self._applied = applied
-        self.planned: dict[str, ProducerState] = {}
-        self.durable: dict[str, ProducerState] = {}  # what the block makes durable
-        self.sessions: dict[str, ProducerState] = {}  # new epochs, written after the block
-        self.ranges: dict[str, list[int]] = {}
-        self.epochs: dict[str, int] = {}
-        self.by_producer: dict[str, list[Any]] = {}  # the block's records, grouped in `ranges` order
-        self.frames: list[_PendingFrame] = []
-        self.hellos: list[_PendingHello] = []
-
-    def _state(self, producer: str) -> ProducerState:
-        state = self.planned.get(producer)
-        return state if state is not None else self._applied(producer)
-
-    def hello(self, item: _PendingHello) -> None:
-        producer = item.hello.producer_id
-        state = self._state(producer)
-        decision = on_hello(state, item.hello.token, item.hello.resuming)
-        if decision.verdict is Verdict.FENCED:
-            item.fail(_FencedError(_fenced_message(producer, state)))
-            return
-        self.planned[producer] = decision.state
-        if decision.verdict is Verdict.NEW_EPOCH:
-            self.sessions[producer] = decision.state
-        item.reply = (decision.state.epoch, decision.state.durable_seq)
-        self.hellos.append(item)
-
-    def frame(self, item: _PendingFrame) -> None:
-        producer = item.producer
-        state = self._state(producer)
-        decision = on_frame(state, item.token, item.first_seq, len(item.records))
-        if decision.verdict is Verdict.FENCED:
-            item.fail(_FencedError(_fenced_message(producer, state)))
-            return
-        if decision.verdict is Verdict.GAP:
-            item.fail(ProtocolError(f"producer {producer!r} sent seq {item.first_seq} but only "
-                                    f"{state.durable_seq} is durable: a gap"))  # fmt: skip
-            return
-        if decision.verdict is Verdict.ACCEPT:
-            if self.epochs.setdefault(producer, state.epoch) != state.epoch:
-                # Cannot happen (a new session waits for its SESSION reply, sent after this group), but a
-                # block must carry one epoch per producer: let the frame come back in a later group.
-                item.fail(OSError(f"producer {producer!r} frames of two epochs in one group"))
-                return
-            last = decision.state.durable_seq
-            self.ranges.setdefault(producer, [state.durable_seq + 1, last])[1] = last
-            self.by_producer.setdefault(producer, []).extend(item.records[decision.fresh_from :])
-            self.planned[producer] = self.durable[producer] = decision.state
-        item.reply = (decision.state.epoch, decision.state.durable_seq)
-        self.frames.append(item)
-
-    @property
-    def records(self) -> list[Any]:
-        return [r for producer in self.ranges for r in self.by_producer[producer]]
-
-    def block_metadata(self) -> dict[str, Any]:
-        return {"producers": self.ranges, "epochs": {p: self.epochs[p] for p in self.ranges}}
-
-    def fail_all(self, error: Exception) -> None:
-        for item in [*self.frames, *self.hellos]:
-            item.fail(error)
-
-
-def _fenced_message(producer: str, state: ProducerState) -> str:
-    return (
-        f"producer {producer!r}: this session was fenced by a newer session of the same producer id "
-        f"(epoch {state.epoch} now); two clients must not share a producer_id"
-    )
-
-
 @dataclass
 class _ConnectionState:
     """What a connection has said so far: its session once a HELLO was answered, the nonce it was sent."""
@@ -542,38 +470,6 @@ class _UnauthenticatedError(Exception):
 
 class _StoreFailedError(Exception):
     """Storing a frame failed or took too long; the client is told to retry."""
-
-
-class _FencedError(Exception):
-    """The frame's session is not the producer's current one; the client is told it is fenced."""
-
-
-class _PendingFrame:
-    """A decoded DATA frame waiting for the committer."""
-
-    def __init__(self, producer: str, token: str, first_seq: int, records: list[Any]) -> None:
-        self.producer, self.token, self.first_seq, self.records = producer, token, first_seq, records
-        self.done = threading.Event()
-        self.error: Exception | None = None
-        self.reply = (0, -1)  # (epoch, durable seq to acknowledge), set by the committer
-
-    def fail(self, error: Exception) -> None:
-        self.error = error
-        self.done.set()
-
-    def __str__(self) -> str:
-        return f"frame of producer {self.producer!r} from seq {self.first_seq}"
-
-
-class _PendingHello(_PendingFrame):
-    """A HELLO that opens a new epoch, waiting for the committer to make it durable."""
-
-    def __init__(self, hello: Hello) -> None:
-        super().__init__(hello.producer_id, hello.token, -1, [])
-        self.hello = hello
-
-    def __str__(self) -> str:
-        return f"new session of producer {self.producer!r}"
 
 
 def _shutdown(conn: socket.socket) -> None:

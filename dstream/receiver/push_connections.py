@@ -1,7 +1,8 @@
 """The push receiver's connection table: a bounded set of connections, and which one to evict.
 
 A slot is held by a connection from accept to close. A connection is *idle* while it waits for the first
-byte of its next frame, and *busy* from that byte until its reply is sent (reading a frame, waiting for
+byte of its next frame (since its admission, then since its last reply), and *busy* from that byte until
+its reply is sent (reading a frame, waiting for
 its records to be durable). When the table is full, a new connection evicts the connection that has been
 idle longest, so silent connections cannot lock producers out for `idle_timeout_s`; a busy one is never
 evicted (its frame is bounded by `frame_timeout_s` anyway). Only when every slot is busy is the new

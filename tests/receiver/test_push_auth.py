@@ -25,6 +25,7 @@ from dstream.receiver.push_protocol import (
     new_session_token,
     read_frame,
 )
+from tests.receiver.helpers import wait_for
 from tests.receiver.test_push import Running, raw_connect
 
 SECRET_ENV = "DSTREAM_TEST_PUSH_SECRET"
@@ -99,5 +100,7 @@ def test_an_unset_secret_variable_fails_the_start_naming_it(monkeypatch: pytest.
 
 
 def test_the_secret_is_never_pickled(running: Running) -> None:
+    wait_for(running.receiver.isStarted)  # read from the environment at the start
+    assert running.receiver._producer_secret == SECRET
     state = running.receiver.__getstate__()
     assert "_producer_secret" not in state and state["producer_secret_env"] == SECRET_ENV

@@ -22,7 +22,8 @@ from dstream.client import PushClient, PushError
 from dstream.clock import ManualClock
 from dstream.receiver.block_rdd import block_refs, read_block
 from dstream.receiver.config import ReceiverConfig
-from dstream.receiver.push import PushReceiver, _PendingFrame, _PendingHello
+from dstream.receiver.push import PushReceiver
+from dstream.receiver.push_commit_plan import PendingFrame, PendingHello
 from dstream.receiver.push_protocol import (
     ACK,
     ERROR,
@@ -216,13 +217,13 @@ def test_a_block_stores_its_records_grouped_by_producer(harness: Harness) -> Non
     # Two producers' frames can be committed as one block; adoption slices a block by its ranges, so
     # the records of one producer must be contiguous, in the order of the ranges.
     assert harness.tracker is not None
-    hellos = [_PendingHello(Hello("p", "a" * 32, False)), _PendingHello(Hello("q", "b" * 32, False))]
+    hellos = [PendingHello(Hello("p", "a" * 32, False)), PendingHello(Hello("q", "b" * 32, False))]
     harness.receiver._commit(list(hellos))  # two sessions open their epochs
     assert all(h.done.is_set() and h.error is None for h in hellos)
     frames = [
-        _PendingFrame("p", "a" * 32, 0, ["p0"]),
-        _PendingFrame("q", "b" * 32, 0, ["q0"]),
-        _PendingFrame("p", "a" * 32, 1, ["p1"]),
+        PendingFrame("p", "a" * 32, 0, ["p0"]),
+        PendingFrame("q", "b" * 32, 0, ["q0"]),
+        PendingFrame("p", "a" * 32, 1, ["p1"]),
     ]
     harness.receiver._commit(frames)  # what the committer thread does with the frames waiting at once
     assert all(f.done.is_set() and f.error is None for f in frames)

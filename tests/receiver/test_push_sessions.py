@@ -20,7 +20,7 @@ import pytest
 
 from dstream.client import ProducerFencedError, PushClient, PushError, PushVersionError
 from dstream.receiver.producer_sessions import ProducerState
-from dstream.receiver.push import _PendingHello
+from dstream.receiver.push_commit_plan import PendingHello
 from dstream.receiver.push_protocol import (
     ERROR,
     FENCED,
@@ -225,7 +225,7 @@ def test_every_record_of_a_fenced_client_is_in_the_stream_at_most_once(running: 
 def test_a_retried_hello_of_a_new_session_in_one_group_resumes_the_epoch_it_opened(running: Running) -> None:
     wait_for(running.receiver.isStarted)
     token = new_session_token()
-    first, again = _PendingHello(Hello("p", token, False)), _PendingHello(Hello("p", token, False))
+    first, again = PendingHello(Hello("p", token, False)), PendingHello(Hello("p", token, False))
     running.receiver._commit([first, again])  # its first HELLO's reply was lost; the retry came at once
     assert first.done.is_set() and again.done.is_set() and again.error is None
     assert first.reply == again.reply == (1, -1)
