@@ -31,7 +31,7 @@ Payloads:
                                    code 1 REFUSED: the frame is bad, resending it fails again;
                                    code 2 RETRY: a temporary failure (e.g. storing failed), resend later;
                                    code 3 FENCED: a newer session of the producer id owns it now; this
-                                   session must stop (its unacknowledged records were not stored);
+                                   session must stop (the refused frame was not stored);
                                    code 4 VERSION: the peer speaks another protocol version;
                                    code 5 UNAUTHENTICATED: the HELLO's mac is missing or wrong.
 
@@ -40,7 +40,7 @@ session resumes it; a HELLO of a new session (resuming bit clear) opens the next
 SESSION reply, and fences the previous session; a resuming HELLO or a DATA frame of a fenced session gets
 ERROR FENCED. A frame is read whole within the receiver's frame_timeout_s of its first byte.
 
-Producer authentication (optional, off unless the receiver has a `producer_secret`): the nonce is fresh
+Producer authentication (optional, off unless the receiver has `producer_secret_env`): the nonce is fresh
 per connection, so a recorded HELLO cannot be replayed, and only holders of the shared secret can open a
 session (and so fence one). A receiver without a secret accepts HELLOs with or without a mac.
 
