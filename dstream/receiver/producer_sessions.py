@@ -6,6 +6,9 @@ keeps across its own reconnects. Per producer id the receiver keeps a `ProducerS
 the token that owns it, and the highest durable sequence number (sequence numbers run on across epochs, so
 a new session continues after the last durable record of the producer).
 
+The rules compare session tokens for equality only, so the push receiver passes a digest of each token
+(`Hello.session_id`) and its durable state never holds a token that a reader could resume with.
+
 Rules (`on_hello`, `on_frame`; no I/O here, the push receiver applies the returned state only once it is
 durable):
 

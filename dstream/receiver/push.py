@@ -2,7 +2,8 @@
 
 Frames and the exactly-once rule are specified in `dstream.receiver.push_protocol`; the producer session
 rules (epochs, fencing) in `dstream.receiver.producer_sessions`. Per producer the receiver keeps a
-`ProducerState`: the current epoch, the session token owning it, and the highest durable sequence number;
+`ProducerState`: the current epoch, the session owning it (a digest of its token, `Hello.session_id`: the
+durable state never holds a token), and the highest durable sequence number;
 a DATA frame's records at or below it are dropped as duplicates, and a frame of a fenced session is
 refused with ERROR FENCED, never acknowledged. Connection threads hand decoded frames, and the HELLOs that
 open a new epoch, to one committer thread, which judges them in arrival order and stores every frame
@@ -10,7 +11,7 @@ waiting at that moment as one block (receiver-side group commit: one WAL write a
 many producers' frames) with metadata `{"producers": {producer_id: [seq_first, seq_last]}, "epochs":
 {producer_id: epoch}}`; the block's records are grouped by producer in the order of that mapping, so
 recovery can cut a block by producer. New epochs of the group are then written as a state record
-`{"sessions": {producer_id: [epoch, token]}}` (`Receiver.store_state`). Only when both writes returned,
+`{"sessions": {producer_id: [epoch, session_id]}}` (`Receiver.store_state`). Only when both writes returned,
 i.e. with the receiver WAL on when the block is durable and registered with the driver's tracker, are the
 frames' ACKs and the HELLOs' SESSION replies sent. The per-producer state survives a restart:
 `on_recovered_blocks` rebuilds it from the metadata of the blocks in the receiver WAL, the session records
@@ -245,7 +246,7 @@ class PushReceiver(Receiver):
         """Every producer's durable sequence number and session: `{"durable": {...}, "sessions": {...}}`.
 
         `durable` maps producer_id to its last durable seq; `sessions` maps producer_id to
-        `[epoch, token]` of its current session.
+        `[epoch, session_id]` of its current session (a digest of the session's token).
         """
         with self._state_lock:
             if not self._producers:
@@ -383,7 +384,7 @@ class PushReceiver(Receiver):
     def _open_session(self, hello: Hello) -> tuple[int, int]:
         """(epoch, durable_seq) for the SESSION reply; a new epoch goes through the committer first."""
         state = self.producer_state(hello.producer_id)
-        decision = on_hello(state, hello.token, hello.resuming)
+        decision = on_hello(state, hello.session_id, hello.resuming)
         if decision.verdict is Verdict.RESUME:
             return state.epoch, state.durable_seq
         if decision.verdict is Verdict.FENCED:
@@ -395,7 +396,7 @@ class PushReceiver(Receiver):
     def _store_frame(self, session: Hello, payload: bytes) -> int:
         """Queue a decoded frame for the committer; return the durable seq to acknowledge once stored."""
         first_seq, records = decode_data(payload)
-        item = PendingFrame(session.producer_id, session.token, first_seq, records)
+        item = PendingFrame(session.producer_id, session.session_id, first_seq, records)
         self._wait_committed(item)
         return item.reply[1]
 

@@ -43,7 +43,7 @@ class GroupPlan:
     def hello(self, item: PendingHello) -> None:
         producer = item.hello.producer_id
         state = self._state(producer)
-        decision = on_hello(state, item.hello.token, item.hello.resuming)
+        decision = on_hello(state, item.hello.session_id, item.hello.resuming)
         if decision.verdict is Verdict.FENCED:
             item.fail(FencedError(fenced_message(producer, state)))
             return
@@ -56,7 +56,7 @@ class GroupPlan:
     def frame(self, item: PendingFrame) -> None:
         producer = item.producer
         state = self._state(producer)
-        decision = on_frame(state, item.token, item.first_seq, len(item.records))
+        decision = on_frame(state, item.session_id, item.first_seq, len(item.records))
         if decision.verdict is Verdict.FENCED:
             item.fail(FencedError(fenced_message(producer, state)))
             return
@@ -103,8 +103,13 @@ class FencedError(Exception):
 class PendingFrame:
     """A decoded DATA frame waiting for the committer."""
 
-    def __init__(self, producer: str, token: str, first_seq: int, records: list[Any]) -> None:
-        self.producer, self.token, self.first_seq, self.records = producer, token, first_seq, records
+    def __init__(self, producer: str, session_id: str, first_seq: int, records: list[Any]) -> None:
+        self.producer, self.session_id, self.first_seq, self.records = (
+            producer,
+            session_id,
+            first_seq,
+            records,
+        )
         self.done = threading.Event()
         self.error: Exception | None = None
         self.reply = (0, -1)  # (epoch, durable seq to acknowledge), set by the committer
@@ -121,7 +126,7 @@ class PendingHello(PendingFrame):
     """A HELLO that opens a new epoch, waiting for the committer to make it durable."""
 
     def __init__(self, hello: Hello) -> None:
-        super().__init__(hello.producer_id, hello.token, -1, [])
+        super().__init__(hello.producer_id, hello.session_id, -1, [])
         self.hello = hello
 
     def __str__(self) -> str:

@@ -123,6 +123,15 @@ class Hello:
     mac: bytes | None = None  # with the authenticated flag
     signed: bytes = b""  # the payload without the mac: what the mac covers, after the nonce
 
+    @property
+    def session_id(self) -> str:
+        """What a receiver keeps of the token: a digest (hex), never the token itself.
+
+        A receiver's durable state can be read by whoever can read its checkpoint directory; holding
+        only the digest there, it does not let such a reader resume the session as its owner.
+        """
+        return hashlib.sha256(bytes.fromhex(self.token)).hexdigest()[:32]
+
 
 def encode_frame(kind: int, payload: bytes, version: int = VERSION) -> bytes:
     return HEADER.pack(MAGIC, version, kind, 0, len(payload), crc32c.crc32c(payload)) + payload

@@ -220,10 +220,11 @@ def test_a_block_stores_its_records_grouped_by_producer(harness: Harness) -> Non
     hellos = [PendingHello(Hello("p", "a" * 32, False)), PendingHello(Hello("q", "b" * 32, False))]
     harness.receiver._commit(list(hellos))  # two sessions open their epochs
     assert all(h.done.is_set() and h.error is None for h in hellos)
+    p_session, q_session = hellos[0].hello.session_id, hellos[1].hello.session_id
     frames = [
-        PendingFrame("p", "a" * 32, 0, ["p0"]),
-        PendingFrame("q", "b" * 32, 0, ["q0"]),
-        PendingFrame("p", "a" * 32, 1, ["p1"]),
+        PendingFrame("p", p_session, 0, ["p0"]),
+        PendingFrame("q", q_session, 0, ["q0"]),
+        PendingFrame("p", p_session, 1, ["p1"]),
     ]
     harness.receiver._commit(frames)  # what the committer thread does with the frames waiting at once
     assert all(f.done.is_set() and f.error is None for f in frames)

@@ -229,4 +229,5 @@ def test_a_retried_hello_of_a_new_session_in_one_group_resumes_the_epoch_it_open
     running.receiver._commit([first, again])  # its first HELLO's reply was lost; the retry came at once
     assert first.done.is_set() and again.done.is_set() and again.error is None
     assert first.reply == again.reply == (1, -1)
-    assert running.receiver.producer_state("p") == ProducerState(1, token, -1)
+    assert running.receiver.producer_state("p") == ProducerState(1, first.hello.session_id, -1)
+    assert token not in str(running.receiver.recovery_state())  # only a digest of it is kept
