@@ -4,58 +4,112 @@
     client.send(["a", "b"])     # returns once the receiver says the records are durable
     client.close()
 
-Each record gets the next sequence number of this producer; a frame is resent, with the same numbers,
-after a lost acknowledgement or a broken connection until it is acknowledged (bounded by `retries_max`
-and `timeout_s`), and the receiver drops what it already holds. On (re)connecting the receiver tells the
-client its producer's highest durable sequence number, so a new client for the same producer id continues
-where the last acknowledged one stopped. A send that gave up (`PushError`) may still be durable, so its
-records keep their numbers, stay queued in the client and the next send delivers them first. Wire format:
-`dstream.receiver.push_protocol`.
+A `PushClient` instance is one session of its producer id: its HELLO carries a random session token that
+it keeps across its own reconnects, so a reconnect resumes the session. Each record gets the next
+sequence number of this producer; a frame is resent, with the same numbers, after a lost acknowledgement
+or a broken connection until it is acknowledged, and the receiver drops what it already holds. A new
+session (another `PushClient` with the same producer id, in this process or another) continues after the
+producer's highest durable sequence number and fences this one: the receiver refuses this session's
+frames from then on, and `send` raises `ProducerFencedError` instead of reconnecting. Two live clients on
+one producer id therefore lose nothing that was acknowledged; the fenced one raises for the rest.
+
+Retries: connection failures, broken connections, timeouts and RETRY replies (a failed store, an evicted
+or refused connection) are retried with exponential back-off and jitter (`backoff_initial_s` doubling up
+to `backoff_max_s`, each pause drawn from its upper half) until `timeout_s` after the start of the `send`
+(and at most `retries_max` times, when given), so a client rides through a receiver or driver restart.
+What ends a send early: `ProducerFencedError` (a newer session took over), `PushVersionError` (the
+receiver speaks another protocol version), `PushAuthenticationError` (the receiver authenticates
+producers and this client lacks the right `secret`), `PushRejectedError` (the receiver refused the frame:
+resending it would fail again), and bad arguments (`TypeError`, `DStreamValueError`, raised before
+anything is sent).
+A send that gave up (`PushError`) may still be durable, so its records keep their numbers, stay queued in
+the client and the next send delivers them first. Wire format: `dstream.receiver.push_protocol`.
 """
 
 from __future__ import annotations
 
+import functools
+import random
 import socket
 import threading
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
+from dstream.clock import Clock, SystemClock
 from dstream.errors import DStreamError, DStreamValueError
 from dstream.receiver.push_protocol import (
     ACK,
+    CHALLENGE,
     ERROR,
+    FENCED,
     FRAME_BYTES_MAX_DEFAULT,
     HEADER,
     RETRY,
+    SESSION,
+    UNAUTHENTICATED,
+    VERSION,
+    VERSION_REFUSED,
+    Frame,
     ProtocolError,
     decode_ack,
+    decode_challenge,
     decode_error,
+    decode_session,
     encode_data,
     encode_hello,
+    new_session_token,
     read_frame,
 )
 
-__all__ = ["PushClient", "PushError", "PushRejectedError"]
+__all__ = [
+    "ProducerFencedError",
+    "PushAuthenticationError",
+    "PushClient",
+    "PushError",
+    "PushRejectedError",
+    "PushVersionError",
+]
+
+T = TypeVar("T")
 
 
 class PushError(DStreamError):
-    """Records could not be delivered within the retry bounds."""
+    """Records could not be delivered within the retry bounds (the root of the client's errors)."""
 
 
 class PushRejectedError(PushError):
     """The receiver refused a frame (its ERROR message is kept); resending it would fail again."""
 
 
+class PushVersionError(PushRejectedError):
+    """The receiver speaks another push protocol version; the message names both."""
+
+
+class PushAuthenticationError(PushRejectedError):
+    """The receiver authenticates producers and this client has no secret, or not its secret."""
+
+
+class ProducerFencedError(PushError):
+    """A newer session of this producer id took over; this client must stop (it never reconnects)."""
+
+
 class PushClient:
-    """A producer's connection to a push receiver.
+    """One session of a producer with a push receiver.
 
     Args:
         host: the receiver's address.
         port: the receiver's port (`stream.port` of `ssc.pushStream`).
-        producer_id: stable name of this producer (its sequence numbers are per producer id).
-        timeout_s: bound on one `send`, retries included.
-        retries_max: reconnect-and-resend attempts per `send` at most.
+        producer_id: stable name of this producer (its sequence numbers are per producer id). One live
+            client per producer id: a second one fences the first.
+        timeout_s: bound on one `send`, retries and back-off included.
+        retries_max: reconnect-and-resend attempts per `send` at most; None: as many as `timeout_s` allows.
         frame_bytes_max: a send larger than this is refused before anything is sent.
+        backoff_initial_s: the first pause before a retry; it doubles after each failed attempt.
+        backoff_max_s: the pause between retries at most.
+        clock: measures the deadline and waits the pauses (tests inject a manual one).
+        rng: draws the jitter.
+        secret: the producers' shared secret, for a receiver that authenticates producers
+            (`producer_secret_env`); None for one that does not.
     """
 
     def __init__(
@@ -65,18 +119,38 @@ class PushClient:
         producer_id: str,
         *,
         timeout_s: float = 30.0,
-        retries_max: int = 20,
+        retries_max: int | None = None,
         frame_bytes_max: int = FRAME_BYTES_MAX_DEFAULT,
+        backoff_initial_s: float = 0.02,
+        backoff_max_s: float = 1.0,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        secret: bytes | None = None,
     ) -> None:
         if not isinstance(port, int) or not 0 < port <= 65535:
             raise DStreamValueError(f"port must be an int in 1..65535, got {port!r}")
-        encode_hello(producer_id)  # validates the id
+        if not timeout_s > 0 or not 0 < backoff_initial_s <= backoff_max_s:
+            raise DStreamValueError(
+                "need timeout_s > 0 and 0 < backoff_initial_s <= backoff_max_s, got "
+                f"timeout_s={timeout_s!r}, backoff_initial_s={backoff_initial_s!r}, "
+                f"backoff_max_s={backoff_max_s!r}"
+            )
+        if retries_max is not None and (not isinstance(retries_max, int) or retries_max < 0):
+            raise DStreamValueError(f"retries_max must be None or an int >= 0, got {retries_max!r}")
+        self.session_token = new_session_token()
+        encode_hello(producer_id, self.session_token)  # validates the id
         self.host, self.port, self.producer_id = host, port, producer_id
         self.timeout_s, self.retries_max, self.frame_bytes_max = timeout_s, retries_max, frame_bytes_max
+        self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
+        self._clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+        self._secret = secret
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
         self._next_seq: int | None = None
         self._unacked: list[tuple[bytes, int, int]] = []  # (frame, first seq, last seq), oldest first
+        self._fenced: ProducerFencedError | None = None
+        self.epoch: int | None = None  # the producer epoch this session owns, once a HELLO was answered
         self.acked_seq = -1
 
     def send(self, records: Iterable[str | bytes]) -> int:
@@ -85,15 +159,20 @@ class PushClient:
         Raises:
             TypeError: a record is neither str nor bytes.
             DStreamValueError: the frame would exceed `frame_bytes_max`.
+            ProducerFencedError: another session of this producer id took over; this client is done.
+            PushVersionError: the receiver speaks another protocol version.
             PushRejectedError: the receiver refused the frame.
-            PushError: not acknowledged within `retries_max` attempts / `timeout_s`. The records are
+            PushError: not acknowledged within `timeout_s` (or `retries_max` attempts). The records are
                 kept with their sequence numbers and resent first by the next `send` (`send([])`
                 only resends), so they end up in the stream exactly once.
         """
         batch = list(records)
         with self._lock:
+            if self._fenced is not None:
+                raise self._fenced
+            deadline_ms = self._clock.time_ms() + int(self.timeout_s * 1000)
             if self._next_seq is None:
-                self._connect_with_retries(time.monotonic() + self.timeout_s)
+                self._with_retries(deadline_ms, lambda: self._connect(deadline_ms), "connect")
             assert self._next_seq is not None
             first = self._next_seq
             frame = encode_data(first, batch) if batch else b""
@@ -106,20 +185,23 @@ class PushClient:
             if batch:  # queued behind the frames of earlier sends that raised PushError
                 self._unacked.append((frame, first, last))
                 self._next_seq = last + 1
-            self._deliver_unacked()
+            self._deliver_unacked(deadline_ms)
             return self._next_seq - 1
 
-    def _deliver_unacked(self) -> None:
+    def _deliver_unacked(self, deadline_ms: int) -> None:
         """Deliver the frames not acknowledged yet, oldest first.
 
         A frame that timed out may already be durable (the receiver's write may commit late), so its
         sequence numbers are never given to other records: it is resent as is until acknowledged. Only
         a refused frame (`PushRejectedError`) gives its numbers back, with those of the frames after it.
+        A fenced session keeps them: it may not send again.
         """
         while self._unacked:
             frame, first, last = self._unacked[0]
             try:
-                self._deliver(frame, last)
+                self._with_retries(
+                    deadline_ms, functools.partial(self._deliver, frame, last, deadline_ms), "send"
+                )
             except PushRejectedError:
                 self._unacked, self._next_seq = [], first
                 raise
@@ -130,76 +212,112 @@ class PushClient:
         """Whether records of a failed send still wait to be acknowledged (the next send resends them)."""
         return bool(self._unacked)
 
-    def _deliver(self, frame: bytes, last: int) -> None:
-        deadline = time.monotonic() + self.timeout_s
+    def _with_retries(self, deadline_ms: int, attempt: Callable[[], T], what: str) -> T:
+        """Run `attempt` until it succeeds, pausing with back-off and jitter, until the deadline."""
         error: BaseException | None = None
-        for _ in range(self.retries_max + 1):
+        pause_s = self.backoff_initial_s
+        attempts = 0
+        while True:
             try:
-                if self._sock is None:
-                    self._connect(deadline)
-                if self.acked_seq >= last:
-                    return  # the ack was lost but the receiver holds everything
-                sock = self._sock
-                assert sock is not None
-                sock.settimeout(max(0.001, deadline - time.monotonic()))
-                sock.sendall(frame)
-                if self._read_ack(sock) >= last:
-                    return
-                raise PushError(f"receiver acknowledged {self.acked_seq}, expected {last}")
-            except PushRejectedError:
+                return attempt()
+            except (ProducerFencedError, PushRejectedError):
                 self._close_socket()
                 raise
             except (OSError, ProtocolError, PushError) as exc:
                 error = exc
                 self._close_socket()
-                if time.monotonic() >= deadline:
-                    break
-                threading.Event().wait(0.02)  # brief pause before reconnecting (a restarting receiver)
+            attempts += 1
+            now_ms = self._clock.time_ms()
+            if now_ms >= deadline_ms or (self.retries_max is not None and attempts > self.retries_max):
+                break
+            jittered_ms = int(pause_s * 1000 * (0.5 + self._rng.random() / 2))
+            self._clock.wait_until(min(deadline_ms, now_ms + max(1, jittered_ms)))
+            pause_s = min(pause_s * 2, self.backoff_max_s)
+        unacked = f"records up to seq {self._unacked[0][2]} " if self._unacked and what == "send" else ""
         raise PushError(
-            f"records up to seq {last} of producer {self.producer_id!r} not acknowledged by "
-            f"{self.host}:{self.port} (retries_max={self.retries_max}, timeout_s={self.timeout_s}): {error}"
+            f"{what} of producer {self.producer_id!r} to {self.host}:{self.port} failed: {unacked}not "
+            f"acknowledged after {attempts} attempts (timeout_s={self.timeout_s}, "
+            f"retries_max={self.retries_max}): {error}"
         ) from error
 
-    def _connect_with_retries(self, deadline: float) -> None:
-        error: BaseException | None = None
-        for _ in range(self.retries_max + 1):
-            try:
-                self._connect(deadline)
-                return
-            except PushRejectedError:
-                raise
-            except (OSError, ProtocolError, PushError) as exc:
-                error = exc
-                self._close_socket()
-                if time.monotonic() >= deadline:
-                    break
-                threading.Event().wait(0.02)
-        raise PushError(f"cannot connect to {self.host}:{self.port}: {error}") from error
+    def _deliver(self, frame: bytes, last: int, deadline_ms: int) -> None:
+        if self._sock is None:
+            self._connect(deadline_ms)
+        if self.acked_seq >= last:
+            return  # the ack was lost but the receiver holds everything
+        sock = self._sock
+        assert sock is not None
+        sock.settimeout(self._left_s(deadline_ms))
+        sock.sendall(frame)
+        if self._read_reply(sock, ACK) < last:
+            raise PushError(f"receiver acknowledged {self.acked_seq}, expected {last}")
 
-    def _connect(self, deadline: float) -> None:
-        sock = socket.create_connection(
-            (self.host, self.port), timeout=max(0.001, deadline - time.monotonic())
-        )
+    def _connect(self, deadline_ms: int) -> None:
+        sock = socket.create_connection((self.host, self.port), timeout=self._left_s(deadline_ms))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
-        sock.sendall(encode_hello(self.producer_id))
-        durable = self._read_ack(sock)
+        resuming = self.epoch is not None
+        sock.sendall(encode_hello(self.producer_id, self.session_token, resuming))
+        frame = self._read_frame(sock)
+        if frame.kind == CHALLENGE:  # the receiver authenticates producers
+            if self._secret is None:
+                raise PushAuthenticationError(
+                    f"receiver {self.host}:{self.port} authenticates producers; this client has no secret "
+                    "(expected PushClient(..., secret=...))"
+                )
+            nonce = decode_challenge(frame.payload)
+            sock.sendall(encode_hello(self.producer_id, self.session_token, resuming, self._secret, nonce))
+            frame = self._read_frame(sock)
+        durable = self._take_reply(frame, SESSION)
         if self._next_seq is None:
             self._next_seq = durable + 1  # continue after what the receiver already holds
 
-    def _read_ack(self, sock: socket.socket) -> int:
+    def _left_s(self, deadline_ms: int) -> float:
+        return max(0.001, (deadline_ms - self._clock.time_ms()) / 1000.0)
+
+    def _read_reply(self, sock: socket.socket, expected_kind: int) -> int:
+        """Read an ACK or SESSION reply; return the durable sequence number it carries."""
+        return self._take_reply(self._read_frame(sock), expected_kind)
+
+    def _read_frame(self, sock: socket.socket) -> Frame:
+        """Read the receiver's next frame; raise for an ERROR frame or another protocol version."""
         frame = read_frame(sock, self.frame_bytes_max)
         if frame is None:
             raise ProtocolError("receiver closed the connection without a reply")
-        if frame.kind == ERROR:
-            code, message = decode_error(frame.payload)
-            if code == RETRY:
-                raise PushError(f"receiver asks to retry: {message}")
-            raise PushRejectedError(f"receiver refused: {message}")
-        if frame.kind != ACK:
-            raise ProtocolError(f"expected an ACK frame, got kind {frame.kind}")
-        self.acked_seq = max(self.acked_seq, decode_ack(frame.payload))
+        if frame.kind == ERROR or frame.version != VERSION:
+            self._raise_error(frame.kind, frame.payload, frame.version)
+        return frame
+
+    def _take_reply(self, frame: Frame, expected_kind: int) -> int:
+        if frame.kind != expected_kind:
+            raise ProtocolError(f"expected a reply of kind {expected_kind}, got kind {frame.kind}")
+        if frame.kind == SESSION:
+            self.epoch, durable = decode_session(frame.payload)
+        else:
+            durable = decode_ack(frame.payload)
+        self.acked_seq = max(self.acked_seq, durable)
         return self.acked_seq
+
+    def _raise_error(self, kind: int, payload: bytes, version: int) -> None:
+        code, message = decode_error(payload) if kind == ERROR else (VERSION_REFUSED, f"a kind {kind} frame")
+        if version != VERSION or code == VERSION_REFUSED:
+            raise PushVersionError(
+                f"receiver {self.host}:{self.port} speaks push protocol version {version}, this client "
+                f"version {VERSION}: {message}"
+            )
+        if code == RETRY:
+            raise PushError(f"receiver asks to retry: {message}")
+        if code == UNAUTHENTICATED:
+            raise PushAuthenticationError(f"receiver refused this producer's HELLO: {message}")
+        if code == FENCED:
+            pending = f"seq {self._unacked[0][1]}..{self._unacked[-1][2]}" if self._unacked else "none"
+            self._fenced = ProducerFencedError(
+                f"producer {self.producer_id!r}: this client's session (epoch {self.epoch}) was fenced by "
+                f"another client using the same producer_id; unacknowledged records ({pending}) are in the "
+                f"stream at most once, maybe not at all: {message}"
+            )
+            raise self._fenced
+        raise PushRejectedError(f"receiver refused: {message}")
 
     def _close_socket(self) -> None:
         sock, self._sock = self._sock, None

@@ -20,7 +20,7 @@ the driver's tracker (written after every block of its stream the tracker has cl
 cleaned.
 
 Receiver state record, version 1 (written just before old segments are cleaned, so that the newest
-segment always holds it; see `Receiver.recovery_state`):
+segment always holds it, see `Receiver.recovery_state`; and whenever a receiver asks, `Receiver.store_state`):
 
     offset  size  field
     0       3     magic b"RST"
@@ -134,6 +134,9 @@ class BlockStoreHandler:
         self.blocks.put_replicated(block_id, records, self.level)
         return StoreResult(block_id, len(records))
 
+    def store_state(self, state: dict[str, Any]) -> None:
+        """Nothing to do: without the WAL a receiver's state lives only in memory."""
+
     def cleanup_old_blocks(self, threshold_ms: int) -> None:
         """Nothing to do: block-store copies are removed when their batches are cleaned."""
 
@@ -164,6 +167,11 @@ class WriteAheadLogHandler:
         handle = self.log.write(data, now)
         self.blocks.primary.put(block_id, records, self.level)
         return StoreResult(block_id, len(records), handle, now)
+
+    def store_state(self, state: dict[str, Any]) -> None:
+        """Write a receiver state record; durable when this returns (recovery hands it back in log order)."""
+        now = self.clock.time_ms()
+        self.log.write(encode_state_record(StateRecord(self.stream_id, now, state)), now)
 
     def cleanup_old_blocks(self, threshold_ms: int) -> None:
         """Let the WAL drop segments older than the threshold (in the background)."""

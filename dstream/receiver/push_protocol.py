@@ -1,37 +1,70 @@
-"""The push ingestion wire protocol, version 1: frames between `PushClient` and the push receiver.
+"""The push ingestion wire protocol, version 2: frames between `PushClient` and the push receiver.
 
 Every frame, in both directions (integers big-endian):
 
     offset  size  field
     0       4     magic b"DSPF"
-    4       1     protocol version, 1
-    5       1     kind: 1 HELLO, 2 DATA, 3 ACK, 4 ERROR
+    4       1     protocol version, 2
+    5       1     kind: 1 HELLO, 2 DATA, 3 ACK, 4 ERROR, 5 SESSION, 6 CHALLENGE
     6       2     flags, 0 (a receiver refuses any other value)
     8       4     payload length n, at most the receiver's frame_bytes_max (default 16 MiB)
     12      4     CRC32C of the payload
     16      n     payload
 
 Payloads:
-    HELLO  (client -> receiver)  producer id, UTF-8, 1..256 bytes. Must be the first frame.
-    DATA   (client -> receiver)  first_seq u64 | count u32 | count records, each
-                                 type u8 (0 bytes, 1 UTF-8 str) | length u32 | bytes
-    ACK    (receiver -> client)  durable_seq i64: the producer's highest sequence number that is durable
-                                 (-1 for none). Sent in reply to HELLO and to each DATA.
-    ERROR  (receiver -> client)  code u8 | UTF-8 message; the receiver then closes the connection.
-                                 code 1 REFUSED: the frame is bad, resending it fails again;
-                                 code 2 RETRY: a temporary failure (e.g. storing failed), resend later.
+    HELLO    (client -> receiver)  session token 16 bytes | hello flags u8 (bit 0: resuming, set once
+                                   this session had a HELLO answered; bit 1: authenticated) | with bit 1
+                                   only: mac 32 bytes | producer id, UTF-8, 1..256 bytes.
+                                   Must be the first frame of a connection.
+    CHALLENGE (receiver -> client) nonce 16 bytes: the reply to a HELLO without a MAC when the receiver
+                                   authenticates producers. The client answers with a second HELLO,
+                                   authenticated: mac = HMAC-SHA256(producer secret, b"dstream-push-v2" |
+                                   nonce | the HELLO payload without the mac). Any other reply to a
+                                   CHALLENGE, or a wrong mac, gets ERROR UNAUTHENTICATED.
+    SESSION  (receiver -> client)  epoch u64 | durable_seq i64: the reply to HELLO. `epoch` is the
+                                   producer's epoch the session owns, `durable_seq` the producer's
+                                   highest durable sequence number (-1 for none).
+    DATA     (client -> receiver)  first_seq u64 | count u32 | count records, each
+                                   type u8 (0 bytes, 1 UTF-8 str) | length u32 | bytes
+    ACK      (receiver -> client)  durable_seq i64: the reply to each DATA, once its records are durable.
+    ERROR    (receiver -> client)  code u8 | UTF-8 message; the receiver then closes the connection.
+                                   code 1 REFUSED: the frame is bad, resending it fails again;
+                                   code 2 RETRY: a temporary failure (e.g. storing failed), resend later;
+                                   code 3 FENCED: a newer session of the producer id owns it now; this
+                                   session must stop (the refused frame was not stored);
+                                   code 4 VERSION: the peer speaks another protocol version;
+                                   code 5 UNAUTHENTICATED: the HELLO's mac is missing or wrong.
+
+Sessions (rules in `dstream.receiver.producer_sessions`): a HELLO with the token of the producer's current
+session resumes it; a HELLO of a new session (resuming bit clear) opens the next epoch, durable before the
+SESSION reply, and fences the previous session; a resuming HELLO or a DATA frame of a fenced session gets
+ERROR FENCED. A frame is read whole within the receiver's frame_timeout_s of its first byte.
+
+Producer authentication (optional, off unless the receiver has `producer_secret_env`): the nonce is fresh
+per connection, so a recorded HELLO cannot be replayed, and only holders of the shared secret can open a
+session (and so fence one). A receiver without a secret accepts HELLOs with or without a mac.
 
 Exactly-once rule: record i of a DATA frame has sequence number first_seq + i. Records whose sequence
 number is at most the producer's durable_seq are duplicates (a resend after a lost ack) and are dropped; the
 rest are stored as one block. A frame whose first_seq is beyond durable_seq + 1 leaves a gap and is refused.
 The ACK goes out only after the block is durable, so a client that resends its unacknowledged records until
 acknowledged delivers each record exactly once.
+
+Versions: version 1 had no sessions (HELLO = producer id only; the reply to HELLO was an ACK). A frame of
+version 1 is read (same header layout) and answered with a version-1 ERROR REFUSED naming both versions,
+so an old client reports it instead of misreading anything; any other version is refused unread.
+Golden files: tests/receiver/golden/push-hello-v1.bin, push-hello-v2.bin, push-hello-v2-authenticated.bin.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import socket
 import struct
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import crc32c
@@ -39,16 +72,23 @@ import crc32c
 from dstream.errors import DStreamError, DStreamValueError
 
 MAGIC = b"DSPF"
-VERSION = 1
-HELLO, DATA, ACK, ERROR = 1, 2, 3, 4
-REFUSED, RETRY = 1, 2
-KINDS = (HELLO, DATA, ACK, ERROR)
+VERSION = 2
+OLD_VERSIONS = (1,)  # same header layout: read, then answered with an ERROR of their own version
+HELLO, DATA, ACK, ERROR, SESSION, CHALLENGE = 1, 2, 3, 4, 5, 6
+REFUSED, RETRY, FENCED, VERSION_REFUSED, UNAUTHENTICATED = 1, 2, 3, 4, 5
+KINDS = (HELLO, DATA, ACK, ERROR, SESSION, CHALLENGE)
+SESSION_TOKEN_BYTES = 16
+NONCE_BYTES = 16
+MAC_BYTES = 32
+_MAC_CONTEXT = b"dstream-push-v2"
+_RESUMING, _AUTHENTICATED = 0x01, 0x02
 FRAME_BYTES_MAX_DEFAULT = 16 << 20
 PRODUCER_ID_BYTES_MAX = 256
 HEADER = struct.Struct(">4sBBHII")
 _DATA_HEAD = struct.Struct(">QI")
 _RECORD_HEAD = struct.Struct(">BI")
 _ACK = struct.Struct(">q")
+_SESSION = struct.Struct(">Qq")
 _BYTES, _STR = 0, 1
 
 
@@ -60,65 +100,196 @@ class FrameTooLargeError(ProtocolError, DStreamValueError):
     """A frame's payload is over the size limit."""
 
 
+class FrameTimeoutError(ProtocolError):
+    """A frame was not complete within its deadline (`frame_timeout_s` after its first byte)."""
+
+
 @dataclass(frozen=True)
 class Frame:
+    """A frame as read; `version` differs from VERSION only for an OLD_VERSIONS peer."""
+
     kind: int
     payload: bytes
+    version: int = VERSION
 
 
-def encode_frame(kind: int, payload: bytes) -> bytes:
-    return HEADER.pack(MAGIC, VERSION, kind, 0, len(payload), crc32c.crc32c(payload)) + payload
+@dataclass(frozen=True)
+class Hello:
+    """A decoded HELLO: who the producer is and which of its sessions is speaking."""
+
+    producer_id: str
+    token: str  # hex of the 16-byte session token
+    resuming: bool
+    mac: bytes | None = None  # with the authenticated flag
+    signed: bytes = b""  # the payload without the mac: what the mac covers, after the nonce
+
+    @property
+    def session_id(self) -> str:
+        """What a receiver keeps of the token: a digest (hex), never the token itself.
+
+        A receiver's durable state can be read by whoever can read its checkpoint directory; holding
+        only the digest there, it does not let such a reader resume the session as its owner.
+        """
+        return hashlib.sha256(bytes.fromhex(self.token)).hexdigest()[:32]
 
 
-def read_frame(sock: socket.socket, frame_bytes_max: int) -> Frame | None:
-    """Read one frame; None on a clean end of stream before a header. Raises ProtocolError on bad frames."""
-    head = _recv_exact(sock, HEADER.size, allow_eof=True)
-    if head is None:
+def encode_frame(kind: int, payload: bytes, version: int = VERSION) -> bytes:
+    return HEADER.pack(MAGIC, version, kind, 0, len(payload), crc32c.crc32c(payload)) + payload
+
+
+def read_frame(
+    sock: socket.socket,
+    frame_bytes_max: int,
+    frame_timeout_s: float | None = None,
+    on_first_byte: Callable[[], None] | None = None,
+) -> Frame | None:
+    """Read one frame; None on a clean end of stream before a header. Raises ProtocolError on bad frames.
+
+    The wait for the first byte uses the socket's own timeout (the connection's idle bound). With
+    `frame_timeout_s`, the rest of the frame must arrive within that many seconds of its first byte, so
+    a peer trickling bytes cannot keep a frame open (`FrameTimeoutError`); `on_first_byte` is called when
+    that byte arrived. The socket's timeout is restored before returning.
+    """
+    idle_timeout = sock.gettimeout()
+    first = sock.recv(1)
+    if not first:
         return None
-    magic, version, kind, flags, length, crc = HEADER.unpack(head)
-    if magic != MAGIC:
-        raise ProtocolError(f"bad magic {magic!r}; expected {MAGIC!r}")
-    if version != VERSION:
-        raise ProtocolError(f"protocol version {version} is not supported; expected {VERSION}")
-    if kind not in KINDS or flags != 0:
-        raise ProtocolError(f"bad frame kind {kind} or flags {flags}; expected kind in {KINDS}, flags 0")
-    if length > frame_bytes_max:
-        raise FrameTooLargeError(f"frame of {length} bytes exceeds frame_bytes_max={frame_bytes_max}")
-    payload = _recv_exact(sock, length, allow_eof=False) or b""
+    if on_first_byte is not None:
+        on_first_byte()
+    deadline = None if frame_timeout_s is None else time.monotonic() + frame_timeout_s
+    try:
+        head = first + _recv_exact(sock, HEADER.size - 1, deadline, frame_timeout_s, "header")
+        magic, version, kind, flags, length, crc = HEADER.unpack(head)
+        if magic != MAGIC:
+            raise ProtocolError(f"bad magic {magic!r}; expected {MAGIC!r}")
+        if version != VERSION and version not in OLD_VERSIONS:
+            raise ProtocolError(f"protocol version {version} is not supported; expected {VERSION}")
+        if kind not in KINDS or flags != 0:
+            raise ProtocolError(f"bad frame kind {kind} or flags {flags}; expected kind in {KINDS}, flags 0")
+        if length > frame_bytes_max:
+            raise FrameTooLargeError(f"frame of {length} bytes exceeds frame_bytes_max={frame_bytes_max}")
+        payload = _recv_exact(sock, length, deadline, frame_timeout_s, "payload")
+    finally:
+        sock.settimeout(idle_timeout)
     if crc32c.crc32c(payload) != crc:
         raise ProtocolError(f"payload CRC mismatch in a frame of {length} bytes")
-    return Frame(kind, payload)
+    return Frame(kind, payload, version)
 
 
-def _recv_exact(sock: socket.socket, n: int, allow_eof: bool) -> bytes | None:
+def _recv_exact(
+    sock: socket.socket, n: int, deadline: float | None, frame_timeout_s: float | None, part: str
+) -> bytes:
     chunks, got = [], 0
     while got < n:
-        chunk = sock.recv(min(n - got, 1 << 20))
+        if deadline is not None:
+            left_s = deadline - time.monotonic()
+            if left_s <= 0:
+                raise FrameTimeoutError(
+                    f"frame not complete within frame_timeout_s={frame_timeout_s} of its first byte "
+                    f"({got} of the {n} remaining bytes of its {part} came)"
+                )
+            sock.settimeout(left_s)
+        try:
+            chunk = sock.recv(min(n - got, 1 << 20))
+        except TimeoutError:
+            if deadline is None:
+                raise
+            continue  # the deadline check above reports it
         if not chunk:
-            if allow_eof and got == 0:
-                return None
             raise ProtocolError(f"connection closed inside a frame ({got} of {n} bytes)")
         chunks.append(chunk)
         got += len(chunk)
     return b"".join(chunks)
 
 
-def encode_hello(producer_id: str) -> bytes:
+def new_session_token() -> str:
+    """A fresh random session token (hex of SESSION_TOKEN_BYTES bytes)."""
+    return os.urandom(SESSION_TOKEN_BYTES).hex()
+
+
+def encode_hello(
+    producer_id: str,
+    token: str | None = None,
+    resuming: bool = False,
+    secret: bytes | None = None,
+    nonce: bytes | None = None,
+) -> bytes:
+    """A HELLO of session `token` (a fresh one if None: a raw connection is a session of its own).
+
+    With `secret` and a CHALLENGE's `nonce` the HELLO is authenticated (it carries the mac).
+    """
     raw = producer_id.encode("utf-8") if isinstance(producer_id, str) else b""
     if not 1 <= len(raw) <= PRODUCER_ID_BYTES_MAX:
         raise DStreamValueError(
             f"producer_id must be a str of 1..{PRODUCER_ID_BYTES_MAX} UTF-8 bytes, got {producer_id!r}"
         )
-    return encode_frame(HELLO, raw)
+    token_raw = bytes.fromhex(token if token is not None else new_session_token())
+    if len(token_raw) != SESSION_TOKEN_BYTES:
+        raise DStreamValueError(f"session token must be {SESSION_TOKEN_BYTES} bytes, got {token!r}")
+    flags = (_RESUMING if resuming else 0) | (_AUTHENTICATED if secret is not None else 0)
+    if secret is None:
+        return encode_frame(HELLO, token_raw + bytes([flags]) + raw)
+    if nonce is None or len(nonce) != NONCE_BYTES:
+        raise DStreamValueError(f"an authenticated HELLO needs the {NONCE_BYTES}-byte nonce, got {nonce!r}")
+    signed = token_raw + bytes([flags]) + raw
+    mac = hello_mac(secret, nonce, signed)
+    return encode_frame(HELLO, token_raw + bytes([flags]) + mac + raw)
 
 
-def decode_hello(payload: bytes) -> str:
-    if not 1 <= len(payload) <= PRODUCER_ID_BYTES_MAX:
-        raise ProtocolError(f"HELLO producer id of {len(payload)} bytes; expected 1..{PRODUCER_ID_BYTES_MAX}")
+def hello_mac(secret: bytes, nonce: bytes, signed: bytes) -> bytes:
+    """The mac of an authenticated HELLO: HMAC-SHA256 over the context, the nonce and the payload."""
+    return hmac.new(secret, _MAC_CONTEXT + nonce + signed, hashlib.sha256).digest()
+
+
+def hello_is_authentic(hello: Hello, secret: bytes, nonce: bytes) -> bool:
+    """Whether `hello` carries the right mac for this connection's nonce (constant-time compare)."""
+    return hello.mac is not None and hmac.compare_digest(hello.mac, hello_mac(secret, nonce, hello.signed))
+
+
+def encode_challenge(nonce: bytes) -> bytes:
+    return encode_frame(CHALLENGE, nonce)
+
+
+def decode_challenge(payload: bytes) -> bytes:
+    if len(payload) != NONCE_BYTES:
+        raise ProtocolError(f"CHALLENGE payload of {len(payload)} bytes; expected {NONCE_BYTES}")
+    return payload
+
+
+def decode_hello(payload: bytes) -> Hello:
+    head = SESSION_TOKEN_BYTES + 1
+    hello_flags = payload[SESSION_TOKEN_BYTES] if len(payload) > SESSION_TOKEN_BYTES else 0
+    if hello_flags & ~(_RESUMING | _AUTHENTICATED):
+        raise ProtocolError(
+            f"HELLO flags {hello_flags:#x}; expected bits {_RESUMING:#x}, {_AUTHENTICATED:#x} only"
+        )
+    mac = None
+    if hello_flags & _AUTHENTICATED:
+        mac, head = payload[head : head + MAC_BYTES], head + MAC_BYTES
+    name = payload[head:]
+    if not 1 <= len(name) <= PRODUCER_ID_BYTES_MAX:
+        raise ProtocolError(
+            f"HELLO payload of {len(payload)} bytes; expected a {head}-byte session head and a producer id "
+            f"of 1..{PRODUCER_ID_BYTES_MAX} bytes"
+        )
     try:
-        return payload.decode("utf-8")
+        producer_id = name.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"HELLO producer id is not UTF-8: {exc}") from None
+    token, resuming = payload[:SESSION_TOKEN_BYTES].hex(), bool(hello_flags & _RESUMING)
+    return Hello(producer_id, token, resuming, mac, payload[: SESSION_TOKEN_BYTES + 1] + name)
+
+
+def encode_session(epoch: int, durable_seq: int) -> bytes:
+    return encode_frame(SESSION, _SESSION.pack(epoch, durable_seq))
+
+
+def decode_session(payload: bytes) -> tuple[int, int]:
+    """(epoch, durable_seq) of a SESSION payload."""
+    if len(payload) != _SESSION.size:
+        raise ProtocolError(f"SESSION payload of {len(payload)} bytes; expected {_SESSION.size}")
+    epoch, durable_seq = _SESSION.unpack(payload)
+    return int(epoch), int(durable_seq)
 
 
 def encode_data(first_seq: int, records: list[str | bytes]) -> bytes:
@@ -179,8 +350,8 @@ def decode_ack(payload: bytes) -> int:
     return value
 
 
-def encode_error(message: str, code: int = REFUSED) -> bytes:
-    return encode_frame(ERROR, bytes([code]) + message.encode("utf-8")[:4096])
+def encode_error(message: str, code: int = REFUSED, version: int = VERSION) -> bytes:
+    return encode_frame(ERROR, bytes([code]) + message.encode("utf-8")[:4096], version)
 
 
 def decode_error(payload: bytes) -> tuple[int, str]:

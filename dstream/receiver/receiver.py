@@ -64,8 +64,9 @@ class Receiver:
         """Called before `onStart` with what the receiver WAL says about past blocks, in log order.
 
         The list holds the snapshots returned by `recovery_state` (written before old WAL segments were
-        cleaned) and the metadata of every logged block that the tracker has in a batch or waiting for
-        one; blocks it never heard of come next, through `adopt_recovered_block`. A reliable
+        cleaned), the states written by `store_state`, and the metadata of every logged block that the
+        tracker has in a batch or waiting for one; blocks it never heard of come next, through
+        `adopt_recovered_block`. A reliable
         receiver uses it to rebuild its acknowledgement state (e.g. the push receiver's per-producer
         sequence numbers). Without the WAL the list is empty.
         """
@@ -102,6 +103,15 @@ class Receiver:
             supervisor.push_multiple(list(data), metadata)
         else:
             supervisor.push_single(data)
+
+    def store_state(self, state: dict[str, Any]) -> None:
+        """Write a small builtin-only state dict to the receiver WAL (not in Spark).
+
+        With the WAL on it is durable when this returns and comes back through `on_recovered_blocks`
+        after a restart, in log order with the blocks and snapshots; without the WAL it does nothing.
+        For state that must be durable before the receiver answers its source (e.g. a new producer epoch).
+        """
+        self._require_supervisor("store_state").push_state(state)
 
     def restart(self, message: str, error: BaseException | None = None, delay_ms: int | None = None) -> None:
         """Stop and start this receiver again, in the background, after the restart delay."""

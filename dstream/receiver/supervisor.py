@@ -223,6 +223,10 @@ class ReceiverSupervisor:
         if records:
             self._store_and_report(self.new_block_id(), records, metadata)
 
+    def push_state(self, state: dict[str, Any]) -> None:
+        """Write a state record of the receiver (durable on return with the WAL; nothing without it)."""
+        self.handler.store_state(state)
+
     def _push_block(self, block_id: str, records: list[Any]) -> None:
         self._store_and_report(block_id, records, None)
 

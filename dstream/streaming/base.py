@@ -14,7 +14,10 @@ import math
 import threading
 from typing import Any, Protocol
 
+from dstream.context import Context
 from dstream.errors import DStreamStateError, DStreamValueError
+from dstream.rdd.rdd import RDD
+from dstream.rdd.storage import StorageLevel
 from dstream.streaming.duration import seconds_to_ms, timestamp_to_ms
 from dstream.streaming.runtime import INITIALIZED, CheckpointLocation, StreamingRuntime
 
@@ -37,7 +40,7 @@ class HasRuntime(Protocol):
     def runtime(self) -> StreamingRuntime: ...
 
     @property
-    def sparkContext(self) -> Any: ...
+    def sparkContext(self) -> Context: ...
 
 
 def data_checkpoint_location(ssc: HasRuntime) -> CheckpointLocation | None:
@@ -68,9 +71,9 @@ class DStreamBase:
         self._zero_time_ms: int | None = None
         self._remember_ms: int | None = None
         self._checkpoint_ms: int | None = None
-        self._storage_level: Any = None
+        self._storage_level: StorageLevel | None = None
         self._persisted = False
-        self._generated: dict[int, Any] = {}
+        self._generated: dict[int, RDD] = {}
         self._lock = threading.RLock()
         self._id: int = ssc.runtime.graph.register(self)
 
@@ -95,14 +98,14 @@ class DStreamBase:
         return self._parents[0]._slide_ms
 
     @property
-    def _sc(self) -> Any:
+    def _sc(self) -> Context:
         return self._ssc.sparkContext
 
     @property
     def _runtime(self) -> StreamingRuntime:
         return self._ssc.runtime
 
-    def context(self) -> Any:
+    def context(self) -> HasRuntime:
         """The StreamingContext this stream belongs to."""
         return self._ssc
 
@@ -121,7 +124,7 @@ class DStreamBase:
 
     # -- configuration (before start) -----------------------------------------------------------------
 
-    def persist(self, storageLevel: Any = None) -> DStreamBase:
+    def persist(self, storageLevel: StorageLevel | None = None) -> DStreamBase:
         """Persist every RDD this stream generates (at `storageLevel`, if the RDD layer takes one)."""
         self._check_not_started("change the storage level of")
         self._persisted = True
@@ -193,7 +196,7 @@ class DStreamBase:
 
     # -- computing RDDs -------------------------------------------------------------------------------
 
-    def _compute(self, time_ms: int) -> Any:
+    def _compute(self, time_ms: int) -> RDD | None:
         """This stream's RDD at a valid time, or None when it has none."""
         raise NotImplementedError
 
@@ -203,7 +206,7 @@ class DStreamBase:
         offset = time_ms - self._zero_time_ms
         return offset > 0 and offset % self._slide_ms == 0
 
-    def _get_or_compute(self, time_ms: int) -> Any:
+    def _get_or_compute(self, time_ms: int) -> RDD | None:
         with self._lock:
             if time_ms in self._generated:
                 return self._generated[time_ms]
@@ -219,12 +222,12 @@ class DStreamBase:
             self._generated[time_ms] = rdd
             return rdd
 
-    def _persist_rdd(self, rdd: Any) -> Any:
+    def _persist_rdd(self, rdd: RDD) -> RDD:
         if self._storage_level is None:
             return rdd.persist()
         return rdd.persist(self._storage_level)
 
-    def _checkpoint_rdd(self, time_ms: int, rdd: Any) -> Any:
+    def _checkpoint_rdd(self, time_ms: int, rdd: RDD) -> RDD:
         """Write `rdd` under `<ckpt>/rdd/<stream-id>/<time_ms>` and cut its lineage; returns the RDD to keep.
 
         ``<ckpt>`` is the streaming context's checkpoint directory, else the Context's
@@ -247,16 +250,16 @@ class DStreamBase:
         rdd._cut_lineage(directory, storage_options=options)
         return rdd
 
-    def _restore_checkpointed(self, time_ms: int, rdd: Any) -> None:
+    def _restore_checkpointed(self, time_ms: int, rdd: RDD) -> None:
         """Recovery: this stream's RDD at `time_ms` is `rdd`, read back from its data checkpoint."""
         with self._lock:
             self._generated[time_ms] = rdd
 
-    def slice(self, begin: Any, end: Any) -> list[Any]:
+    def slice(self, begin: Any, end: Any) -> list[RDD]:
         """The RDDs of this stream from `begin` to `end` inclusive (datetimes or epoch seconds)."""
         return self._slice_ms(timestamp_to_ms(begin, "begin"), timestamp_to_ms(end, "end"))
 
-    def _slice_ms(self, from_ms: int, to_ms: int) -> list[Any]:
+    def _slice_ms(self, from_ms: int, to_ms: int) -> list[RDD]:
         if self._zero_time_ms is None:
             raise DStreamStateError(f"{self!r} has not been initialized")
         zero, slide = self._zero_time_ms, self._slide_ms

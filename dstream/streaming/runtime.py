@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from checkpoint.layout import rdd_checkpoint_dir
 from dstream.clock import Clock
 from dstream.config import StreamingConfig
+from dstream.context import Context
 from dstream.errors import DStreamStateError
+from dstream.rdd.rdd import RDD
 from dstream.streaming.graph import DStreamGraph
 from dstream.streaming.listener import StreamingListenerBus
 
@@ -58,7 +60,7 @@ class BlockAllocator(Protocol):
 class RddCheckpoints(Protocol):
     """Writes RDD data checkpoints (asynchronously) and cuts lineage once they are durable."""
 
-    def mark(self, stream_id: int, time_ms: int, rdd: Any) -> Any:
+    def mark(self, stream_id: int, time_ms: int, rdd: RDD) -> RDD:
         """Schedule `rdd` of stream `stream_id` at `time_ms` for a data checkpoint; returns what to keep."""
         ...
 
@@ -114,7 +116,7 @@ class StreamingRuntime:
         setup_fingerprint: the code fingerprint of getOrCreate's setup function (stored in checkpoints).
     """
 
-    def __init__(self, sc: Any, clock: Clock, batch_ms: int, graph: DStreamGraph) -> None:
+    def __init__(self, sc: Context, clock: Clock, batch_ms: int, graph: DStreamGraph) -> None:
         self.sc = sc
         self.clock = clock
         self.batch_ms = batch_ms

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from dstream.receiver.block_handler import STATE_MAGIC
 from wal import RecordHandle, WALTimeoutError, WriteAheadLog, open_wal
 
 
@@ -45,7 +46,7 @@ def open_memory_wal(rolling_interval_ms: int = 60_000) -> WriteAheadLog:
 
 
 class LateCommitLog(FailingLog):
-    """A real WAL whose chosen write times out (`WALTimeoutError`) and is committed later by `land()`.
+    """A real WAL whose chosen block write times out (`WALTimeoutError`) and is committed later by `land()`.
 
     This is the documented contract of `BatchedWriteAheadLog.write`: "not durable within timeout_s; the
     record may still be committed later".
@@ -57,7 +58,7 @@ class LateCommitLog(FailingLog):
         self.held: list[tuple[bytes, int]] = []
 
     def write(self, data: bytes, time_ms: int) -> RecordHandle:
-        if self.time_out_next_write:
+        if self.time_out_next_write and not data.startswith(STATE_MAGIC):  # blocks only, not state records
             self.time_out_next_write = False
             self.held.append((data, time_ms))
             raise WALTimeoutError("write not durable within 30s (injected); may still be committed later")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import socket
 import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,20 @@ from dstream.receiver.push_protocol import (
     ACK,
     ERROR,
     REFUSED,
+    SESSION,
+    VERSION,
     decode_ack,
     decode_error,
+    decode_session,
     encode_data,
     encode_frame,
     encode_hello,
+    new_session_token,
     read_frame,
 )
 from dstream.receiver.receiver_tracker import ReceiverTracker
+from dstream.receiver.supervisor import NoEvents
+from tests.receiver.helpers import wait_for
 from wal import open_wal
 
 STREAM = 0
@@ -78,9 +85,14 @@ def raw_connect(port: int) -> socket.socket:
 
 
 def reply(sock: socket.socket) -> tuple[int, Any]:
+    """(kind, durable seq) of an ACK, (kind, (epoch, durable seq)) of a SESSION, (kind, (code, message))."""
     frame = read_frame(sock, 1 << 20)
     assert frame is not None, "expected a reply frame"
-    return frame.kind, decode_ack(frame.payload) if frame.kind == ACK else decode_error(frame.payload)
+    if frame.kind == ACK:
+        return frame.kind, decode_ack(frame.payload)
+    if frame.kind == SESSION:
+        return frame.kind, decode_session(frame.payload)
+    return frame.kind, decode_error(frame.payload)
 
 
 def assert_closed(sock: socket.socket) -> None:
@@ -94,19 +106,23 @@ def test_send_returns_after_the_records_are_in_the_wal_and_tracked(running: Runn
         assert client.send([b"\x00bin", "c"]) == 3
     assert running.records() == ["a", "b", b"\x00bin", "c"]
     infos = running.tracker.block_tracker.get_unallocated_blocks(STREAM)
-    assert [i.metadata for i in infos] == [{"producers": {"p1": [0, 1]}}, {"producers": {"p1": [2, 3]}}]
+    assert [i.metadata for i in infos] == [
+        {"producers": {"p1": [0, 1]}, "epochs": {"p1": 1}},
+        {"producers": {"p1": [2, 3]}, "epochs": {"p1": 1}},
+    ]
 
 
 def test_a_resend_after_a_lost_ack_is_deduplicated(running: Running) -> None:
+    token = new_session_token()
     sock = raw_connect(running.port)
-    sock.sendall(encode_hello("p"))
-    assert reply(sock) == (ACK, -1)
+    sock.sendall(encode_hello("p", token))
+    assert reply(sock) == (SESSION, (1, -1))
     sock.sendall(encode_data(0, ["r0", "r1", "r2"]))
     sock.close()  # the ack is lost with the connection
     with raw_connect(running.port) as again:
-        again.sendall(encode_hello("p"))
-        kind, durable = reply(again)
-        assert kind == ACK and durable in (-1, 2)  # the first frame may still be in flight
+        again.sendall(encode_hello("p", token, resuming=True))  # the same session reconnects
+        kind, (epoch, durable) = reply(again)
+        assert kind == SESSION and epoch == 1 and durable in (-1, 2)  # the first frame may still be in flight
         again.sendall(encode_data(0, ["r0", "r1", "r2"]))  # the client resends the unacked frame
         assert reply(again) == (ACK, 2)
         again.sendall(encode_data(1, ["r1", "r2", "r3"]))  # overlapping resend: only r3 is new
@@ -129,7 +145,7 @@ def frame_with(**fields: Any) -> bytes:
     head = struct.pack(
         ">4sBBHII",
         fields.get("magic", b"DSPF"),
-        fields.get("version", 1),
+        fields.get("version", VERSION),
         fields.get("kind", 1),
         fields.get("flags", 0),
         fields.get("length", len(payload)),
@@ -153,7 +169,9 @@ BAD_FRAMES = {
         "not UTF-8",
     ),
     "gap": (encode_hello("p") + encode_data(5, ["a"]), "gap"),
-    "empty producer": (encode_frame(1, b""), "HELLO producer id of 0 bytes"),
+    "empty producer": (encode_frame(1, b""), "HELLO payload of 0 bytes"),
+    "hello flags": (encode_frame(1, bytes(16) + b"\x04p"), "HELLO flags 0x4"),
+    "second hello": (encode_hello("p") + encode_hello("p"), "second HELLO"),
 }
 
 
@@ -163,7 +181,7 @@ def test_malformed_frames_get_an_error_and_a_closed_connection(running: Running,
     with raw_connect(running.port) as sock:
         sock.sendall(data)
         kind, body = reply(sock)
-        while kind == ACK:  # the HELLO before the bad frame is acknowledged first
+        while kind in (ACK, SESSION):  # the HELLO before the bad frame is answered first
             kind, body = reply(sock)
         assert kind == ERROR and body[0] == REFUSED and message in body[1]
         assert_closed(sock)
@@ -197,7 +215,7 @@ def test_a_client_raising_on_refusal_keeps_its_sequence(running: Running) -> Non
 def test_a_gap_is_refused_by_the_client_api_too(running: Running) -> None:
     with raw_connect(running.port) as sock:
         sock.sendall(encode_hello("g") + encode_data(0, ["a"]))
-        assert reply(sock) == (ACK, -1) and reply(sock) == (ACK, 0)
+        assert reply(sock) == (SESSION, (1, -1)) and reply(sock) == (ACK, 0)
     client = PushClient("127.0.0.1", running.port, "g")
     client.send(["b"])
     client._next_seq = 10  # simulate a client that lost track of its sequence
@@ -206,11 +224,13 @@ def test_a_gap_is_refused_by_the_client_api_too(running: Running) -> None:
     client.close()
 
 
-def test_connections_are_bounded(running: Running) -> None:
+def test_connections_are_bounded_when_every_one_is_inside_a_frame(running: Running) -> None:
     held = [raw_connect(running.port) for _ in range(4)]
-    for sock in held:
-        sock.sendall(encode_hello("h"))
-        assert reply(sock)[0] == ACK
+    for i, sock in enumerate(held):
+        sock.sendall(encode_hello(f"h{i}"))
+        assert reply(sock)[0] == SESSION
+        sock.sendall(encode_data(0, ["x"])[:5])  # inside a frame: busy, not evictable (frame_timeout_s=30)
+    wait_for(lambda: running.receiver.busy_connections == 4)  # the receiver has read each frame's start
     with raw_connect(running.port) as extra:
         kind, (_code, message) = reply(extra)
         assert kind == ERROR and "connections_max=4" in message
@@ -222,7 +242,6 @@ def test_a_block_logged_but_never_tracked_is_recovered_once(tmp_path: Path) -> N
     from dstream.rdd.storage import StorageLevel
     from dstream.receiver.block_handler import WriteAheadLogHandler
     from dstream.receiver.receiver_tracker import receiver_wal_url
-    from tests.receiver.helpers import wait_for
 
     ckpt = str(tmp_path / "ckpt")
     # The crash window: the block reached the receiver WAL, the tracker's add never happened.
@@ -256,8 +275,6 @@ def test_a_block_logged_but_never_tracked_is_recovered_once(tmp_path: Path) -> N
 
 
 def test_concurrent_producers_share_blocks_and_each_gets_its_own_ack(running: Running) -> None:
-    import threading
-
     results: dict[str, int] = {}
 
     def produce(name: str) -> None:
@@ -286,7 +303,6 @@ def test_concurrent_producers_share_blocks_and_each_gets_its_own_ack(running: Ru
 
 def test_a_cleaned_block_left_in_the_receiver_wal_is_not_adopted_again(tmp_path: Path) -> None:
     from dstream.clock import ManualClock
-    from tests.receiver.helpers import wait_for
 
     ckpt = str(tmp_path / "ckpt")
     clock = ManualClock(1000)
@@ -314,16 +330,61 @@ def test_a_cleaned_block_left_in_the_receiver_wal_is_not_adopted_again(tmp_path:
         again.stop()
 
 
-def test_a_tracker_failure_after_the_wal_write_is_resolved_by_a_restart(running: Running) -> None:
+class RestartWaitingClock(SystemClock):
+    """The client's clock: a retry pause lasts until the receiver has started `starts_before_retry` times.
+
+    So the retry never depends on how fast the supervisor restarts the receiver on a loaded machine.
+    """
+
+    def __init__(self, starts: threading.Semaphore) -> None:
+        self.starts = starts
+
+    def wait_until(self, target_ms: int, stop: threading.Event | None = None) -> int:
+        assert self.starts.acquire(timeout=60), "the receiver was not restarted"
+        self.starts.release()
+        return self.time_ms()
+
+
+class StartEvents(NoEvents):
+    """Counts receiver starts after the first (the restarts) in a semaphore."""
+
+    def __init__(self) -> None:
+        self.restarts = threading.Semaphore(0)
+        self.started = 0
+
+    def on_receiver_started(self, stream_id: int, name: str) -> None:
+        self.started += 1
+        if self.started > 1:
+            self.restarts.release()
+
+
+def test_a_tracker_failure_after_the_wal_write_is_resolved_by_a_restart(tmp_path: Path) -> None:
     from tests.receiver.fakes import FailingLog
 
-    block_tracker = running.tracker.block_tracker
+    config = ReceiverConfig.from_conf(wal_enabled=True, restart_delay_ms=1)
+    events = StartEvents()
+    tracker = ReceiverTracker(SystemClock(), config, checkpoint_dir=str(tmp_path / "ckpt"), events=events)
+    receiver = PushReceiver()
+    tracker.add_receiver(STREAM, receiver)
+    tracker.start()
+    block_tracker = tracker.block_tracker
     failing = FailingLog(block_tracker._log)  # type: ignore[arg-type]
     failing.fail_next_writes = 1
     block_tracker._log = failing
-    with PushClient("127.0.0.1", running.port, "p", timeout_s=20) as client:
-        # First attempt: durable in the receiver WAL, refused by the tracker -> RETRY, supervisor restarts,
-        # recovery registers the block; the client's retry learns it is durable and does not resend.
-        assert client.send(["once"]) == 0
-        assert client.send(["twice"]) == 1
-    assert running.records() == ["once", "twice"]
+    clock = RestartWaitingClock(events.restarts)
+    try:
+        with PushClient("127.0.0.1", receiver.port, "p", timeout_s=60, clock=clock) as client:
+            # First attempt: durable in the receiver WAL, refused by the tracker -> RETRY, supervisor
+            # restarts, recovery registers the block; the client's retry (after the restart) learns it is
+            # durable and does not resend.
+            assert client.send(["once"]) == 0
+            assert client.send(["twice"]) == 1
+        infos = tracker.block_tracker.get_unallocated_blocks(STREAM)
+        records = [
+            r
+            for ref in block_refs(infos, tracker.wal_location(STREAM))
+            for r in read_block(ref, tracker.executor)
+        ]
+        assert records == ["once", "twice"]
+    finally:
+        tracker.stop()

@@ -22,8 +22,20 @@ from dstream.client import PushClient, PushError
 from dstream.clock import ManualClock
 from dstream.config import ReceiverConfig
 from dstream.receiver.block_rdd import block_refs, read_block
-from dstream.receiver.push import PushReceiver, _PendingFrame
-from dstream.receiver.push_protocol import ACK, ERROR, decode_ack, encode_data, encode_hello, read_frame
+from dstream.receiver.push import PushReceiver
+from dstream.receiver.push_commit_plan import PendingFrame, PendingHello
+from dstream.receiver.push_protocol import (
+    ACK,
+    ERROR,
+    SESSION,
+    Hello,
+    decode_ack,
+    decode_session,
+    encode_data,
+    encode_hello,
+    new_session_token,
+    read_frame,
+)
 from dstream.receiver.receiver_tracker import ReceiverTracker
 from tests.receiver.fakes import LateCommitLog
 from tests.receiver.helpers import wait_for
@@ -115,6 +127,8 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
 def ack_or_error(sock: socket.socket) -> tuple[int, Any]:
     frame = read_frame(sock, 1 << 20)
     assert frame is not None, "expected a reply frame"
+    if frame.kind == SESSION:
+        return frame.kind, decode_session(frame.payload)
     return frame.kind, decode_ack(frame.payload) if frame.kind == ACK else frame.payload
 
 
@@ -142,15 +156,16 @@ def test_a_timed_out_write_that_commits_late_and_its_resend_reach_the_stream_onc
 
 
 def test_a_late_block_partly_covered_by_the_resend_is_trimmed(harness: Harness) -> None:
+    token = new_session_token()
     with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
-        sock.sendall(encode_hello("p"))
-        assert ack_or_error(sock) == (ACK, -1)
+        sock.sendall(encode_hello("p", token))
+        assert ack_or_error(sock) == (SESSION, (1, -1))
         harness.time_out_next_block()
         sock.sendall(encode_data(0, ["a", "b", "c", "d", "e"]))
         assert ack_or_error(sock)[0] == ERROR  # timed out: the connection is closed, nothing acked
     with socket.create_connection(("127.0.0.1", harness.port), timeout=10) as sock:
-        sock.sendall(encode_hello("p"))
-        assert ack_or_error(sock) == (ACK, -1)
+        sock.sendall(encode_hello("p", token, resuming=True))  # the same session reconnects
+        assert ack_or_error(sock) == (SESSION, (1, -1))
         sock.sendall(encode_data(0, ["a", "b", "c"]))  # a producer that resends in smaller frames
         assert ack_or_error(sock) == (ACK, 2)
     harness.land()
@@ -202,11 +217,19 @@ def test_a_block_stores_its_records_grouped_by_producer(harness: Harness) -> Non
     # Two producers' frames can be committed as one block; adoption slices a block by its ranges, so
     # the records of one producer must be contiguous, in the order of the ranges.
     assert harness.tracker is not None
-    frames = [_PendingFrame("p", 0, ["p0"]), _PendingFrame("q", 0, ["q0"]), _PendingFrame("p", 1, ["p1"])]
+    hellos = [PendingHello(Hello("p", "a" * 32, False)), PendingHello(Hello("q", "b" * 32, False))]
+    harness.receiver._commit(list(hellos))  # two sessions open their epochs
+    assert all(h.done.is_set() and h.error is None for h in hellos)
+    p_session, q_session = hellos[0].hello.session_id, hellos[1].hello.session_id
+    frames = [
+        PendingFrame("p", p_session, 0, ["p0"]),
+        PendingFrame("q", q_session, 0, ["q0"]),
+        PendingFrame("p", p_session, 1, ["p1"]),
+    ]
     harness.receiver._commit(frames)  # what the committer thread does with the frames waiting at once
     assert all(f.done.is_set() and f.error is None for f in frames)
     (info,) = harness.tracker.block_tracker.get_unallocated_blocks(STREAM)
-    assert info.metadata == {"producers": {"p": [0, 1], "q": [0, 0]}}
+    assert info.metadata == {"producers": {"p": [0, 1], "q": [0, 0]}, "epochs": {"p": 1, "q": 1}}
     assert list(info.metadata["producers"]) == ["p", "q"]
     assert harness.stream() == ["p0", "p1", "q0"]
 

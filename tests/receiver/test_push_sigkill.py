@@ -21,7 +21,17 @@ from typing import Any
 import pytest
 
 from dstream.client import PushClient
-from dstream.receiver.push_protocol import ACK, ERROR, decode_ack, encode_data, encode_hello, read_frame
+from dstream.receiver.push_protocol import (
+    ACK,
+    ERROR,
+    SESSION,
+    decode_ack,
+    decode_session,
+    encode_data,
+    encode_hello,
+    new_session_token,
+    read_frame,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 30.0
@@ -86,19 +96,21 @@ def frame_records(n: int) -> list[str]:
 
 
 def ack_of(sock: socket.socket) -> int:
+    """The durable seq of an ACK, or of a SESSION (the reply to HELLO)."""
     frame = read_frame(sock, 1 << 20)
-    assert frame is not None and frame.kind == ACK
-    return decode_ack(frame.payload)
+    assert frame is not None and frame.kind in (ACK, SESSION)
+    return decode_ack(frame.payload) if frame.kind == ACK else decode_session(frame.payload)[1]
 
 
 @pytest.mark.chaos
 @pytest.mark.timeout(120)
 def test_acked_pushes_survive_sigkill_and_resends_are_deduplicated(tmp_path: Path) -> None:
     ckpt = tmp_path / "ckpt"
+    token = new_session_token()  # one session across the kill: its epoch is durable with its state
     first = Child(ckpt)
     try:
         sock = socket.create_connection(("127.0.0.1", first.port), timeout=TIMEOUT_S)
-        sock.sendall(encode_hello("producer-1"))
+        sock.sendall(encode_hello("producer-1", token))
         assert ack_of(sock) == -1
         acked = -1
         for n in range(5):
@@ -120,7 +132,7 @@ def test_acked_pushes_survive_sigkill_and_resends_are_deduplicated(tmp_path: Pat
         assert recovered[len(acked_records) :] in ([], frame_records(5))  # the unacked frame: all or nothing
         # The client resends from its unacknowledged point (frame 5), and frame 4 as if its ack was lost.
         with socket.create_connection(("127.0.0.1", second.port), timeout=TIMEOUT_S) as again:
-            again.sendall(encode_hello("producer-1"))
+            again.sendall(encode_hello("producer-1", token, resuming=True))
             assert ack_of(again) >= acked
             again.sendall(encode_data(5 * FRAME_RECORDS, frame_records(5)))
             assert ack_of(again) == 6 * FRAME_RECORDS - 1
@@ -137,10 +149,11 @@ def test_acked_pushes_survive_sigkill_and_resends_are_deduplicated(tmp_path: Pat
 @pytest.mark.timeout(120)
 def test_sigkill_between_the_receiver_wal_write_and_the_tracker_event(tmp_path: Path) -> None:
     ckpt = tmp_path / "ckpt"
+    token = new_session_token()  # one session across the kill: its epoch is durable with its state
     first = Child(ckpt)
     try:
         sock = socket.create_connection(("127.0.0.1", first.port), timeout=TIMEOUT_S)
-        sock.sendall(encode_hello("producer-1"))
+        sock.sendall(encode_hello("producer-1", token))
         assert ack_of(sock) == -1
         for n in range(2):
             sock.sendall(encode_data(n * FRAME_RECORDS, frame_records(n)))
@@ -159,7 +172,7 @@ def test_sigkill_between_the_receiver_wal_write_and_the_tracker_event(tmp_path: 
         # Recovery adopts the unreported block: frame 2 is there, once, after the acknowledged frames.
         assert second.dump() == [r for n in range(3) for r in frame_records(n)]
         with socket.create_connection(("127.0.0.1", second.port), timeout=TIMEOUT_S) as again:
-            again.sendall(encode_hello("producer-1"))
+            again.sendall(encode_hello("producer-1", token, resuming=True))
             assert ack_of(again) == 3 * FRAME_RECORDS - 1  # the producer learns frame 2 is durable
             again.sendall(encode_data(2 * FRAME_RECORDS, frame_records(2)))  # its resend is deduplicated
             assert ack_of(again) == 3 * FRAME_RECORDS - 1
@@ -174,10 +187,11 @@ def test_sigkill_between_the_receiver_wal_write_and_the_tracker_event(tmp_path: 
 @pytest.mark.timeout(120)
 def test_sigkill_after_a_timed_out_write_committed_late_and_its_resend_was_stored(tmp_path: Path) -> None:
     ckpt = tmp_path / "ckpt"
+    token = new_session_token()  # one session across the kill: its epoch is durable with its state
     first = Child(ckpt)
     try:
         with socket.create_connection(("127.0.0.1", first.port), timeout=TIMEOUT_S) as sock:
-            sock.sendall(encode_hello("producer-1"))
+            sock.sendall(encode_hello("producer-1", token))
             assert ack_of(sock) == -1
             sock.sendall(encode_data(0, frame_records(0)))
             assert ack_of(sock) == FRAME_RECORDS - 1
@@ -186,7 +200,7 @@ def test_sigkill_after_a_timed_out_write_committed_late_and_its_resend_was_store
             reply = read_frame(sock, 1 << 20)
             assert reply is not None and reply.kind == ERROR
         with socket.create_connection(("127.0.0.1", first.port), timeout=TIMEOUT_S) as sock:
-            sock.sendall(encode_hello("producer-1"))
+            sock.sendall(encode_hello("producer-1", token, resuming=True))
             assert ack_of(sock) == FRAME_RECORDS - 1
             sock.sendall(encode_data(FRAME_RECORDS, frame_records(1)))  # the resend: a second block
             assert ack_of(sock) == 2 * FRAME_RECORDS - 1
