@@ -73,7 +73,7 @@ class DStreamBase:
         self._checkpoint_ms: int | None = None
         self._storage_level: StorageLevel | None = None
         self._persisted = False
-        self._generated: dict[int, RDD] = {}
+        self._generated: dict[int, RDD[Any]] = {}
         self._lock = threading.RLock()
         self._id: int = ssc.runtime.graph.register(self)
 
@@ -196,7 +196,7 @@ class DStreamBase:
 
     # -- computing RDDs -------------------------------------------------------------------------------
 
-    def _compute(self, time_ms: int) -> RDD | None:
+    def _compute(self, time_ms: int) -> RDD[Any] | None:
         """This stream's RDD at a valid time, or None when it has none."""
         raise NotImplementedError
 
@@ -206,7 +206,7 @@ class DStreamBase:
         offset = time_ms - self._zero_time_ms
         return offset > 0 and offset % self._slide_ms == 0
 
-    def _get_or_compute(self, time_ms: int) -> RDD | None:
+    def _get_or_compute(self, time_ms: int) -> RDD[Any] | None:
         with self._lock:
             if time_ms in self._generated:
                 return self._generated[time_ms]
@@ -222,12 +222,12 @@ class DStreamBase:
             self._generated[time_ms] = rdd
             return rdd
 
-    def _persist_rdd(self, rdd: RDD) -> RDD:
+    def _persist_rdd(self, rdd: RDD[Any]) -> RDD[Any]:
         if self._storage_level is None:
             return rdd.persist()
         return rdd.persist(self._storage_level)
 
-    def _checkpoint_rdd(self, time_ms: int, rdd: RDD) -> RDD:
+    def _checkpoint_rdd(self, time_ms: int, rdd: RDD[Any]) -> RDD[Any]:
         """Write `rdd` under `<ckpt>/rdd/<stream-id>/<time_ms>` and cut its lineage; returns the RDD to keep.
 
         ``<ckpt>`` is the streaming context's checkpoint directory, else the Context's
@@ -250,16 +250,16 @@ class DStreamBase:
         rdd._cut_lineage(directory, storage_options=options)
         return rdd
 
-    def _restore_checkpointed(self, time_ms: int, rdd: RDD) -> None:
+    def _restore_checkpointed(self, time_ms: int, rdd: RDD[Any]) -> None:
         """Recovery: this stream's RDD at `time_ms` is `rdd`, read back from its data checkpoint."""
         with self._lock:
             self._generated[time_ms] = rdd
 
-    def slice(self, begin: Any, end: Any) -> list[RDD]:
+    def slice(self, begin: Any, end: Any) -> list[RDD[Any]]:
         """The RDDs of this stream from `begin` to `end` inclusive (datetimes or epoch seconds)."""
         return self._slice_ms(timestamp_to_ms(begin, "begin"), timestamp_to_ms(end, "end"))
 
-    def _slice_ms(self, from_ms: int, to_ms: int) -> list[RDD]:
+    def _slice_ms(self, from_ms: int, to_ms: int) -> list[RDD[Any]]:
         if self._zero_time_ms is None:
             raise DStreamStateError(f"{self!r} has not been initialized")
         zero, slide = self._zero_time_ms, self._slide_ms
