@@ -100,12 +100,12 @@ class BatchTimes(StreamingListener):
         self.completed = 0
 
     def onBatchCompleted(self, batchCompleted: Any) -> None:
-        info = batchCompleted.batchInfo
+        info = batchCompleted.batchInfo()
         self.completed += 1
-        if self.completed <= WARMUP_BATCHES or info.processingEndTime is None:
+        if self.completed <= WARMUP_BATCHES or info.processingEndTime() is None:
             return
-        self.figures.latency_ms.append(info.processingEndTime - info.batchTime)
-        self.figures.processing_ms.append(info.processingDelay)
+        self.figures.latency_ms.append(info.processingEndTime() - info.batchTime().milliseconds())
+        self.figures.processing_ms.append(info.processingDelay())
 
 
 def every_nth(n: int, action: Callable[[Any], None]) -> Callable[[Any], None]:

@@ -100,7 +100,7 @@ class Timings(StreamingListener):
         self._batches = batches
 
     def onBatchCompleted(self, batchCompleted: Any) -> None:
-        delay = batchCompleted.batchInfo.processingDelay
+        delay = batchCompleted.batchInfo().processingDelay()
         if delay is not None:
             self.processing_ms.append(delay)
         if len(self.processing_ms) >= self._batches:

@@ -3,7 +3,8 @@
 One active Context per process, as in PySpark: a second one raises until the first is stopped;
 `Context.getOrCreate()` returns the active one. The context owns the backend chosen by the master
 URL, the DAG scheduler, the driver's block store (persisted and in-memory partitions) and shuffle
-store, and the checkpoint directory.
+store, the checkpoint directory, and the shared variables: broadcasts (dstream.broadcast) and
+accumulators (dstream.accumulators).
 
 Inline mode (deterministic tests): master ``local-inline``, or conf ``dstream.local.inline=true``
 with any ``local`` master, runs every task in the calling thread, in partition order, still
@@ -12,17 +13,22 @@ pickling each task and result.
 
 from __future__ import annotations
 
+import getpass
 import itertools
 import logging
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from checkpoint import rdd_data
 from checkpoint.layout import rdd_of_run_dir
+from dstream.accumulators import Accumulator, AccumulatorParam, AccumulatorRegistry, default_param
 from dstream.backends import create_backend
 from dstream.backends.executor_env import ExecutorEnv
+from dstream.broadcast import Broadcast, registry_of
 from dstream.config import EngineConfig
 from dstream.errors import DStreamStateError, DStreamValueError
 from dstream.master import parse_master
@@ -34,6 +40,7 @@ from dstream.rdd.rdd import RDD
 from dstream.rdd.shuffle import ShuffleStore
 from dstream.rdd.storage import PersistedPartitionStore
 from dstream.rdd.transforms import check_num_partitions, union_of
+from dstream.version import __version__
 
 DEFAULT_MASTER = "local[*]"
 
@@ -115,7 +122,12 @@ class Context:
             self._backend = create_backend(spec, self.engine_config)
             self._blocks = PersistedPartitionStore()
             self._shuffles = ShuffleStore()
-            self._scheduler = DAGScheduler(self._backend, self._blocks, self._shuffles)
+            self._accumulators = AccumulatorRegistry()
+            self._scheduler = DAGScheduler(self._backend, self._blocks, self._shuffles, self._accumulators)
+            self.startTime: int = int(time.time() * 1000)
+            self.sparkHome: str | None = None
+            self.environment: dict[str, str] = {}
+            self._thread_local = threading.local()
             self._rdd_ids = itertools.count()
             self._shuffle_ids = itertools.count()
             self._run_uuid = uuid.uuid4().hex
@@ -182,6 +194,58 @@ class Context:
     def applicationId(self) -> str:
         return f"local-{self._run_uuid}"
 
+    @property
+    def version(self) -> str:
+        """The version of the engine this program runs on (PySpark: the Spark version)."""
+        return __version__
+
+    def sparkUser(self) -> str:
+        """The user running this program."""
+        return getpass.getuser()
+
+    @property
+    def uiWebUrl(self) -> str | None:
+        """None: the engine has no web UI."""
+        return None
+
+    @property
+    def pythonExec(self) -> str:
+        """The Python interpreter tasks run in (the driver's, for the local backend)."""
+        return sys.executable
+
+    @property
+    def pythonVer(self) -> str:
+        """``major.minor`` of the Python that runs tasks."""
+        return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+    def setLocalProperty(self, key: str, value: str | None) -> None:
+        """Set a property of jobs started from this thread (None removes it), as in PySpark."""
+        properties = self._local_properties()
+        if value is None:
+            properties.pop(key, None)
+        else:
+            properties[key] = str(value)
+
+    def getLocalProperty(self, key: str) -> str | None:
+        """A property set with setLocalProperty in this thread, or None."""
+        return self._local_properties().get(key)
+
+    def setJobDescription(self, value: str) -> None:
+        """Describe the jobs started from this thread (``spark.job.description``)."""
+        self.setLocalProperty("spark.job.description", value)
+
+    def setJobGroup(self, groupId: str, description: str, interruptOnCancel: bool = False) -> None:
+        """Group the jobs started from this thread (the properties PySpark sets; no cancellation here)."""
+        self.setLocalProperty("spark.jobGroup.id", groupId)
+        self.setLocalProperty("spark.job.description", description)
+        self.setLocalProperty("spark.job.interruptOnCancel", str(interruptOnCancel).lower())
+
+    def _local_properties(self) -> dict[str, str]:
+        properties: dict[str, str] | None = getattr(self._thread_local, "properties", None)
+        if properties is None:
+            properties = self._thread_local.properties = {}
+        return properties
+
     def setLogLevel(self, logLevel: str) -> None:
         logging.getLogger("dstream").setLevel(logLevel.upper())
 
@@ -195,31 +259,54 @@ class Context:
     def _new_shuffle_id(self) -> int:
         return next(self._shuffle_ids)
 
+    # -- shared variables --------------------------------------------------------------------------
+    def broadcast(self, value: Any) -> Broadcast[Any]:
+        """A read-only value pickled once here and loaded once per worker (dstream.broadcast).
+
+        Raises:
+            TypeError: ``value`` cannot be pickled.
+        """
+        self._check_running()
+        return Broadcast._create(value, registry_of(self.executor_env))
+
+    def accumulator(self, value: Any, accum_param: AccumulatorParam[Any] | None = None) -> Accumulator[Any]:
+        """A value tasks add to and the driver reads; at-least-once across re-runs (dstream.accumulators).
+
+        ``accum_param`` defaults to adding ints, floats or complex numbers, by the type of ``value``.
+
+        Raises:
+            TypeError: no default param for ``value``'s type and none given.
+        """
+        param = default_param(value) if accum_param is None else accum_param
+        return self._accumulators.create(value, param)
+
     # -- creating RDDs -----------------------------------------------------------------------------
-    def parallelize(self, c: Iterable[Any], numSlices: int | None = None) -> RDD:
+    def parallelize(self, c: Iterable[Any], numSlices: int | None = None) -> RDD[Any]:
         """Distribute a local collection into ``numSlices`` partitions (defaultParallelism)."""
         n = check_num_partitions(self.defaultParallelism if numSlices is None else numSlices, "numSlices")
         data = list(c)
         size = len(data)
         return self._rdd_from_partitions([data[i * size // n : (i + 1) * size // n] for i in range(n)])
 
-    def range(self, start: int, end: int | None = None, step: int = 1, numSlices: int | None = None) -> RDD:
+    def range(
+        self, start: int, end: int | None = None, step: int = 1, numSlices: int | None = None
+    ) -> RDD[Any]:
         if end is None:
             start, end = 0, start
         return self.parallelize(range(start, end, step), numSlices)
 
-    def _rdd_from_partitions(self, partitions: Sequence[list[Any]]) -> RDD:
+    def _rdd_from_partitions(self, partitions: Sequence[list[Any]]) -> RDD[Any]:
         """An RDD whose partition i is the list ``partitions[i]`` (held, not copied)."""
         self._check_running()
-        rdd = RDD(self, BlockNode(len(partitions)))
+        rdd: RDD[Any] = RDD(self, BlockNode(len(partitions)))
         rdd._hold_blocks(list(partitions))
         return rdd
 
-    def emptyRDD(self) -> RDD:
+    def emptyRDD(self) -> RDD[Any]:
         """An RDD with no partitions."""
         return self._rdd_from_partitions([])
 
-    def union(self, rdds: Sequence[RDD]) -> RDD:
+    def union(self, rdds: Sequence[RDD[Any]]) -> RDD[Any]:
         """The concatenation of the partitions of ``rdds``."""
         rdds = list(rdds)
         if not rdds:
@@ -228,28 +315,32 @@ class Context:
 
     def textFile(
         self, name: str, minPartitions: int | None = None, use_unicode: bool = True, **storage_options: Any
-    ) -> RDD:
+    ) -> RDD[Any]:
         """Lines of a text file, a directory of part files or a glob (any fsspec URL)."""
         n = check_num_partitions(
             self.defaultMinPartitions if minPartitions is None else minPartitions, "minPartitions"
         )
         return file_io.text_file(self, name, n, use_unicode, storage_options)
 
-    def pickleFile(self, name: str, minPartitions: int | None = None, **storage_options: Any) -> RDD:
+    def pickleFile(self, name: str, minPartitions: int | None = None, **storage_options: Any) -> RDD[Any]:
         """Records written by RDD.saveAsPickleFile (one partition per part file)."""
         return file_io.pickle_file(self, name, storage_options)
 
-    def _checkpoint_rdd(self, dir_url: str, storage_options: dict[str, Any] | None = None) -> RDD:
+    def _checkpoint_rdd(self, dir_url: str, storage_options: dict[str, Any] | None = None) -> RDD[Any]:
         """An RDD reading a committed RDD checkpoint directory (Spark's sc.checkpointFile)."""
         options = self._checkpoint_storage_options if storage_options is None else storage_options
         n = rdd_data.committed_partitions(dir_url, storage_options=options)
-        rdd = RDD(self, CheckpointNode(dir_url, n, options))
+        rdd: RDD[Any] = RDD(self, CheckpointNode(dir_url, n, options))
         rdd._checkpoint_dir, rdd.is_checkpointed = dir_url, True
         return rdd
 
     # -- jobs and checkpoints ------------------------------------------------------------------------
     def runJob(
-        self, rdd: RDD, partitionFunc: Any, partitions: Sequence[int] | None = None, allowLocal: bool = False
+        self,
+        rdd: RDD[Any],
+        partitionFunc: Any,
+        partitions: Sequence[int] | None = None,
+        allowLocal: bool = False,
     ) -> list[Any]:
         """Run ``partitionFunc(iterator)`` on the given partitions; concatenate the results."""
         results = rdd._run_job(lambda it: list(partitionFunc(it)), partitions, "runJob")

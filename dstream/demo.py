@@ -87,7 +87,7 @@ class _BatchFeed(StreamingListener):
         self._sink = sink
 
     def onBatchCompleted(self, batchCompleted: StreamingListenerBatchCompleted) -> None:
-        self._sink.put(("batch", batchCompleted.batchInfo))
+        self._sink.put(("batch", batchCompleted.batchInfo()))
 
 
 def _update_count(new_values: list[int], last: int | None) -> int:
@@ -155,10 +155,10 @@ def _collect(events: queue.Queue[Any], batches: int) -> Iterator[DemoBatch]:
             info = payload
             distinct, top_words = state if state is not None else (0, [])
             yield DemoBatch(
-                batch_ms=info.batchTime,
-                records=info.numRecords,
-                processing_ms=info.processingDelay,
-                scheduling_delay_ms=info.schedulingDelay,
+                batch_ms=info.batchTime().milliseconds(),
+                records=info.numRecords(),
+                processing_ms=info.processingDelay(),
+                scheduling_delay_ms=info.schedulingDelay(),
                 distinct_words=distinct,
                 top_words=top_words,
             )

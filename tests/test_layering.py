@@ -34,6 +34,9 @@ LAYER_OF_PREFIX = {
     "dstream.config": "base",
     "dstream.master": "base",
     "dstream.pickling": "base",
+    "dstream.accumulators": "base",  # shared variables: tasks and the DAG scheduler carry them
+    "dstream.broadcast": "backends",  # a service of the executor environment
+    "dstream.version": "base",
     "dstream.backends": "backends",
     "dstream.rdd": "rdd",
     "dstream.context": "rdd",

@@ -4,7 +4,8 @@ Both commands read only the JSON parts of the metadata checkpoints (after their 
 checks) and the commit markers of referenced RDD data checkpoints; no pickled graph is loaded. The
 signing key, if any, comes from DSTREAM_CHECKPOINT_KEY. verify exits 1 when a checkpoint file is
 corrupt or fails its signature, when no valid checkpoint exists, or when the newest valid one
-references an RDD data checkpoint that is not committed.
+references an RDD data checkpoint that is not committed. Both refuse a local path that does not
+exist or is not a directory; a location that holds nothing is "nothing there", an error for verify.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import click
 
 from checkpoint.inspection import DirectoryReport, FileReport, inspect_directory
 from checkpoint.metadata import MetadataCheckpoint
+from dstream.cli.locations import NothingThereError, require_directory
 from dstream.cli.wal_commands import parse_storage_options, storage_option
+
+WHAT = "checkpoint"
 
 
 def _summary(ckpt: MetadataCheckpoint) -> dict[str, Any]:
@@ -86,7 +90,13 @@ def checkpoint() -> None:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def inspect(url: str, storage_options: tuple[str, ...], as_json: bool) -> None:
     """List metadata checkpoints and show the newest valid one: batches, streams, state, references."""
-    _print_report(inspect_directory(url, storage_options=parse_storage_options(storage_options)), as_json)
+    options = parse_storage_options(storage_options)
+    try:
+        require_directory(url, options, WHAT)
+    except NothingThereError as empty:
+        click.echo(empty.message)
+        return
+    _print_report(inspect_directory(url, storage_options=options), as_json)
 
 
 @checkpoint.command()
@@ -94,7 +104,9 @@ def inspect(url: str, storage_options: tuple[str, ...], as_json: bool) -> None:
 @storage_option
 def verify(url: str, storage_options: tuple[str, ...]) -> None:
     """Exit 1 on any corrupt or badly signed checkpoint, no valid one, or an uncommitted reference."""
-    report = inspect_directory(url, storage_options=parse_storage_options(storage_options))
+    options = parse_storage_options(storage_options)
+    require_directory(url, options, WHAT)
+    report = inspect_directory(url, storage_options=options)
     problems = [_file_line(f).strip() for f in report.invalid]
     problems += [f"uncommitted data checkpoint referenced: {u}" for u in report.uncommitted_refs]
     if report.newest_valid is None:

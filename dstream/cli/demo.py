@@ -9,7 +9,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from dstream.cli.locations import refuse_a_file
 from dstream.demo import DemoBatch, run_demo
+from dstream.master import parse_master
 
 
 def _table(rows: list[DemoBatch], batch_seconds: float) -> Table:
@@ -38,6 +40,12 @@ def demo(
     batches: int, batch_seconds: float, lines_per_batch: int, master: str, checkpoint_dir: str | None
 ) -> None:
     """Run a stateful word count over a built-in generator and exit after BATCHES batches."""
+    try:
+        parse_master(master)
+    except ValueError as exc:
+        raise click.ClickException(f"--master: {exc}") from exc
+    if checkpoint_dir is not None:
+        refuse_a_file(checkpoint_dir, "checkpoint")
     console = Console()
     rows: list[DemoBatch] = []
     stream = run_demo(

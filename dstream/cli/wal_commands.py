@@ -2,7 +2,9 @@
 
 inspect and verify only read. verify exits 1 when it finds corruption (a torn tail at the end of the
 last local segment is a crash leftover, reported but not an error). repair cuts every damaged segment
-at its first bad byte, keeping later segments, and lists what it dropped.
+at its first bad byte, keeping later segments, and lists what it dropped. Every command refuses a
+local path that does not exist or is not a directory; a location that holds nothing is "nothing
+there", an error for verify and repair (dstream.cli.locations).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import click
 
+from dstream.cli.locations import NothingThereError, require_directory
 from wal import open_wal
 from wal.inspection import FileReport, LogReport, inspect_log
 
@@ -29,6 +32,8 @@ def parse_storage_options(pairs: tuple[str, ...]) -> dict[str, Any]:
             options[key] = value
     return options
 
+
+WHAT = "write-ahead log"
 
 storage_option = click.option(
     "--storage-option", "-o", "storage_options", multiple=True, metavar="KEY=VALUE",
@@ -71,15 +76,23 @@ def wal() -> None:
 @storage_option
 def inspect(url: str, storage_options: tuple[str, ...]) -> None:
     """List segments, record counts, time ranges and any damage (read-only)."""
-    _print_report(inspect_log(url, parse_storage_options(storage_options)))
+    options = parse_storage_options(storage_options)
+    try:
+        require_directory(url, options, WHAT)
+    except NothingThereError as empty:
+        click.echo(empty.message)
+        return
+    _print_report(inspect_log(url, options))
 
 
 @wal.command()
 @click.argument("url")
 @storage_option
 def verify(url: str, storage_options: tuple[str, ...]) -> None:
-    """Check every record's CRC; exit 1 if anything is corrupt (read-only)."""
-    report = inspect_log(url, parse_storage_options(storage_options))
+    """Check every record's CRC; exit 1 if anything is corrupt or nothing is there (read-only)."""
+    options = parse_storage_options(storage_options)
+    require_directory(url, options, WHAT)
+    report = inspect_log(url, options)
     for file in report.files:
         if file.damage is not None:
             click.echo(f"{file.path}: {_status(file)}")
@@ -94,7 +107,9 @@ def verify(url: str, storage_options: tuple[str, ...]) -> None:
 @storage_option
 def repair(url: str, storage_options: tuple[str, ...]) -> None:
     """Cut every damaged segment at its first bad byte and report what was dropped."""
-    log = open_wal(url, storage_options=parse_storage_options(storage_options), repair=True)
+    options = parse_storage_options(storage_options)
+    require_directory(url, options, WHAT)
+    log = open_wal(url, storage_options=options, repair=True)
     drops = log.statistics().dropped
     log.close()
     for drop in drops:

@@ -42,7 +42,7 @@ class ActionsMixin:
     """PySpark's actions."""
 
     def _run_job(
-        self: RDD,
+        self: RDD[Any],
         func: Callable[[Iterator[Any]], Any],
         partitions: Sequence[int] | None = None,
         name: str = "job",
@@ -51,26 +51,26 @@ class ActionsMixin:
         checkpointing.checkpoint_marked(self)
         return results
 
-    def collect(self: RDD) -> list[Any]:
+    def collect(self: RDD[Any]) -> list[Any]:
         return list(itertools.chain.from_iterable(self._run_job(list, name="collect")))
 
-    def count(self: RDD) -> int:
+    def count(self: RDD[Any]) -> int:
         return sum(self._run_job(lambda it: sum(1 for _ in it), name="count"))
 
-    def foreach(self: RDD, f: Callable[[Any], Any]) -> None:
+    def foreach(self: RDD[Any], f: Callable[[Any], Any]) -> None:
         def each(it: Iterator[Any]) -> None:
             for x in it:
                 f(x)
 
         self._run_job(each, name="foreach")
 
-    def foreachPartition(self: RDD, f: Callable[[Iterator[Any]], Any]) -> None:
+    def foreachPartition(self: RDD[Any], f: Callable[[Iterator[Any]], Any]) -> None:
         def each_partition(it: Iterator[Any]) -> None:
             f(it)
 
         self._run_job(each_partition, name="foreachPartition")
 
-    def take(self: RDD, num: int) -> list[Any]:
+    def take(self: RDD[Any], num: int) -> list[Any]:
         """The first ``num`` elements, scanning as few partitions as it can (more each round)."""
         out: list[Any] = []
         total, scanned = self.getNumPartitions(), 0
@@ -83,33 +83,33 @@ class ActionsMixin:
             scanned += len(parts)
         return out[:num]
 
-    def first(self: RDD) -> Any:
+    def first(self: RDD[Any]) -> Any:
         rs = self.take(1)
         if rs:
             return rs[0]
         raise DStreamValueError("RDD is empty")
 
-    def isEmpty(self: RDD) -> bool:
+    def isEmpty(self: RDD[Any]) -> bool:
         return self.getNumPartitions() == 0 or len(self.take(1)) == 0
 
-    def reduce(self: RDD, f: Callable[[Any, Any], Any]) -> Any:
+    def reduce(self: RDD[Any], f: Callable[[Any, Any], Any]) -> Any:
         vals = [v for v in self._run_job(_reduce_partition(f), name="reduce") if v is not _EMPTY]
         if not vals:
             raise DStreamValueError("Can not reduce() empty RDD")
         return _reduce(f, vals)
 
-    def fold(self: RDD, zeroValue: Any, op: Callable[[Any, Any], Any]) -> Any:
+    def fold(self: RDD[Any], zeroValue: Any, op: Callable[[Any, Any], Any]) -> Any:
         """Fold each partition from ``zeroValue``, then the partials from ``zeroValue``."""
         vals = self._run_job(lambda it: _reduce(op, it, zeroValue), name="fold")
         return _reduce(op, vals, zeroValue)
 
     def aggregate(
-        self: RDD, zeroValue: Any, seqOp: Callable[[Any, Any], Any], combOp: Callable[[Any, Any], Any]
+        self: RDD[Any], zeroValue: Any, seqOp: Callable[[Any, Any], Any], combOp: Callable[[Any, Any], Any]
     ) -> Any:
         vals = self._run_job(lambda it: _reduce(seqOp, it, zeroValue), name="aggregate")
         return _reduce(combOp, vals, zeroValue)
 
-    def countByValue(self: RDD) -> defaultdict[Any, int]:
+    def countByValue(self: RDD[Any]) -> defaultdict[Any, int]:
         def count_part(it: Iterator[Any]) -> dict[Any, int]:
             counts: dict[Any, int] = defaultdict(int)
             for x in it:
@@ -122,38 +122,38 @@ class ActionsMixin:
                 total[k] += c
         return total
 
-    def sum(self: RDD) -> Any:
+    def sum(self: RDD[Any]) -> Any:
         return sum(self._run_job(lambda it: sum(it), name="sum"))
 
-    def max(self: RDD, key: Callable[[Any], Any] | None = None) -> Any:
+    def max(self: RDD[Any], key: Callable[[Any], Any] | None = None) -> Any:
         return self.reduce(lambda a, b: max(a, b, key=key) if key else max(a, b))
 
-    def min(self: RDD, key: Callable[[Any], Any] | None = None) -> Any:
+    def min(self: RDD[Any], key: Callable[[Any], Any] | None = None) -> Any:
         return self.reduce(lambda a, b: min(a, b, key=key) if key else min(a, b))
 
-    def mean(self: RDD) -> float:
+    def mean(self: RDD[Any]) -> float:
         """Arithmetic mean (nan for an empty RDD, like PySpark's StatCounter)."""
         parts = self._run_job(lambda it: _sum_count(it), name="mean")
         total, n = sum(p[0] for p in parts), sum(p[1] for p in parts)
         return float(total) / n if n else float("nan")
 
-    def top(self: RDD, num: int, key: Callable[[Any], Any] | None = None) -> list[Any]:
+    def top(self: RDD[Any], num: int, key: Callable[[Any], Any] | None = None) -> list[Any]:
         """The ``num`` largest elements, largest first."""
         parts = self._run_job(lambda it: heapq.nlargest(num, it, key=key), name="top")
         return heapq.nlargest(num, itertools.chain.from_iterable(parts), key=key)
 
-    def takeOrdered(self: RDD, num: int, key: Callable[[Any], Any] | None = None) -> list[Any]:
+    def takeOrdered(self: RDD[Any], num: int, key: Callable[[Any], Any] | None = None) -> list[Any]:
         """The ``num`` smallest elements, smallest first."""
         parts = self._run_job(lambda it: heapq.nsmallest(num, it, key=key), name="takeOrdered")
         return heapq.nsmallest(num, itertools.chain.from_iterable(parts), key=key)
 
     def saveAsTextFile(
-        self: RDD, path: str, compressionCodecClass: str | None = None, **storage_options: Any
+        self: RDD[Any], path: str, compressionCodecClass: str | None = None, **storage_options: Any
     ) -> None:
         """Write ``str(x)`` lines to ``path/part-NNNNN`` and ``path/_SUCCESS`` (path must not exist)."""
         file_io.save_as_text_file(self, path, compressionCodecClass, storage_options)
 
-    def saveAsPickleFile(self: RDD, path: str, batchSize: int = 10, **storage_options: Any) -> None:
+    def saveAsPickleFile(self: RDD[Any], path: str, batchSize: int = 10, **storage_options: Any) -> None:
         """Write pickled batches of records to ``path/part-NNNNN`` (read back with Context.pickleFile)."""
         file_io.save_as_pickle_file(self, path, batchSize, storage_options)
 

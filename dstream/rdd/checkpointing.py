@@ -47,7 +47,7 @@ class CheckpointNode(Node):
         return iter(pickle.loads(payload))
 
 
-def write_checkpoint(rdd: RDD, dir_url: str, storage_options: Mapping[str, Any]) -> None:
+def write_checkpoint(rdd: RDD[Any], dir_url: str, storage_options: Mapping[str, Any]) -> None:
     """Compute and durably write every partition of ``rdd``, then commit the directory."""
     options = dict(storage_options)
     writer = rdd.mapPartitionsWithIndex(partial(_write_part, dir_url=dir_url, options=options))
@@ -66,7 +66,7 @@ def _drain(it: Iterator[Any]) -> None:
         pass
 
 
-def cut_lineage(rdd: RDD, dir_url: str, storage_options: Mapping[str, Any]) -> None:
+def cut_lineage(rdd: RDD[Any], dir_url: str, storage_options: Mapping[str, Any]) -> None:
     """Make ``rdd`` read its partitions from the committed checkpoint at ``dir_url``.
 
     Raises:
@@ -86,7 +86,7 @@ def cut_lineage(rdd: RDD, dir_url: str, storage_options: Mapping[str, Any]) -> N
         rdd._checkpoint_marked = False
 
 
-def checkpoint_marked(rdd: RDD) -> None:
+def checkpoint_marked(rdd: RDD[Any]) -> None:
     """After a job on ``rdd``: checkpoint it if marked, else its nearest marked ancestors."""
     seen: set[int] = set()
     stack = [rdd]
@@ -104,7 +104,7 @@ def checkpoint_marked(rdd: RDD) -> None:
         stack.extend(dep.rdd for dep in r._node.deps if dep.rdd is not None)
 
 
-def _checkpoint_now(rdd: RDD) -> None:
+def _checkpoint_now(rdd: RDD[Any]) -> None:
     ctx = rdd.context
     with rdd._ckpt_lock:
         if rdd.is_checkpointed:

@@ -3,9 +3,10 @@
 For a job on an RDD it (1) finds the shuffles the RDD's lineage reads that have no map outputs
 yet, computes their parents' shuffles first, then runs each map stage; (2) pickles the result
 stage once and builds one task per requested partition with the inputs the driver holds for it
-(persisted blocks, in-memory sources, shuffle buckets); (3) runs the tasks and keeps the blocks
-they computed for persisted RDDs. Narrow dependencies never cross a task boundary: the pickled
-RDD computes them as a chain of iterators inside the task.
+(persisted blocks, in-memory sources, shuffle buckets); (3) runs the tasks, keeps the blocks they
+computed for persisted RDDs and merges the accumulator sums they return (dstream.accumulators).
+Narrow dependencies never cross a task boundary: the pickled RDD computes them as a chain of
+iterators inside the task.
 
 Steps (2) happen under the lineage lock, which `RDD._cut_lineage` also takes, so the pickled
 lineage and the inputs resolved for it always describe the same graph.
@@ -21,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from dstream.accumulators import AccumulatorRegistry
 from dstream.backends.base import ExecutionBackend, TaskNotSerializableError
+from dstream.broadcast import BroadcastDestroyedError
 from dstream.errors import DStreamError, DStreamStateError, DStreamValueError, JobFailedError
 from dstream.rdd.nodes import NarrowDependency
 from dstream.rdd.shuffle import PICKLE_PROTOCOL, ShuffleDependency, ShuffleStore, write_buckets
@@ -38,9 +41,14 @@ class DAGScheduler:
     """Runs jobs for one Context."""
 
     def __init__(
-        self, backend: ExecutionBackend, blocks: PersistedPartitionStore, shuffles: ShuffleStore
+        self,
+        backend: ExecutionBackend,
+        blocks: PersistedPartitionStore,
+        shuffles: ShuffleStore,
+        accumulators: AccumulatorRegistry | None = None,
     ) -> None:
         self.backend = backend
+        self.accumulators = AccumulatorRegistry() if accumulators is None else accumulators
         self.blocks = blocks
         self.shuffles = shuffles
         self.lineage_lock = threading.RLock()
@@ -51,7 +59,11 @@ class DAGScheduler:
         self._stopped = True
 
     def run_job(
-        self, rdd: RDD, func: PartitionFunc, partitions: Sequence[int] | None = None, description: str = "job"
+        self,
+        rdd: RDD[Any],
+        func: PartitionFunc,
+        partitions: Sequence[int] | None = None,
+        description: str = "job",
     ) -> list[Any]:
         """Return ``[func(iterator of partition p) for p in partitions]`` (all partitions by default).
 
@@ -71,7 +83,7 @@ class DAGScheduler:
         self._ensure_shuffles(rdd)
         return self._run_stage(rdd, func, parts, description)
 
-    def _ensure_shuffles(self, rdd: RDD) -> None:
+    def _ensure_shuffles(self, rdd: RDD[Any]) -> None:
         for dep in self._nearest_shuffles(rdd):
             if self.shuffles.is_complete(dep.shuffle_id):
                 continue
@@ -87,7 +99,7 @@ class DAGScheduler:
                 )
                 self.shuffles.put(dep.shuffle_id, outputs)
 
-    def _nearest_shuffles(self, rdd: RDD) -> list[ShuffleDependency]:
+    def _nearest_shuffles(self, rdd: RDD[Any]) -> list[ShuffleDependency]:
         """Shuffle dependencies reachable from ``rdd`` through narrow dependencies only."""
         found: dict[int, ShuffleDependency] = {}
         seen: set[int] = set()
@@ -104,7 +116,7 @@ class DAGScheduler:
                     stack.append(dep.rdd)
         return list(found.values())
 
-    def _run_stage(self, rdd: RDD, func: PartitionFunc, parts: list[int], description: str) -> list[Any]:
+    def _run_stage(self, rdd: RDD[Any], func: PartitionFunc, parts: list[int], description: str) -> list[Any]:
         stage = f"stage {next(self._stage_ids)} ({description} on RDD {rdd._id})"
         with self.lineage_lock:
             binary = _pickle_stage(rdd, func, stage)
@@ -120,9 +132,10 @@ class DAGScheduler:
         for res in results:
             for (rdd_id, split), records in res.new_blocks.items():
                 self.blocks.put(rdd_id, split, records)
+            self.accumulators.merge(res.accumulator_updates)
         return [res.value for res in results]
 
-    def _resolve_inputs(self, rdd: RDD, split: int) -> TaskInputs:
+    def _resolve_inputs(self, rdd: RDD[Any], split: int) -> TaskInputs:
         """Collect what partition ``split`` of ``rdd`` reads from the driver, walking narrow deps."""
         inputs = TaskInputs()
         seen: set[tuple[int, int]] = set()
@@ -149,11 +162,11 @@ class DAGScheduler:
         return inputs
 
 
-def _parents_first(rdd: RDD) -> list[RDD]:
+def _parents_first(rdd: RDD[Any]) -> list[RDD[Any]]:
     """The stage's RDDs (through narrow dependencies), every parent before its children."""
-    order: list[RDD] = []
+    order: list[RDD[Any]] = []
     done: set[int] = set()
-    stack: list[tuple[RDD, bool]] = [(rdd, False)]
+    stack: list[tuple[RDD[Any], bool]] = [(rdd, False)]
     while stack:
         r, expanded = stack.pop()
         if r._id in done:
@@ -167,12 +180,14 @@ def _parents_first(rdd: RDD) -> list[RDD]:
     return order
 
 
-def _pickle_stage(rdd: RDD, func: PartitionFunc, stage: str) -> bytes:
+def _pickle_stage(rdd: RDD[Any], func: PartitionFunc, stage: str) -> bytes:
     # Pickling the lineage parents-first makes every parent a memo reference by the time its
     # child is pickled, so pickle's recursion depth stays flat however long the lineage is.
     try:
         binary: bytes = cloudpickle.dumps((_parents_first(rdd), rdd, func), protocol=PICKLE_PROTOCOL)
         return binary
+    except BroadcastDestroyedError:
+        raise  # its own message says what is wrong; it is not a capture problem
     except Exception as exc:
         raise TaskNotSerializableError(
             f"{stage} is not serializable: {type(exc).__name__}: {exc}. A function passed to an RDD"

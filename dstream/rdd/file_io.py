@@ -155,7 +155,7 @@ def _lines(data: bytes, use_unicode: bool) -> list[Any]:
 
 def text_file(
     ctx: Context, name: str, min_partitions: int, use_unicode: bool, options: Mapping[str, Any]
-) -> RDD:
+) -> RDD[Any]:
     """The RDD of lines of ``name`` (see module docstring)."""
     from dstream.rdd.rdd import RDD
 
@@ -187,7 +187,7 @@ def _codec(name: str | None) -> tuple[str | None, str]:
     )
 
 
-def save_as_text_file(rdd: RDD, path: str, codec_class: str | None, options: Mapping[str, Any]) -> None:
+def save_as_text_file(rdd: RDD[Any], path: str, codec_class: str | None, options: Mapping[str, Any]) -> None:
     """Write each record as a line (``str(x)``, bytes as utf-8) to part files, then _SUCCESS."""
     compression, suffix = _codec(codec_class)
     opts = dict(options)
@@ -213,7 +213,7 @@ def _text(x: Any) -> str:
     return x.decode("utf-8") if isinstance(x, bytes) else str(x)
 
 
-def save_as_pickle_file(rdd: RDD, path: str, batch_size: int, options: Mapping[str, Any]) -> None:
+def save_as_pickle_file(rdd: RDD[Any], path: str, batch_size: int, options: Mapping[str, Any]) -> None:
     """Write records as pickled batches (format in the module docstring), then _SUCCESS."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise DStreamValueError(f"batchSize must be a positive int, got {batch_size!r}")
@@ -270,7 +270,7 @@ def decode_pickle_file(data: bytes, where: str) -> list[Any]:
     return out
 
 
-def pickle_file(ctx: Context, name: str, options: Mapping[str, Any]) -> RDD:
+def pickle_file(ctx: Context, name: str, options: Mapping[str, Any]) -> RDD[Any]:
     """The RDD of records saved by saveAsPickleFile under ``name``."""
     from dstream.rdd.rdd import RDD
 

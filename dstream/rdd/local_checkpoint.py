@@ -43,7 +43,7 @@ class LocalCheckpointNode(Node):
         )
 
 
-def materialize(rdd: RDD) -> None:
+def materialize(rdd: RDD[Any]) -> None:
     """Compute the partitions the block store lacks, then cut ``rdd``'s lineage to its blocks.
 
     Called after a job on a marked RDD (Spark computes the missing partitions the same way when

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 class NarrowDependency:
     """A parent whose partitions are read in place (no shuffle)."""
 
-    def __init__(self, rdd: RDD) -> None:
+    def __init__(self, rdd: RDD[Any]) -> None:
         self.rdd = rdd
 
     def parent_splits(self, split: int) -> list[int]:
@@ -36,7 +36,7 @@ class NarrowDependency:
 class RangeDependency(NarrowDependency):
     """Union: child partitions [out_start, out_start + length) are the parent's 0..length-1."""
 
-    def __init__(self, rdd: RDD, out_start: int, length: int) -> None:
+    def __init__(self, rdd: RDD[Any], out_start: int, length: int) -> None:
         super().__init__(rdd)
         self.out_start = out_start
         self.length = length
@@ -49,7 +49,7 @@ class RangeDependency(NarrowDependency):
 class GroupDependency(NarrowDependency):
     """Coalesce: child partition i reads the parent partitions ``groups[i]``."""
 
-    def __init__(self, rdd: RDD, groups: list[list[int]]) -> None:
+    def __init__(self, rdd: RDD[Any], groups: list[list[int]]) -> None:
         super().__init__(rdd)
         self.groups = groups
 
@@ -60,7 +60,7 @@ class GroupDependency(NarrowDependency):
 class CartesianDependency(NarrowDependency):
     """Cartesian: child partition i reads left i // n_right, or right i % n_right."""
 
-    def __init__(self, rdd: RDD, is_left: bool, n_right: int) -> None:
+    def __init__(self, rdd: RDD[Any], is_left: bool, n_right: int) -> None:
         super().__init__(rdd)
         self.is_left = is_left
         self.n_right = n_right
@@ -114,13 +114,13 @@ class MapPartitionsNode(Node):
 
     label = "PythonRDD"
 
-    def __init__(self, parent: RDD, funcs: list[PartitionFn]) -> None:
+    def __init__(self, parent: RDD[Any], funcs: list[PartitionFn]) -> None:
         self.deps = [NarrowDependency(parent)]
         self.num_partitions = parent.getNumPartitions()
         self.funcs = funcs
 
     @property
-    def parent(self) -> RDD:
+    def parent(self) -> RDD[Any]:
         return self.narrow(0).rdd
 
     def compute(self, split: int, tctx: TaskContext) -> Iterator[Any]:
@@ -135,7 +135,7 @@ class UnionNode(Node):
 
     label = "UnionRDD"
 
-    def __init__(self, parents: list[RDD]) -> None:
+    def __init__(self, parents: list[RDD[Any]]) -> None:
         self.deps = []
         start = 0
         for p in parents:
@@ -161,7 +161,7 @@ class PartitionerAwareUnionNode(Node):
 
     label = "PartitionerAwareUnionRDD"
 
-    def __init__(self, parents: list[RDD]) -> None:
+    def __init__(self, parents: list[RDD[Any]]) -> None:
         self.deps = [NarrowDependency(p) for p in parents]
         self.num_partitions = parents[0].getNumPartitions()
 
@@ -185,7 +185,7 @@ class CoGroupedNode(Node):
 
     label = "CoGroupedRDD"
 
-    def __init__(self, parents: list[RDD]) -> None:
+    def __init__(self, parents: list[RDD[Any]]) -> None:
         self.deps = [NarrowDependency(p) for p in parents]
         self.num_partitions = parents[0].getNumPartitions()
 
@@ -214,7 +214,7 @@ class CoalescedNode(Node):
 
     label = "CoalescedRDD"
 
-    def __init__(self, parent: RDD, groups: list[list[int]]) -> None:
+    def __init__(self, parent: RDD[Any], groups: list[list[int]]) -> None:
         self.deps = [GroupDependency(parent, groups)]
         self.num_partitions = len(groups)
 
@@ -228,7 +228,7 @@ class CartesianNode(Node):
 
     label = "CartesianRDD"
 
-    def __init__(self, left: RDD, right: RDD) -> None:
+    def __init__(self, left: RDD[Any], right: RDD[Any]) -> None:
         n_right = right.getNumPartitions()
         self.deps = [CartesianDependency(left, True, n_right), CartesianDependency(right, False, n_right)]
         self.num_partitions = left.getNumPartitions() * n_right
@@ -248,7 +248,7 @@ class ZippedNode(Node):
 
     label = "ZippedPartitionsRDD2"
 
-    def __init__(self, left: RDD, right: RDD) -> None:
+    def __init__(self, left: RDD[Any], right: RDD[Any]) -> None:
         self.deps = [NarrowDependency(left), NarrowDependency(right)]
         self.num_partitions = left.getNumPartitions()
 

@@ -44,19 +44,21 @@ def _list_extend(acc: list[Any], more: list[Any]) -> list[Any]:
 class PairsMixin:
     """PySpark's pair-RDD methods."""
 
-    def _default_reduce_partitions(self: RDD) -> int:
+    def _default_reduce_partitions(self: RDD[Any]) -> int:
         if self.context.engine_config.default_parallelism is not None:
             return self.context.defaultParallelism
         return max(1, self.getNumPartitions())
 
-    def _shuffle(self: RDD, n: int, partitionFunc: HashFunc, agg: Aggregator | None) -> RDD:
+    def _shuffle(self: RDD[Any], n: int, partitionFunc: HashFunc, agg: Aggregator | None) -> RDD[Any]:
         ctx = self.context
         dep = ShuffleDependency(self, ctx._new_shuffle_id(), n, partitionFunc, agg)
         node = ShuffledNode(dep)
         weakref.finalize(node, ctx._shuffles.remove, dep.shuffle_id)  # map outputs live as long as the node
         return self._derive(node, Partitioner(n, partitionFunc))
 
-    def partitionBy(self: RDD, numPartitions: int | None, partitionFunc: HashFunc = portable_hash) -> RDD:
+    def partitionBy(
+        self: RDD[Any], numPartitions: int | None, partitionFunc: HashFunc = portable_hash
+    ) -> RDD[Any]:
         """Shuffle into ``numPartitions`` by ``partitionFunc(key) % numPartitions`` (no-op if already so)."""
         n = check_num_partitions(
             self._default_reduce_partitions() if numPartitions is None else numPartitions
@@ -66,13 +68,13 @@ class PairsMixin:
         return self._shuffle(n, partitionFunc, None)
 
     def combineByKey(
-        self: RDD,
+        self: RDD[Any],
         createCombiner: Callable[[Any], Any],
         mergeValue: Callable[[Any, Any], Any],
         mergeCombiners: Callable[[Any, Any], Any],
         numPartitions: int | None = None,
         partitionFunc: HashFunc = portable_hash,
-    ) -> RDD:
+    ) -> RDD[Any]:
         """Generic per-key aggregation with map-side combine (PySpark semantics)."""
         n = check_num_partitions(
             self._default_reduce_partitions() if numPartitions is None else numPartitions
@@ -83,14 +85,14 @@ class PairsMixin:
         return self._shuffle(n, partitionFunc, agg)
 
     def reduceByKey(
-        self: RDD,
+        self: RDD[Any],
         func: Callable[[Any, Any], Any],
         numPartitions: int | None = None,
         partitionFunc: HashFunc = portable_hash,
-    ) -> RDD:
+    ) -> RDD[Any]:
         return self.combineByKey(identity, func, func, numPartitions, partitionFunc)
 
-    def reduceByKeyLocally(self: RDD, func: Callable[[Any, Any], Any]) -> dict[Any, Any]:
+    def reduceByKeyLocally(self: RDD[Any], func: Callable[[Any, Any], Any]) -> dict[Any, Any]:
         """Merge values per key and return the result to the driver as a dict."""
         agg = Aggregator(identity, func, func)
         out: dict[Any, Any] = {}
@@ -100,83 +102,83 @@ class PairsMixin:
         return out
 
     def foldByKey(
-        self: RDD,
+        self: RDD[Any],
         zeroValue: Any,
         func: Callable[[Any, Any], Any],
         numPartitions: int | None = None,
         partitionFunc: HashFunc = portable_hash,
-    ) -> RDD:
+    ) -> RDD[Any]:
         return self.combineByKey(
             lambda v: func(copy.deepcopy(zeroValue), v), func, func, numPartitions, partitionFunc
         )
 
     def aggregateByKey(
-        self: RDD,
+        self: RDD[Any],
         zeroValue: Any,
         seqFunc: Callable[[Any, Any], Any],
         combFunc: Callable[[Any, Any], Any],
         numPartitions: int | None = None,
         partitionFunc: HashFunc = portable_hash,
-    ) -> RDD:
+    ) -> RDD[Any]:
         return self.combineByKey(
             lambda v: seqFunc(copy.deepcopy(zeroValue), v), seqFunc, combFunc, numPartitions, partitionFunc
         )
 
     def groupByKey(
-        self: RDD, numPartitions: int | None = None, partitionFunc: HashFunc = portable_hash
-    ) -> RDD:
+        self: RDD[Any], numPartitions: int | None = None, partitionFunc: HashFunc = portable_hash
+    ) -> RDD[Any]:
         """(key, ResultIterable of values), values in input order."""
         grouped = self.combineByKey(_list_create, _list_append, _list_extend, numPartitions, partitionFunc)
         return grouped.mapValues(ResultIterable)
 
-    def mapValues(self: RDD, f: Callable[[Any], Any]) -> RDD:
+    def mapValues(self: RDD[Any], f: Callable[[Any], Any]) -> RDD[Any]:
         return self.map(lambda kv: (kv[0], f(kv[1])), True)
 
-    def flatMapValues(self: RDD, f: Callable[[Any], Iterable[Any]]) -> RDD:
+    def flatMapValues(self: RDD[Any], f: Callable[[Any], Iterable[Any]]) -> RDD[Any]:
         return self.flatMap(lambda kv: ((kv[0], x) for x in f(kv[1])), True)
 
-    def keys(self: RDD) -> RDD:
+    def keys(self: RDD[Any]) -> RDD[Any]:
         return self.map(lambda kv: kv[0])
 
-    def values(self: RDD) -> RDD:
+    def values(self: RDD[Any]) -> RDD[Any]:
         return self.map(lambda kv: kv[1])
 
-    def cogroup(self: RDD, other: RDD, numPartitions: int | None = None) -> RDD:
+    def cogroup(self: RDD[Any], other: RDD[Any], numPartitions: int | None = None) -> RDD[Any]:
         """(key, (ResultIterable of self's values, ResultIterable of other's values))."""
         return _cogroup([self, other], numPartitions)
 
-    def groupWith(self: RDD, other: RDD, *others: RDD) -> RDD:
+    def groupWith(self: RDD[Any], other: RDD[Any], *others: RDD[Any]) -> RDD[Any]:
         """cogroup over any number of RDDs."""
         return _cogroup([self, other, *others], None)
 
-    def join(self: RDD, other: RDD, numPartitions: int | None = None) -> RDD:
+    def join(self: RDD[Any], other: RDD[Any], numPartitions: int | None = None) -> RDD[Any]:
         return self.cogroup(other, numPartitions).flatMapValues(_pairs(False, False))
 
-    def leftOuterJoin(self: RDD, other: RDD, numPartitions: int | None = None) -> RDD:
+    def leftOuterJoin(self: RDD[Any], other: RDD[Any], numPartitions: int | None = None) -> RDD[Any]:
         return self.cogroup(other, numPartitions).flatMapValues(_pairs(False, True))
 
-    def rightOuterJoin(self: RDD, other: RDD, numPartitions: int | None = None) -> RDD:
+    def rightOuterJoin(self: RDD[Any], other: RDD[Any], numPartitions: int | None = None) -> RDD[Any]:
         return self.cogroup(other, numPartitions).flatMapValues(_pairs(True, False))
 
-    def fullOuterJoin(self: RDD, other: RDD, numPartitions: int | None = None) -> RDD:
+    def fullOuterJoin(self: RDD[Any], other: RDD[Any], numPartitions: int | None = None) -> RDD[Any]:
         return self.cogroup(other, numPartitions).flatMapValues(_pairs(True, True))
 
-    def subtractByKey(self: RDD, other: RDD, numPartitions: int | None = None) -> RDD:
+    def subtractByKey(self: RDD[Any], other: RDD[Any], numPartitions: int | None = None) -> RDD[Any]:
         """Pairs of self whose key is not in other."""
         grouped = self.cogroup(other, numPartitions)
         return grouped.filter(lambda kv: bool(kv[1][0]) and not kv[1][1]).flatMapValues(lambda vw: vw[0])
 
-    def subtract(self: RDD, other: RDD, numPartitions: int | None = None) -> RDD:
+    def subtract(self: RDD[Any], other: RDD[Any], numPartitions: int | None = None) -> RDD[Any]:
         """Elements of self not in other (duplicates of self kept)."""
         theirs = other.map(lambda x: (x, True))
         return self.map(lambda x: (x, True)).subtractByKey(theirs, numPartitions).keys()
 
     def sortByKey(
-        self: RDD,
+        self: RDD[Any],
         ascending: bool = True,
         numPartitions: int | None = None,
         keyfunc: Callable[[Any], Any] = identity,
-    ) -> RDD:
+    ) -> RDD[Any]:
         """Total order by key across partitions (range partitioning from a sample of keys)."""
         n = check_num_partitions(
             self._default_reduce_partitions() if numPartitions is None else numPartitions
@@ -198,18 +200,18 @@ class PairsMixin:
             sort_partition, True
         )
 
-    def countByKey(self: RDD) -> defaultdict[Any, int]:
+    def countByKey(self: RDD[Any]) -> defaultdict[Any, int]:
         return self.map(lambda kv: kv[0]).countByValue()
 
-    def collectAsMap(self: RDD) -> dict[Any, Any]:
+    def collectAsMap(self: RDD[Any]) -> dict[Any, Any]:
         return dict(self.collect())
 
-    def lookup(self: RDD, key: Any) -> list[Any]:
+    def lookup(self: RDD[Any], key: Any) -> list[Any]:
         """All values for ``key``."""
         return self.filter(lambda kv: kv[0] == key).values().collect()
 
 
-def _cogroup(rdds: list[RDD], numPartitions: int | None) -> RDD:
+def _cogroup(rdds: list[RDD[Any]], numPartitions: int | None) -> RDD[Any]:
     # Default partition count is the union's (the sum of the inputs'), as in PySpark.
     union = union_of(rdds)
     n = check_num_partitions(union._default_reduce_partitions() if numPartitions is None else numPartitions)

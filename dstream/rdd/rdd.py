@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from dstream.errors import DStreamError, DStreamStateError, DStreamValueError
 from dstream.rdd import checkpointing
@@ -30,9 +30,14 @@ if TYPE_CHECKING:
 
 _DRIVER_ONLY = ("ctx", "_ckpt_lock", "_block_finalizer")
 
+T_co = TypeVar("T_co", covariant=True)
 
-class RDD(TransformsMixin, PairsMixin, ActionsMixin):
-    """A Resilient Distributed Dataset (PySpark's ``pyspark.RDD``)."""
+
+class RDD(TransformsMixin, PairsMixin, ActionsMixin, Generic[T_co]):
+    """A Resilient Distributed Dataset (PySpark's ``pyspark.RDD``), generic in its element type.
+
+    ``RDD[int]`` annotations work as in PySpark; the parameter is for type checkers only.
+    """
 
     def __init__(self, ctx: Context, node: Node, partitioner: Partitioner | None = None) -> None:
         self.ctx = ctx
@@ -73,7 +78,7 @@ class RDD(TransformsMixin, PairsMixin, ActionsMixin):
     def name(self) -> str | None:
         return self._name
 
-    def setName(self, name: str) -> RDD:
+    def setName(self, name: str) -> RDD[Any]:
         """Name this RDD (shown by toDebugString); returns self."""
         self._name = name
         return self
@@ -97,11 +102,11 @@ class RDD(TransformsMixin, PairsMixin, ActionsMixin):
             return iter(records)
         return it
 
-    def _derive(self, node: Node, partitioner: Partitioner | None = None) -> RDD:
+    def _derive(self, node: Node, partitioner: Partitioner | None = None) -> RDD[Any]:
         return RDD(self.context, node, partitioner)
 
     # -- persistence ---------------------------------------------------------------------------
-    def persist(self, storageLevel: StorageLevel = StorageLevel.MEMORY_ONLY) -> RDD:
+    def persist(self, storageLevel: StorageLevel = StorageLevel.MEMORY_ONLY) -> RDD[Any]:
         """Keep computed partitions (in driver memory with the local backend); returns self."""
         if not isinstance(storageLevel, StorageLevel):
             raise DStreamValueError(f"storageLevel must be a StorageLevel, got {storageLevel!r}")
@@ -117,11 +122,11 @@ class RDD(TransformsMixin, PairsMixin, ActionsMixin):
         self.is_cached = True
         return self
 
-    def cache(self) -> RDD:
+    def cache(self) -> RDD[Any]:
         """persist() at MEMORY_ONLY."""
         return self.persist(StorageLevel.MEMORY_ONLY)
 
-    def unpersist(self, blocking: bool = False) -> RDD:
+    def unpersist(self, blocking: bool = False) -> RDD[Any]:
         """Forget persisted partitions; returns self."""
         if not self._block_backed:
             self.ctx._blocks.remove_rdd(self._id)
@@ -198,7 +203,7 @@ class RDD(TransformsMixin, PairsMixin, ActionsMixin):
         """The lineage, one RDD per line, shuffles indented (bytes, like PySpark)."""
         lines: list[str] = []
         seen: set[int] = set()
-        stack: list[tuple[RDD, int, bool]] = [(self, 0, True)]
+        stack: list[tuple[RDD[Any], int, bool]] = [(self, 0, True)]
         while stack:
             rdd, depth, stage_start = stack.pop()
             lines.append(rdd._debug_line(depth, stage_start, rdd._id in seen))

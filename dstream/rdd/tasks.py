@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dstream.accumulators import collecting_updates
 from dstream.errors import DStreamError
 from dstream.pickling import dumps_text
 
@@ -71,10 +72,11 @@ class TaskContext:
 
 @dataclass
 class TaskResult:
-    """A task's value plus the persisted blocks it computed (stored on the driver)."""
+    """A task's value, the persisted blocks it computed (stored on the driver) and its accumulator sums."""
 
     value: Any
     new_blocks: dict[BlockId, list[Any]]
+    accumulator_updates: dict[int, Any] = field(default_factory=dict)
 
 
 class StageTask:
@@ -90,8 +92,10 @@ class StageTask:
         return f"task {self.split} of {self.description}"
 
     def run(self) -> TaskResult:
-        _lineage, rdd, func = pickle.loads(self.stage_binary)
-        tctx = TaskContext(self.split, self.inputs)
-        step: Callable[[Iterator[Any]], Any] = func
-        value = step(rdd.iterator(self.split, tctx))
-        return TaskResult(value, tctx.new_blocks)
+        # Accumulators in the stage are unpickled inside the scope: their adds go back with the result.
+        with collecting_updates() as updates:
+            _lineage, rdd, func = pickle.loads(self.stage_binary)
+            tctx = TaskContext(self.split, self.inputs)
+            step: Callable[[Iterator[Any]], Any] = func
+            value = step(rdd.iterator(self.split, tctx))
+        return TaskResult(value, tctx.new_blocks, updates)

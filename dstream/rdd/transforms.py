@@ -45,7 +45,7 @@ def _identity(x: Any) -> Any:
 class TransformsMixin:
     """Element-wise and partition-wise transformations of any RDD."""
 
-    def _pipelinable(self: RDD) -> bool:
+    def _pipelinable(self: RDD[Any]) -> bool:
         return not (
             self._storage_level.is_stored
             or self._checkpoint_marked
@@ -53,7 +53,9 @@ class TransformsMixin:
             or self._block_backed
         )
 
-    def mapPartitionsWithIndex(self: RDD, f: PartitionFn, preservesPartitioning: bool = False) -> RDD:
+    def mapPartitionsWithIndex(
+        self: RDD[Any], f: PartitionFn, preservesPartitioning: bool = False
+    ) -> RDD[Any]:
         """Apply ``f(partition_index, iterator) -> iterable`` to every partition."""
         node = self._node
         if isinstance(node, MapPartitionsNode) and self._pipelinable():
@@ -63,30 +65,32 @@ class TransformsMixin:
         return self._derive(new, self.partitioner if preservesPartitioning else None)
 
     def mapPartitions(
-        self: RDD, f: Callable[[Iterator[Any]], Iterable[Any]], preservesPartitioning: bool = False
-    ) -> RDD:
+        self: RDD[Any], f: Callable[[Iterator[Any]], Iterable[Any]], preservesPartitioning: bool = False
+    ) -> RDD[Any]:
         """Apply ``f(iterator) -> iterable`` to every partition."""
         return self.mapPartitionsWithIndex(lambda _, it: f(it), preservesPartitioning)
 
-    def map(self: RDD, f: Callable[[Any], Any], preservesPartitioning: bool = False) -> RDD:
+    def map(self: RDD[Any], f: Callable[[Any], Any], preservesPartitioning: bool = False) -> RDD[Any]:
         return self.mapPartitionsWithIndex(lambda _, it: map(f, it), preservesPartitioning)
 
-    def flatMap(self: RDD, f: Callable[[Any], Iterable[Any]], preservesPartitioning: bool = False) -> RDD:
+    def flatMap(
+        self: RDD[Any], f: Callable[[Any], Iterable[Any]], preservesPartitioning: bool = False
+    ) -> RDD[Any]:
         return self.mapPartitionsWithIndex(
             lambda _, it: chain.from_iterable(map(f, it)), preservesPartitioning
         )
 
-    def filter(self: RDD, f: Callable[[Any], bool]) -> RDD:
+    def filter(self: RDD[Any], f: Callable[[Any], bool]) -> RDD[Any]:
         return self.mapPartitionsWithIndex(lambda _, it: filter(f, it), True)
 
-    def glom(self: RDD) -> RDD:
+    def glom(self: RDD[Any]) -> RDD[Any]:
         """One list per partition."""
         return self.mapPartitionsWithIndex(lambda _, it: iter([list(it)]))
 
-    def keyBy(self: RDD, f: Callable[[Any], Any]) -> RDD:
+    def keyBy(self: RDD[Any], f: Callable[[Any], Any]) -> RDD[Any]:
         return self.map(lambda x: (f(x), x))
 
-    def union(self: RDD, other: RDD) -> RDD:
+    def union(self: RDD[Any], other: RDD[Any]) -> RDD[Any]:
         """Partitions of self followed by partitions of other (duplicates kept).
 
         If both are partitioned by the same partitioner, partition i of the result is
@@ -94,22 +98,22 @@ class TransformsMixin:
         """
         return union_of([self, other])
 
-    def __add__(self: RDD, other: RDD) -> RDD:
+    def __add__(self: RDD[Any], other: RDD[Any]) -> RDD[Any]:
         return self.union(other)
 
-    def cartesian(self: RDD, other: RDD) -> RDD:
+    def cartesian(self: RDD[Any], other: RDD[Any]) -> RDD[Any]:
         """All pairs (a, b); partition count is the product of both."""
         return self._derive(CartesianNode(self, other))
 
-    def distinct(self: RDD, numPartitions: int | None = None) -> RDD:
+    def distinct(self: RDD[Any], numPartitions: int | None = None) -> RDD[Any]:
         return self.map(lambda x: (x, None)).reduceByKey(lambda x, _: x, numPartitions).map(lambda kv: kv[0])
 
-    def intersection(self: RDD, other: RDD) -> RDD:
+    def intersection(self: RDD[Any], other: RDD[Any]) -> RDD[Any]:
         """Distinct elements present in both RDDs."""
         left, right = self.map(lambda v: (v, None)), other.map(lambda v: (v, None))
         return left.cogroup(right).filter(lambda kv: bool(kv[1][0]) and bool(kv[1][1])).keys()
 
-    def coalesce(self: RDD, numPartitions: int, shuffle: bool = False) -> RDD:
+    def coalesce(self: RDD[Any], numPartitions: int, shuffle: bool = False) -> RDD[Any]:
         """Reduce to ``numPartitions`` by merging adjacent partitions (or by a shuffle)."""
         n = check_num_partitions(numPartitions)
         if shuffle:
@@ -119,18 +123,18 @@ class TransformsMixin:
         groups = [list(range(i * p // n, (i + 1) * p // n)) for i in range(n)] if p else []
         return self._derive(CoalescedNode(self, groups))
 
-    def repartition(self: RDD, numPartitions: int) -> RDD:
+    def repartition(self: RDD[Any], numPartitions: int) -> RDD[Any]:
         """Exactly ``numPartitions`` partitions, balanced by a shuffle."""
         return self.coalesce(numPartitions, shuffle=True)
 
-    def _round_robin(self: RDD, n: int) -> RDD:
+    def _round_robin(self: RDD[Any], n: int) -> RDD[Any]:
         def spread(split: int, it: Iterator[Any]) -> Iterator[tuple[int, Any]]:
             start = (split * 2654435761) % n  # deterministic, different per input partition
             return ((i % n, x) for i, x in enumerate(it, start))
 
         return self.mapPartitionsWithIndex(spread).partitionBy(n, _identity).values()
 
-    def zip(self: RDD, other: RDD) -> RDD:
+    def zip(self: RDD[Any], other: RDD[Any]) -> RDD[Any]:
         """Pair elements by position; both RDDs need the same partitions and partition sizes."""
         if self.getNumPartitions() != other.getNumPartitions():
             raise DStreamValueError(
@@ -139,31 +143,34 @@ class TransformsMixin:
             )
         return self._derive(ZippedNode(self, other))
 
-    def zipWithIndex(self: RDD) -> RDD:
+    def zipWithIndex(self: RDD[Any]) -> RDD[Any]:
         """Pair each element with its global index (runs a job to size the partitions)."""
         sizes = self.mapPartitions(lambda it: [sum(1 for _ in it)]).collect()
         starts = [sum(sizes[:i]) for i in range(len(sizes))]
         return self.mapPartitionsWithIndex(lambda s, it: ((x, i) for i, x in enumerate(it, starts[s])))
 
-    def zipWithUniqueId(self: RDD) -> RDD:
+    def zipWithUniqueId(self: RDD[Any]) -> RDD[Any]:
         """Pair each element of partition k with ids k, n+k, 2n+k... (no job needed)."""
         n = self.getNumPartitions()
         return self.mapPartitionsWithIndex(lambda k, it: ((x, i * n + k) for i, x in enumerate(it)))
 
     def groupBy(
-        self: RDD,
+        self: RDD[Any],
         f: Callable[[Any], Any],
         numPartitions: int | None = None,
         partitionFunc: Callable[[Any], int] = portable_hash,
-    ) -> RDD:
+    ) -> RDD[Any]:
         return self.map(lambda x: (f(x), x)).groupByKey(numPartitions, partitionFunc)
 
     def sortBy(
-        self: RDD, keyfunc: Callable[[Any], Any], ascending: bool = True, numPartitions: int | None = None
-    ) -> RDD:
+        self: RDD[Any],
+        keyfunc: Callable[[Any], Any],
+        ascending: bool = True,
+        numPartitions: int | None = None,
+    ) -> RDD[Any]:
         return self.keyBy(keyfunc).sortByKey(ascending, numPartitions).values()
 
-    def sample(self: RDD, withReplacement: bool, fraction: float, seed: int | None = None) -> RDD:
+    def sample(self: RDD[Any], withReplacement: bool, fraction: float, seed: int | None = None) -> RDD[Any]:
         """A deterministic (given ``seed``) random sample; each element kept with probability ``fraction``."""
         if fraction < 0 or (not withReplacement and fraction > 1):
             raise DStreamValueError(
@@ -180,7 +187,7 @@ class TransformsMixin:
         return self.mapPartitionsWithIndex(pick, True)
 
 
-def union_of(rdds: list[RDD]) -> RDD:
+def union_of(rdds: list[RDD[Any]]) -> RDD[Any]:
     """Union of one or more RDDs of the same Context (partitioner-aware when they share one)."""
     first = rdds[0]
     partitioner = first.partitioner

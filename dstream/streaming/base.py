@@ -19,7 +19,7 @@ from dstream.errors import DStreamStateError, DStreamValueError
 from dstream.rdd.rdd import RDD
 from dstream.rdd.storage import StorageLevel
 from dstream.streaming.duration import seconds_to_ms, timestamp_to_ms
-from dstream.streaming.runtime import INITIALIZED, StreamingRuntime
+from dstream.streaming.runtime import INITIALIZED, CheckpointLocation, StreamingRuntime
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 DEFAULT_CHECKPOINT_INTERVAL_MS = 10_000
 
 CHECKPOINT_DIR_MISSING = (
-    "The checkpoint directory has not been set. Please set it by StreamingContext.checkpoint()."
+    "The checkpoint directory has not been set. Please set it by StreamingContext.checkpoint()"
+    " (or the Context's setCheckpointDir())."
 )
 
 
@@ -40,6 +41,22 @@ class HasRuntime(Protocol):
 
     @property
     def sparkContext(self) -> Context: ...
+
+
+def data_checkpoint_location(ssc: HasRuntime) -> CheckpointLocation | None:
+    """Where RDD data checkpoints go, or None when no checkpoint directory is set.
+
+    PySpark's rule: a stateful stream needs the SparkContext's checkpoint directory, which
+    ``ssc.checkpoint(dir)`` sets too; so ``sc.setCheckpointDir(dir)`` alone is enough. Only
+    ``ssc.checkpoint`` also turns on metadata checkpoints (recovery).
+    """
+    if ssc.runtime.checkpoint is not None:
+        return ssc.runtime.checkpoint
+    sc = ssc.sparkContext
+    directory = sc.getCheckpointDir() if hasattr(sc, "getCheckpointDir") else None
+    if directory is None:
+        return None
+    return CheckpointLocation(directory, dict(getattr(sc, "_checkpoint_storage_options", {})))
 
 
 class DStreamBase:
@@ -56,7 +73,7 @@ class DStreamBase:
         self._checkpoint_ms: int | None = None
         self._storage_level: StorageLevel | None = None
         self._persisted = False
-        self._generated: dict[int, RDD] = {}
+        self._generated: dict[int, RDD[Any]] = {}
         self._lock = threading.RLock()
         self._id: int = ssc.runtime.graph.register(self)
 
@@ -91,6 +108,16 @@ class DStreamBase:
     def context(self) -> HasRuntime:
         """The StreamingContext this stream belongs to."""
         return self._ssc
+
+    @property
+    def is_cached(self) -> bool:
+        """Whether this stream's RDDs are persisted (persist, cache or checkpoint was called)."""
+        return self._persisted
+
+    @property
+    def is_checkpointed(self) -> bool:
+        """Whether this stream's RDDs are data-checkpointed (checkpoint() was called, or it is stateful)."""
+        return self._checkpoint_ms is not None or self._must_checkpoint
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self._id}, slide={self._slide_ms} ms)"
@@ -161,7 +188,7 @@ class DStreamBase:
 
     def _validate_at_start(self) -> None:
         if self._checkpoint_ms is not None:
-            if self._runtime.checkpoint is None:
+            if data_checkpoint_location(self._ssc) is None:
                 raise DStreamValueError(CHECKPOINT_DIR_MISSING)
             self._check_checkpoint_interval(self._checkpoint_ms, self._checkpoint_ms / 1000)
         for parent in self._parents:
@@ -169,7 +196,7 @@ class DStreamBase:
 
     # -- computing RDDs -------------------------------------------------------------------------------
 
-    def _compute(self, time_ms: int) -> RDD | None:
+    def _compute(self, time_ms: int) -> RDD[Any] | None:
         """This stream's RDD at a valid time, or None when it has none."""
         raise NotImplementedError
 
@@ -179,7 +206,7 @@ class DStreamBase:
         offset = time_ms - self._zero_time_ms
         return offset > 0 and offset % self._slide_ms == 0
 
-    def _get_or_compute(self, time_ms: int) -> RDD | None:
+    def _get_or_compute(self, time_ms: int) -> RDD[Any] | None:
         with self._lock:
             if time_ms in self._generated:
                 return self._generated[time_ms]
@@ -195,13 +222,16 @@ class DStreamBase:
             self._generated[time_ms] = rdd
             return rdd
 
-    def _persist_rdd(self, rdd: RDD) -> RDD:
+    def _persist_rdd(self, rdd: RDD[Any]) -> RDD[Any]:
         if self._storage_level is None:
             return rdd.persist()
         return rdd.persist(self._storage_level)
 
-    def _checkpoint_rdd(self, time_ms: int, rdd: RDD) -> RDD:
+    def _checkpoint_rdd(self, time_ms: int, rdd: RDD[Any]) -> RDD[Any]:
         """Write `rdd` under `<ckpt>/rdd/<stream-id>/<time_ms>` and cut its lineage; returns the RDD to keep.
+
+        ``<ckpt>`` is the streaming context's checkpoint directory, else the Context's
+        (`data_checkpoint_root`).
 
         The one seam for RDD data checkpoints. A started context's checkpoint coordinator writes in
         the background after the batch completed (dstream.recovery.data_checkpoints); without one
@@ -211,24 +241,25 @@ class DStreamBase:
         runtime = self._runtime
         if runtime.checkpointer is not None:
             return runtime.checkpointer.rdds.mark(self._id, time_ms, rdd)
-        if runtime.checkpoint is None:
+        location = data_checkpoint_location(self._ssc)
+        if location is None:
             raise DStreamValueError(CHECKPOINT_DIR_MISSING)
-        directory = runtime.checkpoint.rdd_dir(self._id, time_ms)
-        options = dict(runtime.checkpoint.storage_options)
+        directory = location.rdd_dir(self._id, time_ms)
+        options = dict(location.storage_options)
         rdd._write_checkpoint(directory, storage_options=options)
         rdd._cut_lineage(directory, storage_options=options)
         return rdd
 
-    def _restore_checkpointed(self, time_ms: int, rdd: RDD) -> None:
+    def _restore_checkpointed(self, time_ms: int, rdd: RDD[Any]) -> None:
         """Recovery: this stream's RDD at `time_ms` is `rdd`, read back from its data checkpoint."""
         with self._lock:
             self._generated[time_ms] = rdd
 
-    def slice(self, begin: Any, end: Any) -> list[RDD]:
+    def slice(self, begin: Any, end: Any) -> list[RDD[Any]]:
         """The RDDs of this stream from `begin` to `end` inclusive (datetimes or epoch seconds)."""
         return self._slice_ms(timestamp_to_ms(begin, "begin"), timestamp_to_ms(end, "end"))
 
-    def _slice_ms(self, from_ms: int, to_ms: int) -> list[RDD]:
+    def _slice_ms(self, from_ms: int, to_ms: int) -> list[RDD[Any]]:
         if self._zero_time_ms is None:
             raise DStreamStateError(f"{self!r} has not been initialized")
         zero, slide = self._zero_time_ms, self._slide_ms

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import operator
 from itertools import chain
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from dstream.errors import DStreamError, DStreamValueError
 from dstream.streaming.arguments import check_callable, check_partitions
@@ -18,62 +18,67 @@ from dstream.streaming.output import OutputOps
 from dstream.streaming.pairs import PairOps
 from dstream.streaming.window_ops import WindowOps
 
+T_co = TypeVar("T_co", covariant=True)
 
-class DStream(PairOps, WindowOps, OutputOps, DStreamBase):
-    """A discretized stream: a sequence of RDDs, one per slide interval."""
 
-    def mapPartitionsWithIndex(self, f: Any, preservesPartitioning: bool = False) -> DStream:
+class DStream(PairOps, WindowOps, OutputOps, DStreamBase, Generic[T_co]):
+    """A discretized stream: a sequence of RDDs, one per slide interval, generic in its element type.
+
+    ``DStream[Tuple[float, str]]`` annotations work as in PySpark; the parameter is for type checkers.
+    """
+
+    def mapPartitionsWithIndex(self, f: Any, preservesPartitioning: bool = False) -> DStream[Any]:
         """Apply f(partition_index, iterator) to every partition of every batch."""
         check_callable("mapPartitionsWithIndex", "f", f)
         return self.transform(lambda rdd: rdd.mapPartitionsWithIndex(f, preservesPartitioning))
 
-    def mapPartitions(self, f: Any, preservesPartitioning: bool = False) -> DStream:
+    def mapPartitions(self, f: Any, preservesPartitioning: bool = False) -> DStream[Any]:
         """Apply f(iterator) to every partition of every batch."""
         check_callable("mapPartitions", "f", f)
         return self.mapPartitionsWithIndex(lambda _, it: f(it), preservesPartitioning)
 
-    def map(self, f: Any, preservesPartitioning: bool = False) -> DStream:
+    def map(self, f: Any, preservesPartitioning: bool = False) -> DStream[Any]:
         """Apply f to every element."""
         check_callable("map", "f", f)
         return self.mapPartitions(lambda it: map(f, it), preservesPartitioning)
 
-    def flatMap(self, f: Any, preservesPartitioning: bool = False) -> DStream:
+    def flatMap(self, f: Any, preservesPartitioning: bool = False) -> DStream[Any]:
         """Apply f to every element and flatten the results."""
         check_callable("flatMap", "f", f)
         return self.mapPartitionsWithIndex(
             lambda _, it: chain.from_iterable(map(f, it)), preservesPartitioning
         )
 
-    def filter(self, f: Any) -> DStream:
+    def filter(self, f: Any) -> DStream[Any]:
         """Keep the elements for which f is true."""
         check_callable("filter", "f", f)
         return self.mapPartitions(lambda it: filter(f, it), True)
 
-    def glom(self) -> DStream:
+    def glom(self) -> DStream[Any]:
         """Each partition of each batch becomes one list."""
         return self.mapPartitions(lambda it: [list(it)])
 
-    def reduce(self, func: Any) -> DStream:
+    def reduce(self, func: Any) -> DStream[Any]:
         """Each batch becomes at most one element: its elements reduced with func."""
         check_callable("reduce", "func", func)
-        reduced: DStream = self.map(lambda x: (None, x)).reduceByKey(func, 1)
+        reduced: DStream[Any] = self.map(lambda x: (None, x)).reduceByKey(func, 1)
         return reduced.map(lambda kv: kv[1])
 
-    def count(self) -> DStream:
+    def count(self) -> DStream[Any]:
         """Each batch becomes one element: its number of elements (none for a partitionless batch)."""
         return self.mapPartitions(lambda it: [sum(1 for _ in it)]).reduce(operator.add)
 
-    def countByValue(self) -> DStream:
+    def countByValue(self) -> DStream[Any]:
         """Each batch becomes (value, count) pairs."""
-        counted: DStream = self.map(lambda x: (x, 1)).reduceByKey(operator.add)
+        counted: DStream[Any] = self.map(lambda x: (x, 1)).reduceByKey(operator.add)
         return counted
 
-    def repartition(self, numPartitions: int) -> DStream:
+    def repartition(self, numPartitions: int) -> DStream[Any]:
         """Reshuffle every batch into `numPartitions` partitions."""
         check_partitions("repartition", numPartitions, optional=False)
         return self.transform(lambda rdd: rdd.repartition(numPartitions))
 
-    def transform(self, func: Any) -> DStream:
+    def transform(self, func: Any) -> DStream[Any]:
         """Apply func(rdd) or func(time, rdd) to every batch; time is a datetime.
 
         Returning None gives the batch no RDD.
@@ -86,7 +91,7 @@ class DStream(PairOps, WindowOps, OutputOps, DStreamBase):
             return TransformedDStream(self, lambda t, rdd: func(ms_to_datetime(t), rdd))
         raise DStreamValueError(f"transform: func should take one or two arguments, {func!r} takes {arity}")
 
-    def transformWith(self, func: Any, other: DStream, keepSerializer: bool = False) -> DStream:
+    def transformWith(self, func: Any, other: DStream[Any], keepSerializer: bool = False) -> DStream[Any]:
         """Apply func(rdd_a, rdd_b) or func(time, rdd_a, rdd_b) to the batches of self and other."""
         check_callable("transformWith", "func", func)
         arity = positional_arity(func)
@@ -104,7 +109,7 @@ class DStream(PairOps, WindowOps, OutputOps, DStreamBase):
 
         write_stream(self, sink)
 
-    def union(self, other: DStream) -> DStream:
+    def union(self, other: DStream[Any]) -> DStream[Any]:
         """Both streams' elements in each batch; the slide durations must match."""
         if self._slide_ms != other._slide_ms:
             raise DStreamValueError(
@@ -114,7 +119,7 @@ class DStream(PairOps, WindowOps, OutputOps, DStreamBase):
         return self.transformWith(lambda a, b: a.union(b), other, True)
 
 
-class TransformedDStream(DStream):
+class TransformedDStream(DStream[Any]):
     """func(time_ms, parent_rdd) per batch; no RDD where the parent has none."""
 
     def __init__(self, parent: DStreamBase, func: Any) -> None:
@@ -128,7 +133,7 @@ class TransformedDStream(DStream):
         return self._func(time_ms, rdd)
 
 
-class Transformed2DStream(DStream):
+class Transformed2DStream(DStream[Any]):
     """func(time_ms, rdd_a, rdd_b) per batch; a parent without an RDD contributes an empty one."""
 
     def __init__(self, parent: DStreamBase, other: DStreamBase, func: Any) -> None:
@@ -144,7 +149,7 @@ class Transformed2DStream(DStream):
         return self._func(time_ms, a, b)
 
 
-class UnionDStream(DStream):
+class UnionDStream(DStream[Any]):
     """The union of several streams with the same slide (StreamingContext.union)."""
 
     def __init__(self, ssc: Any, parents: list[DStreamBase]) -> None:
@@ -165,7 +170,7 @@ class UnionDStream(DStream):
         return self._sc.union(rdds)
 
 
-class MultiTransformedDStream(DStream):
+class MultiTransformedDStream(DStream[Any]):
     """func(list_of_rdds) over several streams' batches (StreamingContext.transform)."""
 
     def __init__(self, ssc: Any, parents: list[DStreamBase], func: Any) -> None:

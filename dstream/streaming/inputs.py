@@ -14,7 +14,7 @@ from dstream.streaming.dstream import DStream
 from dstream.streaming.listener import StreamInputInfo
 
 
-class InputDStream(DStream):
+class InputDStream(DStream[Any]):
     """A stream with no parent; subclasses compute each batch's RDD from outside data."""
 
     def __init__(self, ssc: Any) -> None:

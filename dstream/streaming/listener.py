@@ -1,9 +1,9 @@
-"""The streaming listener bus: batch and receiver events delivered in order on one thread.
+"""The streaming listener bus: events delivered to StreamingListeners in order, on one thread.
 
 Metrics, the CLI's progress display, the chaos history and tests all read the engine through these
-events (docs/architecture.md). Names follow Spark's `StreamingListener` so listeners port unchanged, except
-that event fields are plain attributes (`event.batchInfo.numRecords`) rather than py4j getter calls.
-Times are integer milliseconds since the epoch; delays are milliseconds.
+events (docs/architecture.md). The events and their info objects (dstream.streaming.events) follow
+PySpark's getter-call form, so a PySpark `StreamingListener` ports unchanged; they are re-exported
+here, where PySpark users and dstream's modules import them from.
 """
 
 from __future__ import annotations
@@ -11,161 +11,56 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from dstream.streaming.events import (
+    BatchInfo,
+    OutputOperationInfo,
+    ReceiverInfo,
+    StreamingListenerBatchCompleted,
+    StreamingListenerBatchStarted,
+    StreamingListenerBatchSubmitted,
+    StreamingListenerCheckpointFailed,
+    StreamingListenerCheckpointWritten,
+    StreamingListenerOutputOperationCompleted,
+    StreamingListenerOutputOperationStarted,
+    StreamingListenerReceiverError,
+    StreamingListenerReceiverStarted,
+    StreamingListenerReceiverStopped,
+    StreamingListenerStreamingStarted,
+    StreamInputInfo,
+    Time,
+)
+
+__all__ = [
+    "BatchInfo",
+    "OutputOperationInfo",
+    "ReceiverInfo",
+    "StreamInputInfo",
+    "StreamingListener",
+    "StreamingListenerBatchCompleted",
+    "StreamingListenerBatchStarted",
+    "StreamingListenerBatchSubmitted",
+    "StreamingListenerBus",
+    "StreamingListenerCheckpointFailed",
+    "StreamingListenerCheckpointWritten",
+    "StreamingListenerOutputOperationCompleted",
+    "StreamingListenerOutputOperationStarted",
+    "StreamingListenerReceiverError",
+    "StreamingListenerReceiverStarted",
+    "StreamingListenerReceiverStopped",
+    "StreamingListenerStreamingStarted",
+    "Time",
+]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StreamInputInfo:
-    """What one input stream contributed to one batch."""
-
-    inputStreamId: int
-    numRecords: int
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class OutputOperationInfo:
-    """One output operation (job) of a batch; failureReason is set when its job raised."""
-
-    batchTime: int
-    id: int
-    name: str
-    description: str
-    startTime: int | None
-    endTime: int | None
-    failureReason: str | None
-
-    @property
-    def duration(self) -> int | None:
-        """Milliseconds the job ran, once it has ended."""
-        if self.startTime is None or self.endTime is None:
-            return None
-        return self.endTime - self.startTime
-
-
-@dataclass(frozen=True)
-class BatchInfo:
-    """A batch as seen by listeners at one point of its life."""
-
-    batchTime: int
-    streamIdToInputInfo: Mapping[int, StreamInputInfo]
-    submissionTime: int
-    processingStartTime: int | None
-    processingEndTime: int | None
-    outputOperationInfos: Mapping[int, OutputOperationInfo]
-
-    @property
-    def numRecords(self) -> int:
-        """Records the input streams put into this batch."""
-        return sum(info.numRecords for info in self.streamIdToInputInfo.values())
-
-    @property
-    def schedulingDelay(self) -> int | None:
-        """Milliseconds from submission until the first job started."""
-        if self.processingStartTime is None:
-            return None
-        return self.processingStartTime - self.submissionTime
-
-    @property
-    def processingDelay(self) -> int | None:
-        """Milliseconds from the first job's start to the last job's end."""
-        if self.processingStartTime is None or self.processingEndTime is None:
-            return None
-        return self.processingEndTime - self.processingStartTime
-
-    @property
-    def totalDelay(self) -> int | None:
-        """Scheduling delay plus processing delay."""
-        if self.schedulingDelay is None or self.processingDelay is None:
-            return None
-        return self.schedulingDelay + self.processingDelay
-
-
-@dataclass(frozen=True)
-class ReceiverInfo:
-    """A receiver (or a receiver-like input such as socketTextStream) as listeners see it."""
-
-    streamId: int
-    name: str
-    active: bool
-    location: str = "driver"
-    lastErrorMessage: str = ""
-    lastError: str = ""
-
-
-@dataclass(frozen=True)
-class StreamingListenerStreamingStarted:
-    time: int
-
-
-@dataclass(frozen=True)
-class StreamingListenerBatchSubmitted:
-    batchInfo: BatchInfo
-
-
-@dataclass(frozen=True)
-class StreamingListenerBatchStarted:
-    batchInfo: BatchInfo
-
-
-@dataclass(frozen=True)
-class StreamingListenerBatchCompleted:
-    batchInfo: BatchInfo
-
-
-@dataclass(frozen=True)
-class StreamingListenerOutputOperationStarted:
-    outputOperationInfo: OutputOperationInfo
-
-
-@dataclass(frozen=True)
-class StreamingListenerOutputOperationCompleted:
-    outputOperationInfo: OutputOperationInfo
-
-
-@dataclass(frozen=True)
-class StreamingListenerReceiverStarted:
-    receiverInfo: ReceiverInfo
-
-
-@dataclass(frozen=True)
-class StreamingListenerReceiverError:
-    receiverInfo: ReceiverInfo
-
-
-@dataclass(frozen=True)
-class StreamingListenerReceiverStopped:
-    receiverInfo: ReceiverInfo
-
-
-@dataclass(frozen=True)
-class StreamingListenerCheckpointWritten:
-    """A metadata checkpoint (kind "metadata") or an RDD data checkpoint (kind "rdd") is durable."""
-
-    batchTime: int
-    kind: str
-    url: str
-
-
-@dataclass(frozen=True)
-class StreamingListenerCheckpointFailed:
-    """A checkpoint write failed; `error` is its repr. Data checkpoints are retried next interval."""
-
-    batchTime: int
-    kind: str
-    url: str
-    error: str
 
 
 class StreamingListener:
     """Override the callbacks you need; every default does nothing."""
 
     def onStreamingStarted(self, streamingStarted: StreamingListenerStreamingStarted) -> None:
-        """The context started; `streamingStarted.time` is the wall time in ms."""
+        """The context started; `streamingStarted.time()` is the wall time in ms."""
 
     def onReceiverStarted(self, receiverStarted: StreamingListenerReceiverStarted) -> None:
         """A receiver started."""

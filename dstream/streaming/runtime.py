@@ -60,7 +60,7 @@ class BlockAllocator(Protocol):
 class RddCheckpoints(Protocol):
     """Writes RDD data checkpoints (asynchronously) and cuts lineage once they are durable."""
 
-    def mark(self, stream_id: int, time_ms: int, rdd: RDD) -> RDD:
+    def mark(self, stream_id: int, time_ms: int, rdd: RDD[Any]) -> RDD[Any]:
         """Schedule `rdd` of stream `stream_id` at `time_ms` for a data checkpoint; returns what to keep."""
         ...
 

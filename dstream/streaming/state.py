@@ -105,12 +105,12 @@ def _pair(kv: Any) -> tuple[Any, Any]:
         ) from exc
 
 
-class StateDStream(DStream):
+class StateDStream(DStream[Any]):
     """The state of every key after each batch (PySpark's PythonStateDStream)."""
 
     _must_checkpoint = True
 
-    def __init__(self, parent: DStream, step: Any, initial: Any = None) -> None:
+    def __init__(self, parent: DStream[Any], step: Any, initial: Any = None) -> None:
         super().__init__(parent._ssc, [parent])
         self._step = step
         # Kept as given (a list stays a list) so the graph pickles; made an RDD on first use.

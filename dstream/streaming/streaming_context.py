@@ -195,7 +195,7 @@ class StreamingContext:
         """
         return push_stream(self, host, port, **receiver_options)
 
-    def union(self, *dstreams: DStream) -> DStream:
+    def union(self, *dstreams: DStream[Any]) -> DStream[Any]:
         """The union of several streams with the same slide duration."""
         if not dstreams:
             raise DStreamValueError("should have at least one DStream to union")
@@ -203,7 +203,7 @@ class StreamingContext:
             return dstreams[0]
         return UnionDStream(self, list(dstreams))
 
-    def transform(self, dstreams: Any, transformFunc: Any) -> DStream:
+    def transform(self, dstreams: Any, transformFunc: Any) -> DStream[Any]:
         """A stream whose batch is transformFunc(tuple of the streams' RDDs)."""
         return MultiTransformedDStream(self, list(dstreams), transformFunc)
 

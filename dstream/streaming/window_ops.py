@@ -2,7 +2,9 @@
 
 PySpark builds countByWindow, reduceByWindow, countByValueAndWindow and groupByKeyAndWindow on
 reduceByKeyAndWindow; so does this module, so that their outputs (including when a drained window
-emits 0 or keeps a key with an empty group) are the same.
+emits 0 or keeps a key with an empty group) are the same. Argument checks keep PySpark's order:
+the window and slide durations first (ValueError), then this module's extra checks of functions
+and partition counts.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class WindowOps:
         self: Any, reduceFunc: Any, invReduceFunc: Any, windowDuration: float, slideDuration: float
     ) -> Any:
         """Every slide, all elements in the window reduced to one value."""
+        self._window_params(windowDuration, slideDuration)  # PySpark checks the window first
         check_callable("reduceByWindow", "reduceFunc", reduceFunc)
         check_callable("reduceByWindow", "invReduceFunc", invReduceFunc or None, optional=True)
         keyed = self.map(lambda x: (1, x))
@@ -64,6 +67,7 @@ class WindowOps:
         self: Any, windowDuration: float, slideDuration: float, numPartitions: int | None = None
     ) -> Any:
         """Every slide, (value, count) for the values in the window with a positive count."""
+        self._window_params(windowDuration, slideDuration)  # PySpark checks the window first
         check_partitions("countByValueAndWindow", numPartitions)
         keyed = self.map(lambda x: (x, 1))
         counted = keyed.reduceByKeyAndWindow(
@@ -75,6 +79,7 @@ class WindowOps:
         self: Any, windowDuration: float, slideDuration: float, numPartitions: int | None = None
     ) -> Any:
         """Every slide, (key, values in the window) for each key."""
+        self._window_params(windowDuration, slideDuration)  # PySpark checks the window first
         check_partitions("groupByKeyAndWindow", numPartitions)
         lists = self.mapValues(lambda x: [x])
         # Non-mutating merge: cached RDDs hold live Python lists here, unlike PySpark's serialized ones.
@@ -99,12 +104,13 @@ class WindowOps:
         """
         from dstream.streaming.windowed import ReducedWindowedDStream
 
+        # PySpark validates the window and slide before anything else.
+        window_ms, slide_ms = self._window_params(windowDuration, slideDuration)
         check_callable("reduceByKeyAndWindow", "func", func)
         # PySpark tests `if not invFunc`: any falsy value means "no inverse function".
         check_callable("reduceByKeyAndWindow", "invFunc", invFunc or None, optional=True)
         check_callable("reduceByKeyAndWindow", "filterFunc", filterFunc or None, optional=True)
         check_partitions("reduceByKeyAndWindow", numPartitions)
-        window_ms, slide_ms = self._window_params(windowDuration, slideDuration)
         n = _default_partitions(self, numPartitions)
         reduced = self.reduceByKey(func, n)
         if not invFunc:

@@ -12,10 +12,10 @@ from typing import Any
 from dstream.streaming.dstream import DStream
 
 
-class WindowedDStream(DStream):
+class WindowedDStream(DStream[Any]):
     """The union of the parent's RDDs in each window (Spark's WindowedDStream)."""
 
-    def __init__(self, parent: DStream, window_ms: int, slide_ms: int) -> None:
+    def __init__(self, parent: DStream[Any], window_ms: int, slide_ms: int) -> None:
         super().__init__(parent._ssc, [parent])
         self._window_ms = window_ms
         self._window_slide_ms = slide_ms
@@ -35,7 +35,7 @@ class WindowedDStream(DStream):
         return self._sc.union(rdds) if rdds else self._sc.emptyRDD()
 
 
-class ReducedWindowedDStream(DStream):
+class ReducedWindowedDStream(DStream[Any]):
     """reduceByKeyAndWindow with an inverse function (PySpark's PythonReducedWindowedDStream).
 
     The parent is the per-batch reduced stream. When the previous window's RDD exists and the window
@@ -47,7 +47,7 @@ class ReducedWindowedDStream(DStream):
     _must_checkpoint = True
 
     def __init__(
-        self, reduced: DStream, reduce_func: Any, inv_func: Any, window_ms: int, slide_ms: int
+        self, reduced: DStream[Any], reduce_func: Any, inv_func: Any, window_ms: int, slide_ms: int
     ) -> None:
         super().__init__(reduced._ssc, [reduced])
         self._reduce_func = reduce_func

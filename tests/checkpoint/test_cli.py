@@ -93,7 +93,7 @@ def test_verify_fails_on_unsigned_when_key_set(monkeypatch: pytest.MonkeyPatch) 
 
 def test_empty_directory_does_not_verify(tmp_path: object) -> None:
     result = CliRunner().invoke(main, ["checkpoint", "verify", str(tmp_path)])
-    assert result.exit_code == 1 and "no valid metadata checkpoint" in result.output
+    assert result.exit_code == 1 and result.output == f"Error: {tmp_path}: nothing there (no checkpoint)\n"
 
 
 def test_bad_storage_option_is_a_usage_error() -> None:

@@ -137,3 +137,33 @@ def test_context_cannot_be_pickled_into_a_task() -> None:
         rdd = sc.parallelize([1])
         with pytest.raises(TypeError, match="not serializable"):
             rdd.map(lambda x: sc.defaultParallelism).collect()
+
+
+def test_spark_context_attributes_that_streaming_code_reads() -> None:
+    import time
+
+    from dstream.version import __version__
+
+    before_ms = int(time.time() * 1000)
+    with Context("local[3]", "attrs") as sc:
+        assert sc.version == __version__ and sc.version.count(".") >= 1
+        assert (sc.appName, sc.master, sc.defaultParallelism) == ("attrs", "local[3]", 3)
+        assert before_ms <= sc.startTime <= int(time.time() * 1000)
+        assert isinstance(sc.sparkUser(), str) and sc.sparkUser()
+
+
+def test_local_properties_are_per_thread_as_in_pyspark() -> None:
+    with Context("local-inline") as sc:
+        sc.setJobGroup("g1", "nightly", interruptOnCancel=True)
+        seen: list[str | None] = []
+        other = threading.Thread(target=lambda: seen.append(sc.getLocalProperty("spark.jobGroup.id")))
+        other.start()
+        other.join(timeout=30)
+        assert seen == [None]
+        assert (sc.getLocalProperty("spark.jobGroup.id"), sc.getLocalProperty("spark.job.description")) == (
+            "g1",
+            "nightly",
+        )
+        sc.setLocalProperty("spark.jobGroup.id", None)
+        assert sc.getLocalProperty("spark.jobGroup.id") is None
+        assert sc.uiWebUrl is None and sc.pythonVer.count(".") == 1

@@ -47,13 +47,13 @@ class ReceiverEvents(StreamingListener):
         self.events: list[tuple[str, int]] = []
 
     def onReceiverStarted(self, receiverStarted: Any) -> None:
-        self.events.append(("started", receiverStarted.receiverInfo.streamId))
+        self.events.append(("started", receiverStarted.receiverInfo().streamId()))
 
     def onReceiverError(self, receiverError: Any) -> None:
-        self.events.append(("error", receiverError.receiverInfo.streamId))
+        self.events.append(("error", receiverError.receiverInfo().streamId()))
 
     def onReceiverStopped(self, receiverStopped: Any) -> None:
-        self.events.append(("stopped", receiverStopped.receiverInfo.streamId))
+        self.events.append(("stopped", receiverStopped.receiverInfo().streamId()))
 
 
 def collect_batches(stream: Any) -> dict[int, list[Any]]:
@@ -268,8 +268,8 @@ class RecordsPerBatch(StreamingListener):
         self.records: dict[int, int] = {}
 
     def onBatchCompleted(self, batchCompleted: Any) -> None:
-        info = batchCompleted.batchInfo
-        self.records[info.batchTime] = info.numRecords
+        info = batchCompleted.batchInfo()
+        self.records[info.batchTime().milliseconds()] = info.numRecords()
 
 
 def test_each_batch_reports_its_own_records_when_a_window_reads_the_stream_every_second_batch() -> None:

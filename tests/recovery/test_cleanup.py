@@ -39,7 +39,7 @@ class CheckpointEvents(StreamingListener):
     def onCheckpointWritten(self, checkpointWritten: Any) -> None:
         with self.lock:
             self.written.append(checkpointWritten)
-        if checkpointWritten.kind != "metadata":
+        if checkpointWritten.kind() != "metadata":
             return
         name = list_checkpoints(self.path)[-1]
         for ref in read_checkpoint(self.path, name).data_checkpoints:
@@ -124,9 +124,9 @@ def test_failed_data_checkpoint_is_reported_and_the_next_interval_cuts_lineage(
     ssc.stop(stopSparkContext=False)
 
     assert failures and set(failures) == {failures[0]} and failures[0].endswith("/4000")
-    assert [(e.kind, e.batchTime) for e in events.failed] == [("rdd", 4000)]
-    assert "injected failure" in events.failed[0].error
-    rdd_written = sorted(e.batchTime for e in events.written if e.kind == "rdd")
+    assert [(e.kind(), e.batchTime().milliseconds()) for e in events.failed] == [("rdd", 4000)]
+    assert "injected failure" in events.failed[0].error()
+    rdd_written = sorted(e.batchTime().milliseconds() for e in events.written if e.kind() == "rdd")
     assert 4000 not in rdd_written and 6000 in rdd_written
     assert [SINK[t] for t in sorted(SINK)] == ref_running_counts(word_batches(n))
     assert LINEAGE[8000] <= LINEAGE[4000]  # cut again after the 6000 checkpoint

@@ -75,3 +75,37 @@ def test_valid_pyspark_arguments_are_still_accepted(ssc, clock, tmp_path: Path):
     run(ssc, clock, 1)
     assert out == {1000: [("a", 3), ("b", 3)]}
     assert windowed == {1000: [("a", 3), ("b", 3)]}
+
+
+# PySpark validates window and slide durations before any other argument (its _validate_window_param
+# runs first, and the *Window methods built on reduceByKeyAndWindow reach it before touching their
+# functions or partition counts): with a bad window and a bad function, the error is the window's.
+BAD_WINDOW_FIRST = [
+    ("reduceByKeyAndWindow", lambda s: s.reduceByKeyAndWindow(None, None, 0.1, 0.1), "windowDuration"),
+    ("reduceByKeyAndWindow", lambda s: s.reduceByKeyAndWindow(None, 5, 2.0, 0.5, -1, 3), "slideDuration"),
+    ("reduceByWindow", lambda s: s.reduceByWindow(None, None, 0.1, 1.0), "windowDuration"),
+    ("reduceByWindow", lambda s: s.reduceByWindow("+", 7, 2.0, 1.5), "slideDuration"),
+    ("countByWindow", lambda s: s.countByWindow(1.5, 1.0), "windowDuration"),
+    ("countByValueAndWindow", lambda s: s.countByValueAndWindow(0.5, 1.0, 0), "windowDuration"),
+    ("countByValueAndWindow", lambda s: s.countByValueAndWindow(2.0, 0.5, -3), "slideDuration"),
+    ("groupByKeyAndWindow", lambda s: s.groupByKeyAndWindow(2.5, 1.0, 0), "windowDuration"),
+    ("groupByKeyAndWindow", lambda s: s.groupByKeyAndWindow(2.0, 0.3, "x"), "slideDuration"),
+    ("window", lambda s: s.window(0.1, 0.1), "windowDuration"),
+    ("window", lambda s: s.window(2.0, 1.5), "slideDuration"),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "build", "which"), BAD_WINDOW_FIRST, ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_window_and_slide_are_validated_before_the_other_arguments(ssc, method, build, which):
+    stream = ssc.queueStream([[("a", 1)]])
+    with pytest.raises(ValueError, match=rf"{which} .*multiple of the parent dstream's slide") as info:
+        build(stream)
+    assert not isinstance(info.value, TypeError)
+
+
+def test_union_checks_slide_durations_first(ssc):
+    one = ssc.queueStream([[1]])
+    with pytest.raises(ValueError, match="the two DStream should have same slide duration"):
+        one.union(one.window(2.0, 2.0))

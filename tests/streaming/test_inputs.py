@@ -107,7 +107,7 @@ class ReceiverEvents(StreamingListener):
         self.names = []
 
     def onReceiverStarted(self, e):
-        self.names.append(e.receiverInfo.name)
+        self.names.append(e.receiverInfo().name())
         self.started.set()
 
 
@@ -169,7 +169,7 @@ class ReceiverErrors(StreamingListener):
         self.messages = []
 
     def onReceiverError(self, e):
-        self.messages.append(e.receiverInfo.lastErrorMessage)
+        self.messages.append(e.receiverInfo().lastErrorMessage())
         self.error.set()
 
     def onReceiverStopped(self, e):

@@ -17,20 +17,22 @@ class Recorder(StreamingListener):
         self.events = []
 
     def onBatchSubmitted(self, e):
-        self.events.append(("submitted", e.batchInfo.batchTime))
+        self.events.append(("submitted", e.batchInfo().batchTime().milliseconds()))
 
     def onBatchStarted(self, e):
-        self.events.append(("started", e.batchInfo.batchTime))
+        self.events.append(("started", e.batchInfo().batchTime().milliseconds()))
 
     def onBatchCompleted(self, e):
-        self.events.append(("completed", e.batchInfo.batchTime, e.batchInfo))
+        self.events.append(("completed", e.batchInfo().batchTime().milliseconds(), e.batchInfo()))
 
     def onOutputOperationStarted(self, e):
-        self.events.append(("op-started", e.outputOperationInfo.batchTime, e.outputOperationInfo.id))
+        self.events.append(
+            ("op-started", e.outputOperationInfo().batchTime().milliseconds(), e.outputOperationInfo().id())
+        )
 
     def onOutputOperationCompleted(self, e):
-        info = e.outputOperationInfo
-        self.events.append(("op-completed", info.batchTime, info.id, info.failureReason))
+        info = e.outputOperationInfo()
+        self.events.append(("op-completed", info.batchTime().milliseconds(), info.id(), info.failureReason()))
 
 
 def make_scheduler(clock):
@@ -106,9 +108,9 @@ def test_batch_info_delays_come_from_the_clock():
     assert scheduler.wait_for_batch(5000, WAIT_S)
     assert bus.wait_until_empty(WAIT_S)
     info = next(e[2] for e in recorder.events if e[0] == "completed")
-    assert (info.submissionTime, info.processingStartTime, info.processingEndTime) == (4900, 5040, 5290)
-    assert (info.schedulingDelay, info.processingDelay, info.totalDelay) == (140, 250, 390)
-    assert info.outputOperationInfos[0].duration == 250
+    assert (info.submissionTime(), info.processingStartTime(), info.processingEndTime()) == (4900, 5040, 5290)
+    assert (info.schedulingDelay(), info.processingDelay(), info.totalDelay()) == (140, 250, 390)
+    assert info.outputOperationInfos()[0].duration() == 250
     scheduler.stop(graceful=True, timeout_s=WAIT_S)
     bus.stop()
 

@@ -52,7 +52,7 @@ class Errors(StreamingListener):
         self.error = threading.Event()
 
     def onReceiverError(self, e):
-        self.messages.append(e.receiverInfo.lastErrorMessage)
+        self.messages.append(e.receiverInfo().lastErrorMessage())
         self.error.set()
 
 

@@ -60,6 +60,29 @@ def test_stateful_stream_without_checkpoint_dir_fails_at_start(ssc):
         ssc.start()
 
 
+def test_the_contexts_checkpoint_dir_alone_lets_a_stateful_stream_start(ssc, sc, clock, tmp_path):
+    # PySpark requires the SparkContext's checkpoint directory; ssc.checkpoint(dir) is one way to set it.
+    sc.setCheckpointDir(str(tmp_path / "sc-ckpt"))
+    out = collect(ssc.queueStream(PAIRS).updateStateByKey(running_sum))
+    run(ssc, clock, len(PAIRS))
+    expected = update_state(PAIRS, running_sum, None)
+    assert out == {(i + 1) * 1000: as_sorted(s) for i, s in enumerate(expected)}
+    # The state was data-checkpointed (every 10 batches by default: none yet) under the Context's dir,
+    # and no metadata checkpoint was written: only ssc.checkpoint turns recovery on.
+    assert ssc.runtime.checkpointer is None
+
+
+def test_the_contexts_checkpoint_dir_receives_data_checkpoints(ssc, sc, clock, tmp_path):
+    sc.setCheckpointDir(str(tmp_path / "sc-ckpt"))
+    stream = ssc.queueStream(PAIRS).updateStateByKey(running_sum)
+    stream.checkpoint(2)
+    out = collect(stream)
+    run(ssc, clock, 4)
+    assert out[4000] == as_sorted(update_state(PAIRS[:4], running_sum, None)[-1])
+    written = sorted(p.name for p in (tmp_path / "sc-ckpt" / "rdd" / str(stream._id)).iterdir())
+    assert written == ["2000", "4000"]
+
+
 def test_inverse_window_without_checkpoint_dir_fails_at_start(ssc):
     ssc.queueStream(PAIRS).reduceByKeyAndWindow(lambda a, b: a + b, lambda a, b: a - b, 5, 1).pprint()
     with pytest.raises(ValueError, match="checkpoint directory has not been set"):
