@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from checkpoint import crashpoints, rdd_data
+from checkpoint import rdd_data
 from checkpoint.errors import (
     AlreadyPublishedError,
     CheckpointError,
@@ -49,6 +49,7 @@ from checkpoint.metadata import (
     write_checkpoint,
 )
 from checkpoint.retention import CheckpointSummary, RddDirKey, plan_retention
+from wal import crashpoints
 
 log = logging.getLogger(__name__)
 
@@ -319,24 +320,17 @@ class MetadataCheckpointWriter:
 
     def _delete_metadata(self, name: CheckpointName) -> str:
         url = metadata_checkpoint_url(self.dir_url, name)
-        fs, path = resolve(url, self._so)
+        storage, path = resolve(url, self._so)
         with contextlib.suppress(FileNotFoundError):
-            fs.rm_file(path)
+            storage.delete(path)
         self._summaries.pop(name, None)
         return url
 
     def _rdd_dirs(self) -> list[RddDirKey]:
-        fs, root = resolve(join(self.dir_url, RDD_DIR), self._so)
-        fs.invalidate_cache(root)
+        storage, root = resolve(join(self.dir_url, RDD_DIR), self._so)
         found: list[RddDirKey] = []
-        try:
-            streams = fs.ls(root, detail=False)
-        except FileNotFoundError:
-            return []
-        for stream_path in streams:
-            stream = str(stream_path).rstrip("/").rsplit("/", 1)[-1]
-            for batch_path in fs.ls(stream_path, detail=False):
-                batch = str(batch_path).rstrip("/").rsplit("/", 1)[-1]
+        for stream in storage.list_names(root):
+            for batch in storage.list_names(join(root, stream)):
                 if batch.isdigit():
                     found.append((stream, int(batch)))
         return found
