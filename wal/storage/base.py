@@ -190,7 +190,12 @@ class Storage(ABC):
 
     @abstractmethod
     def delete(self, path: str, *, recursive: bool = False) -> None:
-        """Remove a file (or, `recursive`, a directory and everything in it). Raises FileNotFoundError."""
+        """Remove a file (or, `recursive`, a directory and everything in it).
+
+        Raises:
+            FileNotFoundError: nothing is there, where the store can tell (object stores delete
+                idempotently, as S3 does).
+        """
 
     @abstractmethod
     def make_dirs(self, path: str, *, durable: bool = True) -> None:
