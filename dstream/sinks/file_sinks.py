@@ -1,4 +1,4 @@
-"""File sinks on fsspec: the transactional one, and an at-least-once canary for the chaos checker.
+"""File sinks on any registered storage: the transactional one, and an at-least-once canary for chaos.
 
 `TransactionalFileSink` runs the stage -> commit-log record -> publish protocol of
 `checkpoint.sink_staging` (read that module for the crash analysis). Layout under the sink's URL::
