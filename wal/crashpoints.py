@@ -4,7 +4,8 @@
 `name` kills at the first hit, `name@N` at the N-th hit in this process. The process kills itself with
 SIGKILL, so no `finally`, atexit or buffered write runs: exactly what a power cut or OOM kill leaves.
 
-The variable is read at each hit (not at import) so a test can set it in a child's environment.
+The variable is read at each hit (not at import) so a test can set it in a child's environment; a
+hot path (the WAL's group commit) instead asks `is_armed` once per resource it opens.
 
 They live in the lowest layer so that every layer can name its own: the WAL's (segment creation,
 the gap between an append and its fsync), checkpoint publishing, RDD checkpoints, sinks, the lease.
@@ -69,6 +70,11 @@ def parse_spec(spec: str) -> tuple[str, int]:
     if not count.isdigit() or int(count) < 1:
         raise WALValueError(f"{ENV_VAR}={spec!r}: expected 'name' or 'name@N' with N >= 1")
     return name, int(count)
+
+
+def is_armed(name: str) -> bool:
+    """Whether `DSTREAM_CRASH_POINT` names `name` now (hot paths check once, then call `crash_point`)."""
+    return parse_spec(os.environ.get(ENV_VAR) or "")[0] == name
 
 
 def crash_point(name: str) -> None:

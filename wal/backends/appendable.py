@@ -6,7 +6,9 @@ costs one fsync. A failed append is cut back to the last good length (and fsynce
 a valid frame sequence; if even that fails the writer reports it and the log stops writing.
 
 Crash points: `wal.after_segment_create` (a new segment holds only its header) and
-`wal.after_append_before_fsync` (the frames are written but not yet durable).
+`wal.after_append_before_fsync` (the frames are written but not yet durable). The second sits on the
+group-commit path, so a writer looks up whether it is armed once, when its segment is opened, not at
+every append.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class AppendableSegmentWriter(SegmentWriter):
             storage.close_file(self._file)
             raise
         self._closed = False
+        self._crash_before_fsync = crashpoints.is_armed(crashpoints.WAL_AFTER_APPEND_BEFORE_FSYNC)
         crashpoints.crash_point(crashpoints.WAL_AFTER_SEGMENT_CREATE)
 
     def append(self, buffers: Sequence[Buffer], min_time_ms: int, max_time_ms: int) -> tuple[str, int]:
@@ -46,7 +49,8 @@ class AppendableSegmentWriter(SegmentWriter):
         start = self._file.size
         try:
             self._storage.append(self._file, buffers)
-            crashpoints.crash_point(crashpoints.WAL_AFTER_APPEND_BEFORE_FSYNC)
+            if self._crash_before_fsync:
+                crashpoints.crash_point(crashpoints.WAL_AFTER_APPEND_BEFORE_FSYNC)
             if self._fsync:
                 self._storage.fsync(self._file, data_only=True)
         except OSError as exc:

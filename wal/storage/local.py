@@ -34,8 +34,13 @@ HOLDER_BYTES_MAX = 4096  # how much of a lock file is read to name its holder
 _LOCK_BUSY = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
 
 
-def _write_all(fd: int, buffers: Sequence[Buffer]) -> None:
-    """Write the buffers in order without joining them (os.writev), finishing any short write."""
+def _write_all(fd: int, buffers: Sequence[Buffer]) -> int:
+    """Write the buffers in order without joining them (os.writev), finishing any short write.
+
+    Returns:
+        The number of bytes written (all of them).
+    """
+    size = 0
     for first in range(0, len(buffers), IOV_BUFFERS_MAX):
         chunk = buffers[first : first + IOV_BUFFERS_MAX]
         written = os.writev(fd, chunk)
@@ -44,6 +49,8 @@ def _write_all(fd: int, buffers: Sequence[Buffer]) -> None:
             rest = memoryview(b"".join(chunk))[written:]
             while rest:
                 rest = rest[os.write(fd, rest) :]
+        size += total
+    return size
 
 
 class FileSource:
@@ -107,8 +114,7 @@ class LocalStorage(Storage):
         return _LocalFile(path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644))
 
     def append(self, file: AppendFile, buffers: Sequence[Buffer]) -> None:
-        _write_all(_fd_of(file), buffers)
-        file.size += sum(len(b) for b in buffers)
+        file.size += _write_all(_fd_of(file), buffers)
 
     def fsync(self, file: AppendFile, *, data_only: bool = False) -> None:
         if data_only:
