@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+import wal
+from checkpoint.errors import UnsupportedStorageError as CheckpointUnsupported
+from checkpoint.publish import publish
 from tests.support.s3servers import StorageTarget
 from wal.errors import LockHeldError, UnsupportedStorageError
 from wal.storage import (
@@ -181,3 +184,20 @@ def test_delegating_storage_forwards_every_operation() -> None:
         if not name.startswith("_") and name != "describe"
     }
     assert operations <= set(vars(DelegatingStorage)), operations - set(vars(DelegatingStorage))
+
+
+def test_the_wal_and_checkpoints_accept_and_refuse_the_same_urls(tmp_path: Path) -> None:
+    """One registry decides for every layer: an unknown protocol is refused alike, a registered one served."""
+    with pytest.raises(UnsupportedStorageError, match="'gcs'"):
+        wal.open_wal("gcs://bucket/log")
+    with pytest.raises(CheckpointUnsupported, match="'gcs'") as info:
+        publish("gcs://bucket/obj", b"x")
+    assert isinstance(info.value, UnsupportedStorageError)  # the same decision, named per package
+    register_storage("gcs", lambda protocol, options: LocalStorage(protocol))
+    try:
+        with wal.open_wal(f"gcs://{tmp_path}/log") as log:
+            log.write(b"r", 1)
+        publish(f"gcs://{tmp_path}/obj", b"x")
+    finally:
+        unregister_storage("gcs")
+    assert (tmp_path / "obj").read_bytes() == b"x" and (tmp_path / "log").is_dir()
