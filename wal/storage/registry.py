@@ -8,11 +8,14 @@ error naming the URL and the supported protocols (never guessed to be an object 
 
 A wrapper plugs in by registering a factory for a protocol of its own (or over a built-in one):
 ``register_storage("faulty", lambda protocol, options: FaultInjector(LocalStorage()))`` and then
-``faulty:///data/ckpt`` is served by it everywhere. Storages are cached per process and per
-(protocol, storage options), even when the options say ``skip_instance_cache``: building an S3
-client costs about 0.2 s and one checkpoint operation resolves several URLs. Readers invalidate
-listing caches before they list, so a shared instance never serves stale listings; the cache is
-keyed by pid, so a forked worker builds its own clients.
+``faulty:///data/ckpt`` is served by it everywhere. Registration is per process: a wrapper used by
+tasks on other processes (Dask workers) must be registered there too, e.g. on import of the module
+that defines it.
+
+Storages are cached per process and per (protocol, storage options), even when the options say
+``skip_instance_cache``: building an S3 client costs about 0.2 s and one checkpoint operation
+resolves several URLs. Readers invalidate listing caches before they list, so a shared instance
+never serves stale listings; the cache is keyed by pid, so a forked worker builds its own clients.
 """
 
 from __future__ import annotations
