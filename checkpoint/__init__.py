@@ -1,18 +1,19 @@
 """Metadata checkpoints, RDD data checkpoints, atomic publish, driver leases, sink commits, retention.
 
 Stores bytes and plain dataclasses and reports completion through callbacks it is given; it never
-imports the engine. Every function takes an fsspec URL plus `storage_options`. The format and protocol
+imports the engine. Every function takes a URL plus `storage_options`, resolved by `wal.storage`'s
+registry. The format and protocol
 spec is docs/checkpoint-format.md; each module's docstring holds its own byte layout.
 
 Modules: `publish` (atomic create-once publish), `layout` (paths), `rdd_data` (RDD data checkpoints),
 `envelope` (signed, checksummed container), `metadata` (MetadataCheckpoint, reader),
 `metadata_writer` (background writer), `retention` (pure deletion rules), `fingerprint` (pipeline
 fingerprints), `lease` (driver fencing), `commit_log` and `sink_staging` (exactly-once sinks),
-`crashpoints` (SIGKILL injection), `inspection` (read-only reports).
+`inspection` (read-only reports). Every byte goes through `wal.storage` (the one storage seam);
+named crash points live in `wal.crashpoints`.
 """
 
 from checkpoint.commit_log import CommitLog, CommitRecord
-from checkpoint.crashpoints import crash_point
 from checkpoint.envelope import SigningKey, signing_key_from_env
 from checkpoint.errors import (
     AlreadyCommittedError,
@@ -48,6 +49,7 @@ from checkpoint.metadata import (
 from checkpoint.metadata_writer import MetadataCheckpointWriter, WrittenInfo
 from checkpoint.publish import publish
 from checkpoint.sink_staging import StagedBatch, TransactionalFileOutput
+from wal.crashpoints import crash_point
 
 __all__ = [
     "AlreadyCommittedError",

@@ -60,8 +60,8 @@ class CommitLog:
     def __init__(self, dir_url: str, storage_options: Mapping[str, Any] | None = None) -> None:
         self.dir_url = dir_url
         self.storage_options = dict(storage_options or {})
-        self._fs, _ = resolve(dir_url, self.storage_options)
-        self._publisher = publisher_for(self._fs)
+        self._storage, _ = resolve(dir_url, self.storage_options)
+        self._publisher = publisher_for(self._storage)
 
     def _path(self, output_id: str, batch_ms: int) -> str:
         url = join(commits_dir(self.dir_url, output_id), commit_record_name(batch_ms))
@@ -110,12 +110,7 @@ class CommitLog:
     def committed(self, output_id: str) -> list[int]:
         """Batch times committed for `output_id`, ascending."""
         _, path = resolve(commits_dir(self.dir_url, output_id), self.storage_options)
-        self._fs.invalidate_cache(path)
-        try:
-            entries = self._fs.ls(path, detail=False)
-        except FileNotFoundError:
-            return []
-        names = (str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
+        names = self._storage.list_names(path)
         return sorted(int(n) for n in names if len(n) == 20 and n.isdigit())
 
     def clean(self, output_id: str, before_ms: int) -> list[int]:
@@ -129,7 +124,7 @@ class CommitLog:
         doomed = [t for t in times[:-1] if t < before_ms]
         for t in doomed:
             with contextlib.suppress(FileNotFoundError):
-                self._fs.rm_file(self._path(output_id, t))
+                self._storage.delete(self._path(output_id, t))
         return doomed
 
 

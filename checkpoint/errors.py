@@ -6,6 +6,8 @@ that only know the standard library can still catch them.
 
 from __future__ import annotations
 
+from wal.errors import UnsupportedStorageError as _WALUnsupportedStorageError
+
 
 class CheckpointError(Exception):
     """Root of every error raised by the checkpoint package."""
@@ -15,8 +17,8 @@ class CheckpointValueError(CheckpointError, ValueError):
     """A caller passed a bad value (names the value and what was expected)."""
 
 
-class UnsupportedStorageError(CheckpointValueError):
-    """The URL's filesystem has no atomic-publish implementation."""
+class UnsupportedStorageError(CheckpointValueError, _WALUnsupportedStorageError):
+    """No storage is registered for the URL's protocol (the message lists the supported ones)."""
 
 
 class AlreadyPublishedError(CheckpointError, FileExistsError):

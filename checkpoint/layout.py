@@ -1,9 +1,9 @@
-"""Where everything lives inside a checkpoint directory (any fsspec URL).
+"""Where everything lives inside a checkpoint directory (any URL the storage registry serves).
 
 ::
 
     <dir>/metadata/checkpoint-<name_ms>-<seq>     metadata checkpoints (envelope); newest (name_ms, seq) wins
-    <dir>/metadata/driver.lock                    local disk: flock'ed by the live driver
+    <dir>/metadata/driver.lock                    storage with locks (local disk): held by the live driver
     <dir>/metadata/driver-epoch-<n>               object stores: epoch n's holder (create-once)
     <dir>/metadata/driver-heartbeat-<n>           object stores: epoch n's last renewal
     <dir>/receivedBlockMetadata/                  driver WAL of ReceivedBlockTracker events

@@ -1,9 +1,10 @@
 """Driver leases: at most one live driver per checkpoint directory, and a fence for a zombie one.
 
-Local disk: an `fcntl.flock` on `<dir>/metadata/driver.lock`. The kernel releases it when the holder
-dies, so a driver restarted after a SIGKILL gets it at once, and a second live driver fails at once.
+Storage with locks (`can_lock`: local disk): the storage's exclusive lock on
+`<dir>/metadata/driver.lock` (flock). The kernel releases it when the holder dies, so a driver
+restarted after a SIGKILL gets it at once, and a second live driver fails at once.
 
-Object stores (and fsspec memory), which have no locks, use epochs:
+Storage without locks (object stores, fsspec memory) uses epochs:
 
 - `metadata/driver-epoch-<n>` is written create-once by the driver that takes epoch n (its owner,
   a random nonce, the time). Of two drivers racing for epoch n, exactly one write succeeds.
@@ -26,8 +27,6 @@ calls `check()` (the metadata writer calls it before each publish).
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
 import socket
@@ -39,7 +38,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from checkpoint import crashpoints
 from checkpoint.errors import AlreadyPublishedError, CheckpointValueError, DriverLeaseError
 from checkpoint.layout import (
     driver_epoch_url,
@@ -48,8 +46,11 @@ from checkpoint.layout import (
     metadata_dir,
     parse_epoch,
 )
-from checkpoint.location import capability_of, resolve
+from checkpoint.location import base_name, resolve
 from checkpoint.publish import Publisher, publisher_for
+from wal import crashpoints
+from wal.errors import LockHeldError
+from wal.storage import LockHandle, Storage
 
 
 class LeaseClock(Protocol):
@@ -187,39 +188,31 @@ def _holder_json(owner: str, nonce: str, now_ms: int) -> dict[str, Any]:
 
 
 class LocalDriverLease(DriverLease):
-    """flock on `<dir>/metadata/driver.lock`; the kernel frees it when the process dies."""
+    """The storage's lock on `<dir>/metadata/driver.lock`; the kernel frees it when the process dies."""
 
-    def __init__(self, dir_url: str, owner: str, path: str, clock: LeaseClock) -> None:
+    def __init__(self, dir_url: str, owner: str, storage: Storage, path: str, clock: LeaseClock) -> None:
         super().__init__(dir_url, owner, epoch=0)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = os.pread(self._fd, 4096, 0).decode(errors="replace").strip() or "unknown"
-            os.close(self._fd)
-            self._fd = None
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise DriverLeaseError(
-                    f"checkpoint directory {dir_url!r} is in use by another live driver ({holder}); "
-                    "stop it first, or use another directory"
-                ) from exc
-            raise
+        self._storage = storage
         info = json.dumps(_holder_json(owner, uuid.uuid4().hex, clock.time_ms())).encode()
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, info, 0)
+        try:
+            self._lock: LockHandle | None = storage.lock(path, info)
+        except LockHeldError as exc:
+            raise DriverLeaseError(
+                f"checkpoint directory {dir_url!r} is in use by another live driver ({exc.holder}); "
+                "stop it first, or use another directory"
+            ) from exc
 
     def renew(self) -> None:
         self.check()
 
     def check(self) -> None:
-        if self._fd is None:
+        if self._lock is None:
             raise DriverLeaseError(f"lease on {self.dir_url!r} was released")
 
     def _release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the only descriptor drops the flock
-            self._fd = None
+        if self._lock is not None:
+            lock, self._lock = self._lock, None
+            self._storage.unlock(lock)
 
 
 class EpochDriverLease(DriverLease):
@@ -275,13 +268,8 @@ class EpochDriverLease(DriverLease):
 
 
 def _epochs(dir_url: str, so: Any) -> list[int]:
-    fs, path = resolve(metadata_dir(dir_url), so)
-    fs.invalidate_cache(path)
-    try:
-        entries = fs.ls(path, detail=False)
-    except FileNotFoundError:
-        return []
-    names = (parse_epoch(str(p).rstrip("/").rsplit("/", 1)[-1]) for p in entries)
+    storage, path = resolve(metadata_dir(dir_url), so)
+    names = (parse_epoch(base_name(name)) for name in storage.list_names(path))
     return sorted(e for e in names if e is not None)
 
 
@@ -292,13 +280,13 @@ def _newest_epoch(dir_url: str, so: Any) -> int | None:
 
 def _delete_old_epochs(dir_url: str, so: Any, current: int) -> None:
     """Best effort: drop epochs older than the previous one (a zombie only needs to see a newer epoch)."""
-    fs, _ = resolve(dir_url, so)
     for epoch in _epochs(dir_url, so):
         if epoch >= current - 1:
             break
         for url in (driver_heartbeat_url(dir_url, epoch), driver_epoch_url(dir_url, epoch)):
+            storage, path = resolve(url, so)
             with contextlib.suppress(FileNotFoundError):
-                fs.rm_file(resolve(url, so)[1])
+                storage.delete(path)
 
 
 def _read_record(dir_url: str, epoch: int, publisher: Publisher, so: Any) -> LeaseRecord:
@@ -326,8 +314,8 @@ def _refusal(dir_url: str, refuse: Refuse) -> DriverLeaseError:
 def _try_epoch_acquire(
     dir_url: str, owner: str, so: Any, clock: LeaseClock, lease_timeout_ms: int, force: bool
 ) -> EpochDriverLease | Refuse:
-    fs, _ = resolve(dir_url, so)
-    publisher = publisher_for(fs)
+    storage, _ = resolve(dir_url, so)
+    publisher = publisher_for(storage)
     newest = _newest_epoch(dir_url, so)
     current = None if newest is None else _read_record(dir_url, newest, publisher, so)
     decision = decide_acquire(clock.time_ms(), current, lease_timeout_ms=lease_timeout_ms, force=force)
@@ -381,10 +369,9 @@ def acquire_driver_lease(
             f"need lease_timeout_s > 0 and wait_timeout_s >= 0, got {lease_timeout_s}, {wait_timeout_s}"
         )
     clk = clock or _WallClock()
-    fs, _ = resolve(dir_url, storage_options)
-    if capability_of(fs) == "local":
-        _, lock_path = resolve(driver_lock_url(dir_url), storage_options)
-        return LocalDriverLease(dir_url, owner, lock_path, clk)
+    storage, lock_path = resolve(driver_lock_url(dir_url), storage_options)
+    if storage.can_lock:
+        return LocalDriverLease(dir_url, owner, storage, lock_path, clk)
     deadline_ms = clk.time_ms() + int(wait_timeout_s * 1000)
     so = dict(storage_options or {})
     while True:

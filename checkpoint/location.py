@@ -1,91 +1,48 @@
-"""Resolve an fsspec URL plus storage options to a filesystem and a path, and classify its capability.
+"""Resolve a URL plus storage options to its `wal.storage.Storage` and path: a thin adapter.
 
-Every public function of the package takes a URL and `storage_options`; this module is the one place
-that turns them into an fsspec filesystem. Filesystems are cached per process and per (protocol,
-storage options), even when the options say `skip_instance_cache`: building an S3 client costs about
-0.2 s, and one checkpoint operation resolves several URLs. Every reader here invalidates listing caches
-before it lists, so a shared instance never serves stale listings. The cache is keyed by pid, so a
-forked worker builds its own clients; functions stay plain and picklable.
+Every public function of the package takes a URL and `storage_options`; this module is where they
+become a storage, by asking the one registry in `wal.storage` (so the WAL and checkpoints accept
+exactly the same URLs, and a registered wrapper serves both). It only turns the registry's errors
+into this package's (`CheckpointValueError`, `UnsupportedStorageError`). Storages are cached per
+process by the registry, so resolving a URL per call is cheap and functions stay plain and picklable.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any, Literal
-
-import fsspec
-from fsspec import AbstractFileSystem
+from typing import Any
 
 from checkpoint.errors import CheckpointValueError, UnsupportedStorageError
+from wal.errors import UnsupportedStorageError as WALUnsupportedStorageError
+from wal.errors import WALValueError
+from wal.storage import Kind, Storage, resolve_storage
 
-Capability = Literal["local", "memory", "object-store"]
-
-_LOCAL_PROTOCOLS = frozenset({"file", "local"})
-_MEMORY_PROTOCOLS = frozenset({"memory"})
-# Object stores whose fsspec backend maps `mode="create"` to a conditional put (If-None-Match: *).
-_OBJECT_STORE_PROTOCOLS = frozenset({"s3", "s3a"})
+Capability = Kind
+"""A storage's family: how publish and the driver lease work on it ("local", "memory", "object-store")."""
 
 
-def resolve(url: str, storage_options: Mapping[str, Any] | None = None) -> tuple[AbstractFileSystem, str]:
-    """Return the filesystem and the backend path for `url`.
+def resolve(url: str, storage_options: Mapping[str, Any] | None = None) -> tuple[Storage, str]:
+    """Return the storage serving `url` and the path on it.
 
     Args:
-        url: a local path or an fsspec URL (file://, memory://, s3://).
-        storage_options: fsspec options for the filesystem (endpoint, keys, ...).
+        url: a local path or a URL of a registered protocol (file://, memory://, s3://, ...).
+        storage_options: options for the storage (endpoint, keys, ...).
 
     Raises:
         CheckpointValueError: `url` is not a non-empty string.
+        UnsupportedStorageError: no storage is registered for the URL's protocol.
     """
-    if not isinstance(url, str) or not url:
-        raise CheckpointValueError(f"expected a non-empty URL string, got {url!r}")
-    options = dict(storage_options or {})
-    protocol = fsspec.core.split_protocol(url)[0] or "file"
-    key = (os.getpid(), protocol, json.dumps(options, sort_keys=True, default=repr))
-    with _CACHE_LOCK:
-        fs = _FS_CACHE.get(key)
-        if fs is not None:
-            _FS_CACHE.move_to_end(key)
-    if fs is None:
-        fs, _ = fsspec.core.url_to_fs(url, **options)
-        with _CACHE_LOCK:
-            _FS_CACHE[key] = fs
-            while len(_FS_CACHE) > _FS_CACHE_SIZE_MAX:
-                _FS_CACHE.popitem(last=False)
-    return fs, str(fs._strip_protocol(url))
+    try:
+        return resolve_storage(url, storage_options)
+    except WALUnsupportedStorageError as exc:
+        raise UnsupportedStorageError(str(exc)) from exc
+    except WALValueError as exc:
+        raise CheckpointValueError(str(exc)) from exc
 
 
-_FS_CACHE_SIZE_MAX = 32
-_FS_CACHE: OrderedDict[tuple[int, str, str], AbstractFileSystem] = OrderedDict()
-_CACHE_LOCK = threading.Lock()
-
-
-def protocol_of(fs: AbstractFileSystem) -> str:
-    """The filesystem's primary protocol name."""
-    proto = fs.protocol
-    return proto if isinstance(proto, str) else proto[0]
-
-
-def capability_of(fs: AbstractFileSystem) -> Capability:
-    """Which atomic-publish technique the filesystem supports.
-
-    Raises:
-        UnsupportedStorageError: the protocol has no create-once primitive we trust.
-    """
-    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
-    if protocols & _LOCAL_PROTOCOLS:
-        return "local"
-    if protocols & _MEMORY_PROTOCOLS:
-        return "memory"
-    if protocols & _OBJECT_STORE_PROTOCOLS:
-        return "object-store"
-    supported = sorted(_LOCAL_PROTOCOLS | _MEMORY_PROTOCOLS | _OBJECT_STORE_PROTOCOLS)
-    raise UnsupportedStorageError(
-        f"no atomic publish for protocol {sorted(protocols)!r}; expected one of {supported}"
-    )
+def capability_of(storage: Storage) -> Capability:
+    """The storage's family, as its `kind` attribute states it (never guessed from a protocol)."""
+    return storage.kind
 
 
 def join(base: str, *parts: str) -> str:
@@ -96,6 +53,6 @@ def join(base: str, *parts: str) -> str:
     return out
 
 
-def fresh_listing(fs: AbstractFileSystem, path: str) -> None:
-    """Drop fsspec's listing cache for `path`, so a reader sees what other processes published."""
-    fs.invalidate_cache(path)
+def base_name(path: str) -> str:
+    """The last segment of a storage path or URL (`a/b/` -> `b`)."""
+    return path.rstrip("/").rsplit("/", 1)[-1]

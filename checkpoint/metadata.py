@@ -21,13 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from checkpoint import crashpoints
 from checkpoint.envelope import SignatureStatus, SigningKey, decode, encode, signing_key_from_env
 from checkpoint.errors import CheckpointValueError, CorruptCheckpointError, NoValidCheckpointError
 from checkpoint.fingerprint import CodeFingerprint
 from checkpoint.layout import CheckpointName, check_ms, metadata_checkpoint_url, metadata_dir
-from checkpoint.location import resolve
+from checkpoint.location import base_name, resolve
 from checkpoint.publish import publisher_for
+from wal import crashpoints
 
 KIND = "dstream-metadata-checkpoint"
 KeyChoice = SigningKey | None | Literal["env"]
@@ -161,13 +161,8 @@ def list_checkpoints(
     dir_url: str, *, storage_options: Mapping[str, Any] | None = None
 ) -> list[CheckpointName]:
     """Names of the metadata checkpoint files in `dir_url`, oldest first (temp files ignored)."""
-    fs, path = resolve(metadata_dir(dir_url), storage_options)
-    fs.invalidate_cache(path)
-    try:
-        entries = fs.ls(path, detail=False)
-    except FileNotFoundError:
-        return []
-    names = (CheckpointName.parse(str(e).rstrip("/").rsplit("/", 1)[-1]) for e in entries)
+    storage, path = resolve(metadata_dir(dir_url), storage_options)
+    names = (CheckpointName.parse(base_name(entry)) for entry in storage.list_names(path))
     return sorted(n for n in names if n is not None)
 
 
@@ -187,8 +182,8 @@ def write_checkpoint(
     """
     url = metadata_checkpoint_url(dir_url, name)
     data = encode_checkpoint(checkpoint, name, resolve_key(key))
-    fs, path = resolve(url, storage_options)
-    publisher_for(fs).publish(
+    storage, path = resolve(url, storage_options)
+    publisher_for(storage).publish(
         path,
         data,
         before_publish=lambda: crashpoints.crash_point(crashpoints.METADATA_AFTER_WRITE_BEFORE_PUBLISH),
@@ -210,9 +205,9 @@ def read_checkpoint(
         CheckpointSignatureError: signature policy failure.
     """
     url = metadata_checkpoint_url(dir_url, name)
-    fs, path = resolve(url, storage_options)
+    storage, path = resolve(url, storage_options)
     try:
-        data = publisher_for(fs).read(path)
+        data = storage.read(path)
     except FileNotFoundError as exc:
         raise CorruptCheckpointError(f"{url}: missing") from exc
     return decode_checkpoint(data, name, resolve_key(key), url)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from checkpoint import crashpoints, rdd_data
+from checkpoint import rdd_data
 from checkpoint.errors import (
     AlreadyPublishedError,
     CheckpointError,
@@ -56,6 +56,7 @@ from checkpoint.metadata import (
     write_checkpoint,
 )
 from checkpoint.retention import CheckpointSummary, RddDirKey, plan_retention
+from wal import crashpoints
 
 log = logging.getLogger(__name__)
 
@@ -339,25 +340,19 @@ class MetadataCheckpointWriter:
 
     def _delete_metadata(self, name: CheckpointName) -> str:
         url = metadata_checkpoint_url(self.dir_url, name)
-        fs, path = resolve(url, self._so)
+        storage, path = resolve(url, self._so)
         with contextlib.suppress(FileNotFoundError):
-            fs.rm_file(path)
+            storage.delete(path)
         self._summaries.pop(name, None)
         return url
 
     def _rdd_dirs(self) -> tuple[list[RddDirKey], list[str]]:
         """The data checkpoint dirs `rdd/<stream>/<batch_ms>`, and the run ids of `rdd/<run>/rdd-N` dirs."""
-        fs, root = resolve(join(self.dir_url, RDD_DIR), self._so)
-        fs.invalidate_cache(root)
+        storage, root = resolve(join(self.dir_url, RDD_DIR), self._so)
         found: list[RddDirKey] = []
         runs: list[str] = []
-        try:
-            streams = fs.ls(root, detail=False)
-        except FileNotFoundError:
-            return [], []
-        for stream_path in streams:
-            stream = str(stream_path).rstrip("/").rsplit("/", 1)[-1]
-            children = [str(p).rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(stream_path, detail=False)]
+        for stream in storage.list_names(root):
+            children = storage.list_names(join(root, stream))
             if any(RUN_CHILD.fullmatch(child) for child in children):
                 runs.append(stream)
                 continue
@@ -366,9 +361,9 @@ class MetadataCheckpointWriter:
 
     def _delete_run_dir(self, run: str) -> str:
         url = rdd_run_dir(self.dir_url, run)
-        fs, path = resolve(url, self._so)
+        storage, path = resolve(url, self._so)
         with contextlib.suppress(FileNotFoundError):
-            fs.rm(path, recursive=True)
+            storage.delete(path, recursive=True)
         return url
 
     def _delete_rdd_dir(self, key: RddDirKey) -> str:

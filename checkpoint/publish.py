@@ -1,20 +1,17 @@
-"""Atomic, create-once publish of a whole object, chosen by the filesystem's capability.
+"""Atomic, create-once publish of a whole object, through the storage's own `publish`.
 
 A published name is either absent or holds the complete bytes of one `publish` call: readers never see
 a torn object. By default a name is written once (`overwrite=False`): a second publish to the same name
 raises `AlreadyPublishedError`, which is how a zombie driver is fenced off names a newer driver took.
 
-Techniques (fsspec's `mv` and append are not trusted for any of this):
+The technique belongs to the storage (`wal.storage`), chosen by its capabilities, and this module only
+names the outcome in the checkpoint package's terms:
 
-- local disk: write `.<name>.tmp-<uuid>` in the target directory, fsync it, then `link()` it to the final
-  name (fails atomically with EEXIST when the name is taken; `replace()` when overwriting), unlink the
-  temp name, and fsync the directory so the new entry survives a power cut. Directories created on the
-  way are fsynced into their parents. A crash leaves at worst a dot-prefixed temp file, which every
-  reader ignores.
-- fsspec memory: a process-wide lock around check-and-write (the store is one in-process dict).
-- object stores (S3): one PUT with `If-None-Match: *`. Any failure of that put is settled by looking:
-  if the key now exists, the name is taken (moto reports FileExistsError, SeaweedFS OSError(EINVAL),
-  AWS a 412); if it does not, the put failed and `PublishError` is raised.
+- local disk (`atomic_rename`): a temp file in the target directory, fsynced, linked to the final
+  name (EEXIST if taken; replaced when overwriting), then the directory fsynced. A crash leaves at
+  worst a dot-prefixed temp file, which every reader ignores.
+- object stores (`conditional_put`): one PUT with ``If-None-Match: *``; a failed put is settled by
+  looking at the key. fsspec memory: check-and-write under one process-wide lock.
 
 `AlreadyPublishedError.identical` says whether the existing bytes equal the bytes being published. A
 caller whose bytes carry a unique nonce can treat `identical` as "my own earlier attempt won" (an S3
@@ -23,33 +20,21 @@ client retry after a lost response sees its own object as a 412).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import threading
-import uuid
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from fsspec import AbstractFileSystem
-
 from checkpoint.errors import AlreadyPublishedError, PublishError
-from checkpoint.location import capability_of, resolve
-from wal.create_once import object_exists, put_failed_because_taken
-from wal.durable_fs import fsync_directory, make_directories
+from checkpoint.location import resolve
+from wal.storage import Storage
 
 Hook = Callable[[], None] | None
 
 
-class Publisher(ABC):
-    """Publishes whole objects atomically on one filesystem."""
+class Publisher:
+    """Publishes whole objects atomically on one storage, with the checkpoint package's errors."""
 
-    def __init__(self, fs: AbstractFileSystem) -> None:
-        self.fs = fs
-
-    @abstractmethod
-    def _put(self, path: str, data: bytes, *, overwrite: bool, hook: Hook) -> None:
-        """Write `data` atomically; raise FileExistsError if not overwriting and the name is taken."""
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
 
     def publish(
         self, path: str, data: bytes, *, overwrite: bool = False, before_publish: Hook = None
@@ -57,7 +42,7 @@ class Publisher(ABC):
         """Publish `data` at `path` atomically (create-once unless `overwrite`).
 
         Args:
-            path: backend path of the object.
+            path: storage path of the object.
             data: the complete bytes.
             overwrite: replace an existing object (still atomic) instead of refusing.
             before_publish: called once the bytes are durable but not yet visible under `path`
@@ -69,7 +54,7 @@ class Publisher(ABC):
             PublishError: the write failed and nothing was published.
         """
         try:
-            self._put(path, bytes(data), overwrite=overwrite, hook=before_publish)
+            self.storage.publish(path, bytes(data), overwrite=overwrite, before_publish=before_publish)
         except AlreadyPublishedError:
             raise
         except FileExistsError as exc:
@@ -78,14 +63,12 @@ class Publisher(ABC):
             raise PublishError(f"could not publish {path!r}: {exc}") from exc
 
     def read(self, path: str) -> bytes:
-        """Read a published object, bypassing any listing cache."""
-        self.fs.invalidate_cache(path)
-        return bytes(self.fs.cat_file(path))
+        """Read a published object, bypassing any listing cache. Raises FileNotFoundError."""
+        return self.storage.read(path)
 
     def exists(self, path: str) -> bool:
         """Whether `path` is published, bypassing any listing cache."""
-        self.fs.invalidate_cache(path)
-        return bool(self.fs.exists(path))
+        return self.storage.exists(path)
 
     def _already(self, path: str, data: bytes) -> AlreadyPublishedError:
         try:
@@ -95,87 +78,9 @@ class Publisher(ABC):
         return AlreadyPublishedError(f"{path!r} is already published (create-once)", identical=identical)
 
 
-class LocalPublisher(Publisher):
-    """Temp file, fsync, link/replace, fsync of the directory."""
-
-    def _put(self, path: str, data: bytes, *, overwrite: bool, hook: Hook) -> None:
-        directory = os.path.dirname(path) or "."
-        make_directories(directory)
-        tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
-        try:
-            with open(tmp, "xb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            if hook is not None:
-                hook()
-            if overwrite:
-                os.replace(tmp, path)
-            else:
-                os.link(tmp, path)  # atomic create-once: EEXIST if the name is taken
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        fsync_directory(directory)
-
-    def read(self, path: str) -> bytes:
-        with open(path, "rb") as f:
-            return f.read()
-
-    def exists(self, path: str) -> bool:
-        return os.path.exists(path)
-
-
-_MEMORY_LOCK = threading.Lock()
-
-
-class MemoryPublisher(Publisher):
-    """fsspec's in-process memory store: check-and-write under one lock."""
-
-    def _put(self, path: str, data: bytes, *, overwrite: bool, hook: Hook) -> None:
-        if hook is not None:
-            hook()
-        with _MEMORY_LOCK:
-            if not overwrite and self.fs.exists(path):
-                raise FileExistsError(path)
-            self.fs.pipe_file(path, data)
-
-
-class ObjectStorePublisher(Publisher):
-    """One conditional PUT per key (`If-None-Match: *`); a failed put is settled by looking."""
-
-    def exists(self, path: str) -> bool:
-        """One HEAD of the key (fsspec's generic `exists` also lists the prefix, for directories)."""
-        return object_exists(self.fs, path)
-
-    def _put(self, path: str, data: bytes, *, overwrite: bool, hook: Hook) -> None:
-        if hook is not None:
-            hook()
-        if overwrite:
-            self.fs.pipe_file(path, data)
-            return
-        try:
-            self.fs.pipe_file(path, data, mode="create")
-        except Exception as exc:  # 412 arrives as FileExistsError, OSError(EINVAL), or a client error
-            if put_failed_because_taken(self.fs, path):
-                raise self._already(path, data) from exc
-            raise PublishError(f"conditional put of {path!r} failed: {exc}") from exc
-
-
-_PUBLISHERS: dict[str, type[Publisher]] = {
-    "local": LocalPublisher,
-    "memory": MemoryPublisher,
-    "object-store": ObjectStorePublisher,
-}
-
-
-def publisher_for(fs: AbstractFileSystem) -> Publisher:
-    """The publisher matching the filesystem's capability.
-
-    Raises:
-        UnsupportedStorageError: the filesystem has no trusted create-once primitive.
-    """
-    return _PUBLISHERS[capability_of(fs)](fs)
+def publisher_for(storage: Storage) -> Publisher:
+    """The publisher for objects on `storage`."""
+    return Publisher(storage)
 
 
 def publish(
@@ -188,14 +93,15 @@ def publish(
     """Publish `data` at `url` atomically, create-once unless `overwrite`.
 
     Args:
-        url: local path or fsspec URL of the object.
+        url: local path or URL of the object.
         data: the complete bytes.
-        storage_options: fsspec options for the filesystem.
+        storage_options: options for the storage.
         overwrite: replace an existing object (still atomic) instead of refusing.
 
     Raises:
         AlreadyPublishedError: `overwrite` is false and `url` already exists.
         PublishError: the write failed and nothing was published.
+        UnsupportedStorageError: no storage is registered for the URL's protocol.
     """
-    fs, path = resolve(url, storage_options)
-    publisher_for(fs).publish(path, data, overwrite=overwrite)
+    storage, path = resolve(url, storage_options)
+    publisher_for(storage).publish(path, data, overwrite=overwrite)

@@ -24,8 +24,8 @@ It is published only after every part 0..n-1 has been seen with a valid header, 
 removes the marker first, so a crash during deletion leaves an uncommitted directory, never a
 committed one with missing parts.
 
-Every function is a plain module-level function that resolves its filesystem per call, so it pickles
-into tasks that run on workers.
+Every function is a plain module-level function that resolves its storage per call (through the
+registry in `wal.storage`), so it pickles into tasks that run on workers.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from typing import Any
 
 import crc32c
 
-from checkpoint import crashpoints
 from checkpoint.errors import (
     AlreadyPublishedError,
     CheckpointNotCommittedError,
@@ -47,6 +46,7 @@ from checkpoint.errors import (
 )
 from checkpoint.location import join, resolve
 from checkpoint.publish import publisher_for
+from wal import crashpoints
 
 MAGIC = b"DSRD"
 FORMAT_VERSION = 1
@@ -114,8 +114,8 @@ def write_part(
     """
     if not isinstance(payload, bytes | bytearray | memoryview):
         raise CheckpointValueError(f"payload must be bytes, got {type(payload).__name__}")
-    fs, path = resolve(join(dir_url, part_name(index)), storage_options)
-    publisher = publisher_for(fs)
+    storage, path = resolve(join(dir_url, part_name(index)), storage_options)
+    publisher = publisher_for(storage)
     data = encode_part(bytes(payload))
     try:
         publisher.publish(path, data)
@@ -130,15 +130,8 @@ def write_part(
 
 
 def _verify_parts(dir_url: str, num_partitions: int, storage_options: Mapping[str, Any] | None) -> None:
-    fs, dir_path = resolve(dir_url, storage_options)
-    fs.invalidate_cache(dir_path)
-    try:
-        sizes = {
-            str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]: int(entry.get("size") or 0)
-            for entry in fs.ls(dir_path, detail=True)
-        }
-    except FileNotFoundError:
-        sizes = {}
+    storage, dir_path = resolve(dir_url, storage_options)
+    sizes = storage.list_sizes(dir_path)
     missing = [i for i in range(num_partitions) if part_name(i) not in sizes]
     if missing:
         raise CheckpointNotCommittedError(
@@ -147,7 +140,7 @@ def _verify_parts(dir_url: str, num_partitions: int, storage_options: Mapping[st
         )
     for i in range(num_partitions):
         name = part_name(i)
-        header = bytes(fs.cat_file(join(dir_path, name), start=0, end=HEADER_SIZE))
+        header = storage.read_range(join(dir_path, name), 0, HEADER_SIZE)
         _check_header(header, sizes[name], f"{dir_url}/{name}")
 
 
@@ -171,9 +164,9 @@ def commit(dir_url: str, num_partitions: int, *, storage_options: Mapping[str, A
         raise CheckpointValueError(f"num_partitions must be an int >= 0, got {num_partitions!r}")
     _verify_parts(dir_url, num_partitions, storage_options)
     crashpoints.crash_point(crashpoints.RDD_AFTER_PARTS_BEFORE_COMMIT)
-    fs, path = resolve(join(dir_url, COMMIT_MARKER), storage_options)
+    storage, path = resolve(join(dir_url, COMMIT_MARKER), storage_options)
     try:
-        publisher_for(fs).publish(path, _marker_bytes(num_partitions))
+        publisher_for(storage).publish(path, _marker_bytes(num_partitions))
     except AlreadyPublishedError as exc:
         existing = committed_partitions(dir_url, storage_options=storage_options)
         if existing != num_partitions:
@@ -184,8 +177,8 @@ def commit(dir_url: str, num_partitions: int, *, storage_options: Mapping[str, A
 
 def is_committed(dir_url: str, *, storage_options: Mapping[str, Any] | None = None) -> bool:
     """Whether `dir_url` holds a commit marker."""
-    fs, path = resolve(join(dir_url, COMMIT_MARKER), storage_options)
-    return publisher_for(fs).exists(path)
+    storage, path = resolve(join(dir_url, COMMIT_MARKER), storage_options)
+    return storage.exists(path)
 
 
 def committed_partitions(dir_url: str, *, storage_options: Mapping[str, Any] | None = None) -> int:
@@ -195,9 +188,9 @@ def committed_partitions(dir_url: str, *, storage_options: Mapping[str, Any] | N
         CheckpointNotCommittedError: no marker.
         CorruptCheckpointError: the marker is not the expected JSON.
     """
-    fs, path = resolve(join(dir_url, COMMIT_MARKER), storage_options)
+    storage, path = resolve(join(dir_url, COMMIT_MARKER), storage_options)
     try:
-        raw = publisher_for(fs).read(path)
+        raw = storage.read(path)
     except FileNotFoundError as exc:
         raise CheckpointNotCommittedError(f"{dir_url!r} has no {COMMIT_MARKER} marker") from exc
     try:
@@ -219,9 +212,9 @@ def read_part(dir_url: str, index: int, *, storage_options: Mapping[str, Any] | 
     Raises:
         CorruptCheckpointError: the part is missing, or fails its frame/CRC32C check.
     """
-    fs, path = resolve(join(dir_url, part_name(index)), storage_options)
+    storage, path = resolve(join(dir_url, part_name(index)), storage_options)
     try:
-        data = publisher_for(fs).read(path)
+        data = storage.read(path)
     except FileNotFoundError as exc:
         raise CorruptCheckpointError(f"{dir_url!r}: {part_name(index)} is missing") from exc
     return decode_part(data, path)
@@ -229,9 +222,8 @@ def read_part(dir_url: str, index: int, *, storage_options: Mapping[str, Any] | 
 
 def delete(dir_url: str, *, storage_options: Mapping[str, Any] | None = None) -> None:
     """Remove an RDD checkpoint directory, marker first; a missing directory is not an error."""
-    fs, path = resolve(dir_url, storage_options)
+    storage, path = resolve(dir_url, storage_options)
     with contextlib.suppress(FileNotFoundError):
-        fs.rm_file(join(path, COMMIT_MARKER))
-    fs.invalidate_cache(path)
+        storage.delete(join(path, COMMIT_MARKER))
     with contextlib.suppress(FileNotFoundError):
-        fs.rm(path, recursive=True)
+        storage.delete(path, recursive=True)

@@ -26,7 +26,6 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from checkpoint import crashpoints
 from checkpoint.commit_log import CommitLog
 from checkpoint.errors import (
     AlreadyCommittedError,
@@ -37,6 +36,7 @@ from checkpoint.errors import (
 from checkpoint.layout import check_id, check_ms
 from checkpoint.location import join, resolve
 from checkpoint.publish import publisher_for
+from wal import crashpoints
 
 STAGING_DIR = "_staging"
 
@@ -79,8 +79,8 @@ class TransactionalFileOutput:
         self.output_id = check_id(output_id, "output id")
         self.commit_log = commit_log
         self._so = dict(storage_options or {})
-        self._fs, _ = resolve(out_url, self._so)
-        self._publisher = publisher_for(self._fs)
+        self._storage, _ = resolve(out_url, self._so)
+        self._publisher = publisher_for(self._storage)
 
     # -- paths ---------------------------------------------------------------------------------
 
@@ -95,15 +95,7 @@ class TransactionalFileOutput:
         return str(resolve(url, self._so)[1])
 
     def _ls_names(self, url: str) -> list[str]:
-        path = self._path(url)
-        self._fs.invalidate_cache(path)
-        try:
-            entries = self._fs.ls(path, detail=False)
-        except FileNotFoundError:
-            return []
-        return sorted(
-            n for n in (str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries) if not n.startswith(".")
-        )
+        return sorted(n for n in self._storage.list_names(self._path(url)) if not n.startswith("."))
 
     # -- the protocol --------------------------------------------------------------------------
 
@@ -182,20 +174,11 @@ class TransactionalFileOutput:
                 self._publisher.publish(final, data)
 
     def _has_files(self, url: str) -> bool:
-        path = self._path(url)
-        self._fs.invalidate_cache(path)
-        try:
-            found = self._fs.find(path, detail=True)
-        except FileNotFoundError:
-            return False
-        # Some stores (SeaweedFS) list a directory's own marker object; it is not a staged file.
-        return any(name.rstrip("/") != path.rstrip("/") for name in found)
+        return bool(self._storage.find(self._path(url)))
 
     def _delete(self, url: str) -> None:
-        path = self._path(url)
         with contextlib.suppress(FileNotFoundError):
-            self._fs.rm(path, recursive=True)
-        self._fs.invalidate_cache(path)
+            self._storage.delete(self._path(url), recursive=True)
 
     # -- recovery and the committed view -------------------------------------------------------
 

@@ -45,3 +45,19 @@ class CorruptRecordError(WALError):
 
     def __reduce__(self) -> tuple[type[CorruptRecordError], tuple[str, int, str]]:
         return (type(self), (self.segment, self.offset, self.reason))
+
+
+class UnsupportedStorageError(WALValueError):
+    """No storage implementation is registered for a URL's protocol; the message lists the supported ones."""
+
+
+class LockHeldError(WALError):
+    """An exclusive storage lock is held by someone else; `holder` is what that holder recorded in it."""
+
+    def __init__(self, path: str, holder: str) -> None:
+        super().__init__(f"lock {path!r} is held by {holder}")
+        self.path = path
+        self.holder = holder
+
+    def __reduce__(self) -> tuple[type[LockHeldError], tuple[str, str]]:
+        return (type(self), (self.path, self.holder))

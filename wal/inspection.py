@@ -76,7 +76,7 @@ def inspect_backend(backend: WALBackend) -> LogReport:
     for log_file in iter_log_files(backend):
         by_segment.setdefault(log_file.segment, []).append(_report_file(log_file))
     segments = tuple(SegmentReport(name, tuple(files)) for name, files in by_segment.items())
-    return LogReport(backend.url, type(backend).__name__, segments)
+    return LogReport(backend.url, f"{type(backend).__name__} on {backend.storage.describe()}", segments)
 
 
 def inspect_log(url: str, storage_options: Mapping[str, Any] | None = None) -> LogReport:

@@ -1,4 +1,5 @@
-"""`open_wal`: one entry point that picks the backend by URL and wraps it for group commit on request."""
+"""`open_wal`: one entry point that resolves the URL to a storage (`wal.storage`'s registry), lays the
+log out by the storage's capabilities, and wraps it for group commit on request."""
 
 from __future__ import annotations
 
@@ -29,13 +30,14 @@ def open_wal(
     Nothing is created on storage until the first write; reading never creates anything.
 
     Args:
-        url: a local path or any fsspec URL (``file://``, ``memory://``, ``s3://bucket/prefix``...).
+        url: a local path or a URL of a registered protocol (``file://``, ``memory://``,
+            ``s3://bucket/prefix``, or one added with `wal.storage.register_storage`).
         rolling_interval_ms: a new segment starts when a record is later than the open segment's
             start + this interval.
         fsync: "always" (each commit is fdatasync'ed before write returns, and directories are
             fsynced after segments are created or deleted) or "never" (in the OS only: survives a
             process crash, not a power loss). Object stores are durable at each put either way.
-        storage_options: fsspec options for the filesystem (e.g. key, secret, endpoint_url for S3).
+        storage_options: options for the storage (e.g. key, secret, endpoint_url for S3).
         batched: wrap in BatchedWriteAheadLog (group commit for many concurrent writers).
         repair: scan everything now and cut each segment at its first damage, reporting the drops in
             ``statistics().dropped``, instead of raising CorruptRecordError later.
@@ -44,6 +46,7 @@ def open_wal(
 
     Raises:
         WALValueError: a bad option (the message names it).
+        UnsupportedStorageError: no storage is registered for the URL's protocol.
     """
     if not isinstance(url, str) or not url:
         raise WALValueError(f"url must be a non-empty string, got {url!r}")

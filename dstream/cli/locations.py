@@ -8,12 +8,11 @@ failure (non-zero exit) and `inspect` only reports.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import click
 
-from checkpoint.location import capability_of, fresh_listing, resolve
+from checkpoint.location import capability_of, resolve
 
 
 class NothingThereError(click.ClickException):
@@ -32,23 +31,18 @@ def require_directory(url: str, storage_options: dict[str, Any], what: str) -> N
         click.ClickException: a local path that does not exist or is not a directory.
         NothingThereError: the directory or prefix is empty.
     """
-    fs, path = resolve(url, storage_options)
-    if capability_of(fs) == "local":
-        if not os.path.exists(path):
+    storage, path = resolve(url, storage_options)
+    if capability_of(storage) == "local":
+        if not storage.exists(path):
             raise click.ClickException(f"{url}: no such directory; expected a {what} directory")
-        if not os.path.isdir(path):
+        if not storage.is_dir(path):
             raise click.ClickException(f"{url}: is a file, not a directory; expected a {what} directory")
-    fresh_listing(fs, path)
-    try:
-        entries = fs.ls(path, detail=False)
-    except FileNotFoundError:
-        entries = []
-    if not entries:
+    if not storage.list_names(path):
         raise NothingThereError(f"{url}: nothing there (no {what})")
 
 
 def refuse_a_file(url: str, what: str) -> None:
     """Refuse a local path that exists and is not a directory (a directory to be created is fine)."""
-    fs, path = resolve(url, {})
-    if capability_of(fs) == "local" and os.path.exists(path) and not os.path.isdir(path):
+    storage, path = resolve(url, {})
+    if capability_of(storage) == "local" and storage.exists(path) and not storage.is_dir(path):
         raise click.ClickException(f"{url}: is a file, not a directory; expected a {what} directory")

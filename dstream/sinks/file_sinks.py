@@ -1,4 +1,4 @@
-"""File sinks on fsspec: the transactional one, and an at-least-once canary for the chaos checker.
+"""File sinks on any registered storage: the transactional one, and an at-least-once canary for chaos.
 
 `TransactionalFileSink` runs the stage -> commit-log record -> publish protocol of
 `checkpoint.sink_staging` (read that module for the crash analysis). Layout under the sink's URL::
@@ -152,14 +152,10 @@ class TransactionalFileSink(TransactionalSink):
         return output.commit(output.begin(txn.batch_ms, txn.attempt), {"parts": parts})
 
     def _staged_names(self, txn: Transaction) -> list[str]:
-        fs, path = resolve(
+        storage, path = resolve(
             self._file_output().begin(txn.batch_ms, txn.attempt).staging_url, self.storage_options
         )
-        fs.invalidate_cache(path)
-        try:
-            return [str(p).rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)]
-        except FileNotFoundError:
-            return []
+        return storage.list_names(path)
 
     def abort(self, txn: Transaction) -> None:
         output = self._file_output()
@@ -204,8 +200,8 @@ class AtLeastOnceFileSink(TransactionalSink):
         where = f"AtLeastOnceFileSink({self.url!r}) batch {txn.batch_ms} partition {partition_index}"
         data, records_n = encode("jsonl", records, where)
         name = f"part-{partition_index:05d}-{txn.attempt}.jsonl"
-        fs, path = resolve(join(self.url, str(txn.batch_ms), name), self.storage_options)
-        publisher_for(fs).publish(path, data)
+        storage, path = resolve(join(self.url, str(txn.batch_ms), name), self.storage_options)
+        publisher_for(storage).publish(path, data)
         return StagedPart(partition_index, name, records_n)
 
     def commit(self, txn: Transaction, staged: list[StagedPart]) -> CommitOutcome:
@@ -216,11 +212,10 @@ class AtLeastOnceFileSink(TransactionalSink):
 
     def read_committed(self) -> dict[int, list[Any]]:
         """Everything in the output: {batch_ms: [record, ...]} including duplicates and partial batches."""
-        fs, root = resolve(self.url, self.storage_options)
-        fs.invalidate_cache(root)
+        storage, root = resolve(self.url, self.storage_options)
         out: dict[int, list[Any]] = {}
-        for path in sorted(fs.find(root)):
+        for path in storage.find(root):
             batch = path[len(root) :].strip("/").split("/")[0]
             if batch.isdigit() and path.endswith(".jsonl"):
-                out.setdefault(int(batch), []).extend(decode("jsonl", fs.cat_file(path)))
+                out.setdefault(int(batch), []).extend(decode("jsonl", storage.read(path)))
         return out

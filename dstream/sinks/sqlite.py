@@ -33,10 +33,10 @@ from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from typing import Any
 
-from checkpoint import crashpoints
 from dstream.errors import DStreamError, DStreamValueError
 from dstream.sinks.base import CommitOutcome, StagedPart, Transaction, TransactionalSink
 from dstream.sinks.file_sinks import _check_output_id
+from wal import crashpoints
 
 BUSY_TIMEOUT_S = 30.0
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")

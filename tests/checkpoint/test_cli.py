@@ -9,9 +9,9 @@ from click.testing import CliRunner
 
 from checkpoint import rdd_data
 from checkpoint.layout import CheckpointName, metadata_checkpoint_url, rdd_checkpoint_dir
-from checkpoint.location import resolve
 from checkpoint.metadata import DataCheckpointRef, MetadataCheckpoint, write_checkpoint
 from dstream.cli.main import main
+from tests.support.raw_fs import raw_fs
 from tests.support.s3servers import StorageTarget
 
 BOMB = b"cos\nsystem\n(S'echo pwned'\ntR."  # a pickle that runs code if loaded
@@ -65,7 +65,7 @@ def test_verify_ok_then_fails_on_corruption(storage: StorageTarget) -> None:
     runner = CliRunner()
     ok = runner.invoke(main, ["checkpoint", "verify", storage.url, *_options(storage)])
     assert ok.exit_code == 0 and "newest checkpoint-2000-0" in ok.output
-    fs, path = resolve(metadata_checkpoint_url(storage.url, CheckpointName(2000, 0)), storage.storage_options)
+    fs, path = raw_fs(metadata_checkpoint_url(storage.url, CheckpointName(2000, 0)), storage.storage_options)
     raw = bytearray(fs.cat_file(path))
     raw[10] ^= 1
     fs.pipe_file(path, bytes(raw))

@@ -17,7 +17,6 @@ from checkpoint.errors import (
 )
 from checkpoint.fingerprint import fingerprint_description
 from checkpoint.layout import CheckpointName, metadata_checkpoint_url
-from checkpoint.location import resolve
 from checkpoint.metadata import (
     DataCheckpointRef,
     MetadataCheckpoint,
@@ -27,6 +26,7 @@ from checkpoint.metadata import (
     read_latest,
     write_checkpoint,
 )
+from tests.support.raw_fs import raw_fs
 from tests.support.s3servers import StorageTarget
 
 KEY = SigningKey("k1", b"secret-1")
@@ -50,7 +50,7 @@ def make(batch_ms: int, blob: bytes = b"graph") -> MetadataCheckpoint:
 
 
 def corrupt(url: str, storage_options: dict[str, object]) -> None:
-    fs, path = resolve(url, storage_options)
+    fs, path = raw_fs(url, storage_options)
     raw = bytearray(fs.cat_file(path))
     raw[len(raw) // 2] ^= 0x5A
     fs.pipe_file(path, bytes(raw))
@@ -113,9 +113,9 @@ def test_copy_under_a_newer_name_is_refused(storage: StorageTarget) -> None:
     so = storage.storage_options
     old = CheckpointName(1000, 0)
     write_checkpoint(storage.url, make(1000), old, storage_options=so, key=None)
-    fs, src = resolve(metadata_checkpoint_url(storage.url, old), so)
+    fs, src = raw_fs(metadata_checkpoint_url(storage.url, old), so)
     fs.pipe_file(
-        resolve(metadata_checkpoint_url(storage.url, CheckpointName(9000, 5)), so)[1], fs.cat_file(src)
+        raw_fs(metadata_checkpoint_url(storage.url, CheckpointName(9000, 5)), so)[1], fs.cat_file(src)
     )
     latest, skipped = read_latest(storage.url, storage_options=so, key=None)
     assert latest is not None and latest.name == old

@@ -9,18 +9,21 @@ from pathlib import Path
 import pytest
 
 from checkpoint.errors import AlreadyPublishedError, UnsupportedStorageError
-from checkpoint.publish import LocalPublisher, MemoryPublisher, ObjectStorePublisher, publish, publisher_for
+from checkpoint.location import resolve
+from checkpoint.publish import publish
 from tests.support.s3servers import StorageTarget
 
 
-def test_publisher_chosen_by_capability(storage: StorageTarget) -> None:
+def test_publish_technique_is_the_storage_capability(storage: StorageTarget) -> None:
+    """Local disk publishes by rename, every other store by a (conditional) create-once put."""
+    resolved, _ = resolve(storage.url, storage.storage_options)
     expected = {
-        "local": LocalPublisher,
-        "memory": MemoryPublisher,
-        "s3-moto": ObjectStorePublisher,
-        "s3-seaweedfs": ObjectStorePublisher,
+        "local": ("local", True, False),
+        "memory": ("memory", False, True),
+        "s3-moto": ("object-store", False, True),
+        "s3-seaweedfs": ("object-store", False, True),
     }[storage.kind]
-    assert type(publisher_for(storage.filesystem())) is expected
+    assert (resolved.kind, resolved.atomic_rename, resolved.conditional_put) == expected
 
 
 def test_create_once_refuses_second_publish(storage: StorageTarget) -> None:

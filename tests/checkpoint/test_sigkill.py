@@ -14,15 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from checkpoint import crashpoints, rdd_data
+from checkpoint import rdd_data
 from checkpoint.commit_log import CommitLog
 from checkpoint.layout import rdd_stream_dir
-from checkpoint.location import resolve
 from checkpoint.metadata import read_latest
 from checkpoint.sink_staging import TransactionalFileOutput
 from tests.checkpoint.crash_child import PARTS_N, payload
 from tests.support.children import run_acking_child
+from tests.support.raw_fs import raw_fs
 from tests.support.s3servers import StorageTarget
+from wal import crashpoints
 
 pytestmark = pytest.mark.chaos
 CHILD_TIMEOUT_S = 60.0
@@ -51,7 +52,7 @@ def check_metadata(target: StorageTarget, acked_seq: int | None) -> None:
 
 def check_rdd(target: StorageTarget, acked: list[int]) -> None:
     so = target.storage_options
-    fs, root = resolve(rdd_stream_dir(target.url, "s"), so)
+    fs, root = raw_fs(rdd_stream_dir(target.url, "s"), so)
     fs.invalidate_cache(root)
     batches = (
         sorted(int(p.rstrip("/").rsplit("/", 1)[-1]) for p in fs.ls(root, detail=False))

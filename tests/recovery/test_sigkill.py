@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from checkpoint.crashpoints import ENV_VAR, METADATA_AFTER_WRITE_BEFORE_PUBLISH, RDD_AFTER_PARTS_BEFORE_COMMIT
+from wal.crashpoints import ENV_VAR, METADATA_AFTER_WRITE_BEFORE_PUBLISH, RDD_AFTER_PARTS_BEFORE_COMMIT
 
 pytestmark = pytest.mark.chaos
 

@@ -67,9 +67,9 @@ def run_batches(ssc: StreamingContext, clock: ManualClock, batches: int, batch_m
 
 def list_files(target: StorageTarget) -> list[str]:
     """Every file below the target's URL, as paths relative to it, fresh from the store."""
-    from checkpoint.location import resolve
+    from tests.support.raw_fs import raw_fs
 
-    fs, root = resolve(target.url, target.storage_options)
+    fs, root = raw_fs(target.url, target.storage_options)
     fs.invalidate_cache()
     try:
         found = fs.find(root)

@@ -15,6 +15,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from dstream.sinks import TransactionalFileSink
 from dstream.sinks.base import StagedPart, Transaction
+from tests.support.raw_fs import raw_fs
 
 BATCHES = [1000, 2000, 3000]
 
@@ -70,9 +71,9 @@ class FileSinkMachine(RuleBasedStateMachine):
         self.live.clear()  # in-flight attempts die with the process
         self.sink = TransactionalFileSink(self.url, output_id="m")
         self.sink.recover()
-        fs = self.sink._file_output()._fs
+        fs, root = raw_fs(f"{self.url}/_staging")
         fs.invalidate_cache()
-        staged = [p for p in fs.find(self.url.replace("memory://", "/") + "/_staging") if "." in p]
+        staged = [p for p in fs.find(root) if "." in p]
         assert staged == []
 
     @invariant()

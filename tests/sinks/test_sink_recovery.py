@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from checkpoint import crashpoints
 from checkpoint.commit_log import CommitLog
 from dstream.sinks import TransactionalFileSink
 from tests.sinks.recovery_child import BATCH_MS, BATCHES_N, T0_MS, expected_output, input_lines
 from tests.support.children import run_acking_child
+from wal import crashpoints
 
 pytestmark = pytest.mark.chaos
 CHILD_TIMEOUT_S = 90.0

@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from checkpoint import crashpoints
-from checkpoint.location import resolve
 from dstream.sinks import AtLeastOnceFileSink, SQLiteKeyValueSink, TransactionalFileSink
 from dstream.sinks.text_files import CRASH_AFTER_PARTS_BEFORE_SUCCESS, read_text_batches
 from tests.sinks.conftest import make_target
 from tests.sinks.pipeline_child import BATCHES_N, TABLE, expected_batches, to_pair
 from tests.support.children import run_acking_child
+from tests.support.raw_fs import raw_fs
 from tests.support.s3servers import StorageTarget
+from wal import crashpoints
 
 pytestmark = pytest.mark.chaos
 CHILD_TIMEOUT_S = 60.0
@@ -79,7 +79,7 @@ def view_text(url: str, so: dict[str, Any]) -> dict[int, list[Any]]:
 
 
 def staging_leftovers(url: str, so: dict[str, Any]) -> list[str]:
-    fs, root = resolve(f"{url}/_staging", so)
+    fs, root = raw_fs(f"{url}/_staging", so)
     fs.invalidate_cache()
     try:
         return [p for p in fs.find(root) if not p.rstrip("/").endswith("_staging/out")]

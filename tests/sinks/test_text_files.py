@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import threading
 
-from checkpoint.location import resolve
 from dstream.sinks.text_files import SUCCESS_MARKER, read_text_batches, save_text_batch
 from tests.sinks.conftest import list_files, run_batches
+from tests.support.raw_fs import raw_fs
 
 # Module-level, so the cloudpickled task function refers to them by reference (same process).
 STAGING_STARTED = threading.Event()
@@ -77,7 +77,7 @@ def test_reader_during_staging_sees_nothing(sc, target):
 
 
 def test_unpublished_directory_is_absent_and_a_rerun_completes_it(sc, target):
-    fs, root = resolve(target.url, target.storage_options)
+    fs, root = raw_fs(target.url, target.storage_options)
     fs.makedirs(f"{root}/out-3000", exist_ok=True)
     # What a crash before _SUCCESS leaves on an object store: parts (one stray) at the final keys.
     fs.pipe_file(f"{root}/out-3000/part-00000", b"torn\n")

@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-from checkpoint import crashpoints
+from wal import crashpoints
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,8 +10,9 @@ import pytest
 
 from tests.support.s3servers import StorageTarget
 from wal.backends import SegmentWriteError, make_backend
-from wal.backends.objectstore import ObjectSegmentWriter
-from wal.create_once import object_exists, put_failed_because_taken
+from wal.backends.objects import ObjectSegmentWriter
+from wal.storage import ObjectStoreStorage
+from wal.storage.fsspec_store import object_exists, put_failed_because_taken
 
 SEGMENT = "log-0000000000-0-1000"
 
@@ -43,7 +44,7 @@ class FailingPuts:
 
 def test_a_failed_put_whose_message_mentions_412_is_not_taken_for_an_existing_key() -> None:
     root = f"/puts-{uuid.uuid4().hex}"
-    writer = ObjectSegmentWriter(FailingPuts(), root, SEGMENT)
+    writer = ObjectSegmentWriter(ObjectStoreStorage(FailingPuts(), "memory"), root, SEGMENT)
     with pytest.raises(SegmentWriteError) as info:
         writer.append([b"x"], 412, 412)
     assert "exists" not in str(info.value) and "connection reset" in str(info.value)

@@ -1,12 +1,14 @@
-"""The one small abstract class every storage backend implements, and its writer.
+"""How the WAL lays its segments out on a `wal.storage.Storage`: the contract and its writer.
 
 A backend stores *files* (see `wal.format`) grouped in *segments* (see `wal.segments`) under one root.
-It knows nothing of frames or records; `wal.log` decides what to write and how to read it. Two
-families exist, chosen by capability, because fsspec's generic append and mv are not trusted:
+It knows nothing of frames or records; `wal.log` decides what to write and how to read it. It does
+no I/O of its own: every byte goes through the storage the registry chose, so a wrapping storage
+sees the WAL's appends and fsyncs too. Two families exist, chosen by the storage's capabilities:
 
-* appendable (local disk, memory): a segment is one file, appended to and truncated in place;
-* immutable (object stores): a segment is a prefix of objects, each written once with a
-  create-once put; nothing is ever appended, truncated or renamed.
+* appendable (`can_append`: local disk, memory): a segment is one file, appended to and truncated
+  in place (`wal.backends.appendable`);
+* immutable (`conditional_put`: object stores): a segment is a prefix of objects, each written once
+  with a create-once put; nothing is ever appended, truncated or renamed (`wal.backends.objects`).
 
 Paths given to and returned by a backend are relative to its root: ``<segment>`` for a segment file,
 ``<segment>/<object>`` for an object.
@@ -20,6 +22,7 @@ from contextlib import AbstractContextManager
 
 from wal.errors import WALError
 from wal.format import ByteSource
+from wal.storage import Storage
 
 Buffer = bytes | memoryview
 
@@ -56,6 +59,7 @@ class WALBackend(ABC):
 
     appendable: bool
     url: str
+    storage: Storage
 
     @abstractmethod
     def list_segments(self) -> list[str]:

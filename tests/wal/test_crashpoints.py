@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from checkpoint import crashpoints
-from checkpoint.errors import CheckpointValueError
+from wal import crashpoints
+from wal.errors import WALValueError
 
 LOOP = """
-from checkpoint.crashpoints import crash_point
+from wal.crashpoints import crash_point
 for i in range(1, 6):
     print(i, flush=True)
     crash_point("p")
@@ -36,7 +36,7 @@ def test_parse_spec(spec: str, expected: tuple[str, int]) -> None:
 
 @pytest.mark.parametrize("spec", ["p@0", "p@x", "p@"])
 def test_bad_spec_is_a_value_error(spec: str) -> None:
-    with pytest.raises(CheckpointValueError, match=repr(spec)):
+    with pytest.raises(WALValueError, match=repr(spec)):
         crashpoints.parse_spec(spec)
 
 
