@@ -9,6 +9,7 @@ process by the registry, so resolving a URL per call is cheap and functions stay
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,6 +44,23 @@ def resolve(url: str, storage_options: Mapping[str, Any] | None = None) -> tuple
 def capability_of(storage: Storage) -> Capability:
     """The storage's family, as its `kind` attribute states it (never guessed from a protocol)."""
     return storage.kind
+
+
+def absolute_url(url: str) -> str:
+    """`url` with a local path made absolute (against the working directory, once), else as given.
+
+    Checkpoint and WAL locations are absolutized at the API edge, so that what a driver stores and
+    what a restarted one (or the CLI) reads does not depend on the directory it was started from.
+    """
+    if "://" in url or "::" in url:
+        return url
+    return os.path.abspath(os.path.expanduser(url))
+
+
+def relative_to(dir_url: str, url: str) -> str | None:
+    """`url` as a path relative to `dir_url` if it lies inside it, else None."""
+    prefix = dir_url.rstrip("/") + "/"
+    return url[len(prefix) :].strip("/") or None if url.startswith(prefix) else None
 
 
 def join(base: str, *parts: str) -> str:

@@ -13,6 +13,15 @@ writer). The JSON part repeats (name_ms, seq); the reader refuses a file whose c
 its name, so an old checkpoint copied under a newer name is not picked.
 
 `read_latest` tries names newest first and falls back past invalid ones, returning what it skipped.
+
+JSON part versions (`json_version`; the envelope around it has its own version):
+
+- 1 (no `json_version` field): each data checkpoint reference holds a `url` as the driver wrote it,
+  which for a relative checkpoint path was relative to the driver's working directory.
+- 2: a reference inside the checkpoint directory holds `path`, relative to that directory
+  (`rdd/<stream-id>/<batch_ms>`), so a directory that is moved or copied, or read from another
+  working directory, stays self-contained; one outside it (never written by the engine) keeps `url`.
+  Readers of version 1 take `url` as it is.
 """
 
 from __future__ import annotations
@@ -25,11 +34,12 @@ from checkpoint.envelope import SignatureStatus, SigningKey, decode, encode, sig
 from checkpoint.errors import CheckpointValueError, CorruptCheckpointError, NoValidCheckpointError
 from checkpoint.fingerprint import CodeFingerprint
 from checkpoint.layout import CheckpointName, check_ms, metadata_checkpoint_url, metadata_dir
-from checkpoint.location import base_name, resolve
+from checkpoint.location import base_name, join, relative_to, resolve
 from checkpoint.publish import publisher_for
 from wal import crashpoints
 
 KIND = "dstream-metadata-checkpoint"
+JSON_VERSION = 2
 KeyChoice = SigningKey | None | Literal["env"]
 
 
@@ -74,19 +84,17 @@ class MetadataCheckpoint:
         if not isinstance(self.graph_blob, bytes):
             raise CheckpointValueError(f"graph_blob must be bytes, got {type(self.graph_blob).__name__}")
 
-    def json_part(self, name: CheckpointName) -> dict[str, Any]:
-        """The inspectable JSON part for this checkpoint written under `name`."""
+    def json_part(self, name: CheckpointName, dir_url: str | None = None) -> dict[str, Any]:
+        """The inspectable JSON part for this checkpoint written under `name` in directory `dir_url`."""
         return {
             "kind": KIND,
+            "json_version": JSON_VERSION,
             "name_ms": name.name_ms,
             "seq": name.seq,
             "batch_ms": self.batch_ms,
             "pending_batches": sorted(self.pending_batches),
             "stream_ids": [str(s) for s in self.stream_ids],
-            "data_checkpoints": [
-                {"stream_id": str(r.stream_id), "batch_ms": r.batch_ms, "url": r.url}
-                for r in self.data_checkpoints
-            ],
+            "data_checkpoints": [_ref_json(r, dir_url) for r in self.data_checkpoints],
             "master": self.master,
             "app_name": self.app_name,
             "config": dict(self.config),
@@ -98,20 +106,29 @@ class MetadataCheckpoint:
         }
 
     @staticmethod
-    def from_json_part(raw: Mapping[str, Any], blob: bytes, signature: SignatureStatus) -> MetadataCheckpoint:
-        """Rebuild from a decoded JSON part (raises KeyError/TypeError/ValueError on bad fields)."""
+    def from_json_part(
+        raw: Mapping[str, Any], blob: bytes, signature: SignatureStatus, dir_url: str | None = None
+    ) -> MetadataCheckpoint:
+        """Rebuild from a decoded JSON part read from directory `dir_url`.
+
+        Raises:
+            KeyError, TypeError, ValueError: a field is missing or malformed, or the JSON version is
+                newer than this reader knows.
+        """
         if raw.get("kind") != KIND:
             raise ValueError(f"kind {raw.get('kind')!r}, expected {KIND!r}")
+        version = raw.get("json_version", 1)
+        if version not in (1, JSON_VERSION):
+            raise ValueError(
+                f"JSON part version {version!r}; this dstream reads versions 1 and {JSON_VERSION}"
+            )
         fp = raw.get("fingerprint")
         return MetadataCheckpoint(
             batch_ms=int(raw["batch_ms"]),
             graph_blob=blob,
             pending_batches=tuple(int(t) for t in raw["pending_batches"]),
             stream_ids=tuple(str(s) for s in raw["stream_ids"]),
-            data_checkpoints=tuple(
-                DataCheckpointRef(str(r["stream_id"]), int(r["batch_ms"]), str(r["url"]))
-                for r in raw["data_checkpoints"]
-            ),
+            data_checkpoints=tuple(_ref_from_json(r, dir_url) for r in raw["data_checkpoints"]),
             master=str(raw["master"]),
             app_name=str(raw["app_name"]),
             config=dict(raw["config"]),
@@ -124,6 +141,23 @@ class MetadataCheckpoint:
         )
 
 
+def _ref_json(ref: DataCheckpointRef, dir_url: str | None) -> dict[str, Any]:
+    inside = relative_to(dir_url, ref.url) if dir_url is not None else None
+    where = {"path": inside} if inside is not None else {"url": ref.url}
+    return {"stream_id": str(ref.stream_id), "batch_ms": ref.batch_ms, **where}
+
+
+def _ref_from_json(raw: Mapping[str, Any], dir_url: str | None) -> DataCheckpointRef:
+    if "path" in raw:
+        path = str(raw["path"])
+        if dir_url is None:
+            raise ValueError(f"reference {path!r} is relative to the checkpoint directory, which is unknown")
+        url = join(dir_url, path)
+    else:
+        url = str(raw["url"])
+    return DataCheckpointRef(str(raw["stream_id"]), int(raw["batch_ms"]), url)
+
+
 @dataclass(frozen=True)
 class SkippedCheckpoint:
     """A checkpoint file the reader passed over, and why."""
@@ -133,15 +167,17 @@ class SkippedCheckpoint:
     reason: str
 
 
-def encode_checkpoint(checkpoint: MetadataCheckpoint, name: CheckpointName, key: SigningKey | None) -> bytes:
-    """The envelope bytes of `checkpoint` written under `name`."""
-    return encode(checkpoint.json_part(name), checkpoint.graph_blob, key)
+def encode_checkpoint(
+    checkpoint: MetadataCheckpoint, name: CheckpointName, key: SigningKey | None, dir_url: str | None = None
+) -> bytes:
+    """The envelope bytes of `checkpoint` written under `name` in directory `dir_url`."""
+    return encode(checkpoint.json_part(name, dir_url), checkpoint.graph_blob, key)
 
 
 def decode_checkpoint(
-    data: bytes, name: CheckpointName | None, key: SigningKey | None, where: str
+    data: bytes, name: CheckpointName | None, key: SigningKey | None, where: str, dir_url: str | None = None
 ) -> MetadataCheckpoint:
-    """Validate and decode envelope bytes; never unpickles.
+    """Validate and decode envelope bytes read from directory `dir_url`; never unpickles.
 
     Raises:
         CorruptCheckpointError: framing/CRC/JSON problems or content that disagrees with `name`.
@@ -149,7 +185,7 @@ def decode_checkpoint(
     """
     env = decode(data, key=key, where=where)
     try:
-        ckpt = MetadataCheckpoint.from_json_part(env.json_part, env.blob, env.signature)
+        ckpt = MetadataCheckpoint.from_json_part(env.json_part, env.blob, env.signature, dir_url)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CorruptCheckpointError(f"{where}: JSON part is not a metadata checkpoint: {exc!r}") from exc
     if name is not None and ckpt.name != name:
@@ -181,7 +217,7 @@ def write_checkpoint(
         PublishError: the storage write failed.
     """
     url = metadata_checkpoint_url(dir_url, name)
-    data = encode_checkpoint(checkpoint, name, resolve_key(key))
+    data = encode_checkpoint(checkpoint, name, resolve_key(key), dir_url)
     storage, path = resolve(url, storage_options)
     publisher_for(storage).publish(
         path,
@@ -210,7 +246,7 @@ def read_checkpoint(
         data = storage.read(path)
     except FileNotFoundError as exc:
         raise CorruptCheckpointError(f"{url}: missing") from exc
-    return decode_checkpoint(data, name, resolve_key(key), url)
+    return decode_checkpoint(data, name, resolve_key(key), url, dir_url)
 
 
 def read_latest(

@@ -25,6 +25,7 @@ from typing import Any
 
 from checkpoint import rdd_data
 from checkpoint.layout import rdd_of_run_dir
+from checkpoint.location import absolute_url
 from dstream.accumulators import Accumulator, AccumulatorParam, AccumulatorRegistry, default_param
 from dstream.backends import create_backend
 from dstream.backends.executor_env import ExecutorEnv
@@ -350,7 +351,7 @@ class Context:
         """Where rdd.checkpoint() writes: ``<dirName>/rdd/<run uuid>/rdd-<id>`` (any fsspec URL)."""
         if not isinstance(dirName, str) or not dirName:
             raise DStreamValueError(f"checkpoint dir must be a non-empty path or URL, got {dirName!r}")
-        self._checkpoint_dir = dirName.rstrip("/")
+        self._checkpoint_dir = absolute_url(dirName).rstrip("/")
         self._checkpoint_storage_options = dict(storage_options or {})
 
     def getCheckpointDir(self) -> str | None:

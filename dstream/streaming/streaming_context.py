@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from checkpoint.location import absolute_url
 from dstream.clock import Clock, ManualClock, SystemClock
 from dstream.config import StreamingConfig
 from dstream.errors import DStreamStateError, DStreamValueError, JobFailedError
@@ -152,7 +153,8 @@ class StreamingContext:
         """Set the checkpoint directory (any fsspec URL; `storage_options` go to fsspec)."""
         if not isinstance(directory, str) or not directory:
             raise DStreamValueError(f"checkpoint directory must be a non-empty URL string, got {directory!r}")
-        location = CheckpointLocation(directory.rstrip("/"), dict(storage_options))
+        # Absolutized once, here: what is stored must not depend on the working directory.
+        location = CheckpointLocation(absolute_url(directory).rstrip("/"), dict(storage_options))
         self.runtime.checkpoint = location
         # Like Spark, user code calling rdd.checkpoint() inside transforms writes under the same directory.
         set_dir = getattr(self._sc, "setCheckpointDir", None)
@@ -347,6 +349,9 @@ class StreamingContext:
         `storage_options` go to fsspec for the checkpoint directory.
         """
         options = dict(storage_options or {})
+        if not isinstance(checkpointPath, str) or not checkpointPath:
+            raise DStreamValueError(f"checkpointPath must be a non-empty URL string, got {checkpointPath!r}")
+        checkpointPath = absolute_url(checkpointPath).rstrip("/")
         recovered = recover(checkpointPath, setupFunc, storage_options=options)
         if recovered is not None:
             ssc = cls(recovered.sc, recovered.graph.batch_ms / 1000, clock=clock, _recovered=recovered)
@@ -354,7 +359,7 @@ class StreamingContext:
             return ssc
         ssc = setupFunc()
         location = ssc.runtime.checkpoint
-        if options or location is None or location.url != checkpointPath.rstrip("/"):
+        if options or location is None or location.url != checkpointPath:
             ssc.checkpoint(checkpointPath, **options)
         ssc.runtime.setup_fingerprint = setup_fingerprint(setupFunc).to_json()
         return ssc

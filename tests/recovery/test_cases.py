@@ -257,3 +257,31 @@ def test_recovery_without_a_context_makes_one_from_the_checkpointed_master_and_c
     run_batches(ssc, clock, 3 * BATCH_MS, 4 * BATCH_MS)
     ssc.stop()
     assert [SINK[t] for t in (3000, 4000)] == ref_running_counts(inputs)[2:]
+
+
+def test_a_relative_checkpoint_directory_recovers_after_a_move_and_from_another_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Written through a relative path; recovered from elsewhere, through another path to a moved copy:
+    # the data checkpoint references inside it are relative to the directory, not to a working directory.
+    inputs, clock = word_batches(8), ManualClock(0)
+    (tmp_path / "first").mkdir()
+    monkeypatch.chdir(tmp_path / "first")
+    setup = make_setup(clock, "ckpt", running_count, inputs)
+    run_first("ckpt", clock, setup, 5)
+    moved = tmp_path / "moved-ckpt"
+    (tmp_path / "first" / "ckpt").rename(moved)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    SINK.clear()
+
+    ssc = StreamingContext.getOrCreate(
+        str(moved), make_setup(clock, str(moved), running_count, inputs), clock=clock
+    )
+    assert ssc.recovered is not None and ssc.recovered.data_checkpoints
+    assert all(ref.url.startswith(str(moved)) for ref in ssc.recovered.data_checkpoints)
+    ssc.start()
+    run_batches(ssc, clock, 6 * BATCH_MS, 8 * BATCH_MS)
+    ssc.stop(stopSparkContext=False)
+    after = [SINK[t] for t in sorted(SINK)]
+    assert after == ref_running_counts(inputs)[len(inputs) - len(after) :]
