@@ -17,7 +17,7 @@ import click
 
 from checkpoint.inspection import DirectoryReport, FileReport, inspect_directory
 from checkpoint.metadata import MetadataCheckpoint
-from dstream.cli.locations import NothingThereError, require_directory
+from dstream.cli.locations import report_if_empty, require_directory
 from dstream.cli.wal_commands import parse_storage_options, storage_option
 
 WHAT = "checkpoint"
@@ -91,10 +91,7 @@ def checkpoint() -> None:
 def inspect(url: str, storage_options: tuple[str, ...], as_json: bool) -> None:
     """List metadata checkpoints and show the newest valid one: batches, streams, state, references."""
     options = parse_storage_options(storage_options)
-    try:
-        require_directory(url, options, WHAT)
-    except NothingThereError as empty:
-        click.echo(empty.message)
+    if not report_if_empty(url, options, WHAT):
         return
     _print_report(inspect_directory(url, storage_options=options), as_json)
 

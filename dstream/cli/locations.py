@@ -41,6 +41,20 @@ def require_directory(url: str, storage_options: dict[str, Any], what: str) -> N
         raise NothingThereError(f"{url}: nothing there (no {what})")
 
 
+def report_if_empty(url: str, storage_options: dict[str, Any], what: str) -> bool:
+    """For read-only commands: True if there is something to show, else print "nothing there" and False.
+
+    Raises:
+        click.ClickException: a local path that does not exist or is not a directory.
+    """
+    try:
+        require_directory(url, storage_options, what)
+    except NothingThereError as empty:
+        click.echo(empty.message)
+        return False
+    return True
+
+
 def refuse_a_file(url: str, what: str) -> None:
     """Refuse a local path that exists and is not a directory (a directory to be created is fine)."""
     storage, path = resolve(url, {})

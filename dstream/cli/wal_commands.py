@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from dstream.cli.locations import NothingThereError, require_directory
+from dstream.cli.locations import report_if_empty, require_directory
 from wal import open_wal
 from wal.inspection import FileReport, LogReport, inspect_log
 
@@ -77,10 +77,7 @@ def wal() -> None:
 def inspect(url: str, storage_options: tuple[str, ...]) -> None:
     """List segments, record counts, time ranges and any damage (read-only)."""
     options = parse_storage_options(storage_options)
-    try:
-        require_directory(url, options, WHAT)
-    except NothingThereError as empty:
-        click.echo(empty.message)
+    if not report_if_empty(url, options, WHAT):
         return
     _print_report(inspect_log(url, options))
 

@@ -13,12 +13,11 @@ every append.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 from wal import crashpoints
 from wal.backends.base import Buffer, SegmentWriteError, SegmentWriter, WALBackend
-from wal.format import ByteSource, encode_file_header
+from wal.format import encode_file_header
 from wal.storage import Storage
 
 
@@ -79,33 +78,14 @@ class AppendableWALBackend(WALBackend):
     appendable = True
 
     def __init__(self, storage: Storage, root: str, url: str, fsync: bool) -> None:
-        self.storage = storage
-        self.url = url
-        self._root = root.rstrip("/") or "/"
+        super().__init__(storage, root, url)
         self._fsync = fsync
-
-    def _path(self, relative: str) -> str:
-        return f"{self._root}/{relative}"
-
-    def list_segments(self) -> list[str]:
-        return self.storage.list_names(self._root)
 
     def list_files(self, segment: str) -> list[str]:
         path = self._path(segment)
         if not self.storage.exists(path) or self.storage.is_dir(path):
             raise FileNotFoundError(path)
         return [segment]
-
-    @contextmanager
-    def open_file(self, path: str) -> Iterator[ByteSource]:
-        with self.storage.open_read(self._path(path)) as source:
-            yield source
-
-    def read_range(self, path: str, offset: int, length: int) -> bytes:
-        return self.storage.read_range(self._path(path), offset, length)
-
-    def file_size(self, path: str) -> int:
-        return self.storage.size(self._path(path))
 
     def open_segment(self, segment: str) -> SegmentWriter:
         return AppendableSegmentWriter(self.storage, self._root, segment, self._fsync)

@@ -17,8 +17,8 @@ Paths given to and returned by a backend are relative to its root: ``<segment>``
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from wal.errors import WALError
 from wal.format import ByteSource
@@ -55,31 +55,43 @@ class SegmentWriter(ABC):
 
 
 class WALBackend(ABC):
-    """Storage for one log's files. Constructing a backend touches nothing on storage."""
+    """Storage for one log's files under `root` on `storage`. Constructing one touches nothing.
+
+    Reading is the same for both families (files and objects are read alike); the subclasses decide
+    how segments are listed, written and deleted.
+    """
 
     appendable: bool
-    url: str
-    storage: Storage
 
-    @abstractmethod
+    def __init__(self, storage: Storage, root: str, url: str) -> None:
+        self.storage = storage
+        self.url = url
+        self._root = root.rstrip("/") or "/"
+
+    def _path(self, relative: str) -> str:
+        return f"{self._root}/{relative}"
+
     def list_segments(self) -> list[str]:
         """Base names directly under the root (any order); empty if the root does not exist."""
+        return self.storage.list_names(self._root)
 
     @abstractmethod
     def list_files(self, segment: str) -> list[str]:
         """Relative paths of the segment's files in write order. Raises FileNotFoundError if gone."""
 
-    @abstractmethod
-    def open_file(self, path: str) -> AbstractContextManager[ByteSource]:
+    @contextmanager
+    def open_file(self, path: str) -> Iterator[ByteSource]:
         """Random access to a file's bytes as of now, released on exit. Raises FileNotFoundError."""
+        with self.storage.open_read(self._path(path)) as source:
+            yield source
 
-    @abstractmethod
     def read_range(self, path: str, offset: int, length: int) -> bytes:
         """Up to `length` bytes from `offset` (fewer at end of file). Raises FileNotFoundError."""
+        return self.storage.read_range(self._path(path), offset, length)
 
-    @abstractmethod
     def file_size(self, path: str) -> int:
         """The file's current size in bytes. Raises FileNotFoundError."""
+        return self.storage.size(self._path(path))
 
     @abstractmethod
     def open_segment(self, segment: str) -> SegmentWriter:

@@ -9,11 +9,10 @@ object is never torn; a damaged one is corruption.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 from wal.backends.base import Buffer, SegmentWriteError, SegmentWriter, WALBackend
-from wal.format import ByteSource, encode_file_header
+from wal.format import encode_file_header
 from wal.segments import ObjectName, parse_object
 from wal.storage import Storage
 
@@ -50,32 +49,10 @@ class ObjectWALBackend(WALBackend):
 
     appendable = False
 
-    def __init__(self, storage: Storage, root: str, url: str) -> None:
-        self.storage = storage
-        self.url = url
-        self._root = root.rstrip("/")
-
-    def _path(self, relative: str) -> str:
-        return f"{self._root}/{relative}"
-
-    def list_segments(self) -> list[str]:
-        return self.storage.list_names(self._root)
-
     def list_files(self, segment: str) -> list[str]:
         names = self.storage.list_names(self._path(segment))
         objects = sorted(parsed for parsed in map(parse_object, names) if parsed is not None)
         return [f"{segment}/{obj}" for obj in objects]
-
-    @contextmanager
-    def open_file(self, path: str) -> Iterator[ByteSource]:
-        with self.storage.open_read(self._path(path)) as source:
-            yield source
-
-    def read_range(self, path: str, offset: int, length: int) -> bytes:
-        return self.storage.read_range(self._path(path), offset, length)
-
-    def file_size(self, path: str) -> int:
-        return self.storage.size(self._path(path))
 
     def open_segment(self, segment: str) -> SegmentWriter:
         return ObjectSegmentWriter(self.storage, self._root, segment)
