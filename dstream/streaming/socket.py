@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 RESTART_DELAY_MS = 2_000
 CONNECT_TIMEOUT_S = 5.0
 # Bound on buffered, not yet batched lines; at it the reader stops reading (TCP back-pressure).
-BUFFER_LINES_MAX = 1_000_000
+BUFFER_LINES_MAX = 200_000
 STOP_CHECK_INTERVAL_S = 1.0  # how often a reader blocked on a full buffer rechecks for stop
 # The reader's read size. Each read releases the GIL, and while tasks run Python on the local
 # backend's threads the reader waits about a switch interval (5 ms) to get it back: a few hundred

@@ -37,6 +37,7 @@ from dstream.streaming.inputs import QueueInputDStream
 from dstream.streaming.job_generator import JobGenerator
 from dstream.streaming.job_scheduler import JobScheduler
 from dstream.streaming.listener import StreamingListenerStreamingStarted
+from dstream.streaming.rate_controller import RateController
 from dstream.streaming.runtime import ACTIVE, STOPPED, CheckpointLocation, StreamingRuntime
 from dstream.streaming.socket import SocketInputDStream
 
@@ -241,6 +242,8 @@ class StreamingContext:
         runtime, recovered = self.runtime, self._recovered
         get_conf = getattr(self._sc, "getConf", None)
         runtime.config = StreamingConfig.from_conf(dict(get_conf().getAll()) if get_conf is not None else {})
+        runtime.scheduler.pending_batches_max = runtime.config.scheduler.pending_batches_max
+        runtime.generator.generator_events_max = runtime.config.scheduler.generator_events_max
         if runtime.checkpoint is not None:
             coordinator = CheckpointCoordinator(runtime)
             coordinator.rdds.restore(list(recovered.data_checkpoints) if recovered is not None else [])
@@ -252,6 +255,10 @@ class StreamingContext:
             tracker = new_receiver_tracker(runtime, receiver_streams)
             runtime.block_allocator = tracker
             runtime.generator.block_allocator = tracker
+            if runtime.config.backpressure.enabled:
+                ids = [s._id for s in receiver_streams]
+                bp = RateController.from_config(tracker, ids, runtime.batch_ms, runtime.config.backpressure)
+                runtime.bus.add_listener(bp)
         if recovered is not None:
             runtime.generator.restart(recovered.checkpoint_ms, recovered.pending_ms)
         else:
