@@ -23,14 +23,14 @@ Keys (Spark's where Spark has the setting):
 | dstream.checkpoint.leaseWaitS | checkpoint.lease_wait_s | 0 |
 | dstream.checkpoint.allowQueueStream | checkpoint.allow_queue_stream | false |
 | spark.streaming.* receiver keys | receiver.* (see `SPARK_KEYS`) | see `ReceiverConfig` |
-| dstream.receiver.unallocated_records_max | receiver.unallocated_records_max | 1000000 |
+| dstream.receiver.unallocated_records_max | receiver.unallocated_records_max | 200000 |
 | spark.streaming.backpressure.enabled | backpressure.enabled | false |
 | spark.streaming.backpressure.initialRate | backpressure.initial_rate_per_s | none (maxRate, else no limit) |
 | spark.streaming.backpressure.pid.proportional | backpressure.proportional | 1.0 |
 | spark.streaming.backpressure.pid.integral | backpressure.integral | 0.2 |
 | spark.streaming.backpressure.pid.derived | backpressure.derivative | 0.0 |
 | spark.streaming.backpressure.pid.minRate | backpressure.min_rate_per_s | 100 |
-| dstream.streaming.pendingBatchesMax | scheduler.pending_batches_max | 10 |
+| dstream.streaming.pendingBatchesMax | scheduler.pending_batches_max | 4 |
 | dstream.streaming.generatorEventsMax | scheduler.generator_events_max | 100 |
 
 Bounds between the network and the job (docs/backpressure.md): a receiver's block queue
@@ -94,7 +94,7 @@ class ReceiverConfig:
     wal_rolling_interval_ms: int = 60_000
     wal_fsync: str = "always"
     wal_batched: bool = True
-    unallocated_records_max: int = 1_000_000
+    unallocated_records_max: int = 200_000
 
     @classmethod
     def from_conf(cls, conf: Mapping[str, Any] | None = None, **overrides: Any) -> ReceiverConfig:
@@ -321,7 +321,7 @@ class SchedulerConfig:
             waits (it generates the missed batch times once there is room, none is skipped).
     """
 
-    pending_batches_max: int = 10
+    pending_batches_max: int = 4
     generator_events_max: int = 100
 
     @classmethod

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 # How many processed batch times are remembered for wait_for_batch; old ones are forgotten so a long
 # run does not grow this set without bound.
 PROCESSED_TIMES_MAX = 10_000
-PENDING_BATCHES_MAX_DEFAULT = 10
+PENDING_BATCHES_MAX_DEFAULT = 4
 
 ErrorCallback = Callable[[str, BaseException], None]
 CompletionCallback = Callable[[int], None]
