@@ -32,6 +32,7 @@ Keys (Spark's where Spark has the setting):
 | spark.streaming.backpressure.pid.minRate | backpressure.min_rate_per_s | 100 |
 | dstream.streaming.pendingBatchesMax | scheduler.pending_batches_max | 4 |
 | dstream.streaming.generatorEventsMax | scheduler.generator_events_max | 100 |
+| spark.streaming.stopGracefullyOnShutdown | lifecycle.stop_gracefully_on_shutdown | false |
 
 Bounds between the network and the job (docs/backpressure.md): a receiver's block queue
 (`queue_size_max` blocks of at most `block_records_max` records), its records stored but not yet
@@ -338,6 +339,27 @@ class SchedulerConfig:
         )
 
 
+STOP_GRACEFULLY_ON_SHUTDOWN_KEY = "spark.streaming.stopGracefullyOnShutdown"
+
+
+@dataclass(frozen=True)
+class LifecycleConfig:
+    """How a streaming application stops.
+
+    Attributes:
+        stop_gracefully_on_shutdown: on SIGTERM, stop gracefully (bounded by the graceful-stop timeout)
+            and exit with status 0, as Spark's shutdown hook does; otherwise SIGTERM acts as before.
+    """
+
+    stop_gracefully_on_shutdown: bool = False
+
+    @classmethod
+    def from_conf(cls, conf: Mapping[str, Any]) -> LifecycleConfig:
+        """Read the lifecycle keys of `conf` (see the module docstring)."""
+        value = conf.get(STOP_GRACEFULLY_ON_SHUTDOWN_KEY, cls.stop_gracefully_on_shutdown)
+        return cls(stop_gracefully_on_shutdown=_parse_bool(STOP_GRACEFULLY_ON_SHUTDOWN_KEY, value))
+
+
 @dataclass(frozen=True)
 class StreamingConfig:
     """What a streaming application reads from its configuration, parsed once when it starts.
@@ -349,6 +371,7 @@ class StreamingConfig:
     checkpoint: CheckpointConfig = CheckpointConfig()
     backpressure: BackpressureConfig = BackpressureConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
+    lifecycle: LifecycleConfig = LifecycleConfig()
 
     @classmethod
     def from_conf(cls, conf: Mapping[str, Any] | None = None) -> StreamingConfig:
@@ -363,4 +386,5 @@ class StreamingConfig:
             checkpoint=CheckpointConfig.from_conf(values),
             backpressure=BackpressureConfig.from_conf(values),
             scheduler=SchedulerConfig.from_conf(values),
+            lifecycle=LifecycleConfig.from_conf(values),
         )

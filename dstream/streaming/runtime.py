@@ -45,6 +45,10 @@ class BlockAllocator(Protocol):
         """Records allocated to batch `time_ms`, per receiver stream id."""
         ...
 
+    def has_unallocated_received_blocks(self) -> bool:
+        """Whether a stored block waits for a batch (a graceful stop generates one more batch then)."""
+        ...
+
     def cleanup_old_blocks_and_batches(self, threshold_ms: int) -> None:
         """Forget batches before `threshold_ms` and delete their blocks and WAL segments."""
 

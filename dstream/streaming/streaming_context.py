@@ -39,6 +39,7 @@ from dstream.streaming.job_scheduler import JobScheduler
 from dstream.streaming.listener import StreamingListenerStreamingStarted
 from dstream.streaming.rate_controller import RateController
 from dstream.streaming.runtime import ACTIVE, STOPPED, CheckpointLocation, StreamingRuntime
+from dstream.streaming.shutdown import install_sigterm_stop
 from dstream.streaming.socket import SocketInputDStream
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class StreamingContext:
         self._sc = sparkContext
         self._recovered = _recovered
         self._waiter = _ContextWaiter()
+        self._remove_sigterm_stop: Callable[[], None] = lambda: None
         runtime = StreamingRuntime(sparkContext, clock, batch_ms, graph)
         runtime.scheduler = JobScheduler(clock, runtime.bus, self._waiter.notify_error, self._on_batch_done)
         runtime.generator = JobGenerator(graph, runtime.scheduler, clock, batch_ms)
@@ -235,6 +237,8 @@ class StreamingContext:
             runtime.scheduler.start()
             runtime.state = ACTIVE
             StreamingContext._activeContext = self
+            if runtime.config.lifecycle.stop_gracefully_on_shutdown:
+                self._remove_sigterm_stop = install_sigterm_stop(lambda: self.stop(True, stopGraceFully=True))
         runtime.bus.post(StreamingListenerStreamingStarted(runtime.clock.time_ms()))
 
     def _start_components(self) -> None:
@@ -288,6 +292,7 @@ class StreamingContext:
     def stop(self, stopSparkContext: bool = True, stopGraceFully: bool = False) -> None:
         """Stop; with stopGraceFully, batches already generated are run first. Stopping twice is harmless."""
         runtime = self.runtime
+        self._remove_sigterm_stop()
         with runtime.state_lock:
             state, runtime.state = runtime.state, STOPPED
         if state == ACTIVE:
