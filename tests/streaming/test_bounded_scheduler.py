@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import threading
+
+import pytest
 
 from dstream.clock import ManualClock
 from dstream.config import StreamingConfig
+from dstream.errors import DStreamValueError
 from dstream.streaming.job_scheduler import Job, JobScheduler, JobSet
 from dstream.streaming.listener import StreamingListenerBus
 
@@ -75,3 +79,21 @@ def test_the_bounds_are_configuration_keys() -> None:
     assert (config.backpressure.enabled, config.backpressure.initial_rate_per_s) == (True, 500.0)
     assert (config.backpressure.proportional, config.backpressure.integral) == (1.0, 0.2)
     assert (config.backpressure.derivative, config.backpressure.min_rate_per_s) == (0.0, 100.0)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("dstream.streaming.pendingBatchesMax", "0"),
+        ("dstream.streaming.generatorEventsMax", "many"),
+        ("dstream.receiver.unallocated_records_max", "0"),
+        ("spark.streaming.backpressure.enabled", "maybe"),
+        ("spark.streaming.backpressure.pid.minRate", "0"),
+        ("spark.streaming.backpressure.pid.integral", "-1"),
+        ("spark.streaming.stopGracefullyOnShutdown", "sometimes"),
+    ],
+)
+def test_bad_bounds_name_their_key_and_value(key: str, value: str) -> None:
+    with pytest.raises(DStreamValueError, match=re.escape(key)) as raised:
+        StreamingConfig.from_conf({key: value})
+    assert repr(value) in str(raised.value)
