@@ -259,7 +259,13 @@ def main() -> None:
 
 def run_child(mode: str, argv: list[str]) -> dict[str, Any]:
     """Run one mode in a child process (its own RSS); killed if it outlives its bound."""
-    options = [a for a in argv if not a.startswith("--modes")]
+    options: list[str] = []
+    skip_value = False
+    for arg in argv:  # everything but --modes (and its value) goes to the child
+        if skip_value or arg.startswith("--modes"):
+            skip_value = arg == "--modes" and not skip_value
+            continue
+        options.append(arg)
     proc = subprocess.run(
         [sys.executable, __file__, "pipeline", mode, *options],
         capture_output=True, text=True, timeout=DRAIN_S_MAX * 2 + 600,
