@@ -23,6 +23,21 @@ Keys (Spark's where Spark has the setting):
 | dstream.checkpoint.leaseWaitS | checkpoint.lease_wait_s | 0 |
 | dstream.checkpoint.allowQueueStream | checkpoint.allow_queue_stream | false |
 | spark.streaming.* receiver keys | receiver.* (see `SPARK_KEYS`) | see `ReceiverConfig` |
+| dstream.receiver.unallocated_records_max | receiver.unallocated_records_max | 200000 |
+| spark.streaming.backpressure.enabled | backpressure.enabled | false |
+| spark.streaming.backpressure.initialRate | backpressure.initial_rate_per_s | none (maxRate, else no limit) |
+| spark.streaming.backpressure.pid.proportional | backpressure.proportional | 1.0 |
+| spark.streaming.backpressure.pid.integral | backpressure.integral | 0.2 |
+| spark.streaming.backpressure.pid.derived | backpressure.derivative | 0.0 |
+| spark.streaming.backpressure.pid.minRate | backpressure.min_rate_per_s | 100 |
+| dstream.streaming.pendingBatchesMax | scheduler.pending_batches_max | 4 |
+| dstream.streaming.generatorEventsMax | scheduler.generator_events_max | 100 |
+| spark.streaming.stopGracefullyOnShutdown | lifecycle.stop_gracefully_on_shutdown | false |
+
+Bounds between the network and the job (docs/backpressure.md): a receiver's block queue
+(`queue_size_max` blocks of at most `block_records_max` records), its records stored but not yet
+allocated to a batch (`unallocated_records_max`), the job generator's queued batch ticks
+(`generator_events_max`) and the scheduler's batches waiting to run (`pending_batches_max`).
 """
 
 from __future__ import annotations
@@ -64,6 +79,8 @@ class ReceiverConfig:
         wal_rolling_interval_ms: the receiver WAL starts a new segment this often.
         wal_fsync: "always" or "never" (the WAL's fsync policy).
         wal_batched: group-commit the receiver WAL (many concurrent writers, one fsync).
+        unallocated_records_max: records stored by a receiver and not yet allocated to a batch at most;
+            storing more waits (the push receiver then delays its acks).
     """
 
     block_interval_ms: int = 200
@@ -78,6 +95,7 @@ class ReceiverConfig:
     wal_rolling_interval_ms: int = 60_000
     wal_fsync: str = "always"
     wal_batched: bool = True
+    unallocated_records_max: int = 200_000
 
     @classmethod
     def from_conf(cls, conf: Mapping[str, Any] | None = None, **overrides: Any) -> ReceiverConfig:
@@ -115,6 +133,8 @@ def _parse(name: str, key: str, value: Any) -> Any:
         return str(value)
     if name.endswith("_s"):
         return _parse_ms(key, value, default_unit="s") / 1000.0
+    if name == "unallocated_records_max":
+        return _parse_int(key, value, 1)
     return _parse_int(key, value, 0)
 
 
@@ -236,6 +256,110 @@ class CheckpointConfig:
         )
 
 
+BACKPRESSURE_ENABLED_KEY = "spark.streaming.backpressure.enabled"
+BACKPRESSURE_INITIAL_RATE_KEY = "spark.streaming.backpressure.initialRate"
+PID_PROPORTIONAL_KEY = "spark.streaming.backpressure.pid.proportional"
+PID_INTEGRAL_KEY = "spark.streaming.backpressure.pid.integral"
+PID_DERIVATIVE_KEY = "spark.streaming.backpressure.pid.derived"
+PID_MIN_RATE_KEY = "spark.streaming.backpressure.pid.minRate"
+PENDING_BATCHES_MAX_KEY = "dstream.streaming.pendingBatchesMax"
+GENERATOR_EVENTS_MAX_KEY = "dstream.streaming.generatorEventsMax"
+
+
+@dataclass(frozen=True)
+class BackpressureConfig:
+    """Spark's backpressure: a PID estimator sets each receiver's rate from completed batches.
+
+    Attributes:
+        enabled: estimate a rate after each completed batch and make it the receivers' limit.
+        initial_rate_per_s: the receivers' limit before the first estimate (None: maxRate, or none).
+        proportional: the PID's weight of the current error (Spark's default 1.0).
+        integral: the weight of the accumulated error, read from the scheduling delay (0.2).
+        derivative: the weight of the error's rate of change (0.0).
+        min_rate_per_s: the estimate never goes below this (100).
+    """
+
+    enabled: bool = False
+    initial_rate_per_s: float | None = None
+    proportional: float = 1.0
+    integral: float = 0.2
+    derivative: float = 0.0
+    min_rate_per_s: float = 100.0
+
+    @classmethod
+    def from_conf(cls, conf: Mapping[str, Any]) -> BackpressureConfig:
+        """Read the backpressure keys of `conf` (see the module docstring)."""
+        d = cls()
+        initial = conf.get(BACKPRESSURE_INITIAL_RATE_KEY)
+        initial_rate = None if initial is None else _parse_number(BACKPRESSURE_INITIAL_RATE_KEY, initial, 0.0)
+        return cls(
+            enabled=_parse_bool(BACKPRESSURE_ENABLED_KEY, conf.get(BACKPRESSURE_ENABLED_KEY, d.enabled)),
+            initial_rate_per_s=initial_rate or None,  # Spark: 0 means no initial rate
+            proportional=_parse_number(
+                PID_PROPORTIONAL_KEY, conf.get(PID_PROPORTIONAL_KEY, d.proportional), 0.0
+            ),
+            integral=_parse_number(PID_INTEGRAL_KEY, conf.get(PID_INTEGRAL_KEY, d.integral), 0.0),
+            derivative=_parse_number(PID_DERIVATIVE_KEY, conf.get(PID_DERIVATIVE_KEY, d.derivative), 0.0),
+            min_rate_per_s=_parse_positive(PID_MIN_RATE_KEY, conf.get(PID_MIN_RATE_KEY, d.min_rate_per_s)),
+        )
+
+
+def _parse_positive(key: str, value: Any) -> float:
+    number = _parse_number(key, value, 0.0)
+    if number <= 0 or number == float("inf"):
+        raise DStreamValueError(f"conf {key}={value!r}: expected a finite number > 0")
+    return number
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Bounds of the job generator and the job scheduler.
+
+    Attributes:
+        pending_batches_max: batches submitted and waiting to run at most; generating the next waits,
+            so allocation pauses and the receivers' unallocated bound slows the producers.
+        generator_events_max: batch ticks queued for the generator's event loop at most; the timer
+            waits (it generates the missed batch times once there is room, none is skipped).
+    """
+
+    pending_batches_max: int = 4
+    generator_events_max: int = 100
+
+    @classmethod
+    def from_conf(cls, conf: Mapping[str, Any]) -> SchedulerConfig:
+        """Read the scheduler keys of `conf` (see the module docstring)."""
+        d = cls()
+        return cls(
+            pending_batches_max=_parse_int(
+                PENDING_BATCHES_MAX_KEY, conf.get(PENDING_BATCHES_MAX_KEY, d.pending_batches_max), 1
+            ),
+            generator_events_max=_parse_int(
+                GENERATOR_EVENTS_MAX_KEY, conf.get(GENERATOR_EVENTS_MAX_KEY, d.generator_events_max), 1
+            ),
+        )
+
+
+STOP_GRACEFULLY_ON_SHUTDOWN_KEY = "spark.streaming.stopGracefullyOnShutdown"
+
+
+@dataclass(frozen=True)
+class LifecycleConfig:
+    """How a streaming application stops.
+
+    Attributes:
+        stop_gracefully_on_shutdown: on SIGTERM, stop gracefully (bounded by the graceful-stop timeout)
+            and exit with status 0, as Spark's shutdown hook does; otherwise SIGTERM acts as before.
+    """
+
+    stop_gracefully_on_shutdown: bool = False
+
+    @classmethod
+    def from_conf(cls, conf: Mapping[str, Any]) -> LifecycleConfig:
+        """Read the lifecycle keys of `conf` (see the module docstring)."""
+        value = conf.get(STOP_GRACEFULLY_ON_SHUTDOWN_KEY, cls.stop_gracefully_on_shutdown)
+        return cls(stop_gracefully_on_shutdown=_parse_bool(STOP_GRACEFULLY_ON_SHUTDOWN_KEY, value))
+
+
 @dataclass(frozen=True)
 class StreamingConfig:
     """What a streaming application reads from its configuration, parsed once when it starts.
@@ -245,6 +369,9 @@ class StreamingConfig:
 
     receiver: ReceiverConfig = ReceiverConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
+    backpressure: BackpressureConfig = BackpressureConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    lifecycle: LifecycleConfig = LifecycleConfig()
 
     @classmethod
     def from_conf(cls, conf: Mapping[str, Any] | None = None) -> StreamingConfig:
@@ -257,4 +384,7 @@ class StreamingConfig:
         return cls(
             receiver=ReceiverConfig.from_conf(values),
             checkpoint=CheckpointConfig.from_conf(values),
+            backpressure=BackpressureConfig.from_conf(values),
+            scheduler=SchedulerConfig.from_conf(values),
+            lifecycle=LifecycleConfig.from_conf(values),
         )

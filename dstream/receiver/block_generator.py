@@ -6,8 +6,8 @@ cuts the buffer into a block at every multiple of `block_interval_ms` and puts i
 `on_push_block` (which stores and reports them). When the pusher falls behind, the queue fills, cutting
 blocks while holding the buffer lock, so `add_data` blocks: a fast receiver is slowed instead of growing
 memory without bound. A buffer that reaches `block_records_max` is cut early for the same reason, so at
-most about `(queue_size_max + 2) * block_records_max` records are held. `max_rate_per_s` optionally caps
-the records accepted per second (a token bucket on the clock).
+most about `(queue_size_max + 2) * block_records_max` records are held. The records-per-second limit
+is not here: the supervisor's `RateLimiter` (rate_limit.py) applies it to single records and lists alike.
 
 `add_data` returns the `PendingBlock` its record joined; waiting on it tells the caller when that block
 was pushed (durable, with the WAL on) or why pushing failed.
@@ -63,7 +63,6 @@ class BlockGenerator:
         block_interval_ms: time between cuts.
         queue_size_max: blocks waiting to be pushed at most.
         block_records_max: records per block at most (a fuller buffer is cut early).
-        max_rate_per_s: records accepted per second at most, or None for no limit.
     """
 
     def __init__(
@@ -75,7 +74,6 @@ class BlockGenerator:
         block_interval_ms: int = BLOCK_INTERVAL_MS_DEFAULT,
         queue_size_max: int = QUEUE_SIZE_MAX_DEFAULT,
         block_records_max: int = BLOCK_RECORDS_MAX_DEFAULT,
-        max_rate_per_s: float | None = None,
     ) -> None:
         for name, value in (
             ("block_interval_ms", block_interval_ms),
@@ -84,13 +82,10 @@ class BlockGenerator:
         ):
             if not isinstance(value, int) or value <= 0:
                 raise DStreamValueError(f"{name} must be a positive int, got {value!r}")
-        if max_rate_per_s is not None and max_rate_per_s <= 0:
-            raise DStreamValueError(f"max_rate_per_s must be positive or None, got {max_rate_per_s!r}")
         self._push_block, self._on_error, self._new_block_id = push_block, on_error, new_block_id
         self._clock = clock
         self.block_interval_ms = block_interval_ms
         self.block_records_max = block_records_max
-        self.max_rate_per_s = max_rate_per_s
         self._queue: queue.Queue[PendingBlock] = queue.Queue(maxsize=queue_size_max)
         self._lock = threading.Lock()
         self._current = PendingBlock()
@@ -98,7 +93,6 @@ class BlockGenerator:
         self._stop_timer = threading.Event()
         self._timer_done = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._rate_next_ms = 0.0
 
     def start(self) -> None:
         if self._state != "initialized":
@@ -110,8 +104,7 @@ class BlockGenerator:
             self._threads.append(thread)
 
     def add_data(self, record: Any) -> PendingBlock:
-        """Add one record; blocks while the queue is full or the rate limit says wait."""
-        self._wait_for_rate()
+        """Add one record; blocks while the queue is full."""
         with self._lock:
             if self._state != "active":
                 raise DStreamStateError(f"cannot add data to a BlockGenerator that is {self._state}")
@@ -120,17 +113,6 @@ class BlockGenerator:
             if len(pending.records) >= self.block_records_max:
                 self._cut_locked()
             return pending
-
-    def _wait_for_rate(self) -> None:
-        if self.max_rate_per_s is None:
-            return
-        gap_ms = 1000.0 / self.max_rate_per_s
-        with self._lock:
-            now = self._clock.time_ms()
-            slot = max(self._rate_next_ms, float(now))
-            self._rate_next_ms = slot + gap_ms
-        if slot > now:
-            self._clock.wait_until(int(slot + 0.999), self._stop_timer)
 
     def _cut_locked(self) -> None:
         """Move the current buffer to the queue (blocking while it is full). Caller holds the lock."""

@@ -72,6 +72,7 @@ def new_receiver_tracker(runtime: StreamingRuntime, streams: list[ReceiverInputD
         events=ListenerBusEvents(runtime.bus, names),
         recover=location is not None,
         executor=runtime.sc.executor_env,
+        backpressure=runtime.config.backpressure,
     )
     for stream in sorted(streams, key=lambda s: s._id):
         tracker.add_receiver(stream._id, stream.getReceiver())

@@ -11,7 +11,10 @@ Directory layout under the checkpoint directory (`checkpoint.layout`, docs/check
     receivedData/<stream_id>/  receiver WAL of block payloads, one per receiver input stream
 
 The tracker implements the streaming core's `BlockAllocator` protocol: the JobGenerator allocates
-through it and decides when it cleans; the context starts and stops it.
+through it and decides when it cleans; the context starts and stops it. It also holds each stream's
+bounds across supervisor restarts: the `RecordBudget` of records stored but not yet allocated (given
+back here when a batch takes them) and the rate limit the backpressure controller last set
+(`update_rate_limit`, capped by `spark.streaming.receiver.maxRate`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 from checkpoint.layout import received_block_metadata_dir, received_data_dir
 from dstream.backends.executor_env import ExecutorEnv
 from dstream.clock import Clock
-from dstream.config import ReceiverConfig
+from dstream.config import BackpressureConfig, ReceiverConfig
 from dstream.errors import DStreamStateError, DStreamValueError
 from dstream.receiver.block_handler import (
     BlockStoreHandler,
@@ -32,8 +35,10 @@ from dstream.receiver.block_handler import (
     encode_state_record,
 )
 from dstream.receiver.block_store import ReceivedBlocks, received_blocks
+from dstream.receiver.rate_limit import check_rate, effective_rate
 from dstream.receiver.received_block_tracker import EventLog, ReceivedBlockInfo, ReceivedBlockTracker
 from dstream.receiver.receiver import Receiver
+from dstream.receiver.record_budget import RecordBudget
 from dstream.receiver.supervisor import BlockHandler, NoEvents, ReceiverEvents, ReceiverSupervisor
 from dstream.receiver.wal_registry import ReceiverWALs, receiver_wals
 from wal import WriteAheadLog, open_wal
@@ -66,6 +71,7 @@ class ReceiverTracker:
             WAL that blocks are written through (e.g. one whose write times out and commits later).
         executor: the environment of the executor the receivers run on (its received blocks and open
             receiver WALs); default: a private one that lives as long as the tracker.
+        backpressure: with `enabled`, receivers start at `initial_rate_per_s` (capped by maxRate).
     """
 
     def __init__(
@@ -78,6 +84,7 @@ class ReceiverTracker:
         recover: bool = False,
         receiver_wal_wrapper: Callable[[int, WriteAheadLog], EventLog] | None = None,
         executor: ExecutorEnv | None = None,
+        backpressure: BackpressureConfig | None = None,
     ) -> None:
         self.clock = clock
         self.executor = executor if executor is not None else ExecutorEnv("receiver-tracker")
@@ -97,6 +104,10 @@ class ReceiverTracker:
         self._block_logs: dict[int, EventLog] = {}  # what block writes go through (wrapped or not)
         self._stopping = threading.Event()
         self._started = False
+        self._budgets: dict[int, RecordBudget] = {}
+        bp = backpressure or BackpressureConfig()
+        self._estimates: dict[int, float | None] = {}
+        self._initial_estimate = bp.initial_rate_per_s if bp.enabled else None
         self._metadata_log = (
             self._open(metadata_wal_url(checkpoint_dir), batched=True) if checkpoint_dir else None
         )
@@ -121,6 +132,22 @@ class ReceiverTracker:
         if not isinstance(receiver, Receiver):
             raise TypeError(f"expected a dstream.Receiver, got {receiver!r}")
         self._receivers[stream_id] = receiver
+        self._budgets[stream_id] = RecordBudget(self.config.unallocated_records_max)
+        self._estimates[stream_id] = self._initial_estimate
+
+    def rate_limit(self, stream_id: int) -> float | None:
+        """The records-per-second limit stream `stream_id`'s receiver applies now (None: none)."""
+        return effective_rate(self.config.max_rate_per_s, self._estimates.get(stream_id))
+
+    def update_rate_limit(self, stream_id: int, records_per_s: float) -> None:
+        """Set a stream's estimated rate (backpressure); its receiver applies it capped by maxRate."""
+        check_rate("records_per_s", records_per_s)
+        if stream_id not in self._receivers:
+            raise DStreamValueError(f"no receiver for stream {stream_id}; known: {sorted(self._receivers)}")
+        self._estimates[stream_id] = records_per_s
+        supervisor = self._supervisors.get(stream_id)
+        if supervisor is not None:
+            supervisor.set_rate_limit(self.rate_limit(stream_id))
 
     def start(self) -> None:
         """Start every registered receiver on its own thread."""
@@ -180,6 +207,8 @@ class ReceiverTracker:
                 self.block_tracker.known_block_ids(),
                 self.block_tracker.cleaned_written_max_ms(stream_id),
             ),
+            budget=self._budgets[stream_id],
+            rate_per_s=self.rate_limit(stream_id),
         )
         self._supervisors[stream_id] = supervisor
         return supervisor
@@ -216,7 +245,12 @@ class ReceiverTracker:
 
     # -- driver-side block tracking ---------------------------------------------------------------
     def allocate_blocks_to_batch(self, time_ms: int) -> None:
+        """Allocate, then give the allocated blocks' records back to their streams' budgets."""
         self.block_tracker.allocate_blocks_to_batch(time_ms)
+        for stream_id, infos in self.block_tracker.get_blocks_of_batch(time_ms).items():
+            budget = self._budgets.get(stream_id)
+            if budget is not None:
+                budget.release([info.block_id for info in infos])
 
     def get_blocks_of_batch_and_stream(self, time_ms: int, stream_id: int) -> tuple[ReceivedBlockInfo, ...]:
         return self.block_tracker.get_blocks_of_batch_and_stream(time_ms, stream_id)

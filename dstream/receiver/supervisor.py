@@ -18,6 +18,13 @@ and its records are not in any batch, so acknowledging them as durable would los
 that is in the receiver WAL but not in the tracker can only be resolved by this recovery, a failed
 report after a successful WAL write stops the supervisor (the ReceiverTracker restarts it).
 
+Bounds (docs/backpressure.md): every record passes the supervisor's `RateLimiter` before it is stored
+(`spark.streaming.receiver.maxRate`, or the backpressure estimate the tracker hands down through
+`set_rate_limit`): one token for `store(record)`, n for `store(list of n)`. Every block then takes its
+records from the stream's `RecordBudget` (records stored but not yet allocated to a batch) before it
+is stored; the tracker gives them back when the block is allocated. While either waits, `store()` does
+not return, so a reliable receiver does not acknowledge its source. Both wake on stop.
+
 Restarts: `restart_receiver` stops the receiver (onStop) and starts it again (onStart) after a delay on a
 background thread. A receiver whose `onStart` raises, or that calls `stop`, ends the supervisor; the
 ReceiverTracker then decides whether to start it again (bounded backoff).
@@ -40,8 +47,10 @@ from dstream.receiver.block_handler import (
     StoreResult,
     WriteAheadLogHandler,
 )
+from dstream.receiver.rate_limit import RateLimiter
 from dstream.receiver.received_block_tracker import ReceivedBlockInfo
 from dstream.receiver.receiver import Receiver
+from dstream.receiver.record_budget import RecordBudget
 
 
 class ReceiverEvents(Protocol):
@@ -84,6 +93,9 @@ class ReceiverSupervisor:
         config: block interval, rate, queue bounds, timeouts, restart delay.
         events: lifecycle event sink.
         tracker_view: what the tracker knows, for recovering blocks that never reached it.
+        budget: the stream's bound on records stored and not yet allocated (default: a private one of
+            `config.unallocated_records_max`).
+        rate_per_s: the initial rate limit (default: `config.max_rate_per_s`).
     """
 
     def __init__(
@@ -96,6 +108,8 @@ class ReceiverSupervisor:
         config: ReceiverConfig,
         events: ReceiverEvents | None = None,
         tracker_view: TrackerView | None = None,
+        budget: RecordBudget | None = None,
+        rate_per_s: float | None = None,
     ) -> None:
         self.receiver = receiver
         self.stream_id = stream_id
@@ -114,6 +128,10 @@ class ReceiverSupervisor:
         self._stopped = threading.Event()
         self._error: BaseException | None = None
         self._stop_message = ""
+        self.budget = budget if budget is not None else RecordBudget(config.unallocated_records_max)
+        self.limiter = RateLimiter(
+            clock, config.max_rate_per_s if rate_per_s is None else rate_per_s, self._stop_requested
+        )
         self.generator = BlockGenerator(
             self._push_block,
             self.report_error,
@@ -122,7 +140,6 @@ class ReceiverSupervisor:
             block_interval_ms=config.block_interval_ms,
             queue_size_max=config.queue_size_max,
             block_records_max=config.block_records_max,
-            max_rate_per_s=config.max_rate_per_s,
         )
 
     @property
@@ -214,13 +231,19 @@ class ReceiverSupervisor:
             self.report_error(f"error in onStop of receiver {self.stream_id}", exc)
         self._events.on_receiver_stopped(self.stream_id, message, error)
 
+    def set_rate_limit(self, rate_per_s: float | None) -> None:
+        """Records per second this receiver may store from now on (None: no limit)."""
+        self.limiter.set_rate(rate_per_s)
+
     def push_single(self, record: Any) -> None:
+        self.limiter.acquire(1)
         pending = self.generator.add_data(record)
         if self.reliable:
             pending.wait(self.config.store_timeout_s)
 
     def push_multiple(self, records: list[Any], metadata: dict[str, Any] | None = None) -> None:
         if records:
+            self.limiter.acquire(len(records))
             self._store_and_report(self.new_block_id(), records, metadata)
 
     def push_state(self, state: dict[str, Any]) -> None:
@@ -232,6 +255,16 @@ class ReceiverSupervisor:
 
     def _store_and_report(
         self, block_id: str, records: list[Any], metadata: dict[str, Any] | None = None
+    ) -> StoreResult:
+        self.budget.acquire(block_id, len(records), self._stop_requested)
+        try:
+            return self._store_and_report_admitted(block_id, records, metadata)
+        except BaseException:
+            self.budget.release([block_id])
+            raise
+
+    def _store_and_report_admitted(
+        self, block_id: str, records: list[Any], metadata: dict[str, Any] | None
     ) -> StoreResult:
         result = self.handler.store_block(block_id, records, metadata)
         info = ReceivedBlockInfo(
@@ -268,6 +301,7 @@ class ReceiverSupervisor:
                 return
             self._stop_requested.set()
             self._stop_message, self._error = message, error
+        self.budget.wake()
         self.stop_receiver(message, error)
         self.generator.stop()
         self._stopped.set()

@@ -13,6 +13,11 @@ their jobs; (3) the job set goes to the JobScheduler with each input stream's re
 checkpoint hook writes a metadata checkpoint. The generator is also the one place that decides when
 received blocks are cleaned (`clean_received_blocks`): after a batch completes when there is no
 checkpoint, once a metadata checkpoint no longer needs them when there is one.
+
+Bound: at most `generator_events_max` batch ticks wait in the event queue
+(`dstream.streaming.generatorEventsMax`); the timer waits for room (waking when it is stopped) and then
+fires the ticks it missed, so no batch time is skipped. Completion events are not bounded here: each
+comes from a batch the scheduler ran, and the scheduler holds at most `pending_batches_max`.
 """
 
 from __future__ import annotations
@@ -63,6 +68,11 @@ class RecurringTimer:
         self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
         self._thread.start()
 
+    @property
+    def stopping(self) -> bool:
+        """Whether `stop` was called."""
+        return self._stop.is_set()
+
     def stop(self, timeout_s: float = 10.0, fire_due: bool = False) -> int | None:
         """Stop firing; returns the last time fired (None if it never fired).
 
@@ -79,6 +89,16 @@ class RecurringTimer:
                 self._next_ms += self._period_ms
         return self.last_fired_ms
 
+    def fire_next(self) -> int | None:
+        """After `stop`: fire the next tick now, ahead of its time; returns it (None if never started)."""
+        if self._next_ms is None:
+            return None
+        fired = self._next_ms
+        self._callback(fired)
+        self.last_fired_ms = fired
+        self._next_ms += self._period_ms
+        return fired
+
     def _loop(self) -> None:
         assert self._next_ms is not None
         while not self._stop.is_set():
@@ -91,13 +111,24 @@ class RecurringTimer:
 
 
 _STOP = ("stop", 0)
+GENERATOR_EVENTS_MAX_DEFAULT = 100
+_STOP_CHECK_S = 0.1  # a timer waiting for room in the event queue rechecks for stop this often
 
 
 class JobGenerator:
     """Generates a JobSet per batch time from the graph and hands it to the JobScheduler."""
 
-    def __init__(self, graph: DStreamGraph, scheduler: JobScheduler, clock: Clock, batch_ms: int) -> None:
+    def __init__(
+        self,
+        graph: DStreamGraph,
+        scheduler: JobScheduler,
+        clock: Clock,
+        batch_ms: int,
+        generator_events_max: int = GENERATOR_EVENTS_MAX_DEFAULT,
+    ) -> None:
         self._graph = graph
+        self.generator_events_max = generator_events_max
+        self._queued_ticks = 0
         self._scheduler = scheduler
         self._clock = clock
         self._batch_ms = batch_ms
@@ -153,14 +184,27 @@ class JobGenerator:
 
     def stop(self, graceful: bool, timeout_s: float) -> None:
         """Stop the timer, then (if graceful) finish what is queued, then the event loop."""
+        if not graceful:  # a generator waiting for room in the scheduler must not hold up the stop
+            self._scheduler.release_submitters()
         self._timer.stop(timeout_s, fire_due=graceful)
         if graceful:
             self._wait_idle(timeout_s)
+            self._generate_final_batch(timeout_s)
             self._scheduler.wait_until_idle(timeout_s)
             self._wait_idle(timeout_s)
         self._events.put(_STOP)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout_s)
+
+    def _generate_final_batch(self, timeout_s: float) -> None:
+        """A graceful stop stops the receivers first; what they stored after the last due tick would be
+        in no batch, so one more batch, generated ahead of its time, takes it (Spark waits for the next
+        tick instead: the same batch, without waiting on a clock that may be manual)."""
+        allocator = self.block_allocator
+        if allocator is not None and allocator.has_unallocated_received_blocks():
+            fired = self._timer.fire_next()
+            log.info("graceful stop: batch %s ms takes the blocks stored after the last tick", fired)
+            self._wait_idle(timeout_s)
 
     def generate_jobs(self, time_ms: int) -> None:
         """Generate and submit the jobs of batch `time_ms` (runs on the event loop thread)."""
@@ -188,7 +232,11 @@ class JobGenerator:
             )
 
     def _on_tick(self, time_ms: int) -> None:
-        self._post(("generate", time_ms))
+        with self._idle:
+            while self._queued_ticks >= self.generator_events_max and not self._timer.stopping:
+                self._idle.wait(_STOP_CHECK_S)  # woken when a tick is taken; rechecks for stop
+            self._queued_ticks += 1
+        self._post(("tick", time_ms))
 
     def _post(self, event: tuple[str, int]) -> None:
         with self._idle:
@@ -215,7 +263,12 @@ class JobGenerator:
 
     def _process(self, event: tuple[str, int]) -> None:
         kind, time_ms = event
-        if kind == "generate":
+        if kind == "tick":
+            with self._idle:
+                self._queued_ticks -= 1
+                self._idle.notify_all()
+            self.generate_jobs(time_ms)
+        elif kind == "generate":
             self.generate_jobs(time_ms)
         elif kind == "clear_metadata":
             self._graph.clear_metadata(time_ms)

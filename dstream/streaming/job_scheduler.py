@@ -5,6 +5,11 @@ after another on one executor thread (Spark's `concurrentJobs = 1`). A job that 
 on the listener bus (its `failureReason`) and to the error callback (which `awaitTermination`
 re-raises); later batches still run. A batch whose job failed stays pending, as in Spark, so that a
 recovered driver runs it again; it is still counted as processed for `wait_for_batch`.
+
+Bound: at most `pending_batches_max` batches wait to run (`dstream.streaming.pendingBatchesMax`).
+`submit_job_set` waits for room, so the JobGenerator (its only caller) stops generating, allocation
+pauses, and the receivers' bound on unallocated records slows the producers. The wait ends at once
+when the scheduler stops or `release_submitters` is called (a stopping generator).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ log = logging.getLogger(__name__)
 # How many processed batch times are remembered for wait_for_batch; old ones are forgotten so a long
 # run does not grow this set without bound.
 PROCESSED_TIMES_MAX = 10_000
+PENDING_BATCHES_MAX_DEFAULT = 4
 
 ErrorCallback = Callable[[str, BaseException], None]
 CompletionCallback = Callable[[int], None]
@@ -112,8 +118,11 @@ class JobScheduler:
         bus: StreamingListenerBus,
         on_error: ErrorCallback,
         on_batch_completion: CompletionCallback,
+        pending_batches_max: int = PENDING_BATCHES_MAX_DEFAULT,
     ) -> None:
         self._clock = clock
+        self.pending_batches_max = pending_batches_max
+        self._submitters_released = False
         self._bus = bus
         self._on_error = on_error
         self._on_batch_completion = on_batch_completion
@@ -135,8 +144,15 @@ class JobScheduler:
 
     def submit_job_set(self, job_set: JobSet) -> None:
         """Queue a batch's jobs. A batch without jobs still passes through the queue, so batches are
-        processed in time order, but it posts no events (like Spark)."""
+        processed in time order, but it posts no events (like Spark).
+
+        Waits while `pending_batches_max` batches are queued (see the module docstring)."""
         with self._cond:
+            self._cond.wait_for(
+                lambda: (
+                    self._stopping or self._submitters_released or len(self._queue) < self.pending_batches_max
+                )
+            )
             self._pending[job_set.time_ms] = job_set
             if self._stopping:
                 log.warning("scheduler is stopping; batch %d ms not run", job_set.time_ms)
@@ -145,6 +161,17 @@ class JobScheduler:
             self._cond.notify_all()
         if job_set.jobs:
             self._bus.post(StreamingListenerBatchSubmitted(job_set.batch_info()))
+
+    def release_submitters(self) -> None:
+        """Let submits stop waiting for room (the generator is stopping; at most one batch goes over)."""
+        with self._cond:
+            self._submitters_released = True
+            self._cond.notify_all()
+
+    def queued_batches(self) -> int:
+        """Batches submitted and not started yet."""
+        with self._cond:
+            return len(self._queue)
 
     def report_error(self, message: str, error: BaseException) -> None:
         """Keep an error for awaitTermination (job failures and job generation failures)."""
@@ -207,6 +234,7 @@ class JobScheduler:
                     return
                 job_set = self._queue.popleft()
                 self._running = job_set
+                self._cond.notify_all()  # a submitter waiting for room
             try:
                 self._run_job_set(job_set)
             finally:

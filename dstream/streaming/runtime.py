@@ -7,8 +7,9 @@ instead of filling private fields. Nothing here is process-global (docs/architec
 of who owns which decision).
 
 The core of the engine (this package) never imports the receivers, the sinks or recovery: what it
-needs from them is declared here as protocols (`BlockAllocator`, `Checkpointer`), implemented by the
-receiver tracker and the checkpoint coordinator and plugged in by the context at start.
+needs from them is declared here as protocols (`BlockAllocator`, `RateLimitTarget`, `Checkpointer`),
+implemented by the receiver tracker and the checkpoint coordinator and plugged in by the context at
+start.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class BlockAllocator(Protocol):
         """Records allocated to batch `time_ms`, per receiver stream id."""
         ...
 
+    def has_unallocated_received_blocks(self) -> bool:
+        """Whether a stored block waits for a batch (a graceful stop generates one more batch then)."""
+        ...
+
     def cleanup_old_blocks_and_batches(self, threshold_ms: int) -> None:
         """Forget batches before `threshold_ms` and delete their blocks and WAL segments."""
 
@@ -55,6 +60,13 @@ class BlockAllocator(Protocol):
 
     def close(self) -> None:
         """Release the block metadata log (after the last batch was generated)."""
+
+
+class RateLimitTarget(Protocol):
+    """Where the backpressure controller sends each receiver stream's estimated rate (the ReceiverTracker)."""
+
+    def update_rate_limit(self, stream_id: int, records_per_s: float) -> None:
+        """From now on, stream `stream_id`'s receiver stores at most this many records per second."""
 
 
 class RddCheckpoints(Protocol):

@@ -16,7 +16,11 @@ listener bus (onReceiverError) and reconnects after `restart_delay_ms` until the
 Bound: at most `buffer_lines_max` lines wait for a batch, plus the bytes of the line being read (no
 bound on a line that never ends, as with Spark's readLine). When the buffer is full the reader
 *blocks* (it stops reading the socket, so TCP flow control pushes back on the server) until the next
-batch takes the buffer; nothing is dropped.
+batch takes the buffer; nothing is dropped. Batches do not pile up behind a slow job either: the
+scheduler queues at most `dstream.streaming.pendingBatchesMax` batches and the generator then waits,
+so no batch takes the buffer and the reader stops (docs/backpressure.md). The default bound, 200,000
+lines, also caps the stream at that many lines per batch interval (1M lines/s with 200 ms batches);
+pass a larger `buffer_lines_max` for more, at the cost of memory.
 """
 
 from __future__ import annotations
@@ -39,8 +43,9 @@ log = logging.getLogger(__name__)
 
 RESTART_DELAY_MS = 2_000
 CONNECT_TIMEOUT_S = 5.0
-# Bound on buffered, not yet batched lines; at it the reader stops reading (TCP back-pressure).
-BUFFER_LINES_MAX = 1_000_000
+# Bound on buffered, not yet batched lines; at it the reader stops reading (TCP back-pressure). With
+# at most pendingBatchesMax queued batches of this many lines each, it bounds the stream's memory.
+BUFFER_LINES_MAX = 200_000
 STOP_CHECK_INTERVAL_S = 1.0  # how often a reader blocked on a full buffer rechecks for stop
 # The reader's read size. Each read releases the GIL, and while tasks run Python on the local
 # backend's threads the reader waits about a switch interval (5 ms) to get it back: a few hundred

@@ -38,7 +38,9 @@ from dstream.streaming.inputs import QueueInputDStream
 from dstream.streaming.job_generator import JobGenerator
 from dstream.streaming.job_scheduler import JobScheduler
 from dstream.streaming.listener import StreamingListenerStreamingStarted
+from dstream.streaming.rate_controller import RateController
 from dstream.streaming.runtime import ACTIVE, STOPPED, CheckpointLocation, StreamingRuntime
+from dstream.streaming.shutdown import install_sigterm_stop
 from dstream.streaming.socket import SocketInputDStream
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,7 @@ class StreamingContext:
         self._sc = sparkContext
         self._recovered = _recovered
         self._waiter = _ContextWaiter()
+        self._remove_sigterm_stop: Callable[[], None] = lambda: None
         runtime = StreamingRuntime(sparkContext, clock, batch_ms, graph)
         runtime.scheduler = JobScheduler(clock, runtime.bus, self._waiter.notify_error, self._on_batch_done)
         runtime.generator = JobGenerator(graph, runtime.scheduler, clock, batch_ms)
@@ -236,6 +239,8 @@ class StreamingContext:
             runtime.scheduler.start()
             runtime.state = ACTIVE
             StreamingContext._activeContext = self
+            if runtime.config.lifecycle.stop_gracefully_on_shutdown:
+                self._remove_sigterm_stop = install_sigterm_stop(lambda: self.stop(True, stopGraceFully=True))
         runtime.bus.post(StreamingListenerStreamingStarted(runtime.clock.time_ms()))
 
     def _start_components(self) -> None:
@@ -243,6 +248,8 @@ class StreamingContext:
         runtime, recovered = self.runtime, self._recovered
         get_conf = getattr(self._sc, "getConf", None)
         runtime.config = StreamingConfig.from_conf(dict(get_conf().getAll()) if get_conf is not None else {})
+        runtime.scheduler.pending_batches_max = runtime.config.scheduler.pending_batches_max
+        runtime.generator.generator_events_max = runtime.config.scheduler.generator_events_max
         if runtime.checkpoint is not None:
             coordinator = CheckpointCoordinator(runtime)
             coordinator.rdds.restore(list(recovered.data_checkpoints) if recovered is not None else [])
@@ -254,6 +261,10 @@ class StreamingContext:
             tracker = new_receiver_tracker(runtime, receiver_streams)
             runtime.block_allocator = tracker
             runtime.generator.block_allocator = tracker
+            if runtime.config.backpressure.enabled:
+                ids = [s._id for s in receiver_streams]
+                bp = RateController.from_config(tracker, ids, runtime.batch_ms, runtime.config.backpressure)
+                runtime.bus.add_listener(bp)
         if recovered is not None:
             runtime.generator.restart(recovered.checkpoint_ms, recovered.pending_ms)
         else:
@@ -283,6 +294,7 @@ class StreamingContext:
     def stop(self, stopSparkContext: bool = True, stopGraceFully: bool = False) -> None:
         """Stop; with stopGraceFully, batches already generated are run first. Stopping twice is harmless."""
         runtime = self.runtime
+        self._remove_sigterm_stop()
         with runtime.state_lock:
             state, runtime.state = runtime.state, STOPPED
         if state == ACTIVE:

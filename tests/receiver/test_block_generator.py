@@ -1,4 +1,4 @@
-"""BlockGenerator (after Spark's BlockGeneratorSuite): ticks, order, stop, errors, backpressure, rate."""
+"""BlockGenerator (after Spark's BlockGeneratorSuite): ticks, order, stop, errors, backpressure."""
 
 from __future__ import annotations
 
@@ -86,26 +86,12 @@ def test_a_slow_store_blocks_the_producer_instead_of_buffering_without_bound() -
     assert max(len(rs) for _, rs in pushed.blocks) <= 2
 
 
-def test_max_rate_makes_add_wait_for_the_clock() -> None:
-    clock, pushed = ManualClock(0), Pushed()
-    gen = make(pushed, clock, block_interval_ms=1000, max_rate_per_s=10.0)
-    gen.add_data(0)  # the first record is free
-    done = threading.Event()
-    threading.Thread(target=lambda: (gen.add_data(1), done.set()), daemon=True).start()
-    assert not done.wait(0.2)  # must wait for 100 ms of clock time
-    clock.advance(100)
-    assert done.wait(WAIT_S)
-    gen.stop()
-    assert pushed.records() == [0, 1]
-
-
 @pytest.mark.parametrize(
     ("kwargs", "named"),
     [
         ({"block_interval_ms": 0}, "block_interval_ms"),
         ({"queue_size_max": -1}, "queue_size_max"),
         ({"block_records_max": 1.5}, "block_records_max"),
-        ({"max_rate_per_s": 0}, "max_rate_per_s"),
     ],
 )
 def test_bad_limits_are_refused_by_name(kwargs: dict[str, object], named: str) -> None:

@@ -185,3 +185,26 @@ def test_a_final_line_without_a_newline_is_delivered(ssc, clock, server):
     assert stream.wait_for_received(2, WAIT_S)
     run(ssc, clock, 1)
     assert out == {1000: ["one", "two"]}
+
+
+def test_batches_do_not_pile_up_behind_a_slow_job_so_the_reader_stops(ssc, clock, server):
+    # The first batch's job blocks; the scheduler queues at most pendingBatchesMax (4) batches, the
+    # generator waits with the next one (its lines already taken), the buffer fills and the reader
+    # stops reading: 1 running + 4 queued + 1 generated + 1 buffer = 7 batches of 3 lines, however
+    # many batch times pass. Before the bound every tick took a buffer and the reader refilled it.
+    gate = threading.Event()
+    stream = SocketInputDStream(ssc, "127.0.0.1", server.port, buffer_lines_max=3)
+    stream.foreachRDD(lambda rdd: gate.wait(WAIT_S))
+    ssc.start()
+    server.accept().sendall("".join(f"line {i}\n" for i in range(200)).encode())
+    assert stream.wait_until_full(WAIT_S)
+    for batch in range(1, 6):  # each batch takes a full buffer: 1 running, then 4 queued
+        clock.set_time(batch * 1000)
+        assert ssc.runtime.generator.wait_generated(batch * 1000, WAIT_S)
+        assert stream.wait_until_full(WAIT_S)
+    clock.set_time(30 * 1000)  # 25 more batch times are due
+    assert stream.wait_for_received(21, WAIT_S)
+    assert stream.wait_until_full(WAIT_S)
+    assert not stream.wait_for_received(22, 0.3)  # nothing more is read while the job holds the line
+    assert ssc.runtime.scheduler.queued_batches() == ssc.runtime.config.scheduler.pending_batches_max
+    gate.set()
