@@ -121,11 +121,12 @@ class Delays(StreamingListener):
         self.scheduling_ms_max = 0
 
     def onBatchCompleted(self, batchCompleted: Any) -> None:
-        info = batchCompleted.batchInfo
-        if info.processingDelay is not None and info.numRecords:
-            self.processing_ms.append(info.processingDelay)
-        if info.schedulingDelay is not None:
-            self.scheduling_ms_max = max(self.scheduling_ms_max, info.schedulingDelay)
+        info = batchCompleted.batchInfo()
+        processing, scheduling = info.processingDelay(), info.schedulingDelay()
+        if processing is not None and info.numRecords():
+            self.processing_ms.append(processing)
+        if scheduling is not None:
+            self.scheduling_ms_max = max(self.scheduling_ms_max, scheduling)
 
 
 def run_pipeline(mode: str, args: argparse.Namespace, extra_conf: dict[str, str]) -> dict[str, Any]:

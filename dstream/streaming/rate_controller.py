@@ -37,11 +37,11 @@ class BatchFacts:
 
 def batch_facts(event: StreamingListenerBatchCompleted) -> BatchFacts | None:
     """The facts of a completed batch, or None if it never ran (the one reader of listener events)."""
-    info = event.batchInfo
-    end, work, wait = info.processingEndTime, info.processingDelay, info.schedulingDelay
+    info = event.batchInfo()
+    end, work, wait = info.processingEndTime(), info.processingDelay(), info.schedulingDelay()
     if end is None or work is None or wait is None:
         return None
-    return BatchFacts(end, work, wait, {sid: i.numRecords for sid, i in info.streamIdToInputInfo.items()})
+    return BatchFacts(end, work, wait, {sid: i.numRecords() for sid, i in info.streamIdToInputInfo().items()})
 
 
 class RateController(StreamingListener):
