@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from wal.backends.base import Buffer, SegmentWriteError, SegmentWriter, WALBackend
-from wal.format import ByteSource, encode_file_header
+from wal.format import ByteSource
 from wal.segments import ObjectName, parse_object
 from wal.storage import Storage
 
@@ -21,12 +21,12 @@ from wal.storage import Storage
 class ObjectSegmentWriter(SegmentWriter):
     """Puts one object per append; creates nothing until the first append."""
 
-    def __init__(self, storage: Storage, root: str, segment: str) -> None:
+    def __init__(self, storage: Storage, root: str, segment: str, header: bytes) -> None:
         self._storage = storage
         self._root = root
         self._segment = segment
         self._next = 0
-        self._header = encode_file_header()
+        self._header = header
 
     def append(self, buffers: Sequence[Buffer], min_time_ms: int, max_time_ms: int) -> tuple[str, int]:
         name = f"{self._segment}/{ObjectName(self._next, min_time_ms, max_time_ms)}"
@@ -77,8 +77,8 @@ class ObjectWALBackend(WALBackend):
     def file_size(self, path: str) -> int:
         return self.storage.size(self._path(path))
 
-    def open_segment(self, segment: str) -> SegmentWriter:
-        return ObjectSegmentWriter(self.storage, self._root, segment)
+    def open_segment(self, segment: str, header: bytes) -> SegmentWriter:
+        return ObjectSegmentWriter(self.storage, self._root, segment, header)
 
     def delete_segment(self, segment: str) -> None:
         self.storage.delete(self._path(segment), recursive=True)
