@@ -71,6 +71,11 @@ class RecordAuthenticationError(CorruptRecordError):
     version 1, or version 2 unauthenticated) and a file authenticated under another key id.
     """
 
-    def __init__(self, segment: str, offset: int, reason: str) -> None:
+    def __init__(self, segment: str, offset: int, reason: str, log_url: str | None = None) -> None:
         super().__init__(segment, offset, reason)
-        self.args = (f"WAL data in {segment!r} at offset {offset} refused before it was read: {reason}",)
+        self.log_url = log_url
+        where = segment if log_url is None else f"{log_url.rstrip('/')}/{segment}"
+        self.args = (f"WAL data in {where!r} at offset {offset} refused before it was read: {reason}",)
+
+    def __reduce__(self) -> tuple[type[CorruptRecordError], tuple[str, int, str, str | None]]:  # type: ignore[override]
+        return (type(self), (self.segment, self.offset, self.reason, self.log_url))

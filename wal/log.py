@@ -281,10 +281,11 @@ class FileBasedWriteAheadLog(WriteAheadLog):
             # The fast path assumed the layout this log writes; the file's own header decides.
             file_header = self._file_header_of(handle)
             refused = None if self._auth is None else authentication_damage(file_header, self._auth)
+            if refused is None and isinstance(item, Damage) and item.kind is DamageKind.UNAUTHENTICATED:
+                refused = item
             if refused is not None:
-                raise RecordAuthenticationError(handle.path, handle.offset, refused.reason)
-            if isinstance(item, Damage) and item.kind is DamageKind.UNAUTHENTICATED:
-                raise RecordAuthenticationError(handle.path, handle.offset, item.reason)
+                url = self._backend.url
+                raise RecordAuthenticationError(handle.path, handle.offset, refused.reason, url)
             if file_header.frame_header_bytes != header_bytes:  # a keyless reader of a keyed file
                 header_bytes = file_header.frame_header_bytes
                 buf = self._read_frame_bytes(handle, header_bytes)
@@ -338,8 +339,13 @@ class FileBasedWriteAheadLog(WriteAheadLog):
 
     def read_all(self) -> Iterator[bytes]:
         for log_file in iter_log_files(self._backend):
-            for frame in iter_valid_frames(log_file, self._auth):
-                yield bytes(frame.payload)
+            try:
+                for frame in iter_valid_frames(log_file, self._auth):
+                    yield bytes(frame.payload)
+            except RecordAuthenticationError as exc:  # name the log too: several logs share segment names
+                raise RecordAuthenticationError(
+                    exc.segment, exc.offset, exc.reason, self._backend.url
+                ) from None
 
     def clean(self, before_ms: int, *, wait: bool = False) -> None:
         if isinstance(before_ms, bool) or not isinstance(before_ms, int):
