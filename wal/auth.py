@@ -6,13 +6,12 @@ runs code when the log is replayed. With a key, every frame carries a MAC that i
 its payload leaves the WAL, so a record not written by a holder of the key is refused, never
 returned (see `wal.format` for the bytes).
 
-The MAC is HMAC-SHA256 truncated to its first 16 bytes (128 bits, as RFC 4868 truncates
-HMAC-SHA-256 for IPsec): forging one record takes 2^128 guesses, and a group commit of small records
-pays 16 bytes per record instead of 32. The input is a domain-separation label (so a WAL MAC is
-never valid as a metadata checkpoint's or a data part's signature made with the same key), then the
-frame's 16 header field bytes (length, time_ms, payload CRC32C), then the payload. The keyed HMAC
-state after the label is computed once per log and copied per record, so a record costs one copy and
-two short SHA-256 updates.
+The MAC is HMAC-SHA256 truncated to its first 16 bytes (128 bits): forging one record takes 2^128
+guesses, and a group commit of small records pays 16 bytes per record instead of 32. The input is a
+domain-separation label (so a WAL MAC is never valid as a metadata checkpoint's or a data part's
+signature made with the same key), then the frame's 16 header field bytes (length, time_ms, payload
+CRC32C), then the payload. The keyed HMAC state after the label is computed once per log and copied
+per record, so a record costs one copy and two short SHA-256 updates.
 
 The key is anything with a `key_id` (1-255 ASCII characters, written in the file header so a wrong
 key is named in errors) and a non-empty `secret`; `checkpoint.envelope.SigningKey`, loaded from
