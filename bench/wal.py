@@ -6,8 +6,10 @@ writing through `BatchedWriteAheadLog` (group commit). Each baseline is a plain 
 group commit's own mean group size per fsync for the 8-writer case (same bytes per fsync). The WAL
 and its baseline alternate in ROUNDS short rounds and their totals are compared, so that load from
 other processes on a shared machine hits both alike. Every case is bounded in time and record count.
+`--key` opens every log with a key, so each record carries a MAC (`wal.auth`); the baselines are the
+same, so the ratios with and without it show what authentication costs.
 
-Run: .venv/bin/python bench/wal.py [--dir DIR] [--seconds S]
+Run: .venv/bin/python bench/wal.py [--dir DIR] [--seconds S] [--key]
 """
 
 from __future__ import annotations
@@ -27,8 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import wal  # the package, not this file: the repo root is first on sys.path
 
 RECORDS_MAX = 200_000
+KEY: BenchKey | None = None  # set by --key
 WRITERS = 8
 ROUNDS = 6
+
+
+@dataclass(frozen=True)
+class BenchKey:
+    key_id: str
+    secret: bytes
 
 
 @dataclass
@@ -74,7 +83,8 @@ def raw_baseline(directory: str, record_bytes: int, per_fsync: int, budget_s: fl
 
 def fresh_log(directory: str, batched: bool, record_bytes: int) -> wal.WriteAheadLog:
     """A new log whose segment already exists: creating it (once a minute in use) is not timed."""
-    log = wal.open_wal(tempfile.mkdtemp(dir=directory), fsync="always", batched=batched)
+    options = {} if KEY is None else {"key": KEY}
+    log = wal.open_wal(tempfile.mkdtemp(dir=directory), fsync="always", batched=batched, **options)
     log.write(os.urandom(record_bytes), int(time.time() * 1000))
     return log
 
@@ -135,11 +145,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", default=".", help="directory on the disk to measure (default: .)")
     parser.add_argument("--seconds", type=float, default=3.0, help="time budget per case")
+    parser.add_argument("--key", action="store_true", help="authenticate every record (a MAC per record)")
     args = parser.parse_args()
+    global KEY
+    KEY = BenchKey("bench", b"bench-secret") if args.key else None
     directory = tempfile.mkdtemp(prefix="wal-bench-", dir=args.dir)
     try:
         for record_bytes in (1024, 65536):
-            print(f"records of {record_bytes // 1024} KiB, fsync on, {args.seconds:.1f} s per case")
+            keyed = ", MAC per record" if KEY else ""
+            print(f"records of {record_bytes // 1024} KiB, fsync on{keyed}, {args.seconds:.1f} s per case")
             budget_s = args.seconds / ROUNDS
             raw1 = one = raw_group = many = Result(0, 0, 0.0, [])
             groups = []

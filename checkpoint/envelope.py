@@ -86,6 +86,14 @@ def signing_key_from_env(environ: Mapping[str, str] | None = None) -> SigningKey
     return SigningKey.from_secret(secret.encode(), env.get(ENV_KEY_ID) or None)
 
 
+KeyChoice = SigningKey | None | Literal["env"]
+
+
+def resolve_key(key: KeyChoice) -> SigningKey | None:
+    """`"env"` means the key from DSTREAM_CHECKPOINT_KEY (or none if unset)."""
+    return signing_key_from_env() if key == "env" else key
+
+
 @dataclass(frozen=True)
 class Envelope:
     """A decoded envelope: the JSON part, the blob bytes, and what the signature check found."""

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
-from checkpoint.envelope import SignatureStatus, SigningKey, decode, encode, signing_key_from_env
+from checkpoint.envelope import KeyChoice, SignatureStatus, SigningKey, decode, encode, resolve_key
 from checkpoint.errors import CheckpointValueError, CorruptCheckpointError, NoValidCheckpointError
 from checkpoint.fingerprint import CodeFingerprint
 from checkpoint.layout import CheckpointName, check_ms, metadata_checkpoint_url, metadata_dir
@@ -40,12 +40,7 @@ from wal import crashpoints
 
 KIND = "dstream-metadata-checkpoint"
 JSON_VERSION = 2
-KeyChoice = SigningKey | None | Literal["env"]
-
-
-def resolve_key(key: KeyChoice) -> SigningKey | None:
-    """`"env"` means the key from DSTREAM_CHECKPOINT_KEY (or none if unset)."""
-    return signing_key_from_env() if key == "env" else key
+__all__ = ["KeyChoice", "resolve_key"]  # re-exported: they lived here before checkpoint.envelope
 
 
 @dataclass(frozen=True)

@@ -324,7 +324,11 @@ class Context:
         return file_io.text_file(self, name, n, use_unicode, storage_options)
 
     def pickleFile(self, name: str, minPartitions: int | None = None, **storage_options: Any) -> RDD[Any]:
-        """Records written by RDD.saveAsPickleFile (one partition per part file)."""
+        """Records written by RDD.saveAsPickleFile (one partition per part file).
+
+        The files are unpickled, with no signature (as in PySpark): reading files that someone else
+        can write runs their code. Read only files you trust.
+        """
         return file_io.pickle_file(self, name, storage_options)
 
     def _checkpoint_rdd(self, dir_url: str, storage_options: dict[str, Any] | None = None) -> RDD[Any]:

@@ -61,3 +61,21 @@ class LockHeldError(WALError):
 
     def __reduce__(self) -> tuple[type[LockHeldError], tuple[str, str]]:
         return (type(self), (self.path, self.holder))
+
+
+class RecordAuthenticationError(CorruptRecordError):
+    """A log opened with a key met a file or record not authenticated with that key.
+
+    Raised before the payload leaves the WAL, so nothing unauthenticated is ever unpickled by a
+    caller. Covers a record whose MAC does not verify, a file written without a key (format
+    version 1, or version 2 unauthenticated) and a file authenticated under another key id.
+    """
+
+    def __init__(self, segment: str, offset: int, reason: str, log_url: str | None = None) -> None:
+        super().__init__(segment, offset, reason)
+        self.log_url = log_url
+        where = segment if log_url is None else f"{log_url.rstrip('/')}/{segment}"
+        self.args = (f"WAL data in {where!r} at offset {offset} refused before it was read: {reason}",)
+
+    def __reduce__(self) -> tuple[type[CorruptRecordError], tuple[str, int, str, str | None]]:  # type: ignore[override]
+        return (type(self), (self.segment, self.offset, self.reason, self.log_url))

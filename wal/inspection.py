@@ -65,7 +65,9 @@ class LogReport:
 
 def _report_file(log_file: LogFile) -> FileReport:
     found = summarize_file(log_file)
-    torn = found.damage is not None and is_acceptable_tail(found.damage, log_file.tail_may_be_torn)
+    torn = found.damage is not None and is_acceptable_tail(
+        found.damage, log_file.tail_may_be_torn, log_file.appendable
+    )
     return FileReport(log_file.path, found.size, found.records, found.payload_bytes, found.min_time_ms,
                       found.max_time_ms, found.damage, torn)  # fmt: skip
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from wal.auth import RecordAuthenticator, RecordKey
 from wal.backends import make_backend
 from wal.batched import BatchedWriteAheadLog
 from wal.errors import WALValueError
@@ -24,6 +25,7 @@ def open_wal(
     repair: bool = False,
     queue_size_max: int = 10_000,
     timeout_s: float = 30.0,
+    key: RecordKey | RecordAuthenticator | None = None,
 ) -> WriteAheadLog:
     """Open (never create) the write-ahead log at `url`.
 
@@ -43,9 +45,14 @@ def open_wal(
             ``statistics().dropped``, instead of raising CorruptRecordError later.
         queue_size_max: batched only: records waiting for a commit at most.
         timeout_s: batched only: how long one write may wait to be durable.
+        key: authenticate records with this key (anything with `key_id` and `secret`, e.g.
+            `checkpoint.SigningKey`): every record written carries a MAC, and every record read
+            must carry a valid one, else `RecordAuthenticationError` (naming the file and offset) is
+            raised before its bytes are returned. Files written without a key, including every
+            version-1 file, are refused; there is no switch to read them with a key.
 
     Raises:
-        WALValueError: a bad option (the message names it).
+        WALValueError: a bad option (the message names it), or a key without an ASCII id or secret.
         UnsupportedStorageError: no storage is registered for the URL's protocol.
     """
     if not isinstance(url, str) or not url:
@@ -53,7 +60,7 @@ def open_wal(
     if fsync not in FSYNC_POLICIES:
         raise WALValueError(f"fsync must be one of {FSYNC_POLICIES}, got {fsync!r}")
     backend = make_backend(url, storage_options, fsync == "always")
-    log = FileBasedWriteAheadLog(backend, rolling_interval_ms=rolling_interval_ms, repair=repair)
+    log = FileBasedWriteAheadLog(backend, rolling_interval_ms=rolling_interval_ms, repair=repair, key=key)
     if not batched:
         return log
     return BatchedWriteAheadLog(log, queue_size_max=queue_size_max, timeout_s=timeout_s)

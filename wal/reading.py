@@ -2,7 +2,12 @@
 
 The rule (see `wal.format`): TORN damage is acceptable only at the end of the last segment of an
 appendable backend, because only there can an append have been cut by a crash; everything else is
-corruption. Files or segments that vanish while being walked were cleaned concurrently and are skipped.
+corruption. One exception: an appendable segment file shorter than its header (`header_cut`) is an
+empty segment wherever it is, because a segment's header is durable before its first record is
+written; failed creations (a full disk) leave such files. UNAUTHENTICATED damage (a keyed reader
+meeting a file or record not written with its key) is never skipped: it raises
+`RecordAuthenticationError`. Files or segments that vanish while being walked were cleaned
+concurrently and are skipped.
 """
 
 from __future__ import annotations
@@ -10,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from wal.auth import RecordAuthenticator
 from wal.backends import WALBackend
-from wal.errors import CorruptRecordError
+from wal.errors import CorruptRecordError, RecordAuthenticationError
 from wal.format import ByteSource, Damage, DamageKind, FileSummary, Frame, iter_frames, summarize
 from wal.segments import SegmentName, sorted_segments
 
@@ -24,6 +30,7 @@ class LogFile:
     path: str
     source: ByteSource
     tail_may_be_torn: bool
+    appendable: bool = True
 
 
 def iter_log_files(backend: WALBackend) -> Iterator[LogFile]:
@@ -38,26 +45,36 @@ def iter_log_files(backend: WALBackend) -> Iterator[LogFile]:
         for path in paths:
             try:
                 with backend.open_file(path) as source:
-                    yield LogFile(segment, path, source, backend.appendable and last_segment)
+                    tail = backend.appendable and last_segment
+                    yield LogFile(segment, path, source, tail, backend.appendable)
             except FileNotFoundError:  # cleaned while we walked: nothing to read there any more
                 continue
 
 
-def is_acceptable_tail(damage: Damage, tail_may_be_torn: bool) -> bool:
-    """Whether `damage` is a crash-cut tail that readers may silently stop at."""
-    return tail_may_be_torn and damage.kind is DamageKind.TORN
+def is_acceptable_tail(damage: Damage, tail_may_be_torn: bool, appendable: bool = False) -> bool:
+    """Whether `damage` is a crash-cut tail (or an unfinished segment file) readers may stop at."""
+    if damage.kind is not DamageKind.TORN:
+        return False
+    return tail_may_be_torn or (appendable and damage.header_cut)
 
 
-def iter_valid_frames(log_file: LogFile) -> Iterator[Frame]:
-    """The file's frames; stops at an acceptable torn tail, raises CorruptRecordError otherwise."""
-    for item in iter_frames(log_file.source):
+def iter_valid_frames(log_file: LogFile, auth: RecordAuthenticator | None = None) -> Iterator[Frame]:
+    """The file's frames (MAC-verified with `auth`); stops at an acceptable torn tail, raises otherwise.
+
+    Raises:
+        RecordAuthenticationError: with `auth`, a file or frame not authenticated with its key.
+        CorruptRecordError: any other damage that is not an acceptable torn tail.
+    """
+    for item in iter_frames(log_file.source, auth):
         if isinstance(item, Damage):
-            if is_acceptable_tail(item, log_file.tail_may_be_torn):
+            if is_acceptable_tail(item, log_file.tail_may_be_torn, log_file.appendable):
                 return
+            if item.kind is DamageKind.UNAUTHENTICATED:
+                raise RecordAuthenticationError(log_file.path, item.offset, item.reason)
             raise CorruptRecordError(log_file.path, item.offset, item.reason)
         yield item
 
 
-def summarize_file(log_file: LogFile) -> FileSummary:
+def summarize_file(log_file: LogFile, auth: RecordAuthenticator | None = None) -> FileSummary:
     """Validate a whole file without raising or keeping payloads (recovery, repair, inspection)."""
-    return summarize(log_file.source)
+    return summarize(log_file.source, auth)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from wal.backends import WALBackend
 from wal.errors import CorruptRecordError
-from wal.format import FILE_HEADER_BYTES, DamageKind
+from wal.format import DamageKind
 from wal.reading import LogFile, iter_log_files, summarize_file
 from wal.segments import SegmentName, sorted_segments
 from wal.stats import Drop
@@ -22,7 +22,7 @@ from wal.stats import Drop
 
 def _cut(backend: WALBackend, log_file: LogFile, offset: int, reason: str) -> Drop:
     """Drop the file's bytes from `offset` on: truncate, or delete when nothing valid would remain."""
-    if backend.appendable and offset >= FILE_HEADER_BYTES:
+    if backend.appendable and offset > 0:  # damage past the file header: keep what precedes it
         backend.truncate_file(log_file.path, offset)
     else:
         backend.delete_file(log_file.path)

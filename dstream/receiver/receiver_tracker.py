@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from checkpoint.envelope import signing_key_from_env
 from checkpoint.layout import received_block_metadata_dir, received_data_dir
 from dstream.backends.executor_env import ExecutorEnv
 from dstream.clock import Clock
@@ -114,6 +115,8 @@ class ReceiverTracker:
         self.block_tracker = ReceivedBlockTracker(clock, (), self._metadata_log, recover=recover)
 
     def _open(self, url: str, batched: bool) -> WriteAheadLog:
+        # The checkpoint key (DSTREAM_CHECKPOINT_KEY) authenticates every WAL record, as it signs the
+        # metadata checkpoints: both logs hold pickles that a replay would otherwise run.
         return open_wal(
             url,
             rolling_interval_ms=self.config.wal_rolling_interval_ms,
@@ -121,6 +124,7 @@ class ReceiverTracker:
             storage_options=self.storage_options,
             batched=batched,
             timeout_s=self.config.store_timeout_s,
+            key=signing_key_from_env(),
         )
 
     def add_receiver(self, stream_id: int, receiver: Receiver) -> None:

@@ -4,7 +4,8 @@ A block RDD task reads a block whose in-memory copy is gone from the receiver WA
 On the executor that writes the log (the local backend's driver) the open log is registered in that
 executor's `ReceiverWALs` (an `ExecutorEnv` service); on any other (a restarted driver, a Dask worker)
 the reader opens the log at its URL once and keeps it until the executor closes.
-Opening never creates anything and reading by handle never changes the log.
+Opening never creates anything and reading by handle never changes the log. Logs are opened with the
+checkpoint key (`DSTREAM_CHECKPOINT_KEY`), so a record is authenticated before it is unpickled.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from checkpoint.envelope import signing_key_from_env
 from dstream.backends.executor_env import ExecutorEnv, current_executor_env
 from wal import WriteAheadLog, open_wal
 
@@ -42,7 +44,8 @@ class ReceiverWALs:
         with self._lock:
             log = self._logs.get(url)
             if log is None:
-                log = self._logs[url] = open_wal(url, storage_options=storage_options)
+                key = signing_key_from_env()  # records are MAC-checked before a block is unpickled
+                log = self._logs[url] = open_wal(url, storage_options=storage_options, key=key)
                 self._opened.add(url)
             return log
 

@@ -1,21 +1,29 @@
-"""RDD data checkpoints on every storage backend: parts, commit marker, corruption, idempotence."""
+"""RDD data checkpoints on every backend: parts, commit marker, corruption, idempotence, signatures."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import pickle
 import struct
+from pathlib import Path
 
 import crc32c
 import pytest
 
 from checkpoint import rdd_data
+from checkpoint.envelope import SigningKey
 from checkpoint.errors import (
     AlreadyPublishedError,
     CheckpointNotCommittedError,
+    CheckpointSignatureError,
     CheckpointValueError,
     CorruptCheckpointError,
 )
 from tests.support.s3servers import StorageTarget
+
+GOLDEN = Path(__file__).parent / "golden"
+GOLDEN_KEY = SigningKey("golden-key", b"golden-secret")
 
 
 def _write_all(target: StorageTarget, payloads: list[bytes]) -> str:
@@ -100,9 +108,65 @@ def test_write_part_is_picklable_for_tasks(storage: StorageTarget) -> None:
 
 def test_part_frame_matches_spec() -> None:
     payload = b"hello"
-    expected = b"DSRD" + struct.pack("<HHQI", 1, 0, 5, crc32c.crc32c(payload)) + payload
+    expected = b"DSRD" + struct.pack("<HHQI", 2, 0, 5, crc32c.crc32c(payload)) + payload
     assert rdd_data.encode_part(payload) == expected
     assert rdd_data.decode_part(expected) == payload
+    head = b"DSRD" + struct.pack("<HHQI", 2, 1, 5, crc32c.crc32c(payload)) + payload + b"\x02k1"
+    signed = head + hmac.new(b"s", head, hashlib.sha256).digest()
+    assert rdd_data.encode_part(payload, SigningKey("k1", b"s")) == signed
+    assert rdd_data.decode_part(signed, key=SigningKey("k1", b"s")) == payload
+
+
+def test_golden_parts_decode_and_the_encoder_still_produces_them() -> None:
+    v1 = (GOLDEN / "rdd-part-v1.bin").read_bytes()
+    assert rdd_data.decode_part(v1) == b"\x80\x05partition"
+    signed = (GOLDEN / "rdd-part-v2-signed.bin").read_bytes()
+    assert rdd_data.encode_part(b"partition", GOLDEN_KEY) == signed
+    assert rdd_data.decode_part(signed, key=GOLDEN_KEY) == b"partition"
+    assert rdd_data.decode_part(signed) == b"partition"  # no key: read, HMAC unchecked
+    unsigned = (GOLDEN / "rdd-part-v2-unsigned.bin").read_bytes()
+    assert rdd_data.encode_part(b"partition") == unsigned
+
+
+@pytest.mark.parametrize(
+    ("filename", "key", "message"),
+    [
+        ("rdd-part-v1.bin", GOLDEN_KEY, "unsigned"),
+        ("rdd-part-v2-unsigned.bin", GOLDEN_KEY, "unsigned"),
+        ("rdd-part-v2-signed.bin", SigningKey("other-key", b"golden-secret"), "key id 'golden-key'"),
+        ("rdd-part-v2-signed.bin", SigningKey("golden-key", b"guessed"), "does not verify"),
+    ],
+)
+def test_with_a_key_an_unsigned_or_foreign_part_is_refused_naming_it(
+    filename: str, key: SigningKey, message: str
+) -> None:
+    data = (GOLDEN / filename).read_bytes()
+    with pytest.raises(CheckpointSignatureError, match=f"{filename}: .*{message}"):
+        rdd_data.decode_part(data, filename, key)
+
+
+def test_a_tampered_signed_payload_is_refused_even_with_its_crc_fixed() -> None:
+    signed = bytearray((GOLDEN / "rdd-part-v2-signed.bin").read_bytes())
+    signed[20:29] = b"PARTITION"
+    signed[16:20] = struct.pack("<I", crc32c.crc32c(b"PARTITION"))
+    with pytest.raises(CheckpointSignatureError, match="does not verify"):
+        rdd_data.decode_part(bytes(signed), key=GOLDEN_KEY)
+
+
+def test_read_part_uses_the_environment_key(storage: StorageTarget, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = storage.child("rdd/3/9").url
+    so = storage.storage_options
+    rdd_data.write_part(d, 0, b"unsigned", storage_options=so, key=None)
+    monkeypatch.setenv("DSTREAM_CHECKPOINT_KEY", "env-secret")
+    with pytest.raises(CheckpointSignatureError, match="part-00000: unsigned"):
+        rdd_data.read_part(d, 0, storage_options=so)
+    rdd_data.write_part(d, 1, b"signed", storage_options=so)
+    assert rdd_data.read_part(d, 1, storage_options=so) == b"signed"
+    rdd_data.write_part(d, 0, b"unsigned", storage_options=so)  # a re-run task replaces what it cannot read
+    assert rdd_data.read_part(d, 0, storage_options=so) == b"unsigned"
+    rdd_data.commit(d, 2, storage_options=so)  # signed parts pass the commit's header check
+    monkeypatch.delenv("DSTREAM_CHECKPOINT_KEY")
+    assert rdd_data.read_part(d, 1, storage_options=so) == b"signed"
 
 
 @pytest.mark.parametrize(
@@ -110,7 +174,9 @@ def test_part_frame_matches_spec() -> None:
     [
         (lambda b: b[:10], "shorter"),
         (lambda b: b"XXXX" + b[4:], "magic"),
-        (lambda b: b[:4] + b"\x02\x00" + b[6:], "version"),
+        (lambda b: b[:4] + b"\x03\x00" + b[6:], "version"),
+        (lambda b: b[:6] + b"\x02\x00" + b[8:], "flags"),
+        (lambda b: b[:6] + b"\x01\x00" + b[8:], "plus a signature"),
         (lambda b: b + b"!", "header says"),
         (lambda b: b[:-1], "header says"),
     ],

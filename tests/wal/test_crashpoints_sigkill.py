@@ -18,6 +18,7 @@ import wal
 from tests.support.children import run_acking_child
 from tests.wal.crashpoint_child import FIRST_SEGMENT_RECORDS, record
 from wal import crashpoints
+from wal.format import FILE_HEADER_BYTES
 from wal.segments import sorted_segments
 
 pytestmark = pytest.mark.chaos
@@ -55,7 +56,9 @@ def test_kill_after_segment_create_keeps_exactly_the_acknowledged_records(
     assert acks == list(range(acked_n))
     segments = sorted_segments(p.name for p in (tmp_path / "wal").iterdir())
     assert len(segments) == nth
-    assert (tmp_path / "wal" / str(segments[-1])).stat().st_size == 16  # the new segment: header only
+    assert (
+        tmp_path / "wal" / str(segments[-1])
+    ).stat().st_size == FILE_HEADER_BYTES  # the new segment: header only
     assert reopen_and_write(url) == [record(n) for n in acks]
 
 

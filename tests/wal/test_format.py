@@ -1,4 +1,4 @@
-"""The v1 byte format: golden file, hand-built vectors, torn-tail vs corruption classification."""
+"""The byte format (v2, and v1 still read): golden files, hand-built vectors, torn-tail vs corruption."""
 
 from __future__ import annotations
 
@@ -18,12 +18,14 @@ from wal.format import (
     decode_frame,
     encode_file_header,
     encode_frame,
+    encode_v1_file_header,
     iter_frames,
     scan,
     summarize,
 )
 
-GOLDEN = Path(__file__).parent / "golden" / "v1-three-records.bin"
+GOLDEN_V1 = Path(__file__).parent / "golden" / "v1-three-records.bin"
+GOLDEN = Path(__file__).parent / "golden" / "v2-three-records.bin"
 GOLDEN_RECORDS = [(b"", 0), (b"hello", 1_700_000_000_000), (bytes(range(256)) + b"end", 2**40)]
 
 
@@ -39,8 +41,12 @@ def test_crc32c_is_castagnoli() -> None:
 
 
 def test_file_header_matches_the_spec() -> None:
-    body = b"\x89DSWAL\r\n" + b"\x00\x01" + b"\x00\x00"
+    body = b"\x89DSWAL\r\n" + b"\x00\x02" + b"\x00\x00" + b"\x00"
     assert encode_file_header() == body + struct.pack(">I", crc32c.crc32c(body))
+    keyed = b"\x89DSWAL\r\n" + b"\x00\x02" + b"\x00\x01" + b"\x02k1"
+    assert encode_file_header("k1") == keyed + struct.pack(">I", crc32c.crc32c(keyed))
+    v1 = b"\x89DSWAL\r\n" + b"\x00\x01" + b"\x00\x00"
+    assert encode_v1_file_header() == v1 + struct.pack(">I", crc32c.crc32c(v1))
 
 
 def test_frames_match_the_spec() -> None:
@@ -54,6 +60,15 @@ def test_golden_file_decodes_and_encoder_still_produces_it() -> None:
     assert result.damage is None
     assert [(bytes(f.payload), f.time_ms) for f in result.frames] == GOLDEN_RECORDS
     assert encode_file_header() + b"".join(encode_frame(p, t) for p, t in GOLDEN_RECORDS) == golden
+
+
+def test_the_v1_golden_file_is_still_read() -> None:
+    golden = GOLDEN_V1.read_bytes()
+    result = scan(golden)
+    assert result.damage is None
+    assert [(bytes(f.payload), f.time_ms) for f in result.frames] == GOLDEN_RECORDS
+    assert encode_v1_file_header() + b"".join(encode_frame(p, t) for p, t in GOLDEN_RECORDS) == golden
+    assert GOLDEN.read_bytes()[FILE_HEADER_BYTES:] == golden[16:]  # unkeyed v2 frames are v1's
 
 
 def golden_with(n: int) -> bytes:
@@ -89,10 +104,10 @@ def test_a_wrong_magic_or_version_is_corrupt() -> None:
     header = bytearray(encode_file_header())
     header[0] = ord("X")
     assert scan(bytes(header)).damage is not None
-    body = b"\x89DSWAL\r\n" + b"\x00\x02" + b"\x00\x00"
+    body = b"\x89DSWAL\r\n" + b"\x00\x03" + b"\x00\x00" + b"\x00"
     future = body + struct.pack(">I", crc32c.crc32c(body))
     damage = scan(future).damage
-    assert damage is not None and damage.kind is DamageKind.CORRUPT and "version 2" in damage.reason
+    assert damage is not None and damage.kind is DamageKind.CORRUPT and "version 3" in damage.reason
 
 
 def power_cut_frame(payload: bytes, time_ms: int, landed: bytes) -> bytes:
@@ -129,14 +144,16 @@ def test_a_bad_payload_with_anything_after_it_is_corrupt(shape: str) -> None:
 
 def last_payload_bits(data: bytes) -> range:
     """The bit positions of the final frame's payload in the golden file."""
-    last_payload_start = len(golden_with(2)) + FRAME_HEADER_BYTES
+    last_payload_start = len(data) - len(GOLDEN_RECORDS[-1][0])
     return range(last_payload_start * 8, len(data) * 8)
 
 
+@pytest.mark.parametrize("golden_file", [GOLDEN, GOLDEN_V1], ids=["v2", "v1"])
 @settings(max_examples=300, deadline=None)
-@given(bit=st.integers(min_value=0, max_value=len(GOLDEN.read_bytes()) * 8 - 1))
-def test_any_single_bit_flip_is_caught_never_a_wrong_record(bit: int) -> None:
-    golden = GOLDEN.read_bytes()
+@given(fraction=st.floats(min_value=0, max_value=1, exclude_max=True))
+def test_any_single_bit_flip_is_caught_never_a_wrong_record(golden_file: Path, fraction: float) -> None:
+    golden = golden_file.read_bytes()
+    bit = int(fraction * len(golden) * 8)
     damaged = bytearray(golden)
     damaged[bit // 8] ^= 1 << (bit % 8)
     result = scan(bytes(damaged))
@@ -144,7 +161,8 @@ def test_any_single_bit_flip_is_caught_never_a_wrong_record(bit: int) -> None:
     assert result.damage is not None
     if bit in last_payload_bits(golden):
         # Indistinguishable from a power cut mid-append: the final record is dropped, the rest kept.
-        assert result.damage.kind is DamageKind.TORN and result.damage.offset == len(golden_with(2))
+        last_frame = len(golden) - len(encode_frame(*GOLDEN_RECORDS[-1]))
+        assert result.damage.kind is DamageKind.TORN and result.damage.offset == last_frame
         assert good == GOLDEN_RECORDS[:2]
     else:
         assert result.damage.kind is DamageKind.CORRUPT

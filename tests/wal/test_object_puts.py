@@ -11,6 +11,7 @@ import pytest
 from tests.support.s3servers import StorageTarget
 from wal.backends import SegmentWriteError, make_backend
 from wal.backends.objects import ObjectSegmentWriter
+from wal.format import encode_file_header
 from wal.storage import ObjectStoreStorage
 from wal.storage.fsspec_store import object_exists, put_failed_because_taken
 
@@ -23,9 +24,9 @@ def test_two_writers_on_one_segment_collide_and_the_key_is_reported_taken(
 ) -> None:
     target: StorageTarget = request.getfixturevalue(server)
     backend = make_backend(target.url, target.storage_options, fsync=True)
-    backend.open_segment(SEGMENT).append([b"first"], 0, 0)
+    backend.open_segment(SEGMENT, encode_file_header()).append([b"first"], 0, 0)
     with pytest.raises(SegmentWriteError, match="the key exists") as info:
-        backend.open_segment(SEGMENT).append([b"second"], 0, 0)  # same object name 0
+        backend.open_segment(SEGMENT, encode_file_header()).append([b"second"], 0, 0)  # same object name 0
     assert info.value.rolled_back
 
 
@@ -44,7 +45,9 @@ class FailingPuts:
 
 def test_a_failed_put_whose_message_mentions_412_is_not_taken_for_an_existing_key() -> None:
     root = f"/puts-{uuid.uuid4().hex}"
-    writer = ObjectSegmentWriter(ObjectStoreStorage(FailingPuts(), "memory"), root, SEGMENT)
+    writer = ObjectSegmentWriter(
+        ObjectStoreStorage(FailingPuts(), "memory"), root, SEGMENT, encode_file_header()
+    )
     with pytest.raises(SegmentWriteError) as info:
         writer.append([b"x"], 412, 412)
     assert "exists" not in str(info.value) and "connection reset" in str(info.value)

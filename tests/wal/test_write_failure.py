@@ -1,15 +1,20 @@
-"""A failed local append is cut back and the log moves to a new segment (never appends after it)."""
+"""A failed local append is cut back and the log moves to a new segment (never appends after it);
+a full disk never leaves a file that makes a later open fail (issue 12)."""
 
 from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 import wal
+from wal.backends import make_backend
+from wal.inspection import inspect_backend
+from wal.storage import DelegatingStorage, LocalStorage, register_storage, unregister_storage
+from wal.storage.base import AppendFile, Buffer
 
 
 def half_then_fail(fd: int, buffers: Sequence[bytes]) -> int:
@@ -53,3 +58,57 @@ def test_when_the_rollback_fails_too_the_log_stops_until_reopened(
         reopened.write(b"after", 4)
         assert reopened.statistics().dropped[0].reason.startswith("torn tail")
         assert list(reopened.read_all()) == [b"good", b"after"]
+
+
+class DiskFull(DelegatingStorage):
+    """Local disk that, while `full`, refuses every append with ENOSPC (and, if asked, every delete)."""
+
+    def __init__(self) -> None:
+        super().__init__(LocalStorage())
+        self.full = False
+        self.deletes_fail = False
+
+    def append(self, file: AppendFile, buffers: Sequence[Buffer]) -> None:
+        if self.full:
+            raise OSError(errno.ENOSPC, "No space left on device (simulated)")
+        super().append(file, buffers)
+
+    def delete(self, path: str, *, recursive: bool = False) -> None:
+        if self.deletes_fail:
+            raise OSError(errno.EIO, "delete refused (simulated)")
+        super().delete(path, recursive=recursive)
+
+
+@pytest.fixture
+def disk_full() -> Iterator[DiskFull]:
+    storage = DiskFull()
+    register_storage("diskfull", lambda protocol, options: storage)
+    try:
+        yield storage
+    finally:
+        unregister_storage("diskfull")
+
+
+@pytest.mark.parametrize("deletes_fail", [False, True], ids=["deleted", "left-behind"])
+def test_after_enospc_a_restart_reads_exactly_the_acknowledged_records_without_repair(
+    tmp_path: Path, disk_full: DiskFull, deletes_fail: bool
+) -> None:
+    url = f"diskfull://{tmp_path}/log"
+    log = wal.open_wal(url, rolling_interval_ms=1000)
+    acked = [log.write(b"acked-1", 1), log.write(b"acked-2", 2)]
+    disk_full.full, disk_full.deletes_fail = True, deletes_fail
+    for t in range(3, 7):  # the first fails in the open segment, the others each creating a segment
+        with pytest.raises(wal.WALError, match="No space"):
+            log.write(b"refused", t)
+    del log  # the driver dies before any cleanup: no close()
+    disk_full.full = disk_full.deletes_fail = False
+    sizes = sorted(p.stat().st_size for p in (tmp_path / "log").iterdir())
+    assert sizes == ([0, 0, 0] if deletes_fail else []) + [acked[1].offset + 20 + len(b"acked-2")]
+
+    with wal.open_wal(url, rolling_interval_ms=1000) as reopened:
+        assert list(reopened.read_all()) == [b"acked-1", b"acked-2"]
+        assert [reopened.read(h) for h in acked] == [b"acked-1", b"acked-2"]
+        reopened.write(b"after", 7)
+        assert list(reopened.read_all()) == [b"acked-1", b"acked-2", b"after"]
+    report = inspect_backend(make_backend(url, None, True))
+    assert report.corrupt == []

@@ -1,9 +1,11 @@
 """Appendable segments (local disk, memory): one file per segment, appended and fsynced per the policy.
 
 A segment file is created exclusively with its file header (fsynced with its directory under
-fsync="always"); each append is the caller's buffers followed by one fdatasync, so one group commit
-costs one fsync. A failed append is cut back to the last good length (and fsynced) so the file stays
-a valid frame sequence; if even that fails the writer reports it and the log stops writing.
+fsync="always"); if writing the header fails (a full disk) the file is deleted again, so failed
+creations do not pile up as header-less files. Each append is the caller's buffers followed by one
+fdatasync, so one group commit costs one fsync. A failed append is cut back to the last good length
+(and fsynced) so the file stays a valid frame sequence; if even that fails the writer reports it and
+the log stops writing.
 
 Crash points: `wal.after_segment_create` (a new segment holds only its header) and
 `wal.after_append_before_fsync` (the frames are written but not yet durable). The second sits on the
@@ -13,30 +15,43 @@ every append.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 from wal import crashpoints
 from wal.backends.base import Buffer, SegmentWriteError, SegmentWriter, WALBackend
-from wal.format import encode_file_header
 from wal.storage import Storage
+
+
+def _remove_unfinished(storage: Storage, root: str, path: str) -> None:
+    """Best effort: delete a segment file whose header never became durable (ENOSPC, EIO).
+
+    Unlinking needs no free space, so this normally succeeds; if it does not, readers still treat a
+    segment file shorter than its header as empty (`wal.reading`), so the file is harmless.
+    """
+    with contextlib.suppress(OSError):
+        storage.delete(path)
+        storage.fsync_dir(root)
 
 
 class AppendableSegmentWriter(SegmentWriter):
     """Appends to one segment file, created (exclusively) with its header on construction."""
 
-    def __init__(self, storage: Storage, root: str, segment: str, fsync: bool) -> None:
+    def __init__(self, storage: Storage, root: str, segment: str, header: bytes, fsync: bool) -> None:
         self._storage = storage
         self._segment = segment
         self._fsync = fsync
         storage.make_dirs(root, durable=fsync)
-        self._file = storage.open_append(f"{root}/{segment}")
+        path = f"{root}/{segment}"
+        self._file = storage.open_append(path)
         try:
-            storage.append(self._file, [encode_file_header()])
+            storage.append(self._file, [header])
             if fsync:
                 storage.fsync(self._file)
                 storage.fsync_dir(root)
         except BaseException:
             storage.close_file(self._file)
+            _remove_unfinished(storage, root, path)
             raise
         self._closed = False
         self._crash_before_fsync = crashpoints.is_armed(crashpoints.WAL_AFTER_APPEND_BEFORE_FSYNC)
@@ -87,8 +102,8 @@ class AppendableWALBackend(WALBackend):
             raise FileNotFoundError(path)
         return [segment]
 
-    def open_segment(self, segment: str) -> SegmentWriter:
-        return AppendableSegmentWriter(self.storage, self._root, segment, self._fsync)
+    def open_segment(self, segment: str, header: bytes) -> SegmentWriter:
+        return AppendableSegmentWriter(self.storage, self._root, segment, header, self._fsync)
 
     def delete_segment(self, segment: str) -> None:
         path = self._path(segment)

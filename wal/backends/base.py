@@ -94,8 +94,12 @@ class WALBackend(ABC):
         return self.storage.size(self._path(path))
 
     @abstractmethod
-    def open_segment(self, segment: str) -> SegmentWriter:
-        """A writer for a new segment; may create it now or at its first append."""
+    def open_segment(self, segment: str, header: bytes) -> SegmentWriter:
+        """A writer for a new segment whose files start with `header` (`wal.format.encode_file_header`).
+
+        It may create the segment now or at its first append. A creation that fails leaves nothing
+        behind that a later open could trip on.
+        """
 
     @abstractmethod
     def delete_segment(self, segment: str) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from wal.backends.base import Buffer, SegmentWriteError, SegmentWriter, WALBackend
-from wal.format import encode_file_header
 from wal.segments import ObjectName, parse_object
 from wal.storage import Storage
 
@@ -20,12 +19,12 @@ from wal.storage import Storage
 class ObjectSegmentWriter(SegmentWriter):
     """Puts one object per append; creates nothing until the first append."""
 
-    def __init__(self, storage: Storage, root: str, segment: str) -> None:
+    def __init__(self, storage: Storage, root: str, segment: str, header: bytes) -> None:
         self._storage = storage
         self._root = root
         self._segment = segment
         self._next = 0
-        self._header = encode_file_header()
+        self._header = header
 
     def append(self, buffers: Sequence[Buffer], min_time_ms: int, max_time_ms: int) -> tuple[str, int]:
         name = f"{self._segment}/{ObjectName(self._next, min_time_ms, max_time_ms)}"
@@ -54,8 +53,8 @@ class ObjectWALBackend(WALBackend):
         objects = sorted(parsed for parsed in map(parse_object, names) if parsed is not None)
         return [f"{segment}/{obj}" for obj in objects]
 
-    def open_segment(self, segment: str) -> SegmentWriter:
-        return ObjectSegmentWriter(self.storage, self._root, segment)
+    def open_segment(self, segment: str, header: bytes) -> SegmentWriter:
+        return ObjectSegmentWriter(self.storage, self._root, segment, header)
 
     def delete_segment(self, segment: str) -> None:
         self.storage.delete(self._path(segment), recursive=True)
