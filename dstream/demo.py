@@ -22,7 +22,7 @@ from dstream.context import Context
 from dstream.errors import DStreamValueError
 from dstream.streaming.inputs import InputDStream
 from dstream.streaming.listener import StreamingListener, StreamingListenerBatchCompleted
-from dstream.streaming.streaming_context import StreamingContext
+from dstream.streaming_context import StreamingContext
 
 WAIT_PER_BATCH_S = 60.0
 

@@ -52,7 +52,7 @@ LAYER_OF_PREFIX = {
     "dstream.client": "inputs",
     "dstream": "api",  # the package root re-exports the API
     "dstream.streaming.__init__": "api",  # `from dstream.streaming import StreamingContext`
-    "dstream.streaming.streaming_context": "api",
+    "dstream.streaming_context": "api",
     "dstream.cli": "api",
     "dstream.demo": "api",
 }

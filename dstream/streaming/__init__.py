@@ -2,6 +2,6 @@
 
 from dstream.streaming.dstream import DStream
 from dstream.streaming.listener import StreamingListener
-from dstream.streaming.streaming_context import StreamingContext
+from dstream.streaming_context import StreamingContext
 
 __all__ = ["DStream", "StreamingContext", "StreamingListener"]
