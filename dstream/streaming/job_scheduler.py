@@ -310,8 +310,9 @@ class JobScheduler:
         if action is FailedBatchAction.DONE:
             return
         job_set.failed = True
-        if action is FailedBatchAction.QUARANTINE:
-            job_set.failed = not self._quarantine(job_set, to_run)
+        if action is FailedBatchAction.KEEP_PENDING:
+            return  # fail-stop: each error was reported as its job failed, as before the policy existed
+        job_set.failed = not self._quarantine(job_set, to_run)
         for job in to_run:
             assert job.error is not None
             self.report_error(f"Error running job {job}", job.error)
@@ -322,6 +323,8 @@ class JobScheduler:
         self._bus.post(StreamingListenerOutputOperationStarted(job.info()))
         job.run(self._clock)
         self._bus.post(StreamingListenerOutputOperationCompleted(job.info()))
+        if job.error is not None and self.failed_batch_policy == FAIL_STOP:
+            self.report_error(f"Error running job {job}", job.error)
         return job.error is None
 
     def _quarantine(self, job_set: JobSet, failed_jobs: list[Job]) -> bool:
