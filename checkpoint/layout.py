@@ -11,6 +11,7 @@
     <dir>/rdd/<stream-id>/<batch_ms>/part-NNNNN   RDD data checkpoints, complete only with _COMMITTED
     <dir>/rdd/<run-id>/rdd-<rdd-id>/              rdd.checkpoint() of the Context run <run-id>
     <dir>/commits/<output-id>/<batch_ms:020d>     sink commit log records (create-once)
+    <dir>/quarantine/batch-<batch_ms:020d>.json   input and error of a quarantined batch (create-once)
 
 Names parsed back from listings (checkpoint files, epochs) are parsed here too, so the rest of the
 package never builds or splits a name by hand. Ids that become path segments are restricted to
@@ -30,6 +31,7 @@ RECEIVED_BLOCK_METADATA_DIR = "receivedBlockMetadata"
 RECEIVED_DATA_DIR = "receivedData"
 RDD_DIR = "rdd"
 COMMITS_DIR = "commits"
+QUARANTINE_DIR = "quarantine"
 DRIVER_LOCK_FILE = "driver.lock"
 
 _ID = re.compile(r"[A-Za-z0-9_.-]{1,200}")
@@ -138,3 +140,13 @@ def commits_dir(dir_url: str, output_id: str | None = None) -> str:
 def commit_record_name(batch_ms: int) -> str:
     """Zero-padded so that a listing sorts by time."""
     return f"{check_ms(batch_ms, 'batch_ms'):020d}"
+
+
+def quarantine_dir(dir_url: str) -> str:
+    """`<dir>/quarantine`: the dead-letter area of failed batches (checkpoint.quarantine)."""
+    return join(dir_url, QUARANTINE_DIR)
+
+
+def quarantine_record_name(batch_ms: int) -> str:
+    """`batch-<batch_ms:020d>.json`, zero-padded so that a listing sorts by time."""
+    return f"batch-{check_ms(batch_ms, 'batch_ms'):020d}.json"

@@ -32,12 +32,19 @@ Keys (Spark's where Spark has the setting):
 | spark.streaming.backpressure.pid.minRate | backpressure.min_rate_per_s | 100 |
 | dstream.streaming.pendingBatchesMax | scheduler.pending_batches_max | 4 |
 | dstream.streaming.generatorEventsMax | scheduler.generator_events_max | 100 |
+| dstream.streaming.failedBatchPolicy | scheduler.failed_batch_policy | quarantine |
+| dstream.streaming.failedBatchAttemptsMax | scheduler.failed_batch_attempts_max | 3 |
 | spark.streaming.stopGracefullyOnShutdown | lifecycle.stop_gracefully_on_shutdown | false |
 
 Bounds between the network and the job (docs/backpressure.md): a receiver's block queue
 (`queue_size_max` blocks of at most `block_records_max` records), its records stored but not yet
 allocated to a batch (`unallocated_records_max`), the job generator's queued batch ticks
 (`generator_events_max`) and the scheduler's batches waiting to run (`pending_batches_max`).
+
+A batch whose job fails (docs/recovery.md, "Poison batches"): with `failedBatchPolicy=quarantine` its
+failed jobs run again up to `failedBatchAttemptsMax` attempts in all, then its input goes to
+`<checkpoint>/quarantine/<batch_ms>/` and it stops being pending; `fail-stop` keeps it pending for a
+restarted driver to run again (which pins WAL cleanup behind it).
 """
 
 from __future__ import annotations
@@ -311,6 +318,12 @@ def _parse_positive(key: str, value: Any) -> float:
     return number
 
 
+FAILED_BATCH_POLICY_KEY = "dstream.streaming.failedBatchPolicy"
+FAILED_BATCH_ATTEMPTS_MAX_KEY = "dstream.streaming.failedBatchAttemptsMax"
+QUARANTINE, FAIL_STOP = "quarantine", "fail-stop"
+FAILED_BATCH_POLICIES = (QUARANTINE, FAIL_STOP)
+
+
 @dataclass(frozen=True)
 class SchedulerConfig:
     """Bounds of the job generator and the job scheduler.
@@ -320,10 +333,16 @@ class SchedulerConfig:
             so allocation pauses and the receivers' unallocated bound slows the producers.
         generator_events_max: batch ticks queued for the generator's event loop at most; the timer
             waits (it generates the missed batch times once there is room, none is skipped).
+        failed_batch_policy: "quarantine" (retry, then quarantine the batch's input and move on) or
+            "fail-stop" (the failed batch stays pending, as in Spark).
+        failed_batch_attempts_max: runs of a failed job at most (the first included) before the batch
+            is quarantined.
     """
 
     pending_batches_max: int = 4
     generator_events_max: int = 100
+    failed_batch_policy: str = QUARANTINE
+    failed_batch_attempts_max: int = 3
 
     @classmethod
     def from_conf(cls, conf: Mapping[str, Any]) -> SchedulerConfig:
@@ -336,7 +355,22 @@ class SchedulerConfig:
             generator_events_max=_parse_int(
                 GENERATOR_EVENTS_MAX_KEY, conf.get(GENERATOR_EVENTS_MAX_KEY, d.generator_events_max), 1
             ),
+            failed_batch_policy=_parse_policy(conf.get(FAILED_BATCH_POLICY_KEY, d.failed_batch_policy)),
+            failed_batch_attempts_max=_parse_int(
+                FAILED_BATCH_ATTEMPTS_MAX_KEY,
+                conf.get(FAILED_BATCH_ATTEMPTS_MAX_KEY, d.failed_batch_attempts_max),
+                1,
+            ),
         )
+
+
+def _parse_policy(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in FAILED_BATCH_POLICIES:
+        raise DStreamValueError(
+            f"conf {FAILED_BATCH_POLICY_KEY}={value!r}: expected one of {', '.join(FAILED_BATCH_POLICIES)}"
+        )
+    return text
 
 
 STOP_GRACEFULLY_ON_SHUTDOWN_KEY = "spark.streaming.stopGracefullyOnShutdown"

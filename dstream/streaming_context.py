@@ -29,6 +29,7 @@ from dstream.receiver.input_stream import (
 )
 from dstream.recovery.coordinator import CheckpointCoordinator
 from dstream.recovery.fingerprints import setup_fingerprint
+from dstream.recovery.quarantine import CheckpointQuarantiner
 from dstream.recovery.restore import RecoveredState, recover
 from dstream.streaming.dstream import DStream, MultiTransformedDStream, UnionDStream
 from dstream.streaming.duration import seconds_to_ms
@@ -250,7 +251,10 @@ class StreamingContext:
         runtime.config = StreamingConfig.from_conf(dict(get_conf().getAll()) if get_conf is not None else {})
         runtime.scheduler.pending_batches_max = runtime.config.scheduler.pending_batches_max
         runtime.generator.generator_events_max = runtime.config.scheduler.generator_events_max
+        runtime.scheduler.failed_batch_policy = runtime.config.scheduler.failed_batch_policy
+        runtime.scheduler.failed_batch_attempts_max = runtime.config.scheduler.failed_batch_attempts_max
         if runtime.checkpoint is not None:
+            runtime.scheduler.quarantiner = CheckpointQuarantiner(runtime.checkpoint)
             coordinator = CheckpointCoordinator(runtime)
             coordinator.rdds.restore(list(recovered.data_checkpoints) if recovered is not None else [])
             coordinator.start()

@@ -35,6 +35,7 @@ SINK_AFTER_COMMIT_BEFORE_PUBLISH = "sink.after_commit_before_publish"
 SINK_AFTER_PUBLISH_BEFORE_CLEANUP = "sink.after_publish_before_cleanup"
 LEASE_AFTER_EPOCH_BEFORE_HEARTBEAT = "lease.after_epoch_before_heartbeat"
 OUTPUT_AFTER_PARTS_BEFORE_SUCCESS = "output.after_parts_before_success"
+QUARANTINE_AFTER_WRITE = "quarantine.after_write"
 
 CRASH_POINTS: frozenset[str] = frozenset(
     {
@@ -50,6 +51,7 @@ CRASH_POINTS: frozenset[str] = frozenset(
         SINK_AFTER_PUBLISH_BEFORE_CLEANUP,
         LEASE_AFTER_EPOCH_BEFORE_HEARTBEAT,
         OUTPUT_AFTER_PARTS_BEFORE_SUCCESS,
+        QUARANTINE_AFTER_WRITE,
     }
 )
 """Every named crash point."""

@@ -1,5 +1,7 @@
 """`dstream checkpoint inspect|verify URL`: look at a checkpoint directory without running its code.
 
+(`dstream checkpoint quarantine ...` is in dstream/cli/quarantine_commands.py.)
+
 Both commands read only the JSON parts of the metadata checkpoints (after their CRC32C and signature
 checks) and the commit markers of referenced RDD data checkpoints; no pickled graph is loaded. The
 signing key, if any, comes from DSTREAM_CHECKPOINT_KEY. verify exits 1 when a checkpoint file is
@@ -18,6 +20,7 @@ import click
 from checkpoint.inspection import DirectoryReport, FileReport, inspect_directory
 from checkpoint.metadata import MetadataCheckpoint
 from dstream.cli.locations import report_if_empty, require_directory
+from dstream.cli.quarantine_commands import quarantine
 from dstream.cli.wal_commands import parse_storage_options, storage_option
 
 WHAT = "checkpoint"
@@ -115,3 +118,6 @@ def verify(url: str, storage_options: tuple[str, ...]) -> None:
     newest = report.newest_valid
     assert newest is not None
     click.echo(f"ok: {len(report.files)} checkpoints valid, newest {newest.name.filename()}")
+
+
+checkpoint.add_command(quarantine)

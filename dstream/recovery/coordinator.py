@@ -192,6 +192,7 @@ class CheckpointCoordinator:
                 "batch_duration_ms": graph.batch_ms,
                 "zero_time_ms": graph.zero_time_ms,
                 "setup_fingerprint": runtime.setup_fingerprint,
+                "quarantined_batches": runtime.scheduler.quarantined_times(),
             },
         )
 

@@ -206,6 +206,11 @@ class DStreamBase:
         offset = time_ms - self._zero_time_ms
         return offset > 0 and offset % self._slide_ms == 0
 
+    def _generated_rdd(self, time_ms: int) -> RDD[Any] | None:
+        """The RDD this stream computed for `time_ms`, if it did and still remembers it (never computes)."""
+        with self._lock:
+            return self._generated.get(time_ms)
+
     def _get_or_compute(self, time_ms: int) -> RDD[Any] | None:
         with self._lock:
             if time_ms in self._generated:

@@ -371,3 +371,44 @@ class StreamingListenerCheckpointFailed(_CheckpointEvent):
 
     def error(self) -> str:
         return self._error
+
+
+class StreamingListenerBatchQuarantined(_Info):
+    """A batch failed every attempt and was quarantined (policy `quarantine`, docs/recovery.md).
+
+    dstream's own event (Spark has none). `location()` is the quarantine file holding the batch's input
+    and error (None without a checkpoint directory: then nothing was copied and the batch stays
+    pending); `numRecords()` counts its input records per stream id; `failureReason()` is the last
+    failure's traceback text.
+    """
+
+    _fields = ("batchTime", "attempts", "failureReason", "location", "numRecords")
+
+    def __init__(
+        self,
+        batchTime: int,
+        attempts: int,
+        failureReason: str,
+        location: str | None,
+        numRecords: Mapping[int, int],
+    ) -> None:
+        self._batchTime = batchTime
+        self._attempts = attempts
+        self._failureReason = failureReason
+        self._location = location
+        self._numRecords = dict(numRecords)
+
+    def batchTime(self) -> Time:
+        return Time(self._batchTime)
+
+    def attempts(self) -> int:
+        return self._attempts
+
+    def failureReason(self) -> str:
+        return self._failureReason
+
+    def location(self) -> str | None:
+        return self._location
+
+    def numRecords(self) -> dict[int, int]:
+        return dict(self._numRecords)

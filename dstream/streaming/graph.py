@@ -45,6 +45,8 @@ class GraphInputStream(GraphStream, Protocol):
 
     def _input_info(self, time_ms: int) -> StreamInputInfo | None: ...
 
+    def _generated_rdd(self, time_ms: int) -> Any: ...
+
 
 class GraphOutputStream(GraphStream, Protocol):
     """An output stream: one job per batch time at most."""
@@ -146,6 +148,15 @@ class DStreamGraph:
             if info is not None:
                 infos[source._id] = info
         return infos
+
+    def input_rdds(self, time_ms: int) -> dict[int, Any]:
+        """Each input stream's RDD of batch `time_ms`, where it was computed (what a quarantine copies)."""
+        rdds = {}
+        for source in self.input_streams:
+            rdd = source._generated_rdd(time_ms)
+            if rdd is not None:
+                rdds[source._id] = rdd
+        return rdds
 
     def clear_metadata(self, time_ms: int) -> None:
         """Forget RDDs older than each stream's remember duration."""

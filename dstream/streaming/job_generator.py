@@ -213,11 +213,13 @@ class JobGenerator:
                 self.block_allocator.allocate_blocks_to_batch(time_ms)
             jobs = self._graph.generate_jobs(time_ms)
             infos = self._graph.input_infos(time_ms)
+            input_rdds = self._graph.input_rdds(time_ms)
         except Exception as exc:
             self._scheduler.report_error(f"Error generating jobs for time {time_ms} ms", exc)
             self._scheduler.mark_processed(time_ms)
         else:
-            self._scheduler.submit_job_set(JobSet(time_ms, jobs, infos, self._clock.time_ms()))
+            job_set = JobSet(time_ms, jobs, infos, self._clock.time_ms(), input_rdds=input_rdds)
+            self._scheduler.submit_job_set(job_set)
         with self._idle:
             self.last_generated_ms = time_ms
             self._idle.notify_all()

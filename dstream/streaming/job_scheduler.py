@@ -3,8 +3,16 @@
 A batch's output operations become one `JobSet`; jobs of a batch run in order and batches run one
 after another on one executor thread (Spark's `concurrentJobs = 1`). A job that raises is reported
 on the listener bus (its `failureReason`) and to the error callback (which `awaitTermination`
-re-raises); later batches still run. A batch whose job failed stays pending, as in Spark, so that a
-recovered driver runs it again; it is still counted as processed for `wait_for_batch`.
+re-raises); later batches still run.
+
+What happens to a batch whose job failed is the failed-batch policy (the pure decision is in
+dstream.streaming.failed_batch_policy; this class is its shell). `fail-stop`: the batch stays pending,
+as in Spark, so that a recovered driver runs it again. `quarantine`: its failed jobs run again, here,
+before any later batch, up to `failed_batch_attempts_max` attempts; then the `quarantiner` copies its
+input to the dead-letter area, `StreamingListenerBatchQuarantined` is posted, the error is reported
+and the batch is no longer pending (it completes, so cleanup moves past it). Without a quarantiner (no
+checkpoint directory) or when the copy fails, the batch is reported the same way but stays pending.
+Either way it is counted as processed for `wait_for_batch`.
 
 Bound: at most `pending_batches_max` batches wait to run (`dstream.streaming.pendingBatchesMax`).
 `submit_job_set` waits for room, so the JobGenerator (its only caller) stops generating, allocation
@@ -20,12 +28,17 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from dstream.clock import Clock
+from dstream.config import FAIL_STOP
+from dstream.rdd.rdd import RDD
+from dstream.streaming.failed_batch_policy import FailedBatchAction, decide
 from dstream.streaming.listener import (
     BatchInfo,
     OutputOperationInfo,
     StreamingListenerBatchCompleted,
+    StreamingListenerBatchQuarantined,
     StreamingListenerBatchStarted,
     StreamingListenerBatchSubmitted,
     StreamingListenerBus,
@@ -34,12 +47,17 @@ from dstream.streaming.listener import (
     StreamInputInfo,
 )
 
+if TYPE_CHECKING:
+    from dstream.streaming.runtime import BatchQuarantiner
+
 log = logging.getLogger(__name__)
 
 # How many processed batch times are remembered for wait_for_batch; old ones are forgotten so a long
 # run does not grow this set without bound.
 PROCESSED_TIMES_MAX = 10_000
 PENDING_BATCHES_MAX_DEFAULT = 4
+# Quarantined batch times remembered for the metadata checkpoint (the quarantine directory is the record).
+QUARANTINED_TIMES_MAX = 1000
 
 ErrorCallback = Callable[[str, BaseException], None]
 CompletionCallback = Callable[[int], None]
@@ -64,6 +82,8 @@ class Job:
     def run(self, clock: Clock) -> None:
         """Run the closure once, keeping any exception instead of raising it."""
         self.start_ms = clock.time_ms()
+        self.error = None
+        self.failure_reason = None
         try:
             self.func()
         except Exception as exc:
@@ -96,6 +116,8 @@ class JobSet:
     processing_start_ms: int | None = None
     processing_end_ms: int | None = None
     failed: bool = field(default=False)
+    input_rdds: Mapping[int, RDD[Any]] = field(default_factory=dict)
+    attempts: int = 0
 
     def batch_info(self) -> BatchInfo:
         """The batch as listeners see it now."""
@@ -119,9 +141,16 @@ class JobScheduler:
         on_error: ErrorCallback,
         on_batch_completion: CompletionCallback,
         pending_batches_max: int = PENDING_BATCHES_MAX_DEFAULT,
+        failed_batch_policy: str = FAIL_STOP,
+        failed_batch_attempts_max: int = 1,
     ) -> None:
         self._clock = clock
         self.pending_batches_max = pending_batches_max
+        # Set by the context at start from `dstream.streaming.failedBatchPolicy` (see the module docstring).
+        self.failed_batch_policy = failed_batch_policy
+        self.failed_batch_attempts_max = failed_batch_attempts_max
+        self.quarantiner: BatchQuarantiner | None = None
+        self._quarantined: list[int] = []
         self._submitters_released = False
         self._bus = bus
         self._on_error = on_error
@@ -194,6 +223,11 @@ class JobScheduler:
         with self._cond:
             return sorted(self._pending)
 
+    def quarantined_times(self) -> list[int]:
+        """Batches this scheduler quarantined (the newest `QUARANTINED_TIMES_MAX`), oldest first."""
+        with self._cond:
+            return list(self._quarantined)
+
     def is_processed(self, time_ms: int) -> bool:
         """Whether the batch at `time_ms` has finished running (successfully or not)."""
         with self._cond:
@@ -255,13 +289,77 @@ class JobScheduler:
             return
         job_set.processing_start_ms = self._clock.time_ms()
         self._bus.post(StreamingListenerBatchStarted(job_set.batch_info()))
-        for job in job_set.jobs:
-            job.start_ms = self._clock.time_ms()
-            self._bus.post(StreamingListenerOutputOperationStarted(job.info()))
-            job.run(self._clock)
-            self._bus.post(StreamingListenerOutputOperationCompleted(job.info()))
-            if job.error is not None:
-                job_set.failed = True
-                self.report_error(f"Error running job {job}", job.error)
+        to_run = list(job_set.jobs)
+        while True:
+            job_set.attempts += 1
+            to_run = [job for job in to_run if not self._run_job(job)]
+            action = decide(
+                self.failed_batch_policy, bool(to_run), job_set.attempts, self.failed_batch_attempts_max
+            )
+            if action is not FailedBatchAction.RETRY:
+                break
+            log.warning(
+                "batch %d ms: %d job(s) failed on attempt %d of %d; running them again",
+                job_set.time_ms,
+                len(to_run),
+                job_set.attempts,
+                self.failed_batch_attempts_max,
+            )
         job_set.processing_end_ms = self._clock.time_ms()
         self._bus.post(StreamingListenerBatchCompleted(job_set.batch_info()))
+        if action is FailedBatchAction.DONE:
+            return
+        job_set.failed = True
+        if action is FailedBatchAction.KEEP_PENDING:
+            return  # fail-stop: each error was reported as its job failed, as before the policy existed
+        job_set.failed = not self._quarantine(job_set, to_run)
+        for job in to_run:
+            assert job.error is not None
+            self.report_error(f"Error running job {job}", job.error)
+
+    def _run_job(self, job: Job) -> bool:
+        """Run one job with its events; True if it succeeded."""
+        job.start_ms = self._clock.time_ms()
+        self._bus.post(StreamingListenerOutputOperationStarted(job.info()))
+        job.run(self._clock)
+        self._bus.post(StreamingListenerOutputOperationCompleted(job.info()))
+        if job.error is not None and self.failed_batch_policy == FAIL_STOP:
+            self.report_error(f"Error running job {job}", job.error)
+        return job.error is None
+
+    def _quarantine(self, job_set: JobSet, failed_jobs: list[Job]) -> bool:
+        """Copy the batch's input to the quarantine; True if it is there (the batch stops pending)."""
+        error = "\n".join(job.failure_reason or repr(job.error) for job in failed_jobs)
+        location: str | None = None
+        counts: Mapping[int, int] = {sid: info.numRecords() for sid, info in job_set.input_infos.items()}
+        if self.quarantiner is None:
+            log.error(
+                "batch %d ms failed %d attempts; without a checkpoint directory its input cannot be "
+                "quarantined, so it stays pending",
+                job_set.time_ms,
+                job_set.attempts,
+            )
+        else:
+            try:
+                receipt = self.quarantiner.quarantine(
+                    job_set.time_ms, job_set.input_rdds, error, job_set.attempts
+                )
+            except Exception as exc:
+                self.report_error(f"could not quarantine batch {job_set.time_ms} ms; it stays pending", exc)
+            else:
+                location, counts = receipt.location, receipt.num_records
+                log.error(
+                    "batch %d ms failed %d attempts; quarantined %s records at %s%s",
+                    job_set.time_ms,
+                    job_set.attempts,
+                    dict(counts),
+                    location,
+                    "" if receipt.newly_written else " (already there from an earlier run)",
+                )
+                with self._cond:
+                    self._quarantined.append(job_set.time_ms)
+                    del self._quarantined[:-QUARANTINED_TIMES_MAX]
+        self._bus.post(
+            StreamingListenerBatchQuarantined(job_set.time_ms, job_set.attempts, error, location, counts)
+        )
+        return location is not None

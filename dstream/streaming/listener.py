@@ -18,6 +18,7 @@ from dstream.streaming.events import (
     OutputOperationInfo,
     ReceiverInfo,
     StreamingListenerBatchCompleted,
+    StreamingListenerBatchQuarantined,
     StreamingListenerBatchStarted,
     StreamingListenerBatchSubmitted,
     StreamingListenerCheckpointFailed,
@@ -39,6 +40,7 @@ __all__ = [
     "StreamInputInfo",
     "StreamingListener",
     "StreamingListenerBatchCompleted",
+    "StreamingListenerBatchQuarantined",
     "StreamingListenerBatchStarted",
     "StreamingListenerBatchSubmitted",
     "StreamingListenerBus",
@@ -90,6 +92,9 @@ class StreamingListener:
     ) -> None:
         """One output operation of a batch ended."""
 
+    def onBatchQuarantined(self, batchQuarantined: StreamingListenerBatchQuarantined) -> None:
+        """A batch failed every attempt and was quarantined (dstream's own callback)."""
+
     def onCheckpointWritten(self, checkpointWritten: StreamingListenerCheckpointWritten) -> None:
         """A metadata or RDD data checkpoint became durable."""
 
@@ -109,6 +114,7 @@ _CALLBACKS: dict[type, str] = {
     StreamingListenerReceiverStopped: "onReceiverStopped",
     StreamingListenerCheckpointWritten: "onCheckpointWritten",
     StreamingListenerCheckpointFailed: "onCheckpointFailed",
+    StreamingListenerBatchQuarantined: "onBatchQuarantined",
 }
 
 _STOP = object()

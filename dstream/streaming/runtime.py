@@ -7,9 +7,9 @@ instead of filling private fields. Nothing here is process-global (docs/architec
 of who owns which decision).
 
 The core of the engine (this package) never imports the receivers, the sinks or recovery: what it
-needs from them is declared here as protocols (`BlockAllocator`, `RateLimitTarget`, `Checkpointer`),
-implemented by the receiver tracker and the checkpoint coordinator and plugged in by the context at
-start.
+needs from them is declared here as protocols (`BlockAllocator`, `RateLimitTarget`, `Checkpointer`,
+`BatchQuarantiner`), implemented by the receiver tracker, the checkpoint coordinator and the
+quarantine writer, and plugged in by the context at start.
 """
 
 from __future__ import annotations
@@ -94,6 +94,29 @@ class Checkpointer(Protocol):
 
     def stop(self) -> None:
         """Finish queued checkpoints and release the driver lease."""
+
+
+@dataclass(frozen=True)
+class QuarantineReceipt:
+    """Where a quarantined batch's input went and how many records it held, per input stream id."""
+
+    location: str
+    num_records: Mapping[int, int]
+    newly_written: bool
+
+
+class BatchQuarantiner(Protocol):
+    """Copies a failed batch's input to the dead-letter area (dstream.recovery.quarantine)."""
+
+    def quarantine(
+        self, time_ms: int, input_rdds: Mapping[int, RDD[Any]], error: str, attempts: int
+    ) -> QuarantineReceipt:
+        """Durably store the records of `input_rdds` with `error`; idempotent per batch time.
+
+        Raises:
+            Exception: the copy failed; the batch must then stay pending (nothing may be lost).
+        """
+        ...
 
 
 @dataclass(frozen=True)

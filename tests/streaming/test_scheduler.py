@@ -164,6 +164,9 @@ class FakeGraph:
     def input_infos(self, t):
         return {}
 
+    def input_rdds(self, t):
+        return {}
+
     def clear_metadata(self, t):
         self.cleared.append(t)
 
