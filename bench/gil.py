@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cpu_threads import cpu_bound_threads
 
-import dstream.streaming.socket as socket_stream
+import dstream.receiver.socket_receiver as socket_stream
 from dstream import Context, StreamingContext
 
 LINES_PER_THREAD = 100_000
@@ -152,9 +152,9 @@ def socket_stream_lines(read_bytes: int, cpu_threads: int, window_s: float) -> f
         if not stream.wait_for_received(1, 30.0):
             raise TimeoutError("the socket stream received nothing in 30 s")
         with cpu_bound_threads(cpu_threads):
-            start_lines, start = stream._received, time.perf_counter()
+            start_lines, start = stream.received_count, time.perf_counter()
             stop.wait(window_s)  # the measurement window
-            lines, elapsed = stream._received - start_lines, time.perf_counter() - start
+            lines, elapsed = stream.received_count - start_lines, time.perf_counter() - start
         return lines / elapsed
     finally:
         stop.set()
