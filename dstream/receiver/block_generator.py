@@ -125,11 +125,17 @@ class BlockGenerator:
                 self._cut_locked()
             return pending
 
-    def add_many(self, records: list[Any]) -> list[PendingBlock]:
+    def add_many(self, records: list[Any], block_records_max: int | None = None) -> list[PendingBlock]:
         """Add records to the current block (cut at `block_records_max`); blocks while the queue is full.
 
-        Returns the blocks the records joined, in order (the last one may still be filling).
+        `block_records_max` may lower the generator's own bound for these records. Returns the blocks
+        the records joined, in order (the last one may still be filling).
         """
+        cut_at = (
+            self.block_records_max
+            if block_records_max is None
+            else min(block_records_max, self.block_records_max)
+        )
         with self._lock:
             if self._state != "active":
                 raise DStreamStateError(f"cannot add data to a BlockGenerator that is {self._state}")
@@ -137,11 +143,11 @@ class BlockGenerator:
             taken = 0
             while taken < len(records):
                 pending = self._current
-                room = self.block_records_max - len(pending.records)
+                room = max(cut_at - len(pending.records), 1)
                 pending.records.extend(records[taken : taken + room])
                 taken += room
                 joined.append(pending)
-                if len(pending.records) >= self.block_records_max:
+                if len(pending.records) >= cut_at:
                     self._cut_locked()
             self.records_added += len(records)
             return joined

@@ -145,14 +145,30 @@ def test_a_full_bound_blocks_the_reader_and_loses_nothing(tight_ssc, clock, serv
     server.accept().sendall("".join(f"{line}\n" for line in lines).encode())
     supervisor = supervisor_of(tight_ssc, stream)
     assert supervisor.generator.wait_until_blocked(WAIT_S)  # budget spent, queue full: reading stops
-    # Held at most: the budget (3) + the block waiting for it (3) + the queue (3) + the block being cut.
-    assert supervisor.budget.outstanding_records <= 3
+    assert supervisor.budget.outstanding_records <= 3  # the rest waits in the block queue or the socket
     assert stream.received_count < len(lines)
     for _ in range(len(lines)):  # each batch frees the budget for one more block
         if sum(len(batch) for batch in out.values()) == len(lines):
             break
         run(tight_ssc, clock, 1)
     assert [line for t in sorted(out) for line in out[t]] == lines
+
+
+def test_blocks_hold_at_most_an_eighth_of_the_unallocated_bound(clock, server):
+    # A block is admitted only when all of it fits the bound: blocks of half of it would leave the
+    # bound half used each batch (a fast socket then stored about half of what the bound allows).
+    with engine_context(Conf().set("dstream.receiver.unallocated_records_max", "80")) as sc:
+        with streaming_context(sc, clock) as ssc:
+            stream = ssc.socketTextStream("127.0.0.1", server.port)
+            collect(stream)
+            ssc.start()
+            server.accept().sendall(b"".join(b"%d\n" % i for i in range(40)))
+            assert stream.wait_for_received(40, WAIT_S)
+            assert supervisor_of(ssc, stream).generator.wait_for_pushed(40, WAIT_S)
+            tracker = ssc.runtime.block_allocator
+            assert isinstance(tracker, ReceiverTracker)
+            blocks = tracker.block_tracker.get_unallocated_blocks(stream._id)
+            assert [info.num_records for info in blocks] == [10, 10, 10, 10]
 
 
 def test_stop_wakes_a_reader_blocked_on_a_full_bound(tight_ssc, server):
