@@ -14,7 +14,7 @@ an I/O thread such as a receiver's.
    several switch intervals. Each case runs for a fixed window.
 3. *socketTextStream beside running tasks*: lines per second the engine's socket reader takes from
    a sender in another process (a 127.0.0.1 server sending as fast as it can), alone and beside two
-   CPU-bound threads, with 8 KiB reads (io's default) and with the stream's `READ_BUFFER_BYTES`.
+   CPU-bound threads, with 8 KiB reads (io's default) and with the socket receiver's `READ_BUFFER_BYTES`.
 
 Run: `.venv/bin/python bench/gil.py [--rounds 8] [--window-s 1.5]`. Everything is bounded by
 `rounds` and `window-s`; the only listener is the sender's, on 127.0.0.1.
