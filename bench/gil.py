@@ -14,7 +14,7 @@ an I/O thread such as a receiver's.
    several switch intervals. Each case runs for a fixed window.
 3. *socketTextStream beside running tasks*: lines per second the engine's socket reader takes from
    a sender in another process (a 127.0.0.1 server sending as fast as it can), alone and beside two
-   CPU-bound threads, with 8 KiB reads (io's default) and with the stream's `READ_BUFFER_BYTES`.
+   CPU-bound threads, with 8 KiB reads (io's default) and with the socket receiver's `READ_BUFFER_BYTES`.
 
 Run: `.venv/bin/python bench/gil.py [--rounds 8] [--window-s 1.5]`. Everything is bounded by
 `rounds` and `window-s`; the only listener is the sender's, on 127.0.0.1.
@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cpu_threads import cpu_bound_threads
 
-import dstream.streaming.socket as socket_stream
+import dstream.receiver.socket_receiver as socket_stream
 from dstream import Context, StreamingContext
 
 LINES_PER_THREAD = 100_000
@@ -152,9 +152,9 @@ def socket_stream_lines(read_bytes: int, cpu_threads: int, window_s: float) -> f
         if not stream.wait_for_received(1, 30.0):
             raise TimeoutError("the socket stream received nothing in 30 s")
         with cpu_bound_threads(cpu_threads):
-            start_lines, start = stream._received, time.perf_counter()
+            start_lines, start = stream.received_count, time.perf_counter()
             stop.wait(window_s)  # the measurement window
-            lines, elapsed = stream._received - start_lines, time.perf_counter() - start
+            lines, elapsed = stream.received_count - start_lines, time.perf_counter() - start
         return lines / elapsed
     finally:
         stop.set()

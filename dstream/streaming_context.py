@@ -20,6 +20,7 @@ from checkpoint.location import absolute_url
 from dstream.clock import Clock, ManualClock, SystemClock
 from dstream.config import StreamingConfig
 from dstream.errors import DStreamStateError, DStreamValueError, JobFailedError
+from dstream.rdd.storage import StorageLevel
 from dstream.receiver.input_stream import (
     PushInputDStream,
     ReceiverInputDStream,
@@ -185,9 +186,14 @@ class StreamingContext:
         """Fixed-length byte records of the new files in `directory`."""
         return FileInputDStream(self, directory, binary_records_reader(recordLength), storage_options)
 
-    def socketTextStream(self, hostname: str, port: int, storageLevel: Any = None) -> SocketInputDStream:
-        """Lines read from a TCP server (unreliable: lines received before a crash are lost)."""
-        return SocketInputDStream(self, hostname, port)
+    def socketTextStream(
+        self, hostname: str, port: int, storageLevel: StorageLevel = StorageLevel.MEMORY_AND_DISK_2
+    ) -> SocketInputDStream:
+        """Lines read from a TCP server by a receiver (Spark's SocketReceiver; the server is never acked).
+
+        The receiver settings apply: `storageLevel`, the receiver WAL conf, maxRate and backpressure.
+        """
+        return SocketInputDStream(self, hostname, port, storageLevel)
 
     def receiverStream(self, receiver: Any) -> ReceiverInputDStream:
         """A stream of what a user `dstream.Receiver` stores (Spark's receiverStream)."""

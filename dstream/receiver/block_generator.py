@@ -10,7 +10,10 @@ most about `(queue_size_max + 2) * block_records_max` records are held. The reco
 is not here: the supervisor's `RateLimiter` (rate_limit.py) applies it to single records and lists alike.
 
 `add_data` returns the `PendingBlock` its record joined; waiting on it tells the caller when that block
-was pushed (durable, with the WAL on) or why pushing failed.
+was pushed (durable, with the WAL on) or why pushing failed. `add_many` adds a list of records to the
+current block in one call (one lock, one extend), cutting early at `block_records_max` as `add_data`
+does, and returns every block they joined: a source that reads many records at once (the socket
+receiver's line splitter) gets blocks of a block interval each, not one block per read.
 
 Stop order (Spark's): stop accepting data (later `add_data` raises), cut a final block, drain the queue,
 then report stopped; every accepted record is pushed.
@@ -93,6 +96,13 @@ class BlockGenerator:
         self._stop_timer = threading.Event()
         self._timer_done = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Observable state, for tests and benchmarks: records accepted and pushed, the tick the timer
+        # waits for, and whether an adder waits for room in the queue.
+        self._state_changed = threading.Condition()
+        self.records_added = 0
+        self._next_cut_ms = -1
+        self.records_pushed = 0
+        self._blocked_adders = 0
 
     def start(self) -> None:
         if self._state != "initialized":
@@ -110,9 +120,37 @@ class BlockGenerator:
                 raise DStreamStateError(f"cannot add data to a BlockGenerator that is {self._state}")
             pending = self._current
             pending.records.append(record)
+            self.records_added += 1
             if len(pending.records) >= self.block_records_max:
                 self._cut_locked()
             return pending
+
+    def add_many(self, records: list[Any], block_records_max: int | None = None) -> list[PendingBlock]:
+        """Add records to the current block (cut at `block_records_max`); blocks while the queue is full.
+
+        `block_records_max` may lower the generator's own bound for these records. Returns the blocks
+        the records joined, in order (the last one may still be filling).
+        """
+        cut_at = (
+            self.block_records_max
+            if block_records_max is None
+            else min(block_records_max, self.block_records_max)
+        )
+        with self._lock:
+            if self._state != "active":
+                raise DStreamStateError(f"cannot add data to a BlockGenerator that is {self._state}")
+            joined: list[PendingBlock] = []
+            taken = 0
+            while taken < len(records):
+                pending = self._current
+                room = max(cut_at - len(pending.records), 1)
+                pending.records.extend(records[taken : taken + room])
+                taken += room
+                joined.append(pending)
+                if len(pending.records) >= cut_at:
+                    self._cut_locked()
+            self.records_added += len(records)
+            return joined
 
     def _cut_locked(self) -> None:
         """Move the current buffer to the queue (blocking while it is full). Caller holds the lock."""
@@ -121,18 +159,49 @@ class BlockGenerator:
             return
         pending.block_id = self._new_block_id()
         self._current = PendingBlock()
-        while True:
-            try:
-                self._queue.put(pending, timeout=_POLL_S)
-                return
-            except queue.Full:
-                if not any(t.is_alive() for t in self._threads[1:]):
-                    raise DStreamStateError("block pusher died; cannot queue more blocks") from None
+        try:
+            self._queue.put_nowait(pending)
+            return
+        except queue.Full:
+            self._set_blocked(1)
+        try:
+            while True:
+                try:
+                    self._queue.put(pending, timeout=_POLL_S)
+                    return
+                except queue.Full:
+                    if not any(t.is_alive() for t in self._threads[1:]):
+                        raise DStreamStateError("block pusher died; cannot queue more blocks") from None
+        finally:
+            self._set_blocked(-1)
+
+    def _set_blocked(self, delta: int) -> None:
+        with self._state_changed:
+            self._blocked_adders += delta
+            self._state_changed.notify_all()
+
+    def wait_until_blocked(self, timeout_s: float) -> bool:
+        """Wait until an adder waits for room in the full queue; False on timeout."""
+        with self._state_changed:
+            return self._state_changed.wait_for(lambda: self._blocked_adders > 0, timeout=timeout_s)
+
+    def wait_for_timer(self, after_ms: int, timeout_s: float) -> int | None:
+        """The tick the timer waits for, once it is later than `after_ms`; None on timeout.
+
+        A test driving a ManualClock sets the clock to this tick to have the current block cut.
+        """
+        with self._state_changed:
+            if self._state_changed.wait_for(lambda: self._next_cut_ms > after_ms, timeout=timeout_s):
+                return self._next_cut_ms
+            return None
 
     def _run_timer(self) -> None:
         interval = self.block_interval_ms
         while not self._stop_timer.is_set():
             next_ms = (self._clock.time_ms() // interval + 1) * interval
+            with self._state_changed:
+                self._next_cut_ms = next_ms
+                self._state_changed.notify_all()
             self._clock.wait_until(next_ms, self._stop_timer)
             with self._lock:
                 self._cut_locked()
@@ -159,6 +228,14 @@ class BlockGenerator:
             self._on_error(f"error pushing block {block_id}", exc)
         else:
             pending.finish()
+            with self._state_changed:
+                self.records_pushed += len(pending.records)
+                self._state_changed.notify_all()
+
+    def wait_for_pushed(self, count: int, timeout_s: float) -> bool:
+        """Wait until at least `count` records were pushed (stored and reported); False on timeout."""
+        with self._state_changed:
+            return self._state_changed.wait_for(lambda: self.records_pushed >= count, timeout=timeout_s)
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop accepting, flush the last block, push everything queued, then return."""

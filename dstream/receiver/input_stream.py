@@ -63,7 +63,7 @@ def new_receiver_tracker(runtime: StreamingRuntime, streams: list[ReceiverInputD
     allocator and starts it after the job generator.
     """
     location = runtime.checkpoint
-    names = {s._id: type(s.getReceiver()).__name__ for s in streams}
+    names = {s._id: s.receiver_name() for s in streams}
     tracker = ReceiverTracker(
         runtime.clock,
         runtime.config.receiver,
@@ -90,6 +90,10 @@ class ReceiverInputDStream(InputDStream):
 
     def getReceiver(self) -> Receiver:
         return self._receiver
+
+    def receiver_name(self) -> str:
+        """The name in this stream's ReceiverInfo (listener events): the receiver's class by default."""
+        return type(self._receiver).__name__
 
     def _tracker(self) -> ReceiverTracker:
         tracker = self._runtime.block_allocator

@@ -119,6 +119,12 @@ class RateLimiter:
         bucket = self._bucket
         return None if bucket is None else bucket.rate_per_s
 
+    @property
+    def piece_records_max(self) -> int | None:
+        """Records one wait admits at most (a full bucket), or None without a limit."""
+        bucket = self._bucket
+        return None if bucket is None else int(bucket.capacity)
+
     def set_rate(self, rate_per_s: float | None) -> None:
         """Change the limit (None lifts it); waiting callers use the new rate from their next piece on."""
         rate = check_rate("rate_per_s", rate_per_s)

@@ -6,6 +6,7 @@ quickly) and `onStop` (stop those threads). The supervisor that runs it provides
 - `store(record)` adds one record to the current block; `store(records)` with a list, iterator or
   generator stores them as one block right away. Tuples, strings, bytes and dicts are single records
   (a key-value pair is a tuple), so only lists and iterators are taken as many records.
+  `store_many(records)` adds a list to the current block instead, as many `store(record)` calls would.
   With the receiver WAL on, `store` returns only once the block holding the data is durable (and
   registered with the driver's tracker): a reliable source may acknowledge its data after `store`.
 - `restart(message, error)` stops the receiver (calling `onStop`) and starts it again after the restart
@@ -103,6 +104,16 @@ class Receiver:
             supervisor.push_multiple(list(data), metadata)
         else:
             supervisor.push_single(data)
+
+    def store_many(self, records: list[Any], wait_durable: bool = True) -> None:
+        """Add many records to the current block in one call (not in Spark).
+
+        Like calling `store(record)` for each, at the cost of one call: the records join the block being
+        filled, which is cut every block interval, and count against the rate limit and the unallocated
+        bound like single records. With the WAL on and `wait_durable` it returns once every block holding
+        them is durable; a source that acknowledges nothing passes False and goes on reading at once.
+        """
+        self._require_supervisor("store_many").push_many(list(records), wait_durable)
 
     def store_state(self, state: dict[str, Any]) -> None:
         """Write a small builtin-only state dict to the receiver WAL (not in Spark).

@@ -97,3 +97,34 @@ def test_a_slow_store_blocks_the_producer_instead_of_buffering_without_bound() -
 def test_bad_limits_are_refused_by_name(kwargs: dict[str, object], named: str) -> None:
     with pytest.raises(DStreamValueError, match=named):
         BlockGenerator(lambda b, r: None, lambda m, e: None, lambda: "b", ManualClock(0), **kwargs)  # type: ignore[arg-type]
+
+
+def test_add_many_joins_the_current_block_and_cuts_at_block_records_max() -> None:
+    clock, pushed = ManualClock(0), Pushed()
+    gen = make(pushed, clock, block_interval_ms=100, block_records_max=4)
+    gen.add_data("a")
+    joined = gen.add_many(["b", "c", "d", "e", "f"])  # fills the first block, starts the next
+    assert len(joined) == 2 and gen.records_added == 6
+    wait_for(lambda: len(pushed.blocks) == 1)
+    gen.add_many(["g"])
+    assert gen.wait_for_timer(0, WAIT_S) == 100
+    clock.advance(100)
+    assert gen.wait_for_pushed(7, WAIT_S)
+    assert pushed.blocks == [("b0", ["a", "b", "c", "d"]), ("b1", ["e", "f", "g"])]
+    joined[-1].wait(WAIT_S)
+    gen.stop()
+
+
+def test_add_many_blocks_while_the_queue_is_full() -> None:
+    clock, pushed = ManualClock(0), Pushed()
+    pushed.gate.clear()  # the pusher holds the first block
+    gen = make(pushed, clock, block_records_max=2, queue_size_max=1)
+    adder = threading.Thread(target=gen.add_many, args=(list(range(8)),), daemon=True)
+    adder.start()
+    assert gen.wait_until_blocked(WAIT_S)  # one block pushing, one queued, the third waits
+    assert adder.is_alive()
+    pushed.gate.set()
+    adder.join(WAIT_S)
+    assert not adder.is_alive()
+    gen.stop()
+    assert pushed.records() == list(range(8))

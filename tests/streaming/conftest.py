@@ -61,3 +61,20 @@ def run(ssc: StreamingContext, clock: ManualClock, batches: int, batch_ms: int =
     target = clock.time_ms() + batches * batch_ms
     clock.set_time(target)
     assert ssc.wait_for_batch(target // batch_ms * batch_ms, WAIT_S), f"batch {target} not processed"
+
+
+def store_received(ssc: StreamingContext, clock: ManualClock, stream: Any, count: int) -> None:
+    """Wait until a socket stream received `count` lines, then have them cut into a block and stored.
+
+    Moves the ManualClock to the block generator's next tick (before the next batch time), so the
+    next batch holds the lines whatever the threads' timing.
+    """
+    assert stream.wait_for_received(count, WAIT_S), f"{count} lines not received"
+    tracker = ssc.runtime.block_allocator
+    supervisor = tracker.supervisor(stream._id)
+    assert supervisor is not None
+    now_ms = clock.time_ms()
+    tick = supervisor.generator.wait_for_timer(now_ms, WAIT_S)
+    assert tick is not None and tick // 1000 == now_ms // 1000, f"block tick {tick} not before the next batch"
+    clock.set_time(tick)
+    assert supervisor.generator.wait_for_pushed(count, WAIT_S), f"{count} lines not stored"

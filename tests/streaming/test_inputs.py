@@ -13,7 +13,7 @@ import pytest
 from dstream.clock import ManualClock
 from dstream.errors import JobFailedError
 from dstream.streaming import StreamingContext, StreamingListener
-from tests.streaming.conftest import WAIT_S, collect, run
+from tests.streaming.conftest import WAIT_S, collect, run, store_received
 
 
 def test_queue_stream_all_at_once_then_empty(ssc, clock):
@@ -124,10 +124,10 @@ def test_socket_text_stream_cuts_lines_into_batches(ssc, clock):
         assert listener.started.wait(WAIT_S)
         assert listener.names == [f"SocketReceiver-127.0.0.1:{port}"]
         conn.sendall(b"hello world\nsecond line\r\n")
-        assert stream.wait_for_received(2, WAIT_S)
+        store_received(ssc, clock, stream, 2)
         run(ssc, clock, 1)
         conn.sendall(b"third\n")
-        assert stream.wait_for_received(3, WAIT_S)
+        store_received(ssc, clock, stream, 3)
         run(ssc, clock, 2)
         assert out == {1000: ["hello world", "second line"], 2000: ["third"], 3000: []}
     finally:

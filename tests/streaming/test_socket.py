@@ -1,4 +1,5 @@
-"""socketTextStream against a real 127.0.0.1 server: bad UTF-8, reader errors, the buffer bound."""
+"""socketTextStream against a real 127.0.0.1 server: bad UTF-8, reader errors, the bounds, and the
+receiver settings that apply to it (the receiver WAL, storageLevel, maxRate)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dstream.streaming import StreamingListener
-from dstream.streaming.socket import LineSplitter, SocketInputDStream
-from tests.streaming.conftest import WAIT_S, collect, run
+from dstream import Conf, StorageLevel
+from dstream.clock import ManualClock
+from dstream.receiver.block_store import received_blocks
+from dstream.receiver.line_splitter import LineSplitter
+from dstream.receiver.receiver_tracker import ReceiverTracker
+from dstream.receiver.supervisor import ReceiverSupervisor
+from dstream.streaming import StreamingContext, StreamingListener
+from dstream.streaming.socket import SocketInputDStream
+from tests.receiver.helpers import wait_for
+from tests.streaming.conftest import WAIT_S, collect, run, store_received
+from tests.support.contexts import engine_context, streaming_context
 
 
 class Server:
@@ -61,7 +70,7 @@ def test_invalid_utf8_is_replaced_and_no_line_is_lost(ssc, clock, server):
     out = collect(stream, sort=False)
     ssc.start()
     server.accept().sendall(b"good line\n\xff\xfe bad utf8\nafter\n")
-    assert stream.wait_for_received(3, WAIT_S)
+    store_received(ssc, clock, stream, 3)
     run(ssc, clock, 1)
     # Spark's InputStreamReader replaces each malformed byte with U+FFFD and keeps reading.
     assert out == {1000: ["good line", "\ufffd\ufffd bad utf8", "after"]}
@@ -75,7 +84,7 @@ def test_a_multibyte_character_split_across_sends_is_decoded_whole(ssc, clock, s
     encoded = "caf\u00e9 \u20ac\n".encode()
     conn.sendall(encoded[:4])  # ends inside the two-byte 'é'
     conn.sendall(encoded[4:])
-    assert stream.wait_for_received(1, WAIT_S)
+    store_received(ssc, clock, stream, 1)
     run(ssc, clock, 1)
     assert out == {1000: ["caf\u00e9 \u20ac"]}
 
@@ -85,7 +94,7 @@ def test_an_unexpected_reader_error_is_reported_and_the_reader_reconnects(ssc, c
     ssc.addStreamingListener(errors)
     stream = SocketInputDStream(ssc, "127.0.0.1", server.port, restart_delay_ms=10)
     out = collect(stream, sort=False)
-    real_read_lines = stream._read_lines
+    real_read_lines = stream.receiver._read_lines
     calls: list[int] = []
 
     def fail_once(sock: socket.socket) -> None:
@@ -94,53 +103,96 @@ def test_an_unexpected_reader_error_is_reported_and_the_reader_reconnects(ssc, c
             raise RuntimeError("boom in the reader")
         real_read_lines(sock)
 
-    monkeypatch.setattr(stream, "_read_lines", fail_once)
+    monkeypatch.setattr(stream.receiver, "_read_lines", fail_once)
     ssc.start()
     server.accept()  # the first connection fails inside the reader
     assert errors.error.wait(WAIT_S)
     assert "RuntimeError('boom in the reader')" in errors.messages[0]
+    clock.set_time(10)  # the restart delay passes on the injected clock
     server.accept().sendall(b"after the restart\n")
-    assert stream.wait_for_received(1, WAIT_S)
+    store_received(ssc, clock, stream, 1)
     run(ssc, clock, 1)
     assert out == {1000: ["after the restart"]}
 
 
-def test_a_full_buffer_blocks_the_reader_and_loses_nothing(ssc, clock, server):
-    lines = [f"line {i}" for i in range(10)]
-    stream = SocketInputDStream(ssc, "127.0.0.1", server.port, buffer_lines_max=3)
+# Tiny bounds: at most 3 records stored and not yet in a batch, blocks of at most 3, one queued block.
+TIGHT_BOUNDS = {
+    "dstream.receiver.unallocated_records_max": "3",
+    "dstream.receiver.block_records_max": "3",
+    "spark.streaming.blockQueueSize": "1",
+}
+
+
+@pytest.fixture
+def tight_ssc(clock: ManualClock) -> Iterator[StreamingContext]:
+    with engine_context(Conf().setAll(TIGHT_BOUNDS.items())) as sc, streaming_context(sc, clock) as ssc:
+        yield ssc
+
+
+def supervisor_of(ssc: StreamingContext, stream: SocketInputDStream) -> ReceiverSupervisor:
+    tracker = ssc.runtime.block_allocator
+    assert isinstance(tracker, ReceiverTracker)
+    supervisor = tracker.supervisor(stream._id)
+    assert supervisor is not None
+    return supervisor
+
+
+def test_a_full_bound_blocks_the_reader_and_loses_nothing(tight_ssc, clock, server):
+    lines = [f"line {i}" for i in range(30)]
+    stream = tight_ssc.socketTextStream("127.0.0.1", server.port)
     out = collect(stream, sort=False)
-    ssc.start()
+    tight_ssc.start()
     server.accept().sendall("".join(f"{line}\n" for line in lines).encode())
-    for batch in range(3):
-        assert stream.wait_until_full(WAIT_S)
-        assert stream.received_count == 3 * (batch + 1)  # never past the bound
-        run(ssc, clock, 1)
-    assert stream.wait_for_received(10, WAIT_S)
-    run(ssc, clock, 1)
-    assert out == {1000: lines[0:3], 2000: lines[3:6], 3000: lines[6:9], 4000: lines[9:]}
+    supervisor = supervisor_of(tight_ssc, stream)
+    assert supervisor.generator.wait_until_blocked(WAIT_S)  # budget spent, queue full: reading stops
+    assert supervisor.budget.outstanding_records <= 3  # the rest waits in the block queue or the socket
+    assert stream.received_count < len(lines)
+    for _ in range(len(lines)):  # each batch frees the budget for one more block
+        if sum(len(batch) for batch in out.values()) == len(lines):
+            break
+        run(tight_ssc, clock, 1)
+    assert [line for t in sorted(out) for line in out[t]] == lines
 
 
-def test_stop_wakes_a_reader_blocked_on_a_full_buffer(ssc, server):
-    stream = SocketInputDStream(ssc, "127.0.0.1", server.port, buffer_lines_max=1)
+def test_blocks_hold_at_most_an_eighth_of_the_unallocated_bound(clock, server):
+    # A block is admitted only when all of it fits the bound: blocks of half of it would leave the
+    # bound half used each batch (a fast socket then stored about half of what the bound allows).
+    with engine_context(Conf().set("dstream.receiver.unallocated_records_max", "80")) as sc:
+        with streaming_context(sc, clock) as ssc:
+            stream = ssc.socketTextStream("127.0.0.1", server.port)
+            collect(stream)
+            ssc.start()
+            server.accept().sendall(b"".join(b"%d\n" % i for i in range(40)))
+            assert stream.wait_for_received(40, WAIT_S)
+            assert supervisor_of(ssc, stream).generator.wait_for_pushed(40, WAIT_S)
+            tracker = ssc.runtime.block_allocator
+            assert isinstance(tracker, ReceiverTracker)
+            blocks = tracker.block_tracker.get_unallocated_blocks(stream._id)
+            assert [info.num_records for info in blocks] == [10, 10, 10, 10]
+
+
+def test_stop_wakes_a_reader_blocked_on_a_full_bound(tight_ssc, server):
+    stream = tight_ssc.socketTextStream("127.0.0.1", server.port)
     collect(stream)
-    ssc.start()
-    server.accept().sendall(b"a\nb\nc\n")
-    assert stream.wait_until_full(WAIT_S)
-    ssc.stop(stopSparkContext=False)
-    assert stream._thread is not None and not stream._thread.is_alive()
+    tight_ssc.start()
+    server.accept().sendall(b"".join(b"%d\n" % i for i in range(30)))
+    assert supervisor_of(tight_ssc, stream).generator.wait_until_blocked(WAIT_S)
+    tight_ssc.stop(stopSparkContext=False)
+    thread = stream.receiver.reader_thread
+    assert thread is not None and not thread.is_alive()
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "error", "match"),
     [
-        ({"hostname": 5}, "hostname must be a non-empty str, got 5"),
-        ({"buffer_lines_max": 0}, "buffer_lines_max must be an int >= 1, got 0"),
-        ({"restart_delay_ms": -1}, "restart_delay_ms must be an int >= 1, got -1"),
+        ({"hostname": 5}, ValueError, "hostname must be a non-empty str, got 5"),
+        ({"restart_delay_ms": -1}, ValueError, "restart_delay_ms must be an int >= 1 or None, got -1"),
+        ({"storageLevel": "DISK"}, TypeError, "storageLevel must be a StorageLevel, got 'DISK'"),
     ],
 )
-def test_socket_stream_arguments_are_validated(ssc, kwargs, match):
+def test_socket_stream_arguments_are_validated(ssc, kwargs, error, match):
     args = {"hostname": "127.0.0.1", "port": 9999, **kwargs}
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         SocketInputDStream(ssc, **args)
 
 
@@ -182,29 +234,64 @@ def test_a_final_line_without_a_newline_is_delivered(ssc, clock, server):
     conn = server.accept()
     conn.sendall(b"one\r\ntwo")
     conn.close()  # the stream ends after "two"
-    assert stream.wait_for_received(2, WAIT_S)
+    store_received(ssc, clock, stream, 2)
     run(ssc, clock, 1)
     assert out == {1000: ["one", "two"]}
 
 
-def test_batches_do_not_pile_up_behind_a_slow_job_so_the_reader_stops(ssc, clock, server):
-    # The first batch's job blocks; the scheduler queues at most pendingBatchesMax (4) batches, the
-    # generator waits with the next one (its lines already taken), the buffer fills and the reader
-    # stops reading: 1 running + 4 queued + 1 generated + 1 buffer = 7 batches of 3 lines, however
-    # many batch times pass. Before the bound every tick took a buffer and the reader refilled it.
-    gate = threading.Event()
-    stream = SocketInputDStream(ssc, "127.0.0.1", server.port, buffer_lines_max=3)
-    stream.foreachRDD(lambda rdd: gate.wait(WAIT_S))
-    ssc.start()
-    server.accept().sendall("".join(f"line {i}\n" for i in range(200)).encode())
-    assert stream.wait_until_full(WAIT_S)
-    for batch in range(1, 6):  # each batch takes a full buffer: 1 running, then 4 queued
-        clock.set_time(batch * 1000)
-        assert ssc.runtime.generator.wait_generated(batch * 1000, WAIT_S)
-        assert stream.wait_until_full(WAIT_S)
-    clock.set_time(30 * 1000)  # 25 more batch times are due
-    assert stream.wait_for_received(21, WAIT_S)
-    assert stream.wait_until_full(WAIT_S)
-    assert not stream.wait_for_received(22, 0.3)  # nothing more is read while the job holds the line
-    assert ssc.runtime.scheduler.queued_batches() == ssc.runtime.config.scheduler.pending_batches_max
-    gate.set()
+def test_the_receiver_wal_conf_applies(clock, server, tmp_path):
+    conf = Conf().set("spark.streaming.receiver.writeAheadLog.enable", "true")
+    with engine_context(conf) as sc, streaming_context(sc, clock) as ssc:
+        ssc.checkpoint(str(tmp_path))
+        stream = ssc.socketTextStream("127.0.0.1", server.port)
+        out = collect(stream, sort=False)
+        ssc.start()
+        server.accept().sendall(b"logged one\nlogged two\n")
+        store_received(ssc, clock, stream, 2)
+        run(ssc, clock, 1)
+        assert out == {1000: ["logged one", "logged two"]}
+        tracker = ssc.runtime.block_allocator
+        assert isinstance(tracker, ReceiverTracker)
+        infos = tracker.get_blocks_of_batch_and_stream(1000, stream._id)
+        assert infos and all(info.wal_handle is not None for info in infos)
+        segments = [p for p in (tmp_path / "receivedData" / str(stream._id)).rglob("*") if p.is_file()]
+        assert any(b"logged two" in p.read_bytes() for p in segments)
+
+
+def test_the_storage_level_is_honoured(sc, clock, server):
+    with streaming_context(sc, clock) as ssc:
+        stream = ssc.socketTextStream("127.0.0.1", server.port, StorageLevel.MEMORY_ONLY_2)
+        out = collect(stream, sort=False)
+        ssc.start()
+        server.accept().sendall(b"kept twice\n")
+        store_received(ssc, clock, stream, 1)
+        run(ssc, clock, 1)
+        assert out == {1000: ["kept twice"]}
+        tracker = ssc.runtime.block_allocator
+        assert isinstance(tracker, ReceiverTracker)
+        (info,) = tracker.get_blocks_of_batch_and_stream(1000, stream._id)
+        blocks = received_blocks(sc.executor_env)
+        assert blocks.peer.get(info.block_id) == ["kept twice"]  # the replica
+        assert blocks.primary.get(info.block_id) == ["kept twice"]
+
+
+def test_the_default_storage_level_is_pysparks(ssc):
+    stream = ssc.socketTextStream("127.0.0.1", 9999)
+    assert stream.getReceiver().storageLevel == StorageLevel.MEMORY_AND_DISK_2
+
+
+def test_max_rate_paces_the_reader(clock, server):
+    conf = Conf().set("spark.streaming.receiver.maxRate", "100")
+    with engine_context(conf) as sc, streaming_context(sc, clock) as ssc:
+        stream = ssc.socketTextStream("127.0.0.1", server.port)
+        collect(stream)
+        ssc.start()
+        server.accept().sendall(b"".join(b"%d\n" % i for i in range(250)))
+        generator = supervisor_of(ssc, stream).generator
+        # A full bucket (one second of records) at time 0, then 100 a second on the injected clock.
+        wait_for(lambda: generator.records_added == 100)
+        clock.set_time(1000)
+        wait_for(lambda: generator.records_added == 200)
+        assert generator.records_added == 200  # the last 50 wait for 1500 ms
+        clock.set_time(1500)
+        assert stream.wait_for_received(250, WAIT_S)
