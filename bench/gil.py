@@ -37,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cpu_threads import cpu_bound_threads
+from line_sender import SENDER
 
 import dstream.receiver.socket_receiver as socket_stream
 from dstream import Context, StreamingContext
@@ -118,22 +119,6 @@ def io_round_trips(switch_s: float, cpu_threads: int, window_s: float) -> float:
         stop.set()
         sys.setswitchinterval(before)
     return result[0]
-
-
-# A 127.0.0.1 server in its own process (its own GIL): prints its port, then sends lines to the one
-# connection it accepts until that connection closes.
-SENDER = """
-import socket, sys
-srv = socket.create_server(("127.0.0.1", 0))
-print(srv.getsockname()[1], flush=True)
-conn, _ = srv.accept()
-data = b"w1 w2 w3 w4 w5 w6 w7 w8 w9 w10\\n" * 50_000
-try:
-    while True:
-        conn.sendall(data)
-except OSError:
-    pass
-"""
 
 
 def socket_stream_lines(read_bytes: int, cpu_threads: int, window_s: float) -> float:

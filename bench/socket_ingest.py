@@ -40,27 +40,13 @@ WARM_UP_S = 1.0
 MODES = ("alone", "beside", "unbounded", "e2e")
 UNBOUNDED_LINES = 50_000_000
 
-# A 127.0.0.1 server in its own process (its own GIL): prints its port, then sends lines to the one
-# connection it accepts until that connection closes (the same sender as bench/gil.py).
-SENDER = """
-import socket, sys
-srv = socket.create_server(("127.0.0.1", 0))
-print(srv.getsockname()[1], flush=True)
-conn, _ = srv.accept()
-data = b"w1 w2 w3 w4 w5 w6 w7 w8 w9 w10\\n" * 50_000
-try:
-    while True:
-        conn.sendall(data)
-except OSError:
-    pass
-"""
-
 
 def child(tree: str, level_name: str | None, mode: str, window_s: float) -> dict[str, Any]:
     """One measurement with the dstream of `tree` (imported first on sys.path)."""
     sys.path.insert(0, tree)
     sys.path.insert(1, str(BENCH_DIR))
     from cpu_threads import cpu_bound_threads
+    from line_sender import SENDER
 
     import dstream
     from dstream import Context, StorageLevel, StreamingContext

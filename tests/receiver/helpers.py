@@ -84,3 +84,16 @@ class CountingReceiver(Receiver):
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(WAIT_S)
+
+
+class HandFedReceiver(Receiver):
+    """Stores exactly what the test hands it, from the test's own threads (no thread of its own)."""
+
+    def __init__(self) -> None:
+        super().__init__(StorageLevel.MEMORY_ONLY)
+
+    def onStart(self) -> None:
+        pass
+
+    def onStop(self) -> None:
+        pass

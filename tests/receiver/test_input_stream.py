@@ -15,12 +15,11 @@ from dstream.rdd.storage import StorageLevel
 from dstream.receiver.block_handler import WriteAheadLogHandler
 from dstream.receiver.block_rdd import BlockNotFoundError, BlockRef, block_rdd, block_refs
 from dstream.receiver.block_store import ReceivedBlocks, received_blocks
-from dstream.receiver.receiver import Receiver
 from dstream.receiver.receiver_tracker import ReceiverTracker
 from dstream.receiver.wal_registry import receiver_wals
 from dstream.streaming import StreamingContext, StreamingListener
 from tests.receiver.fakes import open_memory_wal
-from tests.receiver.helpers import WAIT_S, CountingReceiver, wait_for
+from tests.receiver.helpers import WAIT_S, CountingReceiver, HandFedReceiver, wait_for
 
 
 @pytest.fixture
@@ -248,19 +247,6 @@ def test_records_stored_through_the_wal_handler_are_copied_too(sc: Context, bloc
         assert rdd.collect() == [{"v": 1}]
     finally:
         blocks.remove("blk-mut-1")
-
-
-class HandFedReceiver(Receiver):
-    """Stores exactly what the test hands it, when it hands it."""
-
-    def __init__(self) -> None:
-        super().__init__(StorageLevel.MEMORY_ONLY)
-
-    def onStart(self) -> None:
-        pass
-
-    def onStop(self) -> None:
-        pass
 
 
 class RecordsPerBatch(StreamingListener):

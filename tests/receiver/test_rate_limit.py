@@ -12,31 +12,16 @@ from hypothesis import strategies as st
 from dstream.clock import ManualClock
 from dstream.config import ReceiverConfig
 from dstream.errors import DStreamValueError
-from dstream.rdd.storage import StorageLevel
 from dstream.receiver.rate_limit import RateLimiter, TokenBucket, effective_rate
-from dstream.receiver.receiver import Receiver
 from dstream.receiver.receiver_tracker import ReceiverTracker
-from tests.receiver.helpers import WAIT_S, wait_for
+from tests.receiver.helpers import WAIT_S, HandFedReceiver, wait_for
 
 NOT_YET_S = 0.2  # only ever used where completing early would be a bug, never to let work finish
 
 
-class IdleReceiver(Receiver):
-    """Stores nothing by itself; the test calls `store` from its own threads."""
-
-    def __init__(self) -> None:
-        super().__init__(StorageLevel.MEMORY_ONLY)
-
-    def onStart(self) -> None:
-        pass
-
-    def onStop(self) -> None:
-        pass
-
-
-def started(clock: ManualClock, **settings: Any) -> tuple[ReceiverTracker, IdleReceiver]:
+def started(clock: ManualClock, **settings: Any) -> tuple[ReceiverTracker, HandFedReceiver]:
     tracker = ReceiverTracker(clock, ReceiverConfig.from_conf(**settings))
-    receiver = IdleReceiver()
+    receiver = HandFedReceiver()
     tracker.add_receiver(0, receiver)
     tracker.start()
     wait_for(receiver.isStarted)

@@ -19,11 +19,9 @@ from checkpoint.quarantine import Quarantine
 from dstream.clock import ManualClock
 from dstream.context import Conf, Context
 from dstream.errors import JobFailedError
-from dstream.rdd.storage import StorageLevel
-from dstream.receiver.receiver import Receiver
 from dstream.streaming import StreamingContext
 from dstream.streaming.listener import StreamingListener
-from tests.receiver.helpers import wait_for
+from tests.receiver.helpers import HandFedReceiver, wait_for
 from tests.recovery.support import BATCH_MS, WAIT_S
 
 POISON = 666
@@ -31,19 +29,6 @@ BATCHES = 10  # with 10 checkpoints kept (2 per batch), cleanup passes batch 3 f
 POISON_BATCH_MS = 3 * BATCH_MS
 CALLS: dict[int, int] = {}  # batch ms -> how many times the output ran on it
 FLAKY_FAILURES: list[int] = []  # batch times whose first run already failed once
-
-
-class ManualReceiver(Receiver):
-    """Stores what the test hands it, from the test's thread (no thread of its own)."""
-
-    def __init__(self) -> None:
-        super().__init__(StorageLevel.MEMORY_ONLY)
-
-    def onStart(self) -> None:
-        pass
-
-    def onStop(self) -> None:
-        pass
 
 
 def poison_output(t: Any, rdd: Any) -> None:
@@ -91,12 +76,12 @@ def start_context(path: str, clock: ManualClock, conf: dict[str, str], output: A
     sc = Context.getOrCreate(sc_conf)
     ssc = StreamingContext(sc, BATCH_MS / 1000, clock=clock)
     ssc.checkpoint(path)
-    ssc.receiverStream(ManualReceiver()).foreachRDD(output)
+    ssc.receiverStream(HandFedReceiver()).foreachRDD(output)
     return ssc
 
 
 def feed_and_run(
-    ssc: StreamingContext, clock: ManualClock, receiver: ManualReceiver, index: int, checkpoints: int
+    ssc: StreamingContext, clock: ManualClock, receiver: HandFedReceiver, index: int, checkpoints: int
 ) -> None:
     """Store batch `index`'s records, run that batch, wait for it and until `checkpoints` are written."""
     tracker: Any = ssc.runtime.block_allocator
