@@ -16,9 +16,10 @@ Format, version 1: one UTF-8 JSON object::
      "streams": {"<input stream id>": {"count": <int>, "records": [<record>, ...]}}}
 
 Records are JSON, never pickles, so reading a quarantine runs no code. A record is stored as itself
-when it is a str, int, float (finite), bool or None; otherwise it is tagged: `{"$tuple": [...]}`,
-`{"$list": [...]}`, `{"$dict": [[key, value], ...]}`, `{"$bytes": "<base64>"}`, and anything else as
-`{"$repr": "<repr(record)>"}` (reported and counted, but not restorable to the original object).
+when it is a str, int, finite float, bool or None; otherwise it is tagged: `{"$float": "nan" | "inf" |
+"-inf"}` (JSON has no such numbers), `{"$tuple": [...]}`, `{"$list": [...]}`, `{"$dict": [[key, value],
+...]}`, `{"$bytes": "<base64>"}`, and anything else as `{"$repr": "<repr(record)>"}` (reported and
+counted, but not restorable to the original object).
 `count` is the number of records of the stream in the batch; it equals `len(records)`.
 """
 
@@ -166,7 +167,7 @@ def encode_record(record: Any) -> Any:
     if record is None or isinstance(record, (str, bool, int)):
         return record
     if isinstance(record, float):
-        return record if math.isfinite(record) else {"$repr": repr(record)}
+        return record if math.isfinite(record) else {"$float": repr(record)}
     if isinstance(record, tuple):
         return {"$tuple": [encode_record(r) for r in record]}
     if isinstance(record, list):
@@ -192,6 +193,11 @@ def decode_record(value: Any) -> Any:
         return {decode_record(k): decode_record(v) for k, v in value["$dict"]}
     if "$bytes" in value:
         return base64.b64decode(value["$bytes"])
+    if "$float" in value:
+        text = value["$float"]
+        if text not in ("nan", "inf", "-inf"):
+            raise CheckpointValueError(f"$float {text!r} in a quarantine record; expected nan, inf or -inf")
+        return float(text)
     if "$repr" in value:
         return value
     raise CheckpointValueError(f"unknown tag in a quarantine record: {sorted(value)!r}")
