@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.support.s3servers import (
     MotoServer,
@@ -18,6 +20,13 @@ from tests.support.s3servers import (
 )
 
 STORAGE_KINDS = ["local", "memory", "s3-moto", "s3-seaweedfs"]
+
+# Hypothesis: no deadlines anywhere (a loaded 2-core machine is slow, never wrong); in CI (CI=true)
+# the examples are derandomized, so a run is reproducible and a red CI names a real, repeatable bug.
+# Locally every run explores new examples.
+settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+settings.register_profile("dev", deadline=None, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 @pytest.fixture(scope="session")
