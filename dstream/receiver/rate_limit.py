@@ -139,6 +139,8 @@ class RateLimiter:
 
     def acquire(self, records: int) -> None:
         """Wait until `records` records may pass (in pieces of at most one bucket), or the stop event."""
+        if self._bucket is None:  # no limit: the common case, no lock on the receiving hot path
+            return
         remaining = records
         while remaining > 0:
             with self._lock:
