@@ -10,9 +10,11 @@ asks the plan (`plan.decide`, pure) whether to fault, then injects:
   create-once first writes a prefix of its bytes, as a disk that fills up mid-write does;
 * ``latency``: calls the injected `sleep` (tests pass a recorder and never sleep), then the call;
 * ``torn``: writes a prefix of the bytes (of an append, a create-once, or, on storage that
-  publishes by rename, the temporary file of a publish), then raises EIO or crashes;
+  publishes by rename, the temporary file of a publish), then raises EIO or dies as ``then`` says;
 * ``lost_fsync``: an fsync (or directory fsync) returns without syncing;
-* ``crash``: a simulated crash, then the injected `kill` (SIGKILL of this process by default).
+* ``crash``: the injected `kill` (SIGKILL of this process by default): a process crash, after
+  which everything written stays, as the kernel keeps it;
+* ``power_cut``: `simulate_crash` (below), then `kill`.
 
 Lost fsync needs a model of what is durable. For every file it opened for appending, this storage
 keeps the size made durable by the last real fsync (or truncation), and whether its name was made
@@ -88,7 +90,8 @@ class FaultyStorage(DelegatingStorage):
         inner: the storage to wrap (any).
         plan: the seeded plan.
         sleep: what a latency fault calls with the delay in seconds.
-        kill: what a crash calls after the simulated crash (must not return in a real run).
+        kill: what a crash or power cut calls to end the process (SIGKILL by default; a test may
+            raise instead, standing for the process's death, and must then stop using the storage).
         on_fault: told about each fault before it takes effect.
     """
 
@@ -135,14 +138,14 @@ class FaultyStorage(DelegatingStorage):
             raise _injected(errno.EBUSY, SLOWDOWN_MESSAGE, fault, op, path)
         if fault.kind == "enospc" and op not in ("append", "create_once"):
             raise _injected(errno.ENOSPC, "No space left on device", fault, op, path)
-        if fault.kind == "crash":
-            self.crash()
+        if fault.kind in ("crash", "power_cut"):
+            self.die(fault.kind)
         return fault  # torn, a partial ENOSPC, lost fsync: the operation acts it out
 
     def _fail_after_prefix(self, fault: Fault, op: str, path: str) -> OSError:
         """The error that ends a torn or ENOSPC write (or the crash, for a torn write that crashes)."""
-        if fault.kind == "torn" and fault.then == "crash":
-            self.crash()
+        if fault.kind == "torn" and fault.then != "error":
+            self.die(fault.then)
         if fault.kind == "enospc":
             return _injected(errno.ENOSPC, "No space left on device", fault, op, path)
         return _injected(errno.EIO, "Input/output error (torn write)", fault, op, path)
@@ -168,9 +171,10 @@ class FaultyStorage(DelegatingStorage):
                 report.truncated[path] = current - size
         return report
 
-    def crash(self) -> None:
-        """A simulated crash, then `kill` (which, by default, SIGKILLs this process)."""
-        self.simulate_crash()
+    def die(self, how: str) -> None:
+        """`kill` this process ("crash"), after `simulate_crash` if `how` is "power_cut"."""
+        if how == "power_cut":
+            self.simulate_crash()
         self._kill()
 
     def _synced(self, path: str, size: int) -> None:

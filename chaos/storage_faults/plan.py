@@ -21,20 +21,22 @@ A rule's keys (only "fault" is required):
   ``error`` (OSError EIO before the call), ``slowdown`` (the S3 "SlowDown" 503 as s3fs raises it:
   OSError EBUSY, before the call), ``latency`` (sleep ``latency_ms``, then the call), ``torn`` (a
   prefix of the bytes of an append, a create-once or a publish's temporary file is written, then
-  EIO or, ``then: "crash"``, a crash), ``enospc`` (OSError ENOSPC; an append writes a prefix first,
-  as a full disk does), ``lost_fsync`` (an fsync or directory fsync returns without syncing: what it
-  should have made durable is lost at the next crash) and ``crash`` (a simulated crash before the
-  call: unsynced writes are discarded, then the process is killed with SIGKILL);
+  EIO, or the process dies as ``then`` says), ``enospc`` (OSError ENOSPC; an append or a
+  create-once writes a prefix first, as a full disk does), ``lost_fsync`` (an fsync or directory
+  fsync returns without syncing: what it should have made durable is lost at the next power cut),
+  ``crash`` (the process is killed with SIGKILL before the call: what it wrote stays, as the
+  kernel keeps it) and ``power_cut`` (the same, after discarding every write no real fsync made
+  durable, as a power cut does);
 * ``probability`` (0..1, default 1): chance that a matching call is hit;
 * ``ops``: operation names (the `Storage` methods, e.g. "append", "publish", "read") or the groups
-  "write", "read", "all"; default: every operation the kind applies to (`APPLIES_TO`). A rule
+  "writes", "reads", "all"; default: every operation the kind applies to (`APPLIES_TO`). A rule
   only ever hits operations its kind applies to;
 * ``roles``: path roles (`roles.ROLES`: wal, lease, checkpoint, sink, other); default: all;
 * ``paths``: fnmatch globs over the storage path (e.g. ``"*/receivedData/*"``); default: all;
 * ``after`` (default 0): the first ``after`` matching calls are spared (let a run make progress);
 * ``count_max`` (default none): at most this many hits;
 * ``latency_ms`` (``latency`` only, required): how long the call is delayed;
-* ``then`` (``torn`` only, default "error"): "error" or "crash" after the prefix is written.
+* ``then`` (``torn`` only, default "error"): "error", "crash" or "power_cut" after the prefix.
 
 The decision for one call: every rule that matches the call (operation, role, path) counts it;
 the first of them, in plan order, that fires injects its fault; a rule fires on its n-th matching
@@ -58,9 +60,9 @@ from chaos.storage_faults.roles import ROLES, Role, role_of
 FORMAT = "dstream-storage-faults"
 VERSION = 1
 
-FaultKind = Literal["error", "slowdown", "latency", "torn", "enospc", "lost_fsync", "crash"]
+FaultKind = Literal["error", "slowdown", "latency", "torn", "enospc", "lost_fsync", "crash", "power_cut"]
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
-Then = Literal["error", "crash"]
+Then = Literal["error", "crash", "power_cut"]
 
 READ_OPS = frozenset(
     {"read", "read_range", "open_read", "size", "exists", "is_dir", "list_names", "list_sizes", "find"}
@@ -84,13 +86,14 @@ WRITE_OPS = frozenset(
 ALL_OPS = READ_OPS | WRITE_OPS
 """Every operation a rule may hit. Releasing a handle (close_file, unlock) is never faulted."""
 
-OP_GROUPS: Mapping[str, frozenset[str]] = {"read": READ_OPS, "write": WRITE_OPS, "all": ALL_OPS}
+OP_GROUPS: Mapping[str, frozenset[str]] = {"reads": READ_OPS, "writes": WRITE_OPS, "all": ALL_OPS}
 
 APPLIES_TO: Mapping[FaultKind, frozenset[str]] = {
     "error": ALL_OPS,
     "slowdown": ALL_OPS,
     "latency": ALL_OPS,
     "crash": ALL_OPS,
+    "power_cut": ALL_OPS,
     "torn": frozenset({"append", "create_once", "publish"}),
     "enospc": frozenset({"open_append", "append", "fsync", "create_once", "publish", "make_dirs", "lock"}),
     "lost_fsync": frozenset({"fsync", "fsync_dir"}),
@@ -259,7 +262,9 @@ def make_rule(spec: Mapping[str, Any], where: str = "rule") -> FaultRule:
         raise ChaosValueError(f"{where} must be an object, got {spec!r}")
     unknown = set(spec) - _RULE_KEYS
     if unknown:
-        raise ChaosValueError(f"{where}: unknown keys {sorted(unknown)}; expected some of {sorted(_RULE_KEYS)}")
+        raise ChaosValueError(
+            f"{where}: unknown keys {sorted(unknown)}; expected some of {sorted(_RULE_KEYS)}"
+        )
     kind = spec.get("fault")
     if kind not in FAULT_KINDS:
         raise ChaosValueError(f"{where}: fault must be one of {list(FAULT_KINDS)}, got {kind!r}")
@@ -273,7 +278,7 @@ def make_rule(spec: Mapping[str, Any], where: str = "rule") -> FaultRule:
             raise ChaosValueError(f"{where}: {key} applies to {only!r} faults only, not {kind!r}")
     then = spec.get("then", "error")
     if then not in get_args(Then):
-        raise ChaosValueError(f"{where}: then must be 'error' or 'crash', got {then!r}")
+        raise ChaosValueError(f"{where}: then must be one of {list(get_args(Then))}, got {then!r}")
     count_max = spec.get("count_max")
     return FaultRule(
         fault=kind,
@@ -315,7 +320,9 @@ def parse_plan(document: str | Mapping[str, Any]) -> StorageFaultPlan:
     if not isinstance(document, Mapping):
         raise ChaosValueError(f"a storage fault plan must be a JSON object, got {document!r}")
     if document.get("format") != FORMAT:
-        raise ChaosValueError(f"not a storage fault plan: format {document.get('format')!r}, expected {FORMAT!r}")
+        raise ChaosValueError(
+            f"not a storage fault plan: format {document.get('format')!r}, expected {FORMAT!r}"
+        )
     if document.get("version") != VERSION:
         raise ChaosValueError(
             f"storage fault plan version {document.get('version')!r} is not supported; "
@@ -353,4 +360,3 @@ def to_json(plan: StorageFaultPlan) -> str:
         "rules": [_rule_json(rule) for rule in plan.rules],
     }
     return json.dumps(document, sort_keys=True)
-
