@@ -6,11 +6,14 @@ WAL's appends and fsyncs, atomic publish, the lease's lock, checkpoints and sink
 asks the plan (`plan.decide`, pure) whether to fault, then injects:
 
 * ``error`` / ``slowdown`` / ``enospc``: raises OSError (EIO; EBUSY with S3's "SlowDown" text, as
-  s3fs raises it; ENOSPC) before the call, so nothing happens; except that an ENOSPC append or
-  create-once first writes a prefix of its bytes, as a disk that fills up mid-write does;
+  s3fs raises it; ENOSPC) before the call, so nothing happens; except that an ENOSPC append (or
+  create-once, as for torn writes) first writes a prefix of its bytes, as a disk that fills up
+  mid-write does;
 * ``latency``: calls the injected `sleep` (tests pass a recorder and never sleep), then the call;
-* ``torn``: writes a prefix of the bytes (of an append, a create-once, or, on storage that
-  publishes by rename, the temporary file of a publish), then raises EIO or dies as ``then`` says;
+* ``torn``: writes a prefix of the bytes (of an append, a create-once on storage without
+  conditional puts, or, on storage that publishes by rename, the temporary file of a publish), then
+  raises EIO or dies as ``then`` says; an object store's PUT is all or nothing, so there a torn
+  whole-object write leaves nothing;
 * ``lost_fsync``: an fsync (or directory fsync) returns without syncing;
 * ``crash``: the injected `kill` (SIGKILL of this process by default): a process crash, after
   which everything written stays, as the kernel keeps it;
@@ -232,7 +235,8 @@ class FaultyStorage(DelegatingStorage):
         if fault is None:
             super().create_once(path, data)
             return
-        super().create_once(path, data[: int(len(data) * fault.fraction)])
+        if not self.conditional_put:  # a conditional PUT is all or nothing: no prefix to leave
+            super().create_once(path, data[: int(len(data) * fault.fraction)])
         raise self._fail_after_prefix(fault, "create_once", path)
 
     def publish(
