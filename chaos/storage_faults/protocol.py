@@ -68,10 +68,12 @@ def fault_logger(path: str) -> FaultListener:
     """A fault listener that appends one JSON line per fault to the file `path`."""
 
     def log_fault(fault: Fault, op: str, target: str) -> None:
-        line = {"t": time.time(), "pid": os.getpid(), "fault": fault.kind, "rule": fault.rule}
-        line.update(call=fault.call, op=op, path=target)
+        line = json.dumps(
+            {"t": time.time(), "pid": os.getpid(), "fault": fault.kind, "rule": fault.rule}
+            | {"call": fault.call, "op": op, "path": target}
+        )
         with open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(line) + "\n")
+            f.write(line + "\n")
 
     return log_fault
 
