@@ -32,7 +32,6 @@ takes effect, which is how a chaos run records them in its history.
 
 from __future__ import annotations
 
-import errno
 import os
 import posixpath
 import signal
@@ -43,14 +42,10 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
-from chaos.storage_faults.plan import Fault, PlanState, StorageFaultPlan, decide
+from chaos.storage_faults.injector import FaultInjector, FaultListener
+from chaos.storage_faults.plan import Fault, StorageFaultPlan
 from wal.storage import AppendFile, Buffer, DelegatingStorage, LockHandle, RandomAccess, Storage
 from wal.storage.base import Hook
-
-FaultListener = Callable[[Fault, str, str], None]
-"""Told (fault, operation, path) before a fault takes effect."""
-
-SLOWDOWN_MESSAGE = "SlowDown: Please reduce your request rate. (503)"
 
 
 def _sigkill() -> None:
@@ -82,10 +77,6 @@ def _prefix(buffers: Sequence[Buffer], size: int) -> list[Buffer]:
     return out
 
 
-def _injected(code: int, text: str, fault: Fault, op: str, path: str) -> OSError:
-    return OSError(code, f"{text} (injected: storage fault rule {fault.rule}, {op} {path!r})")
-
-
 class FaultyStorage(DelegatingStorage):
     """Wraps `inner` and injects the faults `plan` decides (see the module docstring).
 
@@ -109,11 +100,8 @@ class FaultyStorage(DelegatingStorage):
     ) -> None:
         super().__init__(inner)
         self.plan = plan
-        self.injected: Counter[str] = Counter()
-        self._sleep = sleep
+        self._faults = FaultInjector(plan, sleep=sleep, die=self.die, on_fault=on_fault)
         self._kill = kill
-        self._on_fault = on_fault
-        self._state = PlanState.start(plan)
         self._durable_size: dict[str, int] = {}
         self._name_pending: set[str] = set()
         self._lock = threading.Lock()
@@ -121,37 +109,16 @@ class FaultyStorage(DelegatingStorage):
     def describe(self) -> str:
         return f"FaultyStorage(seed={self.plan.seed}, {self.inner.describe()})"
 
-    # -- deciding ------------------------------------------------------------------------------
+    @property
+    def injected(self) -> Counter[str]:
+        """How many faults of each kind were injected so far."""
+        return self._faults.injected
 
     def _decide(self, op: str, path: str) -> Fault | None:
-        """Ask the plan; raise, delay or crash for the faults that need no help from the operation."""
-        with self._lock:
-            fault, self._state = decide(self.plan, self._state, op, path)
-            if fault is None:
-                return None
-            self.injected[fault.kind] += 1
-        if self._on_fault is not None:
-            self._on_fault(fault, op, path)
-        if fault.kind == "latency":
-            self._sleep(fault.latency_s)
-            return None
-        if fault.kind == "error":
-            raise _injected(errno.EIO, "Input/output error", fault, op, path)
-        if fault.kind == "slowdown":
-            raise _injected(errno.EBUSY, SLOWDOWN_MESSAGE, fault, op, path)
-        if fault.kind == "enospc" and op not in ("append", "create_once"):
-            raise _injected(errno.ENOSPC, "No space left on device", fault, op, path)
-        if fault.kind in ("crash", "power_cut"):
-            self.die(fault.kind)
-        return fault  # torn, a partial ENOSPC, lost fsync: the operation acts it out
+        return self._faults.check(op, path)
 
     def _fail_after_prefix(self, fault: Fault, op: str, path: str) -> OSError:
-        """The error that ends a torn or ENOSPC write (or the crash, for a torn write that crashes)."""
-        if fault.kind == "torn" and fault.then != "error":
-            self.die(fault.then)
-        if fault.kind == "enospc":
-            return _injected(errno.ENOSPC, "No space left on device", fault, op, path)
-        return _injected(errno.EIO, "Input/output error (torn write)", fault, op, path)
+        return self._faults.failure_after_prefix(fault, op, path)
 
     # -- the durability model ------------------------------------------------------------------
 

@@ -32,7 +32,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from chaos.errors import ChaosValueError
-from chaos.storage_faults.faulty import FaultListener, FaultyStorage
+from chaos.storage_faults.faulty import FaultyStorage
+from chaos.storage_faults.injector import FaultListener
 from chaos.storage_faults.plan import Fault, StorageFaultPlan, parse_plan
 from wal.storage import Storage, register_storage, storage_for
 from wal.storage.registry import TARGET_STORAGE_OPTION
