@@ -191,6 +191,7 @@ def save_as_text_file(rdd: RDD[Any], path: str, codec_class: str | None, options
     """Write each record as a line (``str(x)``, bytes as utf-8) to part files, then _SUCCESS."""
     compression, suffix = _codec(codec_class)
     opts = dict(options)
+    rdd.context.check_reachable_by_workers(path, "output directory")
     base = _prepare_output(path, opts)
 
     write = partial(_write_text_part, base=base, suffix=suffix, compression=compression, options=opts)
@@ -218,6 +219,7 @@ def save_as_pickle_file(rdd: RDD[Any], path: str, batch_size: int, options: Mapp
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise DStreamValueError(f"batchSize must be a positive int, got {batch_size!r}")
     opts = dict(options)
+    rdd.context.check_reachable_by_workers(path, "output directory")
     base = _prepare_output(path, opts)
 
     write = partial(_write_pickle_part, base=base, batch_size=batch_size, options=opts)
