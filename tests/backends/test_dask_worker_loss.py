@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+import dstream.backends.dask.backend as dask_backend
 from dstream.clock import ManualClock
 from dstream.context import Conf, Context
 from dstream.streaming import StreamingContext
@@ -90,7 +91,12 @@ def shuffled(stream: Any, stall: Any) -> Any:
     return pairs.map(lambda kv: kv if kv[0] != TRIGGER % 7 else (stall(TRIGGER) % 7, kv[1]))
 
 
-def test_a_worker_sigkilled_mid_batch_of_a_stateless_pipeline(cluster_sc: Context, tmp_path: Path) -> None:
+@pytest.mark.parametrize("scatter", [False, True], ids=["inputs-in-tasks", "inputs-scattered"])
+def test_a_worker_sigkilled_mid_batch_of_a_stateless_pipeline(
+    cluster_sc: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scatter: bool
+) -> None:
+    # Scattered inputs die with their worker too: the backend scatters them again for the re-run.
+    monkeypatch.setattr(dask_backend, "SCATTER_BYTES_MIN", 0 if scatter else 1 << 62)
     out, _ = _run_batch_losing_a_worker(cluster_sc, tmp_path, stateless, signal.SIGKILL)
     expected = sorted((x * 10 for x in RECORDS if x % 3 != 0), key=repr)
     assert out == {1000: expected, 2000: expected}

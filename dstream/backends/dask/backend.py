@@ -38,6 +38,10 @@ from dstream.master import MasterSpec
 log = logging.getLogger(__name__)
 
 _CANCELLED = "the job was cancelled: the Context was stopped while it ran"
+# A stage whose serialized tasks weigh more than this is scattered to the workers first: the bytes go
+# straight to them instead of through the scheduler inside the task graph, and each task is placed on
+# the worker holding its input. Below it, one message is cheaper than a scatter's extra round trip.
+SCATTER_BYTES_MIN = 1 << 20
 
 
 class DaskBackend(ExecutionBackend):
@@ -106,10 +110,15 @@ class DaskBackend(ExecutionBackend):
         outcomes: list[tuple[bool, bytes] | None],
     ) -> None:
         round_id = uuid.uuid4().hex[:12]
+        args: list[Any] = [payloads[i] for i in todo]
+        scattered: list[Any] = []
+        if sum(_nbytes(p) for p in args) >= SCATTER_BYTES_MIN:
+            # Scattered again every round: a worker that died took its scattered inputs with it.
+            args = scattered = self._client.scatter(args, hash=False)
         futures = self._client.map(
             run_task,
             [self._name] * len(todo),
-            [payloads[i] for i in todo],
+            args,
             key=[f"dstream-task-{round_id}-{i}" for i in todo],
             pure=False,
         )
@@ -128,7 +137,7 @@ class DaskBackend(ExecutionBackend):
                 raise DStreamStateError(_CANCELLED) from None
             raise
         finally:
-            for f in futures:
+            for f in [*futures, *scattered]:
                 f.release()
 
     def _loss_reason(self, future: Any) -> str:
@@ -158,6 +167,10 @@ class DaskBackend(ExecutionBackend):
         finally:
             self._env.close()
             self._handle.close()
+
+
+def _nbytes(serialized: SerializedTask) -> int:
+    return len(serialized.payload) + sum(memoryview(b).nbytes for b in serialized.buffers)
 
 
 def _out_of_band(serialized: SerializedTask) -> SerializedTask:
