@@ -206,8 +206,9 @@ class Context:
 
     @property
     def uiWebUrl(self) -> str | None:
-        """None: the engine has no web UI."""
-        return None
+        """The Dask dashboard's URL (``dstream.dask.dashboard=true``), else None (no web UI)."""
+        link = getattr(self._backend, "dashboard_link", None)
+        return link if isinstance(link, str) else None
 
     @property
     def pythonExec(self) -> str:

@@ -159,6 +159,7 @@ def text_file(
     """The RDD of lines of ``name`` (see module docstring)."""
     from dstream.rdd.rdd import RDD
 
+    ctx.check_reachable_by_workers(name, "input")
     splits = text_splits(list_input_files(name, options), min_partitions)
     return RDD(ctx, TextFileNode(splits, use_unicode, options)).setName(name)
 
@@ -276,5 +277,6 @@ def pickle_file(ctx: Context, name: str, options: Mapping[str, Any]) -> RDD[Any]
     """The RDD of records saved by saveAsPickleFile under ``name``."""
     from dstream.rdd.rdd import RDD
 
+    ctx.check_reachable_by_workers(name, "input")
     urls = [url for url, _ in list_input_files(name, options)]
     return RDD(ctx, PickleFileNode(urls, options)).setName(name)

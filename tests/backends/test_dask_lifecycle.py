@@ -25,7 +25,7 @@ CHILD_START_S = 120.0
 def test_stop_leaves_no_worker_process_behind() -> None:
     sc = Context("local-cluster[2]", "lifecycle")
     try:
-        assert sc.defaultParallelism == 2
+        assert sc.defaultParallelism == 2 and sc.uiWebUrl is None  # no dashboard unless asked
         assert sorted(sc.parallelize(range(6), 3).map(lambda x: x * x).collect()) == [0, 1, 4, 9, 16, 25]
         pids = list(sc._backend.worker_processes().values())  # type: ignore[attr-defined]
         assert len(set(pids)) == 2
@@ -57,12 +57,16 @@ def test_a_joined_scheduler_refuses_local_checkpoints_and_file_sinks(
             sc.setCheckpointDir("memory://refusals/ckpt")
         with pytest.raises(DStreamValueError, match=r"output directory .* local disk"):
             sc.parallelize([1]).saveAsTextFile(str(tmp_path / "out"))
+        with pytest.raises(DStreamValueError, match=r"input .* local disk"):
+            sc.textFile(str(tmp_path / "in.txt"))
         ssc = StreamingContext(sc, 1.0)
         try:
             with pytest.raises(DStreamValueError, match=r"checkpoint directory .* local disk"):
                 ssc.checkpoint(str(tmp_path / "ckpt"))
             with pytest.raises(DStreamValueError, match=r"saveAsTextFiles prefix .* local disk"):
                 ssc.queueStream([[1]]).saveAsTextFiles(str(tmp_path / "out" / "p"))
+            with pytest.raises(DStreamValueError, match=r"input directory .* local disk"):
+                ssc.textFileStream(str(tmp_path / "in"))
         finally:
             ssc.stop(stopSparkContext=False)
         sc.setCheckpointDir("s3://bucket/app")  # an object store is reachable from anywhere
