@@ -215,7 +215,7 @@ class DaskConfig:
             less than 10 heartbeats (5 s); a ``dask://`` scheduler keeps its own ``worker-ttl``.
         task_retries_max: times a task whose worker died is submitted again before the job fails.
         shared_filesystem: with ``dask://``, the workers see the driver's local paths (a shared
-            mount), so a checkpoint directory or file sink on local disk is allowed.
+            mount), so checkpoint directories, file inputs and outputs on local disk are allowed.
     """
 
     dashboard: bool = False
