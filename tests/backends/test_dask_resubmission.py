@@ -74,8 +74,8 @@ class LosingClient:
                     futures.append(FakeFuture("finished", run_serialized(payload)))
         return futures
 
-    def gather(self, futures: list[FakeFuture], errors: str) -> list[Any]:
-        return [f.value for f in futures if f.status == "finished"]
+    def gather(self, futures: dict[int, FakeFuture], errors: str) -> dict[int, Any]:
+        return {i: f.value if f.status == "finished" else None for i, f in futures.items()}
 
     def close(self) -> None:
         self.closed = True

@@ -123,15 +123,16 @@ class DaskBackend(ExecutionBackend):
             pure=False,
         )
         try:
-            # One gather for the stage: it waits for every future and skips the failed ones.
-            values = self._client.gather(futures, errors="skip")
-            finished = [(i, f) for i, f in zip(todo, futures, strict=True) if f.status == "finished"]
-            for (i, _), value in zip(finished, values, strict=True):
-                outcomes[i] = value
-                attempts.record(i, Done())
+            # One gather for the stage: it waits for every future; a failed one's value is None
+            # (a task's outcome never is), so its loss is read from the gathered values themselves.
+            values = self._client.gather(dict(zip(todo, futures, strict=True)), errors="skip")
             for i, f in zip(todo, futures, strict=True):
-                if f.status != "finished":
+                value = values.get(i)
+                if value is None:
                     attempts.record(i, Lost(self._loss_reason(f)))
+                else:
+                    outcomes[i] = value
+                    attempts.record(i, Done())
         except Exception:
             if self._stopped:
                 raise DStreamStateError(_CANCELLED) from None
