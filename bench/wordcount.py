@@ -13,17 +13,25 @@ use the median of those measurements. `--switch-interval-ms` sets Python's
 GIL switch interval for the run (default: Python's 5 ms) to show what GIL hand-offs between the
 local backend's worker threads cost.
 
+Any master works (`--master local-cluster[2]` runs the tasks on an embedded Dask cluster).
+`--compare` runs several masters in the same run (default `local[1]` and `local-cluster[2]`) and prints,
+per master: each pipeline's sustainable rate, its ratio to the plain loop and to the first master, the
+start-up time (a fresh process, from its launch to its first completed batch) and the peak RSS of all
+its processes (driver and workers, sampled every 100 ms with psutil, else /proc).
+
 Run: `.venv/bin/python bench/wordcount.py [--master local[*]] [--batches 6] [--quick]
-[--switch-interval-ms 50]`. The search is bounded: at most `PROBES_MAX` rates per pipeline,
-`batches` batches each.
+[--switch-interval-ms 50] [--compare [--masters local[1],local-cluster[2]]]`. The search is bounded: at
+most `PROBES_MAX` rates per pipeline, `batches` batches each.
 """
 
 from __future__ import annotations
 
 import argparse
 import operator
+import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -48,11 +56,11 @@ WAIT_S = 120.0
 _POOL: list[str] = []
 
 
-def line_pool() -> list[str]:
+def line_pool(lines: int = POOL_LINES) -> list[str]:
     if not _POOL:
         rng = random.Random(42)
         words = [f"w{i}" for i in range(VOCABULARY)]
-        _POOL.extend(" ".join(rng.choices(words, k=WORDS_PER_LINE)) for _ in range(POOL_LINES))
+        _POOL.extend(" ".join(rng.choices(words, k=WORDS_PER_LINE)) for _ in range(lines))
     return _POOL
 
 
@@ -111,6 +119,67 @@ def _add_state(values: list[int], state: int | None) -> int:
     return sum(values, state or 0)
 
 
+def _rss_tree_bytes() -> int:
+    """RSS of this process and all its descendants (psutil, else /proc)."""
+    try:
+        import psutil
+
+        me = psutil.Process()
+        total = 0
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+    except ImportError:
+        return _proc_rss_tree(os.getpid())
+
+
+def _proc_rss_tree(root: int) -> int:
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(") ", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        rss[int(entry)] = int(fields[21]) * page
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(rss.get(p, 0) for p in tree)
+
+
+class PeakRss:
+    """Samples the RSS of this process tree every 100 ms while in use; `peak` is the highest seen."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            self.peak = max(self.peak, _rss_tree_bytes())
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def median_processing_ms(master: str, rate: int, stateful: bool, batches: int) -> float:
     """Run `batches` real 1 s batches at `rate` lines/s; median processing time, first batch dropped."""
     sc = Context(master, appName="bench-wordcount")
@@ -157,17 +226,91 @@ def sustainable_rate(
     return best, log
 
 
+STARTUP_RATE = 10_000
+
+
+def startup_child(master: str) -> None:
+    """In a fresh process: seconds from this process's launch to its first completed batch."""
+    import psutil
+
+    launched = psutil.Process().create_time()
+    line_pool(2 * STARTUP_RATE)  # a small pool: the start-up measured is the engine's, not the data's
+    sc = Context(master, appName="bench-startup")
+    ssc = StreamingContext(sc, BATCH_S)
+    counts = PoolStream(ssc, STARTUP_RATE).flatMap(str.split).map(lambda w: (w, 1))
+    counts.reduceByKey(operator.add).foreachRDD(lambda rdd: rdd.count())
+    timings = Timings(1)
+    ssc.addStreamingListener(timings)
+    ssc.start()
+    try:
+        if not timings.done.wait(WAIT_S):
+            raise TimeoutError(f"no batch completed in {WAIT_S}s")
+        print(f"startup_s {time.time() - launched:.3f}", flush=True)
+    finally:
+        ssc.stop(stopSparkContext=True)
+
+
+def startup_s(master: str) -> float:
+    """Run `startup_child` in a new interpreter (the start-up a user sees) and return its figure."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--startup-child", master],
+        capture_output=True, text=True, timeout=WAIT_S + 60, check=True,
+    ).stdout  # fmt: skip
+    return float(next(line for line in out.splitlines() if line.startswith("startup_s")).split()[1])
+
+
+def compare(masters: list[str], batches: int, first_guess: float) -> None:
+    """Every master in the same run: rates, ratios to the plain loop and to the first master, start-up,
+    peak RSS."""
+    results: dict[str, dict[str, float]] = {}
+    for master in masters:
+        row: dict[str, float] = {"startup_s": startup_s(master)}
+        with PeakRss() as rss:
+            for stateful in (False, True):
+                name = "stateful" if stateful else "stateless"
+                loop_rates: list[float] = []
+                best, log = sustainable_rate(master, stateful, batches, int(first_guess * 0.4), loop_rates)
+                print(f"{master} {name}:\n" + "\n".join(log), flush=True)
+                row[name] = best
+                row[f"{name}_loop"] = statistics.median(loop_rates)
+        row["peak_rss_mb"] = rss.peak / 2**20
+        results[master] = row
+    base = results[masters[0]]
+    print(f"\n{'master':<18} {'pipeline':<10} {'lines/s':>10} {'/loop':>6} {'/' + masters[0]:>12}")
+    for master, row in results.items():
+        for name in ("stateless", "stateful"):
+            print(
+                f"{master:<18} {name:<10} {row[name]:>10,.0f} {row[name] / row[name + '_loop']:>6.2f}"
+                f" {row[name] / max(base[name], 1):>12.2f}"
+            )
+    for master, row in results.items():
+        print(
+            f"{master:<18} start-up to first batch {row['startup_s']:.2f} s;"
+            f" peak RSS of all processes {row['peak_rss_mb']:.0f} MB"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--master", default="local[*]")
+    parser.add_argument("--compare", action="store_true", help="run every --masters in the same run")
+    parser.add_argument("--masters", default="local[1],local-cluster[2]")
+    parser.add_argument("--startup-child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--quick", action="store_true", help="3 batches per probe")
     parser.add_argument("--switch-interval-ms", type=float, default=None, help="sys.setswitchinterval")
     args = parser.parse_args()
     if args.switch_interval_ms is not None:
         sys.setswitchinterval(args.switch_interval_ms / 1000)
+    if args.startup_child is not None:
+        startup_child(args.startup_child)
+        return
     batches = 3 if args.quick else args.batches
     first_guess = plain_loop_rate(line_pool()[:200_000])
+    if args.compare:
+        print(f"{BATCH_S:g} s batches; masters {args.masters}; plain loop first guess {first_guess:,.0f}")
+        compare(args.masters.split(","), batches, first_guess)
+        return
     switch_ms = sys.getswitchinterval() * 1000
     print(f"master {args.master}, {BATCH_S:g} s batches, GIL switch interval {switch_ms:g} ms")
     for stateful in (False, True):

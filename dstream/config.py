@@ -17,6 +17,10 @@ Keys (Spark's where Spark has the setting):
 | spark.default.parallelism | engine.default_parallelism | the backend's |
 | dstream.local.inline | engine.local_inline | false |
 | spark.streaming.clock | engine.manual_clock ("manual" in the value) | system clock |
+| dstream.dask.dashboard | engine.dask.dashboard | false |
+| dstream.dask.workerTimeout | engine.dask.worker_timeout_s | 10s |
+| dstream.dask.taskRetriesMax | engine.dask.task_retries_max | 4 |
+| dstream.dask.sharedFilesystem | engine.dask.shared_filesystem | false |
 | dstream.checkpoint.async | checkpoint.asynchronous | true |
 | dstream.checkpoint.keep | checkpoint.keep_n | 10 |
 | dstream.checkpoint.leaseTimeoutS | checkpoint.lease_timeout_s | 30 |
@@ -193,6 +197,54 @@ CHECKPOINT_LEASE_WAIT_KEY = "dstream.checkpoint.leaseWaitS"
 CHECKPOINT_ALLOW_QUEUE_STREAM_KEY = "dstream.checkpoint.allowQueueStream"
 
 
+DASK_DASHBOARD_KEY = "dstream.dask.dashboard"
+DASK_WORKER_TIMEOUT_KEY = "dstream.dask.workerTimeout"
+DASK_TASK_RETRIES_MAX_KEY = "dstream.dask.taskRetriesMax"
+DASK_SHARED_FILESYSTEM_KEY = "dstream.dask.sharedFilesystem"
+
+
+@dataclass(frozen=True)
+class DaskConfig:
+    """Settings of the Dask backend (masters ``local-cluster[N]`` and ``dask://``).
+
+    Attributes:
+        dashboard: start the embedded cluster's dashboard on 127.0.0.1 (needs bokeh); its address is
+            printed and logged.
+        worker_timeout_s: an embedded cluster's worker that sends no heartbeat for this long (a paused
+            process) is declared dead and restarted, and its tasks run elsewhere. Dask never waits
+            less than 10 heartbeats (5 s); a ``dask://`` scheduler keeps its own ``worker-ttl``.
+        task_retries_max: times a task whose worker died is submitted again before the job fails.
+        shared_filesystem: with ``dask://``, the workers see the driver's local paths (a shared
+            mount), so checkpoint directories, file inputs and outputs on local disk are allowed.
+    """
+
+    dashboard: bool = False
+    worker_timeout_s: float = 10.0
+    task_retries_max: int = 4
+    shared_filesystem: bool = False
+
+    @classmethod
+    def from_conf(cls, conf: Mapping[str, Any]) -> DaskConfig:
+        """Read the ``dstream.dask.*`` keys of `conf` (see the module docstring)."""
+        d = cls()
+        timeout = conf.get(DASK_WORKER_TIMEOUT_KEY)
+        timeout_s = (
+            d.worker_timeout_s if timeout is None else _parse_ms(DASK_WORKER_TIMEOUT_KEY, timeout, "s") / 1000
+        )
+        if timeout_s <= 0:
+            raise DStreamValueError(f"conf {DASK_WORKER_TIMEOUT_KEY}={timeout!r}: expected a duration > 0")
+        return cls(
+            dashboard=_parse_bool(DASK_DASHBOARD_KEY, conf.get(DASK_DASHBOARD_KEY, d.dashboard)),
+            worker_timeout_s=timeout_s,
+            task_retries_max=_parse_int(
+                DASK_TASK_RETRIES_MAX_KEY, conf.get(DASK_TASK_RETRIES_MAX_KEY, d.task_retries_max), 0
+            ),
+            shared_filesystem=_parse_bool(
+                DASK_SHARED_FILESYSTEM_KEY, conf.get(DASK_SHARED_FILESYSTEM_KEY, d.shared_filesystem)
+            ),
+        )
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """Settings of the batch engine.
@@ -201,11 +253,13 @@ class EngineConfig:
         default_parallelism: partitions of a shuffle without an explicit count; None: the backend's.
         local_inline: run a `local` master's tasks one by one in the calling thread (tests).
         manual_clock: drive batches from a `ManualClock` (Spark's `spark.streaming.clock` test setting).
+        dask: the Dask backend's settings.
     """
 
     default_parallelism: int | None = None
     local_inline: bool = False
     manual_clock: bool = False
+    dask: DaskConfig = DaskConfig()
 
     @classmethod
     def from_conf(cls, conf: Mapping[str, Any]) -> EngineConfig:
@@ -218,6 +272,7 @@ class EngineConfig:
             else _parse_int(PARALLELISM_CONF_KEY, parallelism, 1),
             local_inline=_parse_bool(INLINE_CONF_KEY, conf.get(INLINE_CONF_KEY, False)),
             manual_clock=clock is not None and "manual" in str(clock).lower(),
+            dask=DaskConfig.from_conf(conf),
         )
 
 

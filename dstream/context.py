@@ -206,8 +206,9 @@ class Context:
 
     @property
     def uiWebUrl(self) -> str | None:
-        """None: the engine has no web UI."""
-        return None
+        """The Dask dashboard's URL (``dstream.dask.dashboard=true``), else None (no web UI)."""
+        link = getattr(self._backend, "dashboard_link", None)
+        return link if isinstance(link, str) else None
 
     @property
     def pythonExec(self) -> str:
@@ -355,8 +356,18 @@ class Context:
         """Where rdd.checkpoint() writes: ``<dirName>/rdd/<run uuid>/rdd-<id>`` (any fsspec URL)."""
         if not isinstance(dirName, str) or not dirName:
             raise DStreamValueError(f"checkpoint dir must be a non-empty path or URL, got {dirName!r}")
-        self._checkpoint_dir = absolute_url(dirName).rstrip("/")
+        url = absolute_url(dirName).rstrip("/")
+        self.check_reachable_by_workers(url, "checkpoint directory")
+        self._checkpoint_dir = url
         self._checkpoint_storage_options = dict(storage_options or {})
+
+    def check_reachable_by_workers(self, url: str, what: str) -> None:
+        """Refuse a location tasks would use but this backend's workers cannot reach.
+
+        Raises:
+            DStreamValueError: e.g. a local path with a ``dask://`` master (the message says why).
+        """
+        self._backend.check_reachable_by_workers(url, what)
 
     def getCheckpointDir(self) -> str | None:
         return self._checkpoint_dir

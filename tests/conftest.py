@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from tests.support.dask_cluster import start_session_cluster
 from tests.support.s3servers import (
     MotoServer,
     SeaweedServer,
@@ -29,11 +30,69 @@ settings.register_profile("dev", deadline=None, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
+# The engine and streaming tests run on the Dask backend too (their `sc` fixtures have a "dask" param,
+# marked `dask`): these modules in every run, the others only in the slow run.
+DASK_DEFAULT_MODULES = {
+    "tests/engine/test_backend_contract.py",
+    "tests/engine/test_basic_ops.py",
+    "tests/engine/test_pairs.py",
+    "tests/engine/test_shared_variables.py",
+    "tests/streaming/test_operations.py",
+    "tests/streaming/test_windows.py",
+    "tests/streaming/test_state.py",
+    "tests/streaming/test_guide_shared_variables.py",
+}
+_MEMORY_FS = "memory:// is in the driver process only: Dask workers cannot see it"
+_DRIVER_MEMORY = "its tasks share a variable or an event with the driver's memory, as threads do"
+_DRIVER_RECEIVER = (
+    "receivers run in the driver and their blocks stay in its executor, which Dask workers cannot read"
+    " (until the block manager and receivers on workers land)"
+)
+DASK_SKIPPED = {
+    "test_explicit_write_then_cut_on_a_memory_url": _MEMORY_FS,
+    "test_cut_refuses_a_directory_with_a_different_partition_count": _MEMORY_FS,
+    "test_text_file_on_memory_filesystem": _MEMORY_FS,
+    "test_text_file_stream_takes_each_new_file_once[dask-memory]": _MEMORY_FS,
+    "test_save_as_text_files[dask-memory]": _MEMORY_FS,
+    "test_persist_and_cache_keep_results": _DRIVER_MEMORY,
+    "test_persist_with_a_storage_level": _DRIVER_MEMORY,
+    "test_graceful_stop_runs_every_generated_batch": _DRIVER_MEMORY,
+    "test_socket_text_stream_cuts_lines_into_batches": _DRIVER_RECEIVER,
+}
+DASK_SKIPPED_MODULES = {"tests/streaming/test_socket.py": _DRIVER_RECEIVER}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("dask") is None:
+            continue
+        module = Path(item.path).relative_to(config.rootpath).as_posix()
+        reason = (
+            DASK_SKIPPED.get(item.name)
+            or DASK_SKIPPED.get(getattr(item, "originalname", item.name))
+            or DASK_SKIPPED_MODULES.get(module)
+        )
+        if reason is not None:
+            item.add_marker(pytest.mark.skip(reason=f"on Dask: {reason}"))
+        elif module not in DASK_DEFAULT_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
     server = MotoServer()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def dask_master() -> Iterator[str]:
+    """The master URL (``dask://``) of one Dask cluster of two worker processes shared by the session."""
+    cluster = start_session_cluster()
+    try:
+        yield "dask://" + cluster.scheduler_address.removeprefix("tcp://")
+    finally:
+        cluster.close()
 
 
 @pytest.fixture(scope="session")

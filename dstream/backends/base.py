@@ -58,6 +58,20 @@ class ExecutionBackend(abc.ABC):
                 with the worker-side traceback added as a note.
         """
 
+    def check_reachable_by_workers(self, url: str, what: str) -> None:
+        """Refuse a storage location that tasks would write or read but the workers cannot reach.
+
+        The local backend's tasks run in the driver, which reaches everything: the default accepts all.
+
+        Args:
+            url: an fsspec URL or a local path.
+            what: names the use for the message, e.g. ``"checkpoint directory"``.
+
+        Raises:
+            DStreamValueError: the workers cannot reach `url` (the message says why and what to use).
+        """
+        return None  # a hook with a default: the local backend reaches everything
+
     @abc.abstractmethod
     def stop(self) -> None:
         """Release workers and threads. Idempotent."""

@@ -34,7 +34,12 @@ def _table(rows: list[DemoBatch], batch_seconds: float) -> Table:
 @click.option("--batches", default=10, show_default=True, type=click.IntRange(min=1), help="Batches to run.")
 @click.option("--batch-seconds", default=1.0, show_default=True, type=click.FloatRange(min=0.05))
 @click.option("--lines-per-batch", default=20_000, show_default=True, type=click.IntRange(min=1))
-@click.option("--master", default="local[*]", show_default=True, help="local, local[N] or local[*].")
+@click.option(
+    "--master",
+    default="local[*]",
+    show_default=True,
+    help="local, local[N], local[*], local-cluster[N] or dask://HOST:PORT.",
+)
 @click.option("--checkpoint", "checkpoint_dir", default=None, help="Checkpoint URL (default: a temp dir).")
 def demo(
     batches: int, batch_seconds: float, lines_per_batch: int, master: str, checkpoint_dir: str | None

@@ -159,6 +159,7 @@ def text_file(
     """The RDD of lines of ``name`` (see module docstring)."""
     from dstream.rdd.rdd import RDD
 
+    ctx.check_reachable_by_workers(name, "input")
     splits = text_splits(list_input_files(name, options), min_partitions)
     return RDD(ctx, TextFileNode(splits, use_unicode, options)).setName(name)
 
@@ -191,6 +192,7 @@ def save_as_text_file(rdd: RDD[Any], path: str, codec_class: str | None, options
     """Write each record as a line (``str(x)``, bytes as utf-8) to part files, then _SUCCESS."""
     compression, suffix = _codec(codec_class)
     opts = dict(options)
+    rdd.context.check_reachable_by_workers(path, "output directory")
     base = _prepare_output(path, opts)
 
     write = partial(_write_text_part, base=base, suffix=suffix, compression=compression, options=opts)
@@ -218,6 +220,7 @@ def save_as_pickle_file(rdd: RDD[Any], path: str, batch_size: int, options: Mapp
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise DStreamValueError(f"batchSize must be a positive int, got {batch_size!r}")
     opts = dict(options)
+    rdd.context.check_reachable_by_workers(path, "output directory")
     base = _prepare_output(path, opts)
 
     write = partial(_write_pickle_part, base=base, batch_size=batch_size, options=opts)
@@ -274,5 +277,6 @@ def pickle_file(ctx: Context, name: str, options: Mapping[str, Any]) -> RDD[Any]
     """The RDD of records saved by saveAsPickleFile under ``name``."""
     from dstream.rdd.rdd import RDD
 
+    ctx.check_reachable_by_workers(name, "input")
     urls = [url for url, _ in list_input_files(name, options)]
     return RDD(ctx, PickleFileNode(urls, options)).setName(name)

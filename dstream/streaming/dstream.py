@@ -107,6 +107,9 @@ class DStream(PairOps, WindowOps, OutputOps, DStreamBase, Generic[T_co]):
         """Write every batch through a `dstream.sinks.TransactionalSink`, exactly once per batch time."""
         from dstream.streaming.sink_output import write_stream
 
+        url = getattr(sink, "url", None)
+        if isinstance(url, str):
+            self._sc.check_reachable_by_workers(url, f"sink {sink!r}")
         write_stream(self, sink)
 
     def union(self, other: DStream[Any]) -> DStream[Any]:

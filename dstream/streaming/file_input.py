@@ -74,6 +74,7 @@ class FileInputDStream(InputDStream):
             )
         super().__init__(ssc)
         self._directory = str(os.fspath(directory)).rstrip("/")
+        self._sc.check_reachable_by_workers(self._directory, "input directory")
         self._reader = reader
         self._storage_options = dict(storage_options)
         self._initial_threshold_ms = ssc.clock.time_ms()

@@ -75,6 +75,7 @@ class OutputOps:
 
     def saveAsTextFiles(self: Any, prefix: str, suffix: str | None = None, **storage_options: Any) -> None:
         """Save every batch as the text-file directory `prefix-TIME_MS[.suffix]`."""
+        self._sc.check_reachable_by_workers(prefix, "saveAsTextFiles prefix")
 
         def save(time_ms: int, rdd: Any) -> None:
             save_as_text_files(rdd, text_file_name(prefix, suffix, time_ms), storage_options)

@@ -1,4 +1,4 @@
-"""The ExecutionBackend contract, run against every backend (add the Dask backend's factory to BACKENDS)."""
+"""The ExecutionBackend contract, run against every backend (the Dask one joins the session's cluster)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from dstream.backends import ExecutionBackend, LocalBackend, TaskNotSerializableError
+from dstream.backends import ExecutionBackend, LocalBackend, TaskNotSerializableError, create_backend
+from dstream.config import DaskConfig, EngineConfig
+from dstream.master import parse_master
 
 BACKENDS: dict[str, Callable[[], ExecutionBackend]] = {
     "local-2-threads": lambda: LocalBackend(2),
@@ -17,9 +19,13 @@ BACKENDS: dict[str, Callable[[], ExecutionBackend]] = {
 }
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=[*sorted(BACKENDS), pytest.param("dask", marks=pytest.mark.dask)])
 def backend(request: pytest.FixtureRequest) -> Iterator[ExecutionBackend]:
-    b = BACKENDS[request.param]()
+    if request.param == "dask":
+        config = EngineConfig(dask=DaskConfig(shared_filesystem=True))
+        b = create_backend(parse_master(request.getfixturevalue("dask_master")), config)
+    else:
+        b = BACKENDS[request.param]()
     yield b
     b.stop()
 

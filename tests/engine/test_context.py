@@ -48,16 +48,6 @@ def test_context_with_bad_master_raises_and_does_not_become_active() -> None:
         assert sc.master == "local-inline"
 
 
-def test_dask_masters_need_the_dask_backend_module() -> None:
-    try:
-        import dstream.backends.dask  # noqa: F401
-    except ModuleNotFoundError:
-        with pytest.raises(ValueError, match="Dask backend"):
-            Context("local-cluster[2]")
-    else:
-        pytest.skip("the Dask backend exists; its own tests cover it")
-
-
 def test_only_one_active_context_and_get_or_create() -> None:
     sc = Context("local[2]", "first")
     try:

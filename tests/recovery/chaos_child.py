@@ -2,9 +2,10 @@
 
 A stateful word count on real time (SystemClock, 250 ms batches): textFileStream(INPUT) ->
 flatMap(split) -> updateStateByKey (data-checkpointed every 2 batches) -> saveAsTextFiles(OUT).
-CKPT may be an fsspec URL (options as JSON in CHAOS_CKPT_OPTIONS). It recovers from CKPT with
-getOrCreate, writes READY_DIR/ready-<pid> once started, and runs until it
-is killed (or until its stdin closes). DSTREAM_CRASH_POINT in its environment kills it at a named
+CKPT may be an fsspec URL (options as JSON in CHAOS_CKPT_OPTIONS); CHAOS_MASTER picks the master
+(default local[2]; local-cluster[2] runs the tasks on an embedded Dask cluster that dies with the
+child). It recovers from CKPT with getOrCreate, writes READY_DIR/ready-<pid> once started, and runs
+until it is killed (or until its stdin closes). DSTREAM_CRASH_POINT in its environment kills it at a named
 point of the checkpoint protocol.
 """
 
@@ -34,9 +35,9 @@ def pair(word: str) -> tuple[str, int]:
     return (word, 1)
 
 
-def make_setup(ckpt: str, input_dir: str, out_prefix: str, options: dict[str, object]) -> object:
+def make_setup(ckpt: str, input_dir: str, out_prefix: str, options: dict[str, object], master: str) -> object:
     def setup() -> StreamingContext:
-        conf = Conf().setMaster("local[2]").setAppName("chaos-wordcount")
+        conf = Conf().setMaster(master).setAppName("chaos-wordcount")
         # Object stores: a restarted driver waits for the killed one's lease to expire.
         conf.set("dstream.checkpoint.leaseTimeoutS", "1.5").set("dstream.checkpoint.leaseWaitS", "30")
         sc = Context.getOrCreate(conf)
@@ -53,7 +54,7 @@ def make_setup(ckpt: str, input_dir: str, out_prefix: str, options: dict[str, ob
 def main(argv: list[str]) -> int:
     ckpt, input_dir, out_prefix, ready_dir = argv
     options = json.loads(os.environ.get("CHAOS_CKPT_OPTIONS", "{}"))
-    setup = make_setup(ckpt, input_dir, out_prefix, options)
+    setup = make_setup(ckpt, input_dir, out_prefix, options, os.environ.get("CHAOS_MASTER", "local[2]"))
     ssc = StreamingContext.getOrCreate(ckpt, setup, storage_options=options)
     ssc.start()
     tmp = Path(ready_dir, f".ready-{os.getpid()}")

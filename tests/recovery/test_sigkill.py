@@ -43,8 +43,13 @@ class Run:
     """One pipeline under test: directories, the current child, the files written so far."""
 
     def __init__(
-        self, root: Path, ckpt_url: str | None = None, options: dict[str, Any] | None = None
+        self,
+        root: Path,
+        ckpt_url: str | None = None,
+        options: dict[str, Any] | None = None,
+        master: str = "local[2]",
     ) -> None:
+        self.master = master
         self.input, self.ready = root / "in", root / "ready"
         self.ckpt = ckpt_url or str(root / "ckpt")
         self.options = dict(options or {})
@@ -57,7 +62,12 @@ class Run:
         self.started_as: list[str] = []
 
     def start(self, crash_point: str | None = None) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "PYTHONPATH": str(REPO), "CHAOS_CKPT_OPTIONS": json.dumps(self.options)}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "CHAOS_CKPT_OPTIONS": json.dumps(self.options),
+            "CHAOS_MASTER": self.master,
+        }
         env.pop(ENV_VAR, None)
         if crash_point:
             env[ENV_VAR] = crash_point
@@ -169,6 +179,12 @@ def kill_and_restart(run: Run, kills: int) -> None:
 
 def test_random_sigkills_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     kill_and_restart(Run(tmp_path), 3)
+
+
+@pytest.mark.slow
+def test_random_sigkills_of_a_driver_on_local_cluster(tmp_path: Path) -> None:
+    # Each restarted driver starts a fresh embedded Dask cluster (the killed one's workers died with it).
+    kill_and_restart(Run(tmp_path, master="local-cluster[2]"), 2)
 
 
 def test_random_sigkills_with_the_checkpoint_on_s3(tmp_path: Path, s3_moto: Any) -> None:

@@ -1,5 +1,7 @@
-"""Fixtures for the streaming tests: a local Context, a ManualClock at 0 and a 1 s StreamingContext.
+"""Fixtures for the streaming tests: a Context, a ManualClock at 0 and a 1 s StreamingContext.
 
+The Context runs on two threads, or on the Dask backend joining the session's cluster (the ``dask``
+param; tests/conftest.py keeps a representative subset of those in the default run).
 Everything runs on the ManualClock: tests advance it and wait for batches with timeouts, never sleep.
 """
 
@@ -14,15 +16,32 @@ from dstream.clock import ManualClock
 from dstream.context import Conf, Context
 from dstream.streaming import StreamingContext
 from tests.support.contexts import engine_context, streaming_context
+from tests.support.dask_cluster import dask_conf
 
 WAIT_S = 30.0
 
 
+@pytest.fixture(params=["local[2]", pytest.param("dask", marks=pytest.mark.dask)])
+def master(request: pytest.FixtureRequest) -> str:
+    """Each master the streaming tests run on."""
+    if request.param == "dask":
+        url: str = request.getfixturevalue("dask_master")
+        return url
+    return str(request.param)
+
+
+def master_conf(master: str, conf: Conf | None = None) -> Conf:
+    """`conf` plus what the master needs in tests (the session's Dask cluster shares the local disk)."""
+    conf = conf or Conf()
+    return dask_conf(conf) if master.startswith("dask://") else conf
+
+
 @pytest.fixture
-def sc() -> Iterator[Context]:
+def sc(master: str) -> Iterator[Context]:
     # These tests drive queueStream through stateful operations that need a checkpoint directory;
     # a queueStream cannot be replayed, so checkpointing refuses it unless explicitly allowed.
-    with engine_context(Conf().set("dstream.checkpoint.allowQueueStream", "true")) as ctx:
+    conf = master_conf(master, Conf().set("dstream.checkpoint.allowQueueStream", "true"))
+    with engine_context(conf, master) as ctx:
         yield ctx
 
 

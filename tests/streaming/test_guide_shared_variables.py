@@ -12,7 +12,7 @@ from typing import Any
 
 from dstream.clock import ManualClock
 from dstream.streaming import StreamingContext
-from tests.streaming.conftest import run
+from tests.streaming.conftest import master_conf, run
 from tests.support.contexts import engine_context, streaming_context
 
 _singletons: dict[str, Any] = {}
@@ -50,11 +50,11 @@ def build(ssc: StreamingContext, lines: list[list[str]], printed: list[str]) -> 
     wordCounts.foreachRDD(echo)
 
 
-def test_lazily_created_broadcast_and_accumulator_in_foreach_rdd() -> None:
+def test_lazily_created_broadcast_and_accumulator_in_foreach_rdd(master: str) -> None:
     _singletons.clear()
     printed: list[str] = []
     lines = [["a x b", "x y"], ["c c z"], ["q"]]
-    with engine_context() as sc, streaming_context(sc, ManualClock(0)) as ssc:
+    with engine_context(master_conf(master), master) as sc, streaming_context(sc, ManualClock(0)) as ssc:
         build(ssc, lines, printed)
         run(ssc, ssc.clock, len(lines))  # type: ignore[arg-type]
     assert printed == [
@@ -64,16 +64,16 @@ def test_lazily_created_broadcast_and_accumulator_in_foreach_rdd() -> None:
     ]
 
 
-def test_a_restarted_driver_recreates_the_singletons() -> None:
+def test_a_restarted_driver_recreates_the_singletons(master: str) -> None:
     _singletons.clear()
     printed: list[str] = []
-    with engine_context() as sc, streaming_context(sc, ManualClock(0)) as ssc:
+    with engine_context(master_conf(master), master) as sc, streaming_context(sc, ManualClock(0)) as ssc:
         build(ssc, [["a b x"]], printed)
         run(ssc, ssc.clock, 1)  # type: ignore[arg-type]
     stale = _singletons["wordExcludeList"]
     # A new driver process starts with no singletons: it builds new ones on its own Context.
     _singletons.clear()
-    with engine_context() as sc, streaming_context(sc, ManualClock(0)) as ssc:
+    with engine_context(master_conf(master), master) as sc, streaming_context(sc, ManualClock(0)) as ssc:
         build(ssc, [["c y"]], printed)
         run(ssc, ssc.clock, 1)  # type: ignore[arg-type]
     assert printed == ["[('x', 1)] dropped so far 2", "[('y', 1)] dropped so far 1"]

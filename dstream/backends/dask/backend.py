@@ -1,0 +1,180 @@
+"""The Dask execution backend: a stage's tasks as Dask futures, results back by value.
+
+`run_tasks` serializes every task once (as the local backend does, so the same closures fail the same
+way), submits the whole stage in one `client.map` with a unique key per attempt (``pure=False``: nothing
+is shared or cached between attempts), and gathers them in one call, which waits for all of them and
+skips the failed ones. A task's own exception travels back inside its outcome and is raised here as the
+local backend raises it. A future that failed for any other reason was lost with its worker
+(``KilledWorker`` after Dask's own retries, or cancelled by the scheduler): `retries.py` decides, within
+``dstream.dask.taskRetriesMax``, which tasks to submit again; every worker still alive may take them,
+including the nanny's replacement for the dead one. A result that arrives late from a worker the
+scheduler already declared dead is dropped by the scheduler, and an attempt whose outcome is known is
+never submitted again, so each task's outcome is taken exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from dstream.backends.base import ExecutionBackend, Task
+from dstream.backends.dask.broadcasts import SchedulerBroadcastRegistry
+from dstream.backends.dask.cluster import ClusterHandle
+from dstream.backends.dask.reachability import refusal
+from dstream.backends.dask.retries import Done, Lost, StageAttempts
+from dstream.backends.dask.worker_plugin import ExecutorPlugin, run_task
+from dstream.backends.executor_env import ExecutorEnv
+from dstream.backends.local import SerializedTask, serialize_task, unpack_outcome
+from dstream.broadcast import SERVICE_NAME as BROADCASTS
+from dstream.config import DaskConfig
+from dstream.errors import DStreamStateError, DStreamValueError
+from dstream.master import MasterSpec
+
+log = logging.getLogger(__name__)
+
+_CANCELLED = "the job was cancelled: the Context was stopped while it ran"
+# A stage whose serialized tasks weigh more than this is scattered to the workers first: the bytes go
+# straight to them instead of through the scheduler inside the task graph, and each task is placed on
+# the worker holding its input. Below it, one message is cheaper than a scatter's extra round trip.
+SCATTER_BYTES_MIN = 1 << 20
+
+
+class DaskBackend(ExecutionBackend):
+    """Runs tasks on the workers of a Dask cluster.
+
+    Args:
+        handle: the client (and the embedded cluster it owns, if any); closed by `stop`.
+        spec: the master URL it was built for.
+        config: the Dask settings.
+    """
+
+    def __init__(self, handle: ClusterHandle, spec: MasterSpec, config: DaskConfig) -> None:
+        self._handle = handle
+        self._client = handle.client
+        self._spec = spec
+        self._config = config
+        self._name = f"dstream-executor-{uuid.uuid4().hex}"
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._env = ExecutorEnv("driver")
+        self._broadcasts = SchedulerBroadcastRegistry(self._client, self._name)
+        self._env.service(BROADCASTS, lambda: self._broadcasts)
+        self._client.register_plugin(ExecutorPlugin(self._name), name=self._name)
+        threads: dict[str, int] = self._client.nthreads()
+        self._parallelism = max(1, sum(threads.values()))
+
+    @property
+    def default_parallelism(self) -> int:
+        return self._parallelism
+
+    @property
+    def executor_env(self) -> ExecutorEnv:
+        return self._env
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The embedded cluster's dashboard URL (``dstream.dask.dashboard=true``), else None."""
+        return self._handle.dashboard_link
+
+    def worker_processes(self) -> dict[str, int]:
+        """The process id of every worker, by worker address (chaos and lifecycle tests kill them)."""
+        pids: dict[str, int] = self._client.run(os.getpid)
+        return pids
+
+    def check_reachable_by_workers(self, url: str, what: str) -> None:
+        reason = refusal(url, what, self._spec.url, self._spec.kind == "dask", self._config.shared_filesystem)
+        if reason is not None:
+            raise DStreamValueError(reason)
+
+    def run_tasks(self, tasks: Sequence[Task]) -> list[Any]:
+        self._check_running()
+        payloads = [_out_of_band(serialize_task(t)) for t in tasks]
+        attempts = StageAttempts([t.describe() for t in tasks], self._config.task_retries_max)
+        outcomes: list[tuple[bool, bytes] | None] = [None] * len(tasks)
+        todo = attempts.to_submit()
+        while todo:
+            self._run_round(todo, payloads, attempts, outcomes)
+            todo = attempts.next_round()
+        return [unpack_outcome(*outcome) for outcome in outcomes if outcome is not None]
+
+    def _run_round(
+        self,
+        todo: list[int],
+        payloads: list[SerializedTask],
+        attempts: StageAttempts,
+        outcomes: list[tuple[bool, bytes] | None],
+    ) -> None:
+        round_id = uuid.uuid4().hex[:12]
+        args: list[Any] = [payloads[i] for i in todo]
+        scattered: list[Any] = []
+        if sum(_nbytes(p) for p in args) >= SCATTER_BYTES_MIN:
+            # Scattered again every round: a worker that died took its scattered inputs with it.
+            args = scattered = self._client.scatter(args, hash=False)
+        futures = self._client.map(
+            run_task,
+            [self._name] * len(todo),
+            args,
+            key=[f"dstream-task-{round_id}-{i}" for i in todo],
+            pure=False,
+        )
+        try:
+            # One gather for the stage: it waits for every future; a failed one's value is None
+            # (a task's outcome never is), so its loss is read from the gathered values themselves.
+            values = self._client.gather(dict(zip(todo, futures, strict=True)), errors="skip")
+            for i, f in zip(todo, futures, strict=True):
+                value = values.get(i)
+                if value is None:
+                    attempts.record(i, Lost(self._loss_reason(f)))
+                else:
+                    outcomes[i] = value
+                    attempts.record(i, Done())
+        except Exception:
+            if self._stopped:
+                raise DStreamStateError(_CANCELLED) from None
+            raise
+        finally:
+            for f in [*futures, *scattered]:
+                f.release()
+
+    def _loss_reason(self, future: Any) -> str:
+        if self._stopped:
+            raise DStreamStateError(_CANCELLED)
+        if future.status == "error":
+            exc = future.exception()
+            log.warning("a task attempt was lost (%s: %s); submitting it again", type(exc).__name__, exc)
+            return f"{type(exc).__name__}: {exc}"
+        return f"the future was {future.status}"
+
+    def _check_running(self) -> None:
+        if self._stopped:
+            raise DStreamStateError("the Dask backend has been stopped; create a new Context")
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        try:
+            if self._handle.cluster is None:  # an embedded cluster goes away with its plugins
+                self._broadcasts.forget_all()
+                self._client.unregister_worker_plugin(self._name)
+        except Exception:
+            log.warning("could not remove %s from the Dask scheduler", self._name, exc_info=True)
+        finally:
+            self._env.close()
+            self._handle.close()
+
+
+def _nbytes(serialized: SerializedTask) -> int:
+    return len(serialized.payload) + sum(memoryview(b).nbytes for b in serialized.buffers)
+
+
+def _out_of_band(serialized: SerializedTask) -> SerializedTask:
+    """Buffers as PickleBuffers: Dask sends them as frames beside the task (memoryviews do not pickle)."""
+    buffers: Any = tuple(pickle.PickleBuffer(b) for b in serialized.buffers)
+    return SerializedTask(serialized.payload, buffers)

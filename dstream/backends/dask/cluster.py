@@ -1,0 +1,107 @@
+"""Where the Dask backend's client comes from: an embedded `LocalCluster`, or a scheduler we join.
+
+``local-cluster[N]`` starts N worker processes, each under a nanny, one task thread each, everything
+bound to 127.0.0.1. The scheduler and the nannies run in the driver process, so the cluster's lifetime
+is the driver's: `EmbeddedCluster.close()` stops the workers and waits for their processes to end, and
+a driver that is SIGKILLed takes its cluster with it (each worker process watches a pipe from its nanny
+and exits the moment it closes). The scheduler declares a worker that misses heartbeats for
+``dstream.dask.workerTimeout`` dead (its nanny restarts it; its tasks run elsewhere), instead of
+Dask's default of minutes.
+
+``dask://HOST:PORT`` only connects a client; closing it leaves the cluster running, as it was found.
+
+No dashboard is started unless ``dstream.dask.dashboard=true``; the dashboard needs bokeh, which is
+optional, so its absence is a clear error rather than an import failure deep inside Dask.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from typing import Any
+
+from distributed import Client, LocalCluster
+
+from dstream.config import DASK_DASHBOARD_KEY, DaskConfig
+from dstream.errors import DStreamValueError
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+CONNECT_TIMEOUT_S = 30.0
+
+
+class ClusterHandle:
+    """A client and, for an embedded cluster, the cluster it owns."""
+
+    def __init__(self, client: Any, cluster: Any | None, dashboard: bool = False) -> None:
+        self.client = client
+        self.cluster = cluster
+        self._dashboard = dashboard
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The embedded cluster's dashboard URL, if one was started."""
+        if self.cluster is None or not self._dashboard:
+            return None
+        return str(self.cluster.dashboard_link)
+
+    def close(self) -> None:
+        """Close the client, then the embedded cluster (its workers' processes end before this returns)."""
+        try:
+            self.client.close()
+        finally:
+            if self.cluster is not None:
+                self.cluster.close()
+
+
+def start_embedded(workers: int, config: DaskConfig) -> ClusterHandle:
+    """Start ``local-cluster[workers]`` and connect a client to it.
+
+    Raises:
+        DStreamValueError: the dashboard was asked for and bokeh is not installed.
+    """
+    if config.dashboard and importlib.util.find_spec("bokeh") is None:
+        raise DStreamValueError(
+            f"{DASK_DASHBOARD_KEY}=true needs bokeh, which is not installed (pip install 'bokeh>=3.1'),"
+            " or set it to false"
+        )
+    cluster = LocalCluster(  # type: ignore[no-untyped-call]
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        host=HOST,
+        scheduler_port=0,
+        # The scheduler always serves a few HTTP routes; on loopback, on any free port (Dask's
+        # default tries 8787 and warns when it is taken), with the dashboard only when asked.
+        scheduler_kwargs={
+            "dashboard": config.dashboard,
+            "dashboard_address": f"{HOST}:0",
+            "worker_ttl": f"{config.worker_timeout_s}s",
+        },
+    )
+    try:
+        client = Client(cluster, set_as_default=False, timeout=CONNECT_TIMEOUT_S)  # type: ignore[no-untyped-call]
+    except BaseException:
+        cluster.close()
+        raise
+    handle = ClusterHandle(client, cluster, config.dashboard)
+    if handle.dashboard_link is not None:
+        print(f"dstream: Dask dashboard at {handle.dashboard_link}", flush=True)
+        log.info("Dask dashboard of local-cluster[%d] at %s", workers, handle.dashboard_link)
+    return handle
+
+
+def join_scheduler(address: str) -> ClusterHandle:
+    """Connect to an existing scheduler at ``tcp://host:port``.
+
+    Raises:
+        DStreamValueError: no scheduler answered at `address` within the connect timeout.
+    """
+    try:
+        client = Client(address, set_as_default=False, timeout=CONNECT_TIMEOUT_S)  # type: ignore[no-untyped-call]
+    except OSError as exc:
+        raise DStreamValueError(
+            f"no Dask scheduler answered at {address} within {CONNECT_TIMEOUT_S:.0f} s: {exc}"
+        ) from exc
+    return ClusterHandle(client, None)

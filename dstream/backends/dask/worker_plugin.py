@@ -1,0 +1,64 @@
+"""What runs inside each Dask worker: the plugin holding its `ExecutorEnv`, and the task entry point.
+
+One `ExecutorPlugin` is registered per backend (per driver Context) under a name unique to it, so two
+drivers sharing a scheduler (``dask://``) never share an environment. Dask installs the plugin on
+every worker, including workers that join later (a nanny's replacement for a dead one); `setup` gives
+the worker an `ExecutorEnv` named by the worker's address, whose broadcast registry fetches missing
+broadcasts from the scheduler (`broadcasts.py`). `teardown` (the driver stopped, or the worker is
+closing) closes the environment.
+
+`run_task` is the function every submitted future calls: it finds this backend's plugin on the
+worker it runs on and runs the serialized task with the environment current, exactly as the local
+backend's thread does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distributed import get_worker
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from dstream.backends.dask.broadcasts import scheduler_fetcher
+from dstream.backends.executor_env import ExecutorEnv, running_in
+from dstream.backends.local import SerializedTask, run_serialized
+from dstream.broadcast import registry_of
+from dstream.errors import DStreamStateError
+
+
+class ExecutorPlugin(WorkerPlugin):
+    """Gives a worker the executor environment of one driver.
+
+    Args:
+        name: the plugin's registration name (also the namespace of the driver's broadcasts).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.env: ExecutorEnv | None = None
+
+    def setup(self, worker: Any) -> None:
+        self.env = ExecutorEnv(worker.address)
+        registry_of(self.env).set_fetcher(scheduler_fetcher(worker, self.name))
+
+    def teardown(self, worker: Any) -> None:
+        env, self.env = self.env, None
+        if env is not None:
+            env.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"name": self.name, "env": None}  # only the name travels to the workers
+
+
+def run_task(plugin_name: str, serialized: SerializedTask) -> tuple[bool, bytes]:
+    """Worker side of one future: run the task in this worker's environment of the driver's plugin."""
+    worker = get_worker()
+    plugin = worker.plugins.get(plugin_name)
+    env = getattr(plugin, "env", None)
+    if env is None:
+        raise DStreamStateError(
+            f"worker {worker.address} has no dstream executor plugin {plugin_name!r}: the driver that"
+            " submitted this task has stopped, or the worker joined before the plugin was installed"
+        )
+    with running_in(env):
+        return run_serialized(serialized)

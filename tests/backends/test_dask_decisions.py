@@ -1,0 +1,103 @@
+"""The Dask backend's pure decisions: which lost tasks to submit again, which storage URLs workers reach,
+and how its configuration keys are read."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dstream.backends.dask.reachability import refusal
+from dstream.backends.dask.retries import Done, Lost, StageAttempts, TaskLostError
+from dstream.config import DaskConfig, EngineConfig
+from dstream.errors import DStreamValueError
+
+# Each round, for each task still without an outcome: True = its worker died, False = it completed.
+rounds = st.lists(st.lists(st.booleans(), min_size=5, max_size=5), min_size=1, max_size=8)
+
+
+@given(tasks=st.integers(1, 5), retries_max=st.integers(0, 4), losses=rounds)
+def test_every_task_gets_one_outcome_within_its_attempt_bound(
+    tasks: int, retries_max: int, losses: list[list[bool]]
+) -> None:
+    attempts = StageAttempts([f"task {i}" for i in range(tasks)], retries_max)
+    todo = attempts.to_submit()
+    assert todo == list(range(tasks))
+    outcomes: dict[int, int] = {}
+    for round_losses in losses:
+        for i in todo:
+            lost = round_losses[i]
+            attempts.record(i, Lost("KilledWorker: w") if lost else Done())
+            if not lost:
+                outcomes[i] = outcomes.get(i, 0) + 1
+        try:
+            todo = attempts.next_round()
+        except TaskLostError as exc:
+            gave_up = [i for i in range(tasks) if i not in outcomes and attempts.attempts(i) > retries_max]
+            assert gave_up and f"task {gave_up[0]} " in str(exc) and "KilledWorker: w" in str(exc)
+            return
+        assert todo == [i for i in range(tasks) if i not in outcomes]
+        assert all(attempts.attempts(i) <= retries_max + 1 for i in range(tasks))
+        if not todo:
+            break
+    assert all(n == 1 for n in outcomes.values())  # an outcome is taken once
+    assert attempts.finished == (len(outcomes) == tasks)
+
+
+def test_a_late_second_outcome_is_refused() -> None:
+    attempts = StageAttempts(["t"], 1)
+    attempts.record(0, Done())
+    with pytest.raises(ValueError, match="late attempt"):
+        attempts.record(0, Done())
+
+
+def test_the_final_error_names_the_task_and_the_bound() -> None:
+    attempts = StageAttempts(["task 3 of stage 7 (collect)"], 1)
+    for _ in range(2):
+        attempts.record(0, Lost("KilledWorker: tcp://127.0.0.1:1"))
+        if attempts.attempts(0) < 2:
+            assert attempts.next_round() == [0]
+    with pytest.raises(TaskLostError, match=r"task 3 of stage 7 \(collect\).*2 attempts.*taskRetriesMax=1"):
+        attempts.next_round()
+
+
+@pytest.mark.parametrize(
+    ("url", "joins", "shared", "refused"),
+    [
+        ("memory://x/ckpt", False, False, "driver's memory"),
+        ("memory://x/ckpt", True, True, "driver's memory"),
+        ("/tmp/ckpt", False, False, None),
+        ("file:///tmp/ckpt", True, False, "local disk"),
+        ("/tmp/ckpt", True, False, "sharedFilesystem=true"),
+        ("/tmp/ckpt", True, True, None),
+        ("s3://bucket/ckpt", True, False, None),
+    ],
+)
+def test_which_urls_the_workers_reach(url: str, joins: bool, shared: bool, refused: str | None) -> None:
+    reason = refusal(url, "checkpoint directory", "dask://h:1", joins, shared)
+    if refused is None:
+        assert reason is None
+    else:
+        assert reason is not None and refused in reason and url in reason
+
+
+def test_dask_keys_are_parsed_once_with_clear_errors() -> None:
+    assert EngineConfig.from_conf({}).dask == DaskConfig()
+    config = EngineConfig.from_conf(
+        {
+            "dstream.dask.dashboard": "true",
+            "dstream.dask.workerTimeout": "2s",
+            "dstream.dask.taskRetriesMax": "7",
+            "dstream.dask.sharedFilesystem": "yes",
+        }
+    ).dask
+    assert config == DaskConfig(
+        dashboard=True, worker_timeout_s=2.0, task_retries_max=7, shared_filesystem=True
+    )
+    assert DaskConfig.from_conf({"dstream.dask.workerTimeout": "1500ms"}).worker_timeout_s == 1.5
+    with pytest.raises(DStreamValueError, match=r"dstream.dask.workerTimeout.*'soon'"):
+        DaskConfig.from_conf({"dstream.dask.workerTimeout": "soon"})
+    with pytest.raises(DStreamValueError, match=r"dstream.dask.workerTimeout.*> 0"):
+        DaskConfig.from_conf({"dstream.dask.workerTimeout": "0s"})
+    with pytest.raises(DStreamValueError, match=r"dstream.dask.taskRetriesMax='-1'"):
+        DaskConfig.from_conf({"dstream.dask.taskRetriesMax": "-1"})

@@ -1,0 +1,108 @@
+"""The Dask backend's lifecycle: an embedded cluster ends with its driver, stopped or SIGKILLed, and a
+joined scheduler's workers are not asked to reach what only the driver can."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from dstream.context import Conf, Context
+from dstream.errors import DStreamValueError
+from dstream.streaming import StreamingContext
+from tests.support.dask_cluster import kill_all, wait_gone
+
+ROOT = Path(__file__).resolve().parents[2]
+CHILD_START_S = 120.0
+
+
+def test_stop_leaves_no_worker_process_behind() -> None:
+    sc = Context("local-cluster[2]", "lifecycle")
+    try:
+        assert sc.defaultParallelism == 2 and sc.uiWebUrl is None  # no dashboard unless asked
+        assert sorted(sc.parallelize(range(6), 3).map(lambda x: x * x).collect()) == [0, 1, 4, 9, 16, 25]
+        pids = list(sc._backend.worker_processes().values())  # type: ignore[attr-defined]
+        assert len(set(pids)) == 2
+    finally:
+        sc.stop()
+    try:
+        assert wait_gone(pids) == []
+    finally:
+        kill_all(pids)
+    sc.stop()  # idempotent
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bokeh") is not None, reason="bokeh is installed")
+def test_the_dashboard_without_bokeh_is_a_clear_error() -> None:
+    conf = Conf().set("dstream.dask.dashboard", "true")
+    with pytest.raises(DStreamValueError, match=r"dstream.dask.dashboard=true needs bokeh"):
+        Context("local-cluster[1]", "dashboard", conf)
+    Context("local-inline").stop()  # the failed Context did not stay active
+
+
+def test_a_joined_scheduler_refuses_local_checkpoints_and_file_sinks(
+    dask_master: str, tmp_path: Path
+) -> None:
+    sc = Context(dask_master, "refusals")
+    try:
+        with pytest.raises(DStreamValueError, match=r"checkpoint directory .* local disk.*sharedFilesystem"):
+            sc.setCheckpointDir(str(tmp_path / "ckpt"))
+        with pytest.raises(DStreamValueError, match=r"driver's memory"):
+            sc.setCheckpointDir("memory://refusals/ckpt")
+        with pytest.raises(DStreamValueError, match=r"output directory .* local disk"):
+            sc.parallelize([1]).saveAsTextFile(str(tmp_path / "out"))
+        with pytest.raises(DStreamValueError, match=r"input .* local disk"):
+            sc.textFile(str(tmp_path / "in.txt"))
+        ssc = StreamingContext(sc, 1.0)
+        try:
+            with pytest.raises(DStreamValueError, match=r"checkpoint directory .* local disk"):
+                ssc.checkpoint(str(tmp_path / "ckpt"))
+            with pytest.raises(DStreamValueError, match=r"saveAsTextFiles prefix .* local disk"):
+                ssc.queueStream([[1]]).saveAsTextFiles(str(tmp_path / "out" / "p"))
+            with pytest.raises(DStreamValueError, match=r"input directory .* local disk"):
+                ssc.textFileStream(str(tmp_path / "in"))
+        finally:
+            ssc.stop(stopSparkContext=False)
+        sc.setCheckpointDir("s3://bucket/app")  # an object store is reachable from anywhere
+        assert not (tmp_path / "ckpt").exists() and not (tmp_path / "out").exists()
+    finally:
+        sc.stop()
+
+
+@pytest.mark.chaos
+def test_a_sigkilled_driver_takes_its_embedded_cluster_with_it() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "tests.backends.dask_driver_child"],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    ) as child:  # fmt: skip
+        assert child.stdout is not None and child.stderr is not None
+        pids: list[int] = []
+        try:
+            line = _read_line(child, CHILD_START_S)
+            assert line.startswith(b"pids "), f"child said {line!r}: {child.stderr.read().decode()[-2000:]}"
+            pids = json.loads(line.split(b" ", 1)[1])
+            assert len(pids) == 2
+            child.send_signal(signal.SIGKILL)
+            assert child.wait(timeout=30) == -signal.SIGKILL
+            assert wait_gone(pids) == [], "workers outlived their SIGKILLed driver"
+        finally:
+            child.kill()
+            kill_all(pids)
+
+
+def _read_line(child: subprocess.Popen[bytes], timeout_s: float) -> bytes:
+    """The child's first stdout line, bounded in time (a hung child is killed, not waited on forever)."""
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(child.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(timeout_s)
+    if not got:
+        child.kill()
+        reader.join(30)
+    return got[0] if got else b""
