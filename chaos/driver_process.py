@@ -19,10 +19,12 @@ checkpoint directory's lease: the split-brain fault expects that), with the erro
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,28 +66,42 @@ def restart_receivers(ssc: StreamingContext) -> int:
     return told
 
 
+def load_setup(spec: RunSpec) -> Callable[[], StreamingContext]:
+    """The setup function: the built-in pipeline's, or the user's factory named by `spec.setup`."""
+    if spec.setup is None:
+        return make_setup(spec)
+    sys.path[:0] = [p for p in spec.python_path if p not in sys.path]
+    module_name, _, function = spec.setup.partition(":")
+    factory = getattr(importlib.import_module(module_name), function)
+    setup: Callable[[], StreamingContext] = factory(spec)
+    return setup
+
+
 def run(run_dir: Path, index: int) -> int:
     spec = RunSpec.load(run_dir / SPEC_FILE)
     emit = Telemetry(run_dir, index, spec.t0_monotonic)
+    running: list[StreamingContext] = []
+
+    def on_usr1(signum: int, frame: Any) -> None:
+        # Installed before the context exists, so an early signal is not the default (fatal) action.
+        emit("receiver-restart-requested", receivers=restart_receivers(running[0]) if running else 0)
+
+    signal.signal(signal.SIGUSR1, on_usr1)
     try:
         if index > 0:
             emit("recovery-started")
         try:
-            ssc = StreamingContext.getOrCreate(spec.checkpoint, make_setup(spec))
+            ssc = StreamingContext.getOrCreate(spec.checkpoint, load_setup(spec))
             ssc.addStreamingListener(TelemetryListener(emit))
             ssc.start()
         except Exception as exc:
             emit("driver-refused", error=f"{type(exc).__name__}: {exc}"[:500])
             print(f"driver {index} could not start: {type(exc).__name__}: {exc}", file=sys.stderr)
             return EXIT_NOT_STARTED
+        running.append(ssc)
         if ssc.recovered is not None:
             emit("recovery-done")
         emit("driver-started")
-
-        def on_usr1(signum: int, frame: Any) -> None:
-            emit("receiver-restart-requested", receivers=restart_receivers(ssc))
-
-        signal.signal(signal.SIGUSR1, on_usr1)
         sys.stdin.read()  # until the runner closes it (or dies)
         ssc.stop(stopSparkContext=True, stopGraceFully=True)
         emit("driver-stopped")

@@ -137,11 +137,35 @@ def _rows(spec: RunSpec, inputs: dict[str, DStream[Any]]) -> DStream[Any]:
     return a.map(key_rid).join(inputs["b"].map(key_rid), numPartitions=2).map(join_row)
 
 
+def workload_inputs(ssc: StreamingContext, spec: RunSpec) -> dict[str, DStream[Any]]:
+    """The workload's records as dicts, by stream name ("a", and "b" for the join), for a user's setup."""
+    return _inputs(ssc, spec)
+
+
+def write_checked(
+    ssc: StreamingContext, spec: RunSpec, inputs: dict[str, DStream[Any]], rows: DStream[Any] | None
+) -> None:
+    """Write, per batch through the spec's sink, the ids of every record of `inputs` and the `rows`.
+
+    `rows` is a stream of tuples (or lists): the rows the checker recomputes for `spec.pipeline`
+    (None: no rows, only the record-level checks).
+    """
+    out = ssc.union(*(stream.map(consumed) for stream in inputs.values()))
+    if rows is not None:
+        out = out.union(rows.map(as_row))
+    if spec.sink == "sqlite":
+        out = out.transform(to_kv)
+    out.write_to(make_sink(spec))
+
+
+def as_row(values: Any) -> dict[str, Any]:
+    return row(*values)
+
+
 def build(ssc: StreamingContext, spec: RunSpec) -> None:
     """Add the spec's pipeline and its sink to `ssc`."""
     inputs = _inputs(ssc, spec)
-    consumed_ids = ssc.union(*(stream.map(consumed) for stream in inputs.values()))
-    out = consumed_ids.union(_rows(spec, inputs))
+    out = ssc.union(*(stream.map(consumed) for stream in inputs.values())).union(_rows(spec, inputs))
     if spec.sink == "sqlite":
         out = out.transform(to_kv)
     out.write_to(make_sink(spec))

@@ -67,6 +67,8 @@ class RunConfig:
         recovery_bound_s: liveness bound passed to the checker.
         time_limit_s: bound on the whole run; the schedule is cut short to respect it.
         storage_env: builds the environment that arms a storage-fault plan (None: not available).
+        setup: "module:function", a user's setup factory (see `RunSpec.setup`); None: built-in pipeline.
+        python_path: directories the driver children add to sys.path to import `setup`.
     """
 
     pipeline: str = "stateful"
@@ -86,6 +88,8 @@ class RunConfig:
     recovery_bound_s: float = 60.0
     time_limit_s: float = 600.0
     storage_env: Callable[[dict[str, Any]], dict[str, str]] | None = None
+    setup: str | None = None
+    python_path: tuple[str, ...] = ()
 
     def steps(self) -> tuple[list[Step], list[str]]:
         """(the schedule to run, the kinds left out as not applicable on this master)."""
@@ -125,6 +129,7 @@ def make_spec(config: RunConfig, run_dir: Path, t0: float) -> RunSpec:
         ports={} if config.source == "files" else {s: free_port() for s in streams},
         batch_ms=batch, window_ms=3 * batch if windowed else None, slide_ms=batch if windowed else None,
         checkpoint_interval_ms=max(1000, 2 * batch), receiver_wal=config.receiver_wal, t0_monotonic=t0,
+        setup=config.setup, python_path=list(config.python_path),
     )  # fmt: skip
 
 

@@ -39,6 +39,9 @@ class RunSpec:
         receiver_wal: the receiver WAL (False only for the mutant the checker must catch).
         receiver_restart_delay_ms: how long a crashed receiver stays down.
         conf: extra engine configuration (string keys and values).
+        setup: "module:function" of a user's setup factory (`function(spec)` returns the zero-argument
+            setup function for getOrCreate); None for the built-in pipelines (`chaos.pipelines`).
+        python_path: directories the driver child adds to sys.path to import `setup`.
         t0_monotonic: the runner's `time.monotonic()` at the start of the run (history times are
             relative to it; CLOCK_MONOTONIC is shared by the processes of one machine).
     """
@@ -58,6 +61,8 @@ class RunSpec:
     receiver_wal: bool = True
     receiver_restart_delay_ms: int = 300
     conf: dict[str, str] = field(default_factory=dict)
+    setup: str | None = None
+    python_path: list[str] = field(default_factory=list)
     t0_monotonic: float = 0.0
 
     def __post_init__(self) -> None:

@@ -130,7 +130,7 @@ def _detail(kind: str, rng: random.Random, point: str, pause_s: tuple[float, flo
         when = rng.choice(("random", "after-checkpoint"))
         return {"when": when, "delay_s": round(rng.uniform(0.0, 0.6), 3), "burst": burst}
     if kind == "kill-during-recovery":
-        return {"delay_s": round(rng.uniform(0.0, 0.4), 3)}
+        return {"delay_s": round(rng.uniform(0.0, 0.15), 3)}
     if kind == "crashpoint":
         return {"point": point if "@" in point else f"{point}@{rng.randint(1, 3)}"}
     if kind == "pause":
