@@ -40,6 +40,7 @@ from chaos.nemesis.drivers import Drivers
 from chaos.nemesis.inject import Nemesis
 from chaos.nemesis.schedule import REACHABLE_CRASH_POINTS, Step, applicable, plan
 from chaos.spec import RunSpec
+from chaos.storage_faults import ENV_VAR as STORAGE_FAULTS_ENV
 from chaos.workload import FileProducer, Producer, PushProducer, WorkloadSpec, start_producers, stop_producers
 
 Event = dict[str, Any]
@@ -66,7 +67,6 @@ class RunConfig:
         drain_timeout_s: bound on waiting for every acknowledged record to be committed.
         recovery_bound_s: liveness bound passed to the checker.
         time_limit_s: bound on the whole run; the schedule is cut short to respect it.
-        storage_env: builds the environment that arms a storage-fault plan (None: not available).
         setup: "module:function", a user's setup factory (see `RunSpec.setup`); None: built-in pipeline.
         python_path: directories the driver children add to sys.path to import `setup`.
     """
@@ -87,7 +87,6 @@ class RunConfig:
     drain_timeout_s: float = 60.0
     recovery_bound_s: float = 60.0
     time_limit_s: float = 600.0
-    storage_env: Callable[[dict[str, Any]], dict[str, str]] | None = None
     setup: str | None = None
     python_path: tuple[str, ...] = ()
 
@@ -118,13 +117,23 @@ def free_port() -> int:
         return port
 
 
-def make_spec(config: RunConfig, run_dir: Path, t0: float) -> RunSpec:
+def storage_env(plan: dict[str, Any]) -> dict[str, str]:
+    """The environment that arms a storage-fault plan in a driver child."""
+    return {STORAGE_FAULTS_ENV: json.dumps(plan)}
+
+
+def make_spec(config: RunConfig, run_dir: Path, t0: float, kinds: Sequence[str]) -> RunSpec:
+    """The driver's spec. With storage faults in the schedule, the checkpoint directory and a file
+    sink's output are `faulty::` URLs (nothing is injected until a driver's environment has a plan)."""
     batch = config.batch_ms
+    faulty = "faulty::file://" if "storage" in kinds else ""
+    file_sink = config.sink != "sqlite"
     windowed = config.pipeline == "windowed"
     streams = ("a", "b") if config.pipeline == "join" else ("a",)
     return RunSpec(
         pipeline=config.pipeline, sink=config.sink, source=config.source, master=config.master,
-        checkpoint=str(run_dir / "checkpoint"), output=str(run_dir / "output"),
+        checkpoint=f"{faulty}{run_dir / 'checkpoint'}",
+        output=f"{faulty if file_sink else ''}{run_dir / 'output'}",
         input_dir=str(run_dir / "input"),
         ports={} if config.source == "files" else {s: free_port() for s in streams},
         batch_ms=batch, window_ms=3 * batch if windowed else None, slide_ms=batch if windowed else None,
@@ -149,7 +158,8 @@ class _Run:
         self.t0 = time.monotonic()
         self.deadline = self.t0 + config.time_limit_s
         self.steps, self.skipped = config.steps()
-        self.spec = make_spec(config, run_dir, self.t0)
+        kinds = [s.kind for s in self.steps]
+        self.spec = make_spec(config, run_dir, self.t0, kinds)
         self.spec.save(run_dir / "spec.json")
         for name in ("output", "input"):
             (run_dir / name).mkdir()
@@ -190,7 +200,7 @@ class _Run:
     def faults(self) -> None:
         nemesis = Nemesis(
             self.drivers, self.record, random.Random(f"{self.config.seed}-nemesis"),
-            storage_env=self.config.storage_env,
+            storage_env=storage_env,
         )  # fmt: skip
         quiet = threading.Event()
         self.wait_progress(0, 30.0)
@@ -269,7 +279,7 @@ def run_chaos(
         ChaosError: the run could not be carried out (the first driver did not start, ...). A run
             that found the engine wrong does not raise: its verdict says so.
     """
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).absolute()
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ChaosValueError(f"run directory {str(run_dir)!r} is not empty; give a new one")
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,7 @@ class Nemesis:
     Attributes:
         start_timeout_s: bound on a replacement driver's start.
         crash_wait_s: how long an armed crash point may take to be hit.
+        storage_run_s: how long a driver runs under a storage-fault plan (unless it dies sooner).
         checkpoint_wait_s: bound on waiting for the next checkpoint (kill after checkpoint).
         storage_env: the environment that arms a storage-fault plan (None: storage faults are not
             available and are recorded as skipped).
@@ -46,6 +47,7 @@ class Nemesis:
     start_timeout_s: float = 60.0
     crash_wait_s: float = 10.0
     checkpoint_wait_s: float = 10.0
+    storage_run_s: float = 5.0
     storage_env: Callable[[dict[str, Any]], dict[str, str]] | None = None
 
     def inject(self, step: Step) -> dict[str, Any]:
@@ -154,7 +156,7 @@ class Nemesis:
             return {"skipped": "the fault-injecting storage is not available"}
         self.drivers.kill(driver)
         faulty = self._restart(env=self.storage_env(dict(detail["plan"])))
-        code = self.drivers.wait_exit(faulty, self.crash_wait_s)  # let it run under the faults
+        code = self.drivers.wait_exit(faulty, self.storage_run_s)  # let it run under the faults
         if code is None:
             self.drivers.kill(faulty)
         new = self._restart()

@@ -15,7 +15,11 @@ Parameters per kind:
   every one is scheduled once before any is scheduled twice.
 - pause: "pause_s" (SIGSTOP for that long, then SIGCONT; shorter than the lease timeout).
 - receiver-crash, split-brain: no parameters.
-- storage: "plan", the storage-fault plan's JSON-able parameters (seed, error rate).
+- storage: "scenario" and "plan", a `chaos.storage_faults` plan document (format
+  "dstream-storage-faults" v1) for one driver: EIO or S3 SlowDown errors, ENOSPC, latency, a torn
+  write then a crash, a power cut (writes not fsynced are lost), or fsyncs that do not sync (harmless
+  unless a power cut follows, which the schedule never combines with them: that is the disk lying,
+  which no engine survives), each on one role (wal, checkpoint, sink, lease) or on all.
 """
 
 from __future__ import annotations
@@ -136,5 +140,30 @@ def _detail(kind: str, rng: random.Random, point: str, pause_s: tuple[float, flo
     if kind == "pause":
         return {"pause_s": round(rng.uniform(*pause_s), 3)}
     if kind == "storage":
-        return {"plan": {"seed": rng.randrange(2**31), "error_rate": round(rng.uniform(0.05, 0.2), 3)}}
+        return storage_plan(rng)
     return {}
+
+
+STORAGE_SCENARIOS = ("error", "slowdown", "enospc", "latency", "torn-crash", "power-cut", "lost-fsync")
+STORAGE_ROLES = ("wal", "checkpoint", "sink", "lease")
+
+
+def storage_plan(rng: random.Random) -> dict[str, Any]:
+    """A storage-fault scenario and its plan document, drawn with `rng`."""
+    scenario = rng.choice(STORAGE_SCENARIOS)
+    roles = {"roles": [rng.choice(STORAGE_ROLES)]} if rng.random() < 0.7 else {}
+    rule: dict[str, Any]
+    if scenario in ("error", "slowdown"):
+        rule = {"fault": scenario, "probability": round(rng.uniform(0.05, 0.3), 3), **roles}
+    elif scenario == "enospc":
+        rule = {"fault": "enospc", "probability": 0.2, "count_max": rng.randint(1, 5), **roles}
+    elif scenario == "latency":
+        rule = {"fault": "latency", "probability": 0.3, "latency_ms": rng.randint(20, 200), **roles}
+    elif scenario == "torn-crash":
+        rule = {"fault": "torn", "after": rng.randint(0, 20), "count_max": 1, "then": "crash", **roles}
+    elif scenario == "power-cut":
+        rule = {"fault": "power_cut", "after": rng.randint(5, 60), "count_max": 1, **roles}
+    else:
+        rule = {"fault": "lost_fsync", "probability": 0.5, **roles}
+    document = {"format": "dstream-storage-faults", "version": 1, "seed": rng.randrange(2**31), "rules": [rule]}
+    return {"scenario": scenario, "plan": document}
