@@ -67,6 +67,7 @@ class RunConfig:
         drain_timeout_s: bound on waiting for every acknowledged record to be committed.
         recovery_bound_s: liveness bound passed to the checker.
         time_limit_s: bound on the whole run; the schedule is cut short to respect it.
+        crash_wait_s: how long an armed crash point may take to be hit before it is disarmed.
         setup: "module:function", a user's setup factory (see `RunSpec.setup`); None: built-in pipeline.
         python_path: directories the driver children add to sys.path to import `setup`.
     """
@@ -87,6 +88,7 @@ class RunConfig:
     drain_timeout_s: float = 60.0
     recovery_bound_s: float = 60.0
     time_limit_s: float = 600.0
+    crash_wait_s: float = 10.0
     setup: str | None = None
     python_path: tuple[str, ...] = ()
 
@@ -200,7 +202,7 @@ class _Run:
     def faults(self) -> None:
         nemesis = Nemesis(
             self.drivers, self.record, random.Random(f"{self.config.seed}-nemesis"),
-            storage_env=storage_env,
+            storage_env=storage_env, crash_wait_s=self.config.crash_wait_s,
         )  # fmt: skip
         quiet = threading.Event()
         self.wait_progress(0, 30.0)
