@@ -120,7 +120,7 @@ def _inputs(ssc: StreamingContext, spec: RunSpec) -> dict[str, DStream[Any]]:
     return {name: ssc.pushStream(port=spec.ports[name]).map(decode) for name in spec.streams}
 
 
-def _rows(spec: RunSpec, inputs: dict[str, DStream[Any]]) -> DStream[Any]:
+def _rows(spec: RunSpec, inputs: dict[str, DStream[Any]]) -> Any:
     interval_s = spec.checkpoint_interval_ms / 1000
     a = inputs["a"]
     if spec.pipeline == "stateless":

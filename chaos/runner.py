@@ -98,7 +98,9 @@ class RunConfig:
             usable, skipped = applicable([s.kind for s in self.schedule], self.master)
             return [s for s in self.schedule if s.kind in usable], sorted(set(skipped))
         usable, skipped = applicable(self.faults, self.master)
-        return plan(self.seed, usable, self.faults_n if usable else 0, crash_points=self.crash_points), skipped
+        return plan(
+            self.seed, usable, self.faults_n if usable else 0, crash_points=self.crash_points
+        ), skipped
 
 
 @dataclass(frozen=True)
@@ -184,9 +186,13 @@ class _Run:
             raise ChaosError(f"the first driver did not start: {self._log_tail(driver.index)}")
         w, seed = self.config.workload, self.config.seed
         if self.spec.source == "files":
-            self.producers = [FileProducer(i, self.spec.input_dir, w, seed, self.record) for i in range(w.producers_n)]
+            self.producers = [
+                FileProducer(i, self.spec.input_dir, w, seed, self.record) for i in range(w.producers_n)
+            ]
         else:
-            self.producers = [PushProducer(i, self.spec.ports, w, seed, self.record) for i in range(w.producers_n)]
+            self.producers = [
+                PushProducer(i, self.spec.ports, w, seed, self.record) for i in range(w.producers_n)
+            ]
         start_producers(self.producers)
 
     def _log_tail(self, index: int) -> str:
@@ -271,9 +277,7 @@ class _Run:
         self.history.close()
 
 
-def run_chaos(
-    config: RunConfig, run_dir: Path, on_event: Callable[[Event], None] | None = None
-) -> RunResult:
+def run_chaos(config: RunConfig, run_dir: Path, on_event: Callable[[Event], None] | None = None) -> RunResult:
     """Run one chaos run in `run_dir` (created; must not exist or be empty) and check it.
 
     Raises:

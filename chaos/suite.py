@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from chaos.runner import RunConfig, RunResult, run_chaos
+from chaos.runner import VERDICT_FILE, RunConfig, RunResult, recheck, run_chaos
+from chaos.spec import RunSpec
 
 SUMMARY_FILE = "summary.json"
 
@@ -97,3 +98,24 @@ def run_suite(
         round_ += 1
         if not faults_min:
             return True, summary
+
+
+def recheck_suite(out_dir: Path) -> dict[str, Any]:
+    """Check every run of a suite directory again offline (e.g. with a newer checker) and rewrite
+    `summary.json` from the new verdicts; each run keeps its recorded fault details."""
+    verdicts = []
+    for run_dir in sorted(out_dir.glob("run-*")):
+        if not (run_dir / VERDICT_FILE).exists():
+            continue  # interrupted before its check
+        old = json.loads((run_dir / VERDICT_FILE).read_text(encoding="utf-8"))
+        spec = RunSpec.load(run_dir / "spec.json")
+        verdict = {**recheck(run_dir / "history.jsonl", spec.output), "run": old.get("run", {})}
+        for kind in ("split_brain_not_refused", "producer_crashed"):
+            if kind in old:
+                verdict[kind] = old[kind]
+                verdict["valid"] = False
+        (run_dir / "verdict-rechecked.json").write_text(json.dumps(verdict, indent=1), encoding="utf-8")
+        verdicts.append(verdict)
+    summary = summarize(verdicts)
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    return summary

@@ -165,9 +165,7 @@ class PushProducer(Producer):
 class FileProducer(Producer):
     """Publishes each frame as one file of JSON lines in the input directory (a replayable source)."""
 
-    def __init__(
-        self, index: int, input_dir: str, spec: WorkloadSpec, seed: int, record: Record_
-    ) -> None:
+    def __init__(self, index: int, input_dir: str, spec: WorkloadSpec, seed: int, record: Record_) -> None:
         super().__init__(index, ("a",), spec, seed, record)
         self._input_dir = input_dir.rstrip("/")
         self._files_n = 0

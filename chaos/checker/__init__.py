@@ -27,11 +27,24 @@ def check(
     lost = sorted(ok - set(counts) - set(committed.quarantined))
     duplicated = sorted(r for r, n in counts.items() if n > 1)
     unexpected = sorted(set(counts) - ok - info)
-    errors = {"lost": _errors(lost), "duplicated": _errors(duplicated), "unexpected": _errors(unexpected),
-              "uncommitted_visible": _errors(list(committed.uncommitted_visible))}
+    errors = {
+        "lost": _errors(lost),
+        "duplicated": _errors(duplicated),
+        "unexpected": _errors(unexpected),
+        "uncommitted_visible": _errors(list(committed.uncommitted_visible)),
+    }
     types = [k for k, v in errors.items() if v["count"]]
-    return {"valid": not types, "error_types": types,
-            "records": {"acknowledged": len(ok), "committed": sum(counts.values()), "lost": len(lost),
-                        "duplicated": len(duplicated), "unexpected": len(unexpected),
-                        "recovered_info": len(info & set(counts))},
-            **errors, "recovery_s": {"count": 0, "p50": None, "p99": None, "max": None, "per_fault": []}}
+    return {
+        "valid": not types,
+        "error_types": types,
+        "records": {
+            "acknowledged": len(ok),
+            "committed": sum(counts.values()),
+            "lost": len(lost),
+            "duplicated": len(duplicated),
+            "unexpected": len(unexpected),
+            "recovered_info": len(info & set(counts)),
+        },
+        **errors,
+        "recovery_s": {"count": 0, "p50": None, "p99": None, "max": None, "per_fault": []},
+    }

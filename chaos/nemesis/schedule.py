@@ -165,5 +165,10 @@ def storage_plan(rng: random.Random) -> dict[str, Any]:
         rule = {"fault": "power_cut", "after": rng.randint(5, 60), "count_max": 1, **roles}
     else:
         rule = {"fault": "lost_fsync", "probability": 0.5, **roles}
-    document = {"format": "dstream-storage-faults", "version": 1, "seed": rng.randrange(2**31), "rules": [rule]}
+    document = {
+        "format": "dstream-storage-faults",
+        "version": 1,
+        "seed": rng.randrange(2**31),
+        "rules": [rule],
+    }
     return {"scenario": scenario, "plan": document}

@@ -27,7 +27,15 @@ def saved_run(tmp_path: Path, sent_rids: list[str], committed: dict[int, list[st
     header = run_header(1, header_run(spec, [], 60.0))
     events = []
     for i, rid in enumerate(sent_rids):
-        common = {"proc": "producer-0", "f": "send", "rid": rid, "stream": "a", "key": "k", "seq": i + 1, "value": 1}
+        common = {
+            "proc": "producer-0",
+            "f": "send",
+            "rid": rid,
+            "stream": "a",
+            "key": "k",
+            "seq": i + 1,
+            "value": 1,
+        }
         events += [{"t": 2 * i, "type": "invoke", **common}, {"t": 2 * i + 1, "type": "ok", **common}]
     events.append({"t": 100, "proc": "runner", "f": "drained", "type": "info"})
     write_history(tmp_path / "history.jsonl", header, events)

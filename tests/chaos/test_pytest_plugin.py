@@ -10,7 +10,7 @@ import pytest
 
 pytestmark = pytest.mark.chaos
 
-USER_PIPELINE = '''
+USER_PIPELINE = """
 from dstream import Conf, Context, StreamingContext
 from chaos.pipelines import workload_inputs, write_checked
 
@@ -29,9 +29,9 @@ def make_setup(spec):
         return ssc
 
     return setup
-'''
+"""
 
-USER_TEST = '''
+USER_TEST = """
 from chaos.nemesis.schedule import Step
 from chaos.workload import WorkloadSpec
 
@@ -53,7 +53,7 @@ def test_my_pipeline_is_exactly_once(chaos_run):
 def test_the_canary_fails_the_test(chaos_run):
     chaos_run("my_pipeline:make_setup", pipeline="stateless", sink="canary", schedule=KILL,
               workload=SMALL, warmup_s=0.5, crash_wait_s=5.0)
-'''
+"""
 
 
 def test_a_users_setup_runs_under_faults_and_an_invalid_verdict_fails_the_test(
@@ -66,6 +66,9 @@ def test_a_users_setup_runs_under_faults_and_an_invalid_verdict_fails_the_test(
 
 
 def test_loading_the_plugin_imports_neither_the_engine_nor_the_runner() -> None:
-    code = "import sys, chaos.pytest_plugin; print(sorted(m for m in sys.modules if m.startswith(('dstream', 'chaos.runner'))))"
+    code = (
+        "import sys, chaos.pytest_plugin; "
+        "print(sorted(m for m in sys.modules if m.startswith(('dstream', 'chaos.runner'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

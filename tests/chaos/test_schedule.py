@@ -66,7 +66,7 @@ def test_worker_faults_are_not_applicable_on_a_local_master() -> None:
 def test_bad_kinds_and_crash_points_are_refused_by_name() -> None:
     with pytest.raises(ChaosValueError, match="'earthquake'"):
         plan(1, ["earthquake"], 1)
-    with pytest.raises(ChaosValueError, match="'no.such_point'"):
+    with pytest.raises(ChaosValueError, match=r"'no\.such_point'"):
         plan(1, ["crashpoint"], 1, crash_points=["no.such_point"])
     with pytest.raises(ChaosValueError, match="at least one fault kind"):
         plan(1, [], 1)

@@ -51,8 +51,9 @@ def test_stateful_pipeline_is_exactly_once_under_the_smoke_schedule(tmp_path: Pa
     verdict = result.verdict
     assert verdict["valid"], verdict
     assert verdict["records"]["acknowledged"] > 0
-    assert verdict["records"]["committed"] == verdict["records"]["acknowledged"] + (
-        verdict["records"]["recovered_info"]
+    assert (
+        verdict["records"]["committed"]
+        == verdict["records"]["acknowledged"] + (verdict["records"]["recovered_info"])
     )
     faults = verdict["run"]["faults"]
     assert [f["fault"] for f in faults] == [s.kind for s in SMOKE]

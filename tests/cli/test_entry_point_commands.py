@@ -27,7 +27,9 @@ def fake_entry_points(points: list[EntryPoint]) -> Any:
     return lambda group: [p for p in points if p.group == group]
 
 
-def test_a_declared_command_is_added_and_a_broken_one_explains_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_declared_command_is_added_and_a_broken_one_explains_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     points = [
         EntryPoint("hello", f"{__name__}:hello", "dstream.cli"),
         EntryPoint("broken", "no_such_module_here:cmd", "dstream.cli"),
