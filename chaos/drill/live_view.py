@@ -17,6 +17,7 @@ phase is over).
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -110,6 +111,7 @@ class LiveView:
         self.state = LiveState()
         self._next_progress_s = progress_every_s
         self._live: Live | None = None
+        self._lock = threading.Lock()  # the runner calls on_event from its producer and driver threads
 
     def __enter__(self) -> LiveView:
         if not self.plain:
@@ -125,7 +127,11 @@ class LiveView:
             self._live = None
 
     def on_event(self, event: Mapping[str, Any]) -> None:
-        """The runner's callback: one history event (thread-safe enough: rich locks its own redraw)."""
+        """The runner's callback: one history event, from any thread."""
+        with self._lock:
+            self._on_event(event)
+
+    def _on_event(self, event: Mapping[str, Any]) -> None:
         line = self.state.apply(event)
         if self._live is not None:
             self._live.update(self.renderable())

@@ -31,8 +31,10 @@ RECORD_KEYS = ("acknowledged", "committed", "lost", "duplicated", "unexpected")
 MD_EXAMPLES_MAX = 3
 
 
-def build_report(history: History, verdict: Mapping[str, Any]) -> dict[str, Any]:
-    """The report.json object of one run (pure)."""
+def build_report(
+    history: History, verdict: Mapping[str, Any], extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The report.json object of one run (pure); `extra` adds keys (the drill's directory, ...)."""
     run = history.run
     recovery = verdict["recovery_s"]
     return {
@@ -52,6 +54,7 @@ def build_report(history: History, verdict: Mapping[str, Any]) -> dict[str, Any]
         "records": {key: verdict["records"][key] for key in RECORD_KEYS},
         "recovery_s": {key: recovery[key] for key in ("p50", "p99", "max")},
         "error_types": list(verdict["error_types"]),
+        **(extra or {}),
         "checker": dict(verdict),
     }
 
@@ -100,6 +103,8 @@ def render_markdown(report: Mapping[str, Any], *, timeline: str | None = None) -
         ]
     else:
         lines.append("No fault was injected.")
+    if report.get("not_applicable"):
+        lines += ["", f"Not applicable on `{report['master']}`: {', '.join(report['not_applicable'])}."]
     if timeline:
         lines += ["", f"![timeline: throughput and lag, faults shaded]({timeline})"]
     lines += ["", "## Checker", "", *_error_sections(report["checker"])]
@@ -136,7 +141,12 @@ def _error_sections(checker: Mapping[str, Any]) -> list[str]:
 
 
 def write_report(
-    report_dir: str | Path, history: History, verdict: Mapping[str, Any], *, timeline: str | None = None
+    report_dir: str | Path,
+    history: History,
+    verdict: Mapping[str, Any],
+    *,
+    timeline: str | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write report.json and report.md into `report_dir` (created if needed); returns the report.
 
@@ -145,10 +155,11 @@ def write_report(
         history: the run's complete history.
         verdict: `chaos.checker.check`'s output for it.
         timeline: the timeline image's file name inside `report_dir`, to link from report.md.
+        extra: keys added to report.json (see `build_report`).
     """
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report = build_report(history, verdict)
+    report = build_report(history, verdict, extra)
     (out / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     (out / "report.md").write_text(render_markdown(report, timeline=timeline), encoding="utf-8")
     return report
