@@ -13,7 +13,8 @@ Fault names: driver (driver-kill), worker (worker-kill), receiver (receiver-cras
 receiver-worker-kill where there are worker processes), pause, crashpoint, storage; any fault kind of
 the history format is accepted too. Kinds the master cannot inject (a worker on `local[*]`) are
 reported as not applicable. On an object store the drivers get a short lease (`LEASE_TIMEOUT_S`), so a
-killed driver's successor need not wait out the default.
+killed driver's successor need not wait out the default, and wait for it (`LEASE_WAIT_S`) rather than
+give up when it finds the lease still held.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ from checkpoint.location import capability_of, resolve
 DEFAULT_MASTER = "local[*]"  # local-cluster[2] once the Dask backend lands (issue 16)
 DEFAULT_FAULTS = "driver,worker,receiver,crashpoint"
 LEASE_TIMEOUT_S = 5
+LEASE_WAIT_S = 3 * LEASE_TIMEOUT_S  # a killed driver's successor waits its lease out instead of failing
 LEASE_TIMEOUT_KEY = "dstream.checkpoint.leaseTimeoutS"
+LEASE_WAIT_KEY = "dstream.checkpoint.leaseWaitS"
 PROBE_TIMEOUT_S = 20.0
 WARMUP_S = 1.5
 RECOVERY_ALLOWANCE_S = 3.0  # a fault's expected recovery, left out of the gap before the next one
@@ -87,8 +90,12 @@ def drill_config(
         pipeline=pipeline, sink=sink, master=master, seed=seed, faults=kinds, faults_n=len(steps),
         schedule=tuple(steps), crash_points=points, checkpoint=checkpoint, recovery_bound_s=recovery_bound_s,
         warmup_s=WARMUP_S if steps else duration_s, time_limit_s=duration_s * 3 + 180.0,
-        conf={LEASE_TIMEOUT_KEY: str(LEASE_TIMEOUT_S)} if object_store else {},
+        conf=_lease_conf() if object_store else {},
     )  # fmt: skip
+
+
+def _lease_conf() -> dict[str, str]:
+    return {LEASE_TIMEOUT_KEY: str(LEASE_TIMEOUT_S), LEASE_WAIT_KEY: str(LEASE_WAIT_S)}
 
 
 def probe_checkpoint(url: str) -> bool:

@@ -140,7 +140,7 @@ class LiveView:
             return
         if line is not None:
             self._print(line)
-        if self.state.now_s >= self._next_progress_s:
+        if self.state.now_s >= self._next_progress_s and self.state.state != "drained":
             self._print(self.state.progress_line())
             while self._next_progress_s <= self.state.now_s:
                 self._next_progress_s += self.progress_every_s

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from chaos.committed_output import read_committed_output
-from chaos.drill.command import LEASE_TIMEOUT_KEY, drill_config, fault_kinds, probe_checkpoint
+from chaos.drill.command import LEASE_TIMEOUT_KEY, LEASE_WAIT_KEY, drill_config, fault_kinds, probe_checkpoint
 from chaos.errors import ChaosValueError
 from chaos.spec import RunSpec
 from wal.storage import resolve_storage
@@ -77,7 +77,8 @@ def test_the_seed_picks_the_crash_point_and_object_stores_get_a_short_lease() ->
     points = {_config(seed=seed, kinds=("crashpoint",)).schedule[0].detail["point"] for seed in range(9)}
     assert len({p.partition("@")[0] for p in points}) == 9
     config = _config(checkpoint="s3://bucket/drill", object_store=True)
-    assert config.conf == {LEASE_TIMEOUT_KEY: "5"} and config.checkpoint == "s3://bucket/drill"
+    assert config.conf == {LEASE_TIMEOUT_KEY: "5", LEASE_WAIT_KEY: "15"}
+    assert config.checkpoint == "s3://bucket/drill"
 
 
 def test_probe_refuses_a_used_or_unreachable_checkpoint() -> None:
