@@ -34,7 +34,6 @@ from chaos.checker.model import CommittedOutput
 from chaos.committed_output import read_committed_output
 from chaos.drill.live_view import LiveView
 from chaos.drill.report import write_report
-from chaos.drill.timeline import draw_timeline, timeline_series
 from chaos.errors import ChaosError, ChaosValueError
 from chaos.history import FAULT_KINDS, read_history
 from chaos.nemesis.schedule import REACHABLE_CRASH_POINTS, applicable, plan
@@ -145,6 +144,10 @@ def _committed(result: RunResult) -> CommittedOutput | None:
 
 def write_drill_report(result: RunResult, report_dir: Path, extra: dict[str, Any]) -> dict[str, Any]:
     """report.json, report.md and timeline.png of a finished run, plus its history if elsewhere."""
+    # Imported here: matplotlib takes a second or two to load, and every `dstream` command loads this
+    # module (the dstream.cli entry points), so only a drill that ends pays for it.
+    from chaos.drill.timeline import draw_timeline, timeline_series
+
     report_dir.mkdir(parents=True, exist_ok=True)
     history = read_history(result.history_path)
     verdict = "PASS" if result.valid else "FAIL"
