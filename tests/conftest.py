@@ -22,6 +22,8 @@ from tests.support.s3servers import (
 
 STORAGE_KINDS = ["local", "memory", "s3-moto", "s3-seaweedfs"]
 
+pytest_plugins = ["pytester"]  # tests of pytest plugins (tests/chaos/test_pytest_plugin.py)
+
 # Hypothesis: no deadlines anywhere (a loaded 2-core machine is slow, never wrong); in CI (CI=true)
 # the examples are derandomized, so a run is reproducible and a red CI names a real, repeatable bug.
 # Locally every run explores new examples.

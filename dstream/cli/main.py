@@ -6,6 +6,7 @@ value (its message), with exit status 1. ``dstream --debug ...`` shows the trace
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
 from typing import Any
 
 import click
@@ -56,3 +57,37 @@ def main(ctx: click.Context, debug: bool) -> None:
 main.add_command(wal)
 main.add_command(checkpoint)
 main.add_command(demo)
+
+COMMAND_GROUP = "dstream.cli"
+
+
+def add_entry_point_commands(group: click.Group, entry_point_group: str = COMMAND_GROUP) -> list[str]:
+    """Add the click commands that installed packages declare in the `dstream.cli` entry point group.
+
+    This is how `chaos` (and later `drill`) join the CLI without the engine importing them. A command
+    that fails to load, or whose name is taken, is replaced by one that explains why when it is run,
+    so one broken package never breaks the rest of the CLI. Returns the names added.
+    """
+    added = []
+    for point in sorted(entry_points(group=entry_point_group), key=lambda p: p.name):
+        if point.name in group.commands:
+            continue
+        try:
+            command = point.load()
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{point.value} is {command!r}, not a click command")
+        except Exception as exc:
+            command = _unavailable(point.name, point.value, exc)
+        group.add_command(command, point.name)
+        added.append(point.name)
+    return added
+
+
+def _unavailable(name: str, value: str, error: Exception) -> click.Command:
+    def explain() -> None:
+        raise click.ClickException(f"command {name!r} ({value}) could not be loaded: {one_line(error)}")
+
+    return click.Command(name, callback=explain, help=f"(unavailable: {value} failed to load)")
+
+
+add_entry_point_commands(main)

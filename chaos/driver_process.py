@@ -1,0 +1,114 @@
+"""A chaos run's driver: `python -m chaos.driver_process RUN_DIR INDEX`.
+
+Reads `RUN_DIR/spec.json`, runs its pipeline with `StreamingContext.getOrCreate` on the spec's
+checkpoint directory (so a restarted driver recovers), and records its telemetry in its part of the
+history, `RUN_DIR/driver-INDEX.jsonl`, echoing every event on stdout for the runner (`chaos.telemetry`).
+
+What the runner can do to it, all from outside the engine:
+- SIGKILL, SIGSTOP/SIGCONT (driver kills, pauses);
+- `DSTREAM_CRASH_POINT` in its environment (it kills itself at that crash point);
+- SIGUSR1: every receiver is told to restart (`Receiver.restart`, the path a receiver takes when its
+  source fails: onStop closes the listener and every producer connection, onStart binds again), which
+  is the local backend's receiver crash;
+- closing its stdin: it stops gracefully and exits 0. A runner that dies closes it too, so a driver
+  never outlives its run.
+
+Exit status: 0 after a graceful stop, 2 when the driver could not start (e.g. another driver holds the
+checkpoint directory's lease: the split-brain fault expects that), with the error on stderr.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from chaos.history import HistoryWriter, part_header
+from chaos.pipelines import make_setup
+from chaos.spec import RunSpec
+from chaos.telemetry import TelemetryListener, encode_line
+from dstream import StreamingContext
+
+SPEC_FILE = "spec.json"
+EXIT_NOT_STARTED = 2
+
+
+class Telemetry:
+    """Records an event in this driver's history part and echoes it to the runner."""
+
+    def __init__(self, run_dir: Path, index: int, t0: float) -> None:
+        self.proc = f"driver-{index}"
+        self._writer = HistoryWriter(run_dir / f"{self.proc}.jsonl", part_header(self.proc), t0=t0)
+        self._lock = threading.Lock()
+
+    def __call__(self, f: str, **fields: Any) -> None:
+        event = self._writer.record(self.proc, f, "info", pid=os.getpid(), **fields)
+        with self._lock:
+            print(encode_line(event), flush=True)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def restart_receivers(ssc: StreamingContext) -> int:
+    """Tell every receiver of `ssc` to restart; returns how many were told."""
+    told = 0
+    for stream in ssc.graph.input_streams:
+        get_receiver = getattr(stream, "getReceiver", None)
+        if get_receiver is not None:
+            get_receiver().restart("chaos: injected receiver crash")
+            told += 1
+    return told
+
+
+def load_setup(spec: RunSpec) -> Callable[[], StreamingContext]:
+    """The setup function: the built-in pipeline's, or the user's factory named by `spec.setup`."""
+    if spec.setup is None:
+        return make_setup(spec)
+    sys.path[:0] = [p for p in spec.python_path if p not in sys.path]
+    module_name, _, function = spec.setup.partition(":")
+    factory = getattr(importlib.import_module(module_name), function)
+    setup: Callable[[], StreamingContext] = factory(spec)
+    return setup
+
+
+def run(run_dir: Path, index: int) -> int:
+    spec = RunSpec.load(run_dir / SPEC_FILE)
+    emit = Telemetry(run_dir, index, spec.t0_monotonic)
+    running: list[StreamingContext] = []
+
+    def on_usr1(signum: int, frame: Any) -> None:
+        # Installed before the context exists, so an early signal is not the default (fatal) action.
+        emit("receiver-restart-requested", receivers=restart_receivers(running[0]) if running else 0)
+
+    signal.signal(signal.SIGUSR1, on_usr1)
+    try:
+        if index > 0:
+            emit("recovery-started")
+        try:
+            ssc = StreamingContext.getOrCreate(spec.checkpoint, load_setup(spec))
+            ssc.addStreamingListener(TelemetryListener(emit))
+            ssc.start()
+        except Exception as exc:
+            emit("driver-refused", error=f"{type(exc).__name__}: {exc}"[:500])
+            print(f"driver {index} could not start: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return EXIT_NOT_STARTED
+        running.append(ssc)
+        if ssc.recovered is not None:
+            emit("recovery-done")
+        emit("driver-started")
+        sys.stdin.read()  # until the runner closes it (or dies)
+        ssc.stop(stopSparkContext=True, stopGraceFully=True)
+        emit("driver-stopped")
+        return 0
+    finally:
+        emit.close()
+
+
+if __name__ == "__main__":
+    sys.exit(run(Path(sys.argv[1]), int(sys.argv[2])))

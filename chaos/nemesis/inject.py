@@ -1,0 +1,163 @@
+"""The nemesis: injects one scheduled fault into a run's drivers and records it in the history.
+
+Each fault is recorded as "fault-start" when it is injected and "fault-end" when it is over from the
+nemesis' side (the replacement driver reported "driver-started", the paused driver got SIGCONT, the
+receivers were told to restart): the checker measures recovery from there to the next completed
+batch. Every step has a bounded wait; a replacement that does not start within `start_timeout_s` is
+recorded in the fault's detail and the run goes on (the checker's liveness rule judges it).
+
+Faults that change what the driver is started with (a crash point, a storage-fault plan) kill the
+running driver first and start the replacement with the fault armed in its environment; so a crash
+point is always hit by a driver that recovers (the dangerous moment is inside recovery's re-run or the
+batches after it).
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chaos.driver_process import EXIT_NOT_STARTED
+from chaos.nemesis.drivers import Driver, Drivers
+from chaos.nemesis.schedule import Step
+
+Record = Callable[..., Any]  # HistoryWriter.record
+
+
+@dataclass
+class Nemesis:
+    """Injects `Step`s into `drivers`, recording them with `record`.
+
+    Attributes:
+        start_timeout_s: bound on a replacement driver's start.
+        crash_wait_s: how long an armed crash point may take to be hit.
+        storage_run_s: how long a driver runs under a storage-fault plan (unless it dies sooner).
+        checkpoint_wait_s: bound on waiting for the next checkpoint (kill after checkpoint).
+        storage_env: the environment that arms a storage-fault plan (None: storage faults are not
+            available and are recorded as skipped).
+    """
+
+    drivers: Drivers
+    record: Record
+    rng: random.Random
+    start_timeout_s: float = 60.0
+    crash_wait_s: float = 10.0
+    checkpoint_wait_s: float = 10.0
+    storage_run_s: float = 5.0
+    storage_env: Callable[[dict[str, Any]], dict[str, str]] | None = None
+
+    def inject(self, step: Step) -> dict[str, Any]:
+        """Inject one fault; returns its detail as recorded at its end."""
+        driver = self.ensure_current()
+        detail = dict(step.detail)
+        target = driver.name
+        self.record("nemesis", "fault-start", fault=step.kind, target=target, pid=driver.pid, detail=detail)
+        outcome = getattr(self, "_" + step.kind.replace("-", "_"))(driver, detail)
+        detail.update(outcome)
+        current = self.drivers.current
+        self.record(
+            "nemesis", "fault-end", fault=step.kind, target=target,
+            pid=current.pid if current else None, detail=detail,
+        )  # fmt: skip
+        return detail
+
+    def ensure_current(self) -> Driver:
+        """The current driver, restarted first if it died on its own (recorded as "driver-lost")."""
+        driver = self.drivers.current
+        if driver is None or not driver.alive():
+            code = None if driver is None else driver.proc.returncode
+            self.record("nemesis", "driver-lost", pid=driver.pid if driver else None, exit=code)
+            driver = self._restart()
+        return driver
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _restart(self, crash_point: str | None = None, env: dict[str, str] | None = None) -> Driver:
+        driver = self.drivers.spawn(crash_point=crash_point, extra_env=env)
+        self.drivers.current = driver
+        self.drivers.wait_started(driver, self.start_timeout_s)
+        return driver
+
+    def _kill_and_restart(self, driver: Driver) -> dict[str, Any]:
+        self.drivers.kill(driver)
+        new = self._restart()
+        return {"replacement_started": new.started.is_set()}
+
+    def _pause_for(self, seconds: float) -> None:
+        threading.Event().wait(seconds)  # the fault's own length, not a wait for a condition
+
+    # -- the kinds -----------------------------------------------------------------------------
+
+    def _driver_kill(self, driver: Driver, detail: dict[str, Any]) -> dict[str, Any]:
+        if detail.get("when") == "after-checkpoint":
+            found = self.drivers.wait_event(driver, "checkpoint-completed", self.drivers.mark(), 30.0)
+            detail["checkpoint"] = found.get("batch") if found else None
+        else:
+            self._pause_for(float(detail.get("delay_s", 0.0)))
+        for _ in range(int(detail.get("burst", 1)) - 1):  # quick kills, each while the next starts
+            self.drivers.kill(self.drivers.current or driver)
+            self.drivers.current = self.drivers.spawn()
+            self._pause_for(self.rng.uniform(0.2, 1.0))
+        return self._kill_and_restart(self.drivers.current or driver)
+
+    def _kill_during_recovery(self, driver: Driver, detail: dict[str, Any]) -> dict[str, Any]:
+        self.drivers.kill(driver)
+        mark = self.drivers.mark()
+        victim = self.drivers.spawn()
+        self.drivers.current = victim
+        seen = self.drivers.wait_event(victim, "recovery-started", mark, self.start_timeout_s)
+        self._pause_for(float(detail.get("delay_s", 0.0)))
+        detail["recovery_done_before_kill"] = any(
+            e.get("f") == "recovery-done" and e.get("proc") == victim.name for e in self.drivers.events
+        )
+        detail["victim_pid"] = victim.pid
+        detail["recovery_seen"] = seen is not None
+        return self._kill_and_restart(victim)
+
+    def _crashpoint(self, driver: Driver, detail: dict[str, Any]) -> dict[str, Any]:
+        self.drivers.kill(driver)
+        armed = self._restart(crash_point=str(detail["point"]))
+        code = self.drivers.wait_exit(armed, self.crash_wait_s)
+        hit = code == -signal.SIGKILL
+        if not hit:  # not reached in time: disarm it (another kill), so it cannot fire later unseen
+            self.drivers.kill(armed)
+        new = self._restart()
+        return {"hit": hit, "armed_pid": armed.pid, "replacement_started": new.started.is_set()}
+
+    def _pause(self, driver: Driver, detail: dict[str, Any]) -> dict[str, Any]:
+        self.drivers.signal(driver, signal.SIGSTOP)
+        self._pause_for(float(detail["pause_s"]))
+        return {"resumed": self.drivers.signal(driver, signal.SIGCONT)}
+
+    def _receiver_crash(self, driver: Driver, detail: dict[str, Any]) -> dict[str, Any]:
+        mark = self.drivers.mark()
+        self.drivers.signal(driver, signal.SIGUSR1)
+        restarted = self.drivers.wait_event(driver, "receiver-started", mark, 30.0)
+        return {"receiver_restarted": restarted is not None}
+
+    def _split_brain(self, driver: Driver, detail: dict[str, Any]) -> dict[str, Any]:
+        second = self.drivers.spawn()
+        code = self.drivers.wait_exit(second, self.start_timeout_s)
+        refused = code == EXIT_NOT_STARTED and not second.started.is_set()
+        if code is None or second.started.is_set():
+            self.drivers.kill(second)
+        reason = next(
+            (e.get("error") for e in self.drivers.events if e.get("proc") == second.name and "error" in e),
+            None,
+        )
+        return {"second_pid": second.pid, "refused": refused, "exit": code, "reason": reason}
+
+    def _storage(self, driver: Driver, detail: dict[str, Any]) -> dict[str, Any]:
+        if self.storage_env is None:
+            return {"skipped": "the fault-injecting storage is not available"}
+        self.drivers.kill(driver)
+        faulty = self._restart(env=self.storage_env(dict(detail["plan"])))
+        code = self.drivers.wait_exit(faulty, self.storage_run_s)  # let it run under the faults
+        if code is None:
+            self.drivers.kill(faulty)
+        new = self._restart()
+        return {"faulty_pid": faulty.pid, "faulty_exit": code, "replacement_started": new.started.is_set()}

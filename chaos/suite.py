@@ -1,0 +1,121 @@
+"""A chaos suite: many runs (pipelines x sinks x seeds), stopping at the first invalid one, and its table.
+
+`run_suite` runs `RunConfig`s one after the other in numbered run directories and writes
+`summary.json` beside them after every run (so an interrupted soak still has its table). `summarize`
+is pure: faults by kind, records lost/duplicated/unexpected, recovery time p50/p99/max over every
+fault of every run (from the verdicts' `recovery_s.per_fault`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from chaos.runner import VERDICT_FILE, RunConfig, RunResult, recheck, run_chaos
+from chaos.spec import RunSpec
+
+SUMMARY_FILE = "summary.json"
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The nearest-rank q-quantile (0 < q <= 1) of `values`; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def summarize(verdicts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The suite's table from its runs' verdicts (pure)."""
+    runs = list(verdicts)
+    kinds: Counter[str] = Counter()
+    hits: Counter[str] = Counter()
+    recovery: list[float] = []
+    totals: Counter[str] = Counter()
+    for verdict in runs:
+        for fault in verdict.get("run", {}).get("faults", []):
+            kinds[fault["fault"]] += 1
+            if fault["fault"] == "crashpoint":
+                hits["hit" if fault.get("hit") else "not reached"] += 1
+        for item in verdict.get("recovery_s", {}).get("per_fault", []):
+            if item.get("recovered_s") is not None:
+                recovery.append(float(item["recovered_s"]))
+        for key in ("acknowledged", "committed", "lost", "duplicated", "unexpected"):
+            totals[key] += int(verdict.get("records", {}).get(key, 0))
+    return {
+        "runs": len(runs),
+        "invalid_runs": sum(not v.get("valid") for v in runs),
+        "faults": sum(kinds.values()),
+        "faults_by_kind": dict(sorted(kinds.items())),
+        "crash_points": dict(hits),
+        "records": dict(totals),
+        "recovery_s": {
+            "count": len(recovery),
+            "p50": percentile(recovery, 0.5),
+            "p99": percentile(recovery, 0.99),
+            "max": max(recovery, default=None),
+        },
+    }
+
+
+def run_suite(
+    configs: Iterable[RunConfig],
+    out_dir: Path,
+    *,
+    faults_min: int = 0,
+    on_run: Callable[[int, RunResult], None] | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[bool, dict[str, Any]]:
+    """Run `configs` in `out_dir/run-NNN/` until one is invalid (or, with `faults_min`, until that many
+    faults were injected; the configs are then taken again in turn with their seeds advanced).
+
+    Returns:
+        (every run valid, the summary also written to `out_dir/summary.json`).
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = list(configs)
+    verdicts: list[Mapping[str, Any]] = []
+    summary = summarize(verdicts)
+    round_ = 0
+    while True:
+        for config in base:
+            if round_:
+                config = RunConfig(**{**config.__dict__, "seed": config.seed + 1000 * round_})
+            result = run_chaos(config, out_dir / f"run-{len(verdicts):03d}", on_event)
+            verdicts.append(result.verdict)
+            summary = summarize(verdicts)
+            (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1), encoding="utf-8")
+            if on_run is not None:
+                on_run(len(verdicts) - 1, result)
+            if not result.valid:
+                return False, summary
+            if faults_min and summary["faults"] >= faults_min:
+                return True, summary
+        round_ += 1
+        if not faults_min:
+            return True, summary
+
+
+def recheck_suite(out_dir: Path) -> dict[str, Any]:
+    """Check every run of a suite directory again offline (e.g. with a newer checker) and rewrite
+    `summary.json` from the new verdicts; each run keeps its recorded fault details."""
+    verdicts = []
+    for run_dir in sorted(out_dir.glob("run-*")):
+        if not (run_dir / VERDICT_FILE).exists():
+            continue  # interrupted before its check
+        old = json.loads((run_dir / VERDICT_FILE).read_text(encoding="utf-8"))
+        spec = RunSpec.load(run_dir / "spec.json")
+        verdict = {**recheck(run_dir / "history.jsonl", spec.output), "run": old.get("run", {})}
+        for kind in ("split_brain_not_refused", "producer_crashed"):
+            if kind in old:
+                verdict[kind] = old[kind]
+                verdict["valid"] = False
+        (run_dir / "verdict-rechecked.json").write_text(json.dumps(verdict, indent=1), encoding="utf-8")
+        verdicts.append(verdict)
+    summary = summarize(verdicts)
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    return summary

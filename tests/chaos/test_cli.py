@@ -1,0 +1,62 @@
+"""`dstream chaos run` and `dstream chaos check` through click's CliRunner (the runs themselves are in
+test_smoke.py and test_matrix.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from chaos.history import run_header, write_history
+from chaos.runner import header_run
+from chaos.spec import RunSpec
+from dstream.cli.main import main
+
+
+def test_run_refuses_unknown_fault_kinds_and_pipelines_by_name() -> None:
+    result = CliRunner().invoke(main, ["chaos", "run", "--faults", "driver-kill,meteor"])
+    assert result.exit_code == 2 and "['meteor']" in result.output
+    result = CliRunner().invoke(main, ["chaos", "run", "--pipeline", "streamy"])
+    assert result.exit_code == 2 and "['streamy']" in result.output
+
+
+def saved_run(tmp_path: Path, sent_rids: list[str], committed: dict[int, list[str]]) -> tuple[Path, Path]:
+    out = tmp_path / "output"
+    spec = RunSpec("stateless", "canary", "local[2]", str(tmp_path / "ckpt"), str(out))
+    header = run_header(1, header_run(spec, [], 60.0))
+    events = []
+    for i, rid in enumerate(sent_rids):
+        common = {
+            "proc": "producer-0",
+            "f": "send",
+            "rid": rid,
+            "stream": "a",
+            "key": "k",
+            "seq": i + 1,
+            "value": 1,
+        }
+        events += [{"t": 2 * i, "type": "invoke", **common}, {"t": 2 * i + 1, "type": "ok", **common}]
+    events.append({"t": 100, "proc": "runner", "f": "drained", "type": "info"})
+    write_history(tmp_path / "history.jsonl", header, events)
+    for batch_ms, rids in committed.items():  # the canary's layout: <url>/<batch>/part-*.jsonl
+        (out / str(batch_ms)).mkdir(parents=True)
+        lines = [{"c": r} for r in rids] + [{"r": [r, "k", rids.index(r) + 1, 1]} for r in rids]
+        (out / str(batch_ms) / "part-00000-1.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return tmp_path / "history.jsonl", out
+
+
+def test_check_rechecks_a_saved_run_offline(tmp_path: Path) -> None:
+    history, out = saved_run(tmp_path, ["r1", "r2"], {1000: ["r1", "r2"]})
+    result = CliRunner().invoke(main, ["chaos", "check", str(history), str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["valid"] is True
+
+
+def test_check_exits_1_on_a_lost_record(tmp_path: Path) -> None:
+    history, out = saved_run(tmp_path, ["r1", "r2"], {1000: ["r1"]})
+    result = CliRunner().invoke(main, ["chaos", "check", str(history), str(out)])
+    assert result.exit_code == 1
+    verdict = json.loads(result.output)
+    assert verdict["valid"] is False
+    assert [e["rid"] for e in verdict["lost"]["examples"]] == ["r2"]

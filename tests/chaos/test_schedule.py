@@ -1,0 +1,72 @@
+"""Fault schedules are pure and seeded: the same seed, kinds and count give the same schedule."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chaos.errors import ChaosValueError
+from chaos.nemesis.schedule import (
+    LOCAL_KINDS,
+    REACHABLE_CRASH_POINTS,
+    STORAGE_SCENARIOS,
+    applicable,
+    plan,
+)
+from chaos.storage_faults import parse_plan
+
+kinds_strategy = st.lists(st.sampled_from(LOCAL_KINDS), min_size=1, max_size=7, unique=True)
+
+
+@given(seed=st.integers(0, 2**32), kinds=kinds_strategy, n=st.integers(0, 40))
+def test_the_same_seed_gives_the_same_schedule(seed: int, kinds: list[str], n: int) -> None:
+    assert plan(seed, kinds, n) == plan(seed, kinds, n)
+    assert len(plan(seed, kinds, n)) == n
+
+
+@given(seed=st.integers(0, 2**32), kinds=kinds_strategy, rounds=st.integers(1, 4))
+def test_every_kind_comes_once_per_round(seed: int, kinds: list[str], rounds: int) -> None:
+    steps = plan(seed, kinds, rounds * len(kinds))
+    for r in range(rounds):
+        assert sorted(s.kind for s in steps[r * len(kinds) : (r + 1) * len(kinds)]) == sorted(kinds)
+
+
+@given(seed=st.integers(0, 2**32))
+def test_crash_points_are_covered_in_turn_before_any_repeats(seed: int) -> None:
+    steps = plan(seed, ["crashpoint"], len(REACHABLE_CRASH_POINTS))
+    names = [s.detail["point"].partition("@")[0] for s in steps]
+    assert sorted(names) == sorted(REACHABLE_CRASH_POINTS)
+    assert all(1 <= int(s.detail["point"].partition("@")[2]) <= 3 for s in steps)
+
+
+@given(seed=st.integers(0, 2**32))
+def test_storage_steps_carry_a_valid_plan_document(seed: int) -> None:
+    for step in plan(seed, ["storage"], 5):
+        assert step.detail["scenario"] in STORAGE_SCENARIOS
+        parse_plan(step.detail["plan"])  # the fault injector accepts it
+
+
+@given(seed=st.integers(0, 2**32))
+def test_pauses_stay_short_and_gaps_bounded(seed: int) -> None:
+    for step in plan(seed, ["pause", "driver-kill"], 10):
+        assert 1.0 <= step.gap_s <= 2.5
+        if step.kind == "pause":
+            assert 0.3 <= step.detail["pause_s"] <= 1.5
+
+
+def test_worker_faults_are_not_applicable_on_a_local_master() -> None:
+    assert applicable(["driver-kill", "worker-kill", "receiver-worker-kill"], "local[*]") == (
+        ["driver-kill"],
+        ["worker-kill", "receiver-worker-kill"],
+    )
+    assert applicable(["worker-kill"], "local-cluster[2]") == (["worker-kill"], [])
+
+
+def test_bad_kinds_and_crash_points_are_refused_by_name() -> None:
+    with pytest.raises(ChaosValueError, match="'earthquake'"):
+        plan(1, ["earthquake"], 1)
+    with pytest.raises(ChaosValueError, match=r"'no\.such_point'"):
+        plan(1, ["crashpoint"], 1, crash_points=["no.such_point"])
+    with pytest.raises(ChaosValueError, match="at least one fault kind"):
+        plan(1, [], 1)
