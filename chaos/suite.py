@@ -71,7 +71,8 @@ def run_suite(
     on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[bool, dict[str, Any]]:
     """Run `configs` in `out_dir/run-NNN/` until one is invalid (or, with `faults_min`, until that many
-    faults were injected; the configs are then taken again in turn with their seeds advanced).
+    faults were injected: the configs are then taken in turn again and again, and run number n runs
+    with its config's seed plus n, so every run of a soak has its own schedule).
 
     Returns:
         (every run valid, the summary also written to `out_dir/summary.json`).
@@ -80,11 +81,10 @@ def run_suite(
     base = list(configs)
     verdicts: list[Mapping[str, Any]] = []
     summary = summarize(verdicts)
-    round_ = 0
     while True:
         for config in base:
-            if round_:
-                config = RunConfig(**{**config.__dict__, "seed": config.seed + 1000 * round_})
+            if faults_min:
+                config = RunConfig(**{**config.__dict__, "seed": config.seed + len(verdicts)})
             result = run_chaos(config, out_dir / f"run-{len(verdicts):03d}", on_event)
             verdicts.append(result.verdict)
             summary = summarize(verdicts)
@@ -95,7 +95,6 @@ def run_suite(
                 return False, summary
             if faults_min and summary["faults"] >= faults_min:
                 return True, summary
-        round_ += 1
         if not faults_min:
             return True, summary
 

@@ -116,19 +116,27 @@ def plan(
     rng = random.Random(seed)
     steps: list[Step] = []
     round_: list[str] = []
-    crash_turn = 0
+    # Crash points and storage scenarios are taken in turn from a seeded start, so short schedules of
+    # different seeds cover different ones and a long one covers them all.
+    crash_turn = rng.randrange(len(points))
+    storage_turn = rng.randrange(len(STORAGE_SCENARIOS))
     while len(steps) < faults_n:
         if not round_:
             round_ = list(kinds)
             rng.shuffle(round_)
         kind = round_.pop()
-        detail = _detail(kind, rng, points[crash_turn % len(points)], pause_s)
+        point = points[crash_turn % len(points)]
+        scenario = STORAGE_SCENARIOS[storage_turn % len(STORAGE_SCENARIOS)]
+        detail = _detail(kind, rng, point, scenario, pause_s)
         crash_turn += kind == "crashpoint"
+        storage_turn += kind == "storage"
         steps.append(Step(kind, round(rng.uniform(*gap_s), 3), detail))
     return steps
 
 
-def _detail(kind: str, rng: random.Random, point: str, pause_s: tuple[float, float]) -> dict[str, Any]:
+def _detail(
+    kind: str, rng: random.Random, point: str, scenario: str, pause_s: tuple[float, float]
+) -> dict[str, Any]:
     if kind == "driver-kill":
         burst = rng.choice((1, 1, 1, 2, 3))
         when = rng.choice(("random", "after-checkpoint"))
@@ -140,7 +148,7 @@ def _detail(kind: str, rng: random.Random, point: str, pause_s: tuple[float, flo
     if kind == "pause":
         return {"pause_s": round(rng.uniform(*pause_s), 3)}
     if kind == "storage":
-        return storage_plan(rng)
+        return storage_plan(rng, scenario)
     return {}
 
 
@@ -148,9 +156,8 @@ STORAGE_SCENARIOS = ("error", "slowdown", "enospc", "latency", "torn-crash", "po
 STORAGE_ROLES = ("wal", "checkpoint", "sink", "lease")
 
 
-def storage_plan(rng: random.Random) -> dict[str, Any]:
-    """A storage-fault scenario and its plan document, drawn with `rng`."""
-    scenario = rng.choice(STORAGE_SCENARIOS)
+def storage_plan(rng: random.Random, scenario: str) -> dict[str, Any]:
+    """The plan document of a storage-fault scenario, its parameters drawn with `rng`."""
     roles = {"roles": [rng.choice(STORAGE_ROLES)]} if rng.random() < 0.7 else {}
     rule: dict[str, Any]
     if scenario in ("error", "slowdown"):
