@@ -118,3 +118,29 @@ def recheck_suite(out_dir: Path) -> dict[str, Any]:
     summary = summarize(verdicts)
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1), encoding="utf-8")
     return summary
+
+
+def summary_markdown(summary: Mapping[str, Any]) -> str:
+    """The summary as the Markdown tables docs/chaos.md shows."""
+    records, recovery = summary["records"], summary["recovery_s"]
+
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    lines = [
+        f"{summary['runs']} runs, {summary['invalid_runs']} invalid, {summary['faults']} faults injected.",
+        "",
+        "| fault kind | injected |",
+        "|---|---|",
+        *(f"| {kind} | {n} |" for kind, n in summary["faults_by_kind"].items()),
+        "",
+        "| acknowledged | committed | lost | duplicated | unexpected |",
+        "|---|---|---|---|---|",
+        "| {acknowledged} | {committed} | {lost} | {duplicated} | {unexpected} |".format(**records),
+        "",
+        "| recovery time (s) | p50 | p99 | max |",
+        "|---|---|---|---|",
+        f"| {recovery['count']} faults | {seconds(recovery['p50'])} | {seconds(recovery['p99'])} "
+        f"| {seconds(recovery['max'])} |",
+    ]
+    return "\n".join(lines) + "\n"

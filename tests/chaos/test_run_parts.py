@@ -15,7 +15,7 @@ from chaos.errors import ChaosValueError
 from chaos.pipelines import update_aggregate
 from chaos.records import Record, decode, kv_key, parse_kv_key
 from chaos.spec import RunSpec
-from chaos.suite import percentile, summarize
+from chaos.suite import percentile, summarize, summary_markdown
 
 
 @given(st.lists(st.tuples(st.integers(1, 9), st.integers(1, 1000)), max_size=20))
@@ -82,3 +82,6 @@ def test_the_summary_counts_faults_records_and_recovery_percentiles() -> None:
     assert summary["records"]["duplicated"] == 1 and summary["records"]["acknowledged"] == 15
     assert summary["recovery_s"] == {"count": 3, "p50": 2.0, "p99": 3.0, "max": 3.0}
     assert percentile([], 0.5) is None
+    table = summary_markdown(summary)
+    assert "| driver-kill | 2 |" in table and "| 15 | 16 | 0 | 1 | 0 |" in table
+    assert "| 3 faults | 2.00 | 3.00 | 3.00 |" in table
