@@ -45,7 +45,8 @@ WORKER_KINDS = ("worker-kill", "receiver-worker-kill")
 ALL_KINDS = LOCAL_KINDS + WORKER_KINDS
 
 # Crash points a chaos pipeline reaches (a transactional sink, metadata and RDD checkpoints, the
-# receiver WAL); the others need object-store leases, saveAsTextFiles or a poison batch.
+# WALs); the others need an object-store lease (lease.*), saveAsTextFiles (output.*) or a poison
+# batch (quarantine.*). The SQLite sink reaches only sink.after_stage_before_commit of the sink's.
 REACHABLE_CRASH_POINTS = (
     "sink.after_stage_before_commit",
     "sink.after_commit_before_publish",
@@ -56,6 +57,7 @@ REACHABLE_CRASH_POINTS = (
     "rdd.after_part_write",
     "rdd.after_parts_before_commit",
     "wal.after_append_before_fsync",
+    "wal.after_segment_create",
 )
 
 
