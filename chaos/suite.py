@@ -35,6 +35,7 @@ def summarize(verdicts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     kinds: Counter[str] = Counter()
     hits: Counter[str] = Counter()
     recovery: list[float] = []
+    recovery_by_kind: dict[str, list[float]] = {}
     totals: Counter[str] = Counter()
     for verdict in runs:
         for fault in verdict.get("run", {}).get("faults", []):
@@ -44,6 +45,7 @@ def summarize(verdicts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         for item in verdict.get("recovery_s", {}).get("per_fault", []):
             if item.get("recovered_s") is not None:
                 recovery.append(float(item["recovered_s"]))
+                recovery_by_kind.setdefault(str(item.get("fault")), []).append(float(item["recovered_s"]))
         for key in ("acknowledged", "committed", "lost", "duplicated", "unexpected"):
             totals[key] += int(verdict.get("records", {}).get(key, 0))
     return {
@@ -53,12 +55,17 @@ def summarize(verdicts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "faults_by_kind": dict(sorted(kinds.items())),
         "crash_points": dict(hits),
         "records": dict(totals),
-        "recovery_s": {
-            "count": len(recovery),
-            "p50": percentile(recovery, 0.5),
-            "p99": percentile(recovery, 0.99),
-            "max": max(recovery, default=None),
-        },
+        "recovery_s": _stats(recovery),
+        "recovery_s_by_kind": {kind: _stats(values) for kind, values in sorted(recovery_by_kind.items())},
+    }
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+    return {
+        "count": len(values),
+        "p50": percentile(values, 0.5),
+        "p99": percentile(values, 0.99),
+        "max": max(values, default=None),
     }
 
 
@@ -127,12 +134,19 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     def seconds(value: float | None) -> str:
         return "-" if value is None else f"{value:.2f}"
 
+    by_kind = summary.get("recovery_s_by_kind", {})
+
+    def kind_row(kind: str, n: int) -> str:
+        stats = by_kind.get(kind, {})
+        p50, p99, top = (seconds(stats.get(k)) for k in ("p50", "p99", "max"))
+        return f"| {kind} | {n} | {p50} | {p99} | {top} |"
+
     lines = [
         f"{summary['runs']} runs, {summary['invalid_runs']} invalid, {summary['faults']} faults injected.",
         "",
-        "| fault kind | injected |",
-        "|---|---|",
-        *(f"| {kind} | {n} |" for kind, n in summary["faults_by_kind"].items()),
+        "| fault kind | injected | recovery p50 (s) | p99 | max |",
+        "|---|---|---|---|---|",
+        *(kind_row(kind, n) for kind, n in summary["faults_by_kind"].items()),
         "",
         "| acknowledged | committed | lost | duplicated | unexpected |",
         "|---|---|---|---|---|",
