@@ -285,7 +285,7 @@ def _delete_old_epochs(dir_url: str, so: Any, current: int) -> None:
             break
         for url in (driver_heartbeat_url(dir_url, epoch), driver_epoch_url(dir_url, epoch)):
             storage, path = resolve(url, so)
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # FileNotFoundError, or a failure the next driver retries
                 storage.delete(path)
 
 

@@ -217,7 +217,10 @@ class FileBasedWriteAheadLog(WriteAheadLog):
             raise WALError(f"{self._backend.describe()} is unusable until reopened: {self._failed}")
 
     def _recover(self) -> None:
-        self._last, drops = recovery.recover_for_writing(self._backend)
+        try:
+            self._last, drops = recovery.recover_for_writing(self._backend)
+        except OSError as exc:  # like every other failed write: a WALError, and the next write retries
+            raise WALError(f"cannot recover {self._backend.url} for writing: {exc}") from exc
         for drop in drops:
             log.warning("WAL dropped a torn tail of %d bytes from %s at %d", drop.bytes_dropped,
                         drop.path, drop.offset)  # fmt: skip

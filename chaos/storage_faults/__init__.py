@@ -19,12 +19,20 @@ from chaos.storage_faults.plan import (
     parse_plan,
     to_json,
 )
-from chaos.storage_faults.protocol import ENV_VAR, PROTOCOL, faulty_storage, plan_from_environment
+from chaos.storage_faults.protocol import (
+    ENV_VAR,
+    LOG_ENV_VAR,
+    PROTOCOL,
+    fault_logger,
+    faulty_storage,
+    plan_from_environment,
+)
 from chaos.storage_faults.roles import ROLES, role_of
 
 __all__ = [
     "ENV_VAR",
     "FAULT_KINDS",
+    "LOG_ENV_VAR",
     "PROTOCOL",
     "ROLES",
     "CrashReport",
@@ -34,6 +42,7 @@ __all__ = [
     "PlanState",
     "StorageFaultPlan",
     "decide",
+    "fault_logger",
     "faulty_storage",
     "make_plan",
     "parse_plan",

@@ -6,11 +6,14 @@ WAL's appends and fsyncs, atomic publish, the lease's lock, checkpoints and sink
 asks the plan (`plan.decide`, pure) whether to fault, then injects:
 
 * ``error`` / ``slowdown`` / ``enospc``: raises OSError (EIO; EBUSY with S3's "SlowDown" text, as
-  s3fs raises it; ENOSPC) before the call, so nothing happens; except that an ENOSPC append or
-  create-once first writes a prefix of its bytes, as a disk that fills up mid-write does;
+  s3fs raises it; ENOSPC) before the call, so nothing happens; except that an ENOSPC append (or
+  create-once, as for torn writes) first writes a prefix of its bytes, as a disk that fills up
+  mid-write does;
 * ``latency``: calls the injected `sleep` (tests pass a recorder and never sleep), then the call;
-* ``torn``: writes a prefix of the bytes (of an append, a create-once, or, on storage that
-  publishes by rename, the temporary file of a publish), then raises EIO or dies as ``then`` says;
+* ``torn``: writes a prefix of the bytes (of an append, a create-once on storage without
+  conditional puts, or, on storage that publishes by rename, the temporary file of a publish), then
+  raises EIO or dies as ``then`` says; an object store's PUT is all or nothing, so there a torn
+  whole-object write leaves nothing;
 * ``lost_fsync``: an fsync (or directory fsync) returns without syncing;
 * ``crash``: the injected `kill` (SIGKILL of this process by default): a process crash, after
   which everything written stays, as the kernel keeps it;
@@ -29,7 +32,6 @@ takes effect, which is how a chaos run records them in its history.
 
 from __future__ import annotations
 
-import errno
 import os
 import posixpath
 import signal
@@ -40,14 +42,10 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
-from chaos.storage_faults.plan import Fault, PlanState, StorageFaultPlan, decide
+from chaos.storage_faults.injector import FaultInjector, FaultListener
+from chaos.storage_faults.plan import Fault, StorageFaultPlan
 from wal.storage import AppendFile, Buffer, DelegatingStorage, LockHandle, RandomAccess, Storage
 from wal.storage.base import Hook
-
-FaultListener = Callable[[Fault, str, str], None]
-"""Told (fault, operation, path) before a fault takes effect."""
-
-SLOWDOWN_MESSAGE = "SlowDown: Please reduce your request rate. (503)"
 
 
 def _sigkill() -> None:
@@ -79,10 +77,6 @@ def _prefix(buffers: Sequence[Buffer], size: int) -> list[Buffer]:
     return out
 
 
-def _injected(code: int, text: str, fault: Fault, op: str, path: str) -> OSError:
-    return OSError(code, f"{text} (injected: storage fault rule {fault.rule}, {op} {path!r})")
-
-
 class FaultyStorage(DelegatingStorage):
     """Wraps `inner` and injects the faults `plan` decides (see the module docstring).
 
@@ -106,11 +100,8 @@ class FaultyStorage(DelegatingStorage):
     ) -> None:
         super().__init__(inner)
         self.plan = plan
-        self.injected: Counter[str] = Counter()
-        self._sleep = sleep
+        self._faults = FaultInjector(plan, sleep=sleep, die=self.die, on_fault=on_fault)
         self._kill = kill
-        self._on_fault = on_fault
-        self._state = PlanState.start(plan)
         self._durable_size: dict[str, int] = {}
         self._name_pending: set[str] = set()
         self._lock = threading.Lock()
@@ -118,37 +109,16 @@ class FaultyStorage(DelegatingStorage):
     def describe(self) -> str:
         return f"FaultyStorage(seed={self.plan.seed}, {self.inner.describe()})"
 
-    # -- deciding ------------------------------------------------------------------------------
+    @property
+    def injected(self) -> Counter[str]:
+        """How many faults of each kind were injected so far."""
+        return self._faults.injected
 
     def _decide(self, op: str, path: str) -> Fault | None:
-        """Ask the plan; raise, delay or crash for the faults that need no help from the operation."""
-        with self._lock:
-            fault, self._state = decide(self.plan, self._state, op, path)
-            if fault is None:
-                return None
-            self.injected[fault.kind] += 1
-        if self._on_fault is not None:
-            self._on_fault(fault, op, path)
-        if fault.kind == "latency":
-            self._sleep(fault.latency_s)
-            return None
-        if fault.kind == "error":
-            raise _injected(errno.EIO, "Input/output error", fault, op, path)
-        if fault.kind == "slowdown":
-            raise _injected(errno.EBUSY, SLOWDOWN_MESSAGE, fault, op, path)
-        if fault.kind == "enospc" and op not in ("append", "create_once"):
-            raise _injected(errno.ENOSPC, "No space left on device", fault, op, path)
-        if fault.kind in ("crash", "power_cut"):
-            self.die(fault.kind)
-        return fault  # torn, a partial ENOSPC, lost fsync: the operation acts it out
+        return self._faults.check(op, path)
 
     def _fail_after_prefix(self, fault: Fault, op: str, path: str) -> OSError:
-        """The error that ends a torn or ENOSPC write (or the crash, for a torn write that crashes)."""
-        if fault.kind == "torn" and fault.then != "error":
-            self.die(fault.then)
-        if fault.kind == "enospc":
-            return _injected(errno.ENOSPC, "No space left on device", fault, op, path)
-        return _injected(errno.EIO, "Input/output error (torn write)", fault, op, path)
+        return self._faults.failure_after_prefix(fault, op, path)
 
     # -- the durability model ------------------------------------------------------------------
 
@@ -232,7 +202,8 @@ class FaultyStorage(DelegatingStorage):
         if fault is None:
             super().create_once(path, data)
             return
-        super().create_once(path, data[: int(len(data) * fault.fraction)])
+        if not self.conditional_put:  # a conditional PUT is all or nothing: no prefix to leave
+            super().create_once(path, data[: int(len(data) * fault.fraction)])
         raise self._fail_after_prefix(fault, "create_once", path)
 
     def publish(

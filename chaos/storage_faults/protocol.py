@@ -11,6 +11,11 @@ object), else from the environment variable ``DSTREAM_STORAGE_FAULTS`` (the JSON
 the inner storage go under its protocol's name, fsspec's rule for chains:
 ``{"plan": {...}, "s3": {"endpoint_url": ...}}``.
 
+If ``DSTREAM_STORAGE_FAULTS_LOG`` names a file, every process appends one JSON line to it per injected
+fault, before the fault takes effect: ``{"t": <unix seconds>, "pid", "fault", "rule", "call", "op",
+"path"}`` (what a chaos run turns into history events; a line is one small append, so lines from
+several processes do not interleave).
+
 Every process finds the protocol without importing this package: pyproject.toml declares
 `faulty_storage` as the entry point ``faulty`` of the group ``dstream.storage``, which wal's
 registry loads the first time it meets the protocol. The plan is read once per process, when the
@@ -20,18 +25,22 @@ each process keeps its own call counts, so a restarted driver starts its plan af
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from chaos.errors import ChaosValueError
 from chaos.storage_faults.faulty import FaultyStorage
-from chaos.storage_faults.plan import StorageFaultPlan, parse_plan
+from chaos.storage_faults.injector import FaultListener
+from chaos.storage_faults.plan import Fault, StorageFaultPlan, parse_plan
 from wal.storage import Storage, register_storage, storage_for
 from wal.storage.registry import TARGET_STORAGE_OPTION
 
 PROTOCOL = "faulty"
 ENV_VAR = "DSTREAM_STORAGE_FAULTS"
+LOG_ENV_VAR = "DSTREAM_STORAGE_FAULTS_LOG"
 PLAN_OPTION = "plan"
 
 
@@ -56,6 +65,20 @@ def plan_from_environment(environ: Mapping[str, str] | None = None) -> StorageFa
         raise ChaosValueError(f"{ENV_VAR}: {exc}") from exc
 
 
+def fault_logger(path: str) -> FaultListener:
+    """A fault listener that appends one JSON line per fault to the file `path`."""
+
+    def log_fault(fault: Fault, op: str, target: str) -> None:
+        line = json.dumps(
+            {"t": time.time(), "pid": os.getpid(), "fault": fault.kind, "rule": fault.rule}
+            | {"call": fault.call, "op": op, "path": target}
+        )
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    return log_fault
+
+
 def faulty_storage(protocol: str, options: Mapping[str, Any]) -> Storage:
     """The `StorageFactory` of ``faulty`` (see the module docstring).
 
@@ -72,7 +95,9 @@ def faulty_storage(protocol: str, options: Mapping[str, Any]) -> Storage:
     inner = options.get(TARGET_STORAGE_OPTION) or storage_for("file://")
     document = options.get(PLAN_OPTION)
     plan = parse_plan(document) if document is not None else plan_from_environment()
-    return FaultyStorage(inner, plan or StorageFaultPlan(seed=0))
+    log_path = os.environ.get(LOG_ENV_VAR)
+    listener = fault_logger(log_path) if log_path else None
+    return FaultyStorage(inner, plan or StorageFaultPlan(seed=0), on_fault=listener)
 
 
 def register() -> None:

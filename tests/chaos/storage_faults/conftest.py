@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -21,6 +22,20 @@ class Died(BaseException):
 
 def die() -> None:
     raise Died
+
+
+@contextmanager
+def installed(
+    rules: Sequence[Mapping[str, Any]], seed: int = 0, inner: Storage | None = None, **kwargs: Any
+) -> Iterator[FaultyStorage]:
+    """A FaultyStorage serving ``faultytest://`` URLs for the block (for Hypothesis tests)."""
+    kwargs.setdefault("kill", die)
+    storage = FaultyStorage(inner or LocalStorage(), make_plan(seed, rules), **kwargs)
+    register_storage(PROTOCOL, lambda protocol, options: storage)
+    try:
+        yield storage
+    finally:
+        unregister_storage(PROTOCOL)
 
 
 @pytest.fixture

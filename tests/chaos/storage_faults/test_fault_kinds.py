@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -228,3 +229,18 @@ def test_without_a_plan_nothing_is_injected(
     monkeypatch.delenv(ENV_VAR, raising=False)
     publish(f"faulty::file://{tmp_path}/a", b"x")
     assert (tmp_path / "a").read_bytes() == b"x"
+
+
+def test_a_chain_over_s3_takes_the_inner_options_by_protocol_name(fresh_faulty: None, s3_moto: Any) -> None:
+    """``faulty::s3://`` wraps the object store: torn puts leave nothing (a PUT is all or nothing)."""
+    url = f"faulty::{s3_moto.url}"
+    rules = [{"fault": "torn", "ops": ["create_once"], "count_max": 1}]
+    options = {"plan": {**PLAN, "rules": rules}, "s3": dict(s3_moto.storage_options)}
+    storage = storage_for(url, options)
+    assert isinstance(storage, FaultyStorage) and storage.kind == "object-store"
+    with wal.open_wal(url, storage_options=options) as log:  # one create-once object per commit
+        with pytest.raises(wal.WALError, match="torn write"):
+            log.write(b"refused", 1)
+        log.write(b"acked", 2)
+    with wal.open_wal(s3_moto.url, storage_options=s3_moto.storage_options) as plain:
+        assert list(plain.read_all()) == [b"acked"]
