@@ -70,10 +70,8 @@ class RunConfig:
         crash_wait_s: how long an armed crash point may take to be hit before it is disarmed.
         setup: "module:function", a user's setup factory (see `RunSpec.setup`); None: built-in pipeline.
         python_path: directories the driver children add to sys.path to import `setup`.
-        checkpoint: the checkpoint directory's URL (default: `<run dir>/checkpoint`); with storage
-            faults it is wrapped as `faulty::<url>`.
-        conf: extra engine configuration for the drivers (e.g. a short lease on object stores:
-            `dstream.checkpoint.leaseTimeoutS`).
+        checkpoint: the checkpoint directory's URL (any storage URL); None: `checkpoint/` in the run dir.
+        conf: extra engine configuration for the drivers (`RunSpec.conf`), e.g. a short lease timeout.
     """
 
     pipeline: str = "stateful"
@@ -96,7 +94,7 @@ class RunConfig:
     setup: str | None = None
     python_path: tuple[str, ...] = ()
     checkpoint: str | None = None
-    conf: tuple[tuple[str, str], ...] = ()
+    conf: dict[str, str] = field(default_factory=dict)
 
     def steps(self) -> tuple[list[Step], list[str]]:
         """(the schedule to run, the kinds left out as not applicable on this master)."""
@@ -136,21 +134,27 @@ def make_spec(config: RunConfig, run_dir: Path, t0: float, kinds: Sequence[str])
     """The driver's spec. With storage faults in the schedule, the checkpoint directory and a file
     sink's output are `faulty::` URLs (nothing is injected until a driver's environment has a plan)."""
     batch = config.batch_ms
-    faulty = "faulty::" if "storage" in kinds else ""
-    checkpoint = config.checkpoint or f"file://{run_dir / 'checkpoint'}"
+    faulty = "faulty::file://" if "storage" in kinds else ""
     file_sink = config.sink != "sqlite"
     windowed = config.pipeline == "windowed"
     streams = ("a", "b") if config.pipeline == "join" else ("a",)
     return RunSpec(
         pipeline=config.pipeline, sink=config.sink, source=config.source, master=config.master,
-        checkpoint=f"{faulty}{checkpoint}" if faulty else (config.checkpoint or str(run_dir / "checkpoint")),
-        output=f"{faulty}file://{run_dir / 'output'}" if faulty and file_sink else str(run_dir / "output"),
+        checkpoint=_faulty_url(config.checkpoint or str(run_dir / "checkpoint"), faulty),
+        output=f"{faulty if file_sink else ''}{run_dir / 'output'}",
         input_dir=str(run_dir / "input"),
         ports={} if config.source == "files" else {s: free_port() for s in streams},
         batch_ms=batch, window_ms=3 * batch if windowed else None, slide_ms=batch if windowed else None,
         checkpoint_interval_ms=max(1000, 2 * batch), receiver_wal=config.receiver_wal, t0_monotonic=t0,
         setup=config.setup, python_path=list(config.python_path), conf=dict(config.conf),
     )  # fmt: skip
+
+
+def _faulty_url(url: str, faulty: str) -> str:
+    """`url` wrapped in the fault-injecting storage when `faulty` is set (a local path becomes file://)."""
+    if not faulty:
+        return url
+    return f"faulty::{url}" if "://" in url else f"{faulty}{url}"
 
 
 def header_run(spec: RunSpec, kinds: Sequence[str], recovery_bound_s: float) -> dict[str, Any]:

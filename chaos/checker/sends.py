@@ -35,19 +35,18 @@ def sends_of(events: Iterable[Mapping[str, Any]]) -> dict[str, Send]:
     invokes: dict[str, Mapping[str, Any]] = {}
     done: dict[str, Mapping[str, Any]] = {}
     for event in events:
-        if event.get("f") != "send":
+        if event["f"] != "send":
             continue
         kind = event.get("type", "info")
         rid = event["rid"]
         if kind == "invoke":
-            invokes.setdefault(rid, event)
-        else:
-            seen = done.get(rid)
-            if seen is None or _RANK.get(kind, 0) >= _RANK.get(seen.get("type", "info"), 0):
-                done[rid] = event
-    sends = {}
-    for rid, first in invokes.items():
-        sends[rid] = _send(done.get(rid), first)
+            if rid not in invokes:
+                invokes[rid] = event
+            continue
+        seen = done.get(rid)
+        if seen is None or _RANK.get(kind, 0) >= _RANK.get(seen.get("type", "info"), 0):
+            done[rid] = event
+    sends = {rid: _send(done.get(rid), first) for rid, first in invokes.items()}
     for rid, event in done.items():
         if rid not in sends:
             sends[rid] = _send(event, event)
@@ -56,22 +55,22 @@ def sends_of(events: Iterable[Mapping[str, Any]]) -> dict[str, Send]:
 
 def _send(done: Mapping[str, Any] | None, invoke: Mapping[str, Any]) -> Send:
     if done is None:
+        done, outcome = invoke, "info"
+    else:
+        kind = done.get("type", "info")
+        outcome = kind if kind in ("ok", "fail") else "info"
+    try:  # the usual case: the completion repeats every field
         return Send(
-            invoke["rid"],
-            invoke.get("stream", "a"),
-            invoke["key"],
-            invoke["seq"],
-            invoke["value"],
-            "info",
-            invoke["t"],
+            done["rid"], done.get("stream", "a"), done["key"], done["seq"], done["value"], outcome, done["t"]
         )
-    kind = done.get("type", "info")
-    return Send(
-        done["rid"],
-        done.get("stream", invoke.get("stream", "a")),
-        done["key"] if "key" in done else invoke["key"],
-        done["seq"] if "seq" in done else invoke["seq"],
-        done["value"] if "value" in done else invoke["value"],
-        kind if kind in ("ok", "fail") else "info",
-        done["t"],
-    )
+    except KeyError:
+        fields = {**invoke, **done}
+        return Send(
+            fields["rid"],
+            fields.get("stream", "a"),
+            fields["key"],
+            fields["seq"],
+            fields["value"],
+            outcome,
+            done["t"],
+        )

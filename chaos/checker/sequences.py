@@ -20,6 +20,7 @@ phantom is not also reported as a reorder.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -47,69 +48,68 @@ def check_sequences(sends: Mapping[str, Send], committed: CommittedOutput) -> Se
     """Walk every key's committed seqs in batch order."""
     out = SequenceFindings()
     by_key: dict[Key, list[tuple[int, int]]] = {}  # key -> (batch_ms, seq) in batch order
+    get = sends.get
     for batch_ms in sorted(committed.batches):
         for rid in committed.batches[batch_ms].consumed:
-            send = sends.get(rid)
+            send = get(rid)
             if send is not None and send.outcome != "fail":
-                by_key.setdefault((send.stream, send.key), []).append((batch_ms, send.seq))
-    for key in sorted(by_key):
-        _repeats_and_reorders(key, by_key[key], out)
-    sent_by_key: dict[Key, dict[int, str]] = {}
+                key = (send.stream, send.key)
+                seen = by_key.get(key)
+                if seen is None:
+                    seen = by_key[key] = []
+                seen.append((batch_ms, send.seq))
+    ok_by_key: dict[Key, list[int]] = {}
     for send in sends.values():
-        sent_by_key.setdefault((send.stream, send.key), {})[send.seq] = send.outcome
+        if send.outcome == "ok":
+            ok_by_key.setdefault((send.stream, send.key), []).append(send.seq)
     quarantined = {
         (s.stream, s.key, s.seq) for rid in committed.quarantined if (s := sends.get(rid)) is not None
     }
     for key in sorted(by_key):
-        committed_seqs = {seq for _, seq in by_key[key]}
-        _gaps(key, sent_by_key.get(key, {}), committed_seqs, quarantined, out.gaps)
+        _repeats_and_reorders(key, by_key[key], out)
+        _gaps(key, ok_by_key.get(key, []), {seq for _, seq in by_key[key]}, quarantined, out.gaps)
     return out
 
 
 def _repeats_and_reorders(key: Key, seen: list[tuple[int, int]], out: SequenceFindings) -> None:
-    batches_of: dict[int, list[int]] = {}
+    counts = Counter(seq for _, seq in seen)
+    repeated = {seq for seq, n in counts.items() if n > 1}
+    first_seen: set[int] = set()  # repeated seqs met once already: a repeat is not also a reorder
     max_before, max_before_batch = 0, -1  # highest seq of the batches before the current one
-    max_here, current = 0, None
+    max_here, current = 0, -1
     for batch_ms, seq in seen:
         if batch_ms != current:
             if max_here > max_before:
-                max_before, max_before_batch = max_here, current if current is not None else -1
+                max_before, max_before_batch = max_here, current
             current, max_here = batch_ms, 0
-        batches = batches_of.setdefault(seq, [])
-        batches.append(batch_ms)
-        if len(batches) == 1 and seq < max_before:
-            out.reorders.add(
-                {
-                    **_named(key),
-                    "seq": seq,
-                    "batch": batch_ms,
-                    "after_seq": max_before,
-                    "after_batch": max_before_batch,
-                }
-            )
-        max_here = max(max_here, seq)
-    for seq in sorted(batches_of):
-        if len(batches_of[seq]) > 1:
-            out.repeats.add(
-                {**_named(key), "seq": seq, "count": len(batches_of[seq]), "batches": batches_of[seq]}
-            )
+        if seq < max_before and not (repeated and seq in first_seen):
+            after = {"after_seq": max_before, "after_batch": max_before_batch}
+            out.reorders.add({**_named(key), "seq": seq, "batch": batch_ms, **after})
+        if repeated and seq in repeated:
+            first_seen.add(seq)
+        if seq > max_here:
+            max_here = seq
+    for seq in sorted(repeated):
+        batches = [b for b, s in seen if s == seq]
+        out.repeats.add({**_named(key), "seq": seq, "count": len(batches), "batches": batches})
 
 
 def _gaps(
     key: Key,
-    sent: Mapping[int, str],
+    ok_seqs: list[int],
     committed_seqs: set[int],
     quarantined: set[tuple[str, str, int]],
     gaps: Findings,
 ) -> None:
     top = max(committed_seqs)
     hole: list[int] = []
-    for seq in sorted(s for s in sent if s < top):
+    # Only "ok" seqs open a hole and only committed seqs close one ("fail"/"info" may be absent).
+    for seq in sorted({s for s in ok_seqs if s < top} | {s for s in committed_seqs if s < top}):
         if seq in committed_seqs:
             if hole:
                 gaps.add({**_named(key), "missing": [hole[0], hole[-1]], "size": len(hole), "next_seq": seq})
                 hole = []
-        elif sent[seq] == "ok" and (*key, seq) not in quarantined:
+        elif (*key, seq) not in quarantined:
             hole.append(seq)
     if hole:
         gaps.add({**_named(key), "missing": [hole[0], hole[-1]], "size": len(hole), "next_seq": top})
