@@ -1,7 +1,7 @@
 """The full chaos matrix, from the CLI: every pipeline into both exactly-once sinks under every local
 fault kind, every reachable crash point, and the replayable file source.
 
-It takes about 15 minutes, more than the whole default suite, so it runs only when asked:
+It takes about 7 minutes (as long as half the default suite), so it runs only when asked:
 `DSTREAM_CHAOS_MATRIX=1 pytest tests/chaos/test_matrix.py` (the default run has the smoke,
 tests/chaos/test_smoke.py).
 """
