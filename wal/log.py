@@ -4,10 +4,12 @@
 segment until a record is later than its end (then a new segment starts), `clean` drops whole segments
 whose end is strictly before the threshold and never the open one, `read_all` is lazy and in write
 order. What it adds: checksummed frames, torn-tail recovery before the first write (then always a new
-segment), fsync policy, `write_batch` (several records, one physical commit) used by group commit,
-and, when opened with a key, a MAC on every record that `read` and `read_all` verify before a payload
-is returned (`wal.auth`, `wal.format`). Without a key the append path is the same as before keys
-existed: one `is None` test per commit.
+segment; and again before the next write after a failed append whose bytes could not be cut back, so a
+failed rollback costs writes only until the torn tail can be truncated), fsync policy, `write_batch`
+(several records, one physical commit) used by group commit, and, when opened with a key, a MAC on
+every record that `read` and `read_all` verify before a payload is returned (`wal.auth`,
+`wal.format`). Without a key the append path is the same as before keys existed: one `is None` test
+per commit.
 """
 
 from __future__ import annotations
@@ -163,7 +165,6 @@ class FileBasedWriteAheadLog(WriteAheadLog):
         self._frame_header_bytes = FRAME_HEADER_BYTES if self._auth is None else AUTH_FRAME_HEADER_BYTES
         self._lock = threading.Lock()
         self._closed = False
-        self._failed: str | None = None
         self._recovered = False
         self._last: SegmentName | None = None
         self._current: SegmentName | None = None
@@ -213,8 +214,6 @@ class FileBasedWriteAheadLog(WriteAheadLog):
     def _check_writable(self) -> None:
         if self._closed:
             raise WALClosedError(f"write to {self._backend.describe()} after close()")
-        if self._failed is not None:
-            raise WALError(f"{self._backend.describe()} is unusable until reopened: {self._failed}")
 
     def _recover(self) -> None:
         try:
@@ -256,11 +255,13 @@ class FileBasedWriteAheadLog(WriteAheadLog):
             path, offset = self._writer.append(buffers, min_ms, max_ms)
         except SegmentWriteError as exc:
             # Never append after a failed write: the next write starts a new segment. If the partial
-            # bytes could not be cut off, this handle stops writing; reopening truncates the torn tail.
+            # bytes could not be cut off, the next write first recovers the log as a reopen does
+            # (truncating the torn tail of the last segment) and fails, appending nothing, while that
+            # recovery fails: the log is never wedged, and never appends after a torn frame.
             self._writer.close()
             self._writer = None
             if not exc.rolled_back:
-                self._failed = str(exc)
+                self._recovered = False
             raise
         handles = []
         header_bytes = self._frame_header_bytes

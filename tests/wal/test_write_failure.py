@@ -40,23 +40,27 @@ def test_a_partial_append_is_rolled_back_and_the_next_write_starts_a_new_segment
         assert list(reader.read_all()) == [b"good", b"after"]
 
 
-def test_when_the_rollback_fails_too_the_log_stops_until_reopened(
+def test_when_the_rollback_fails_too_the_next_write_cuts_the_torn_tail_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = wal.open_wal(str(tmp_path / "log"))
-    log.write(b"good", 1)
+    first = log.write(b"good", 1)
     with monkeypatch.context() as patch:
         patch.setattr(os, "writev", half_then_fail)
         patch.setattr(os, "ftruncate", lambda fd, size: half_then_fail(fd, [b""]))
         with pytest.raises(wal.WALError):
             log.write(b"lost" * 100, 2)
-    with pytest.raises(wal.WALError, match="unusable until reopened"):
-        log.write(b"refused", 3)
+        # While the torn tail cannot be cut, every write fails and appends nothing after it.
+        with pytest.raises(wal.WALError, match="cannot recover"):
+            log.write(b"refused", 3)
+    size = os.path.getsize(tmp_path / "log" / first.path)
+    assert size > first.offset + 20 + 4  # the torn half frame is still there
+    after = log.write(b"after", 4)  # recovers as a reopen does, then starts a new segment
+    assert os.path.getsize(tmp_path / "log" / first.path) == first.offset + 20 + 4
+    assert after.path != first.path
+    assert log.statistics().dropped[0].reason.startswith("torn tail")
     log.close()
     with wal.open_wal(str(tmp_path / "log")) as reopened:
-        assert list(reopened.read_all()) == [b"good"]  # the half frame is a torn tail
-        reopened.write(b"after", 4)
-        assert reopened.statistics().dropped[0].reason.startswith("torn tail")
         assert list(reopened.read_all()) == [b"good", b"after"]
 
 
