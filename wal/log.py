@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from types import TracebackType
 
 from wal import recovery
@@ -48,7 +49,7 @@ from wal.format import (
     frame_length,
     read_file_header,
 )
-from wal.reading import iter_log_files, iter_valid_frames
+from wal.reading import LogFile, iter_valid_frames
 from wal.segments import (
     SegmentName,
     cleanable,
@@ -59,10 +60,20 @@ from wal.segments import (
     sorted_segments,
 )
 from wal.stats import WALStatistics
+from wal.transient_errors import TransientRetries, retry_transient
 
 log = logging.getLogger(__name__)
 
 TIME_MS_MAX = (1 << 63) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class LogFileRef:
+    """One file of the log as `read_all` found it: its segment, path, and whether its tail may be torn."""
+
+    segment: SegmentName
+    path: str
+    tail: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,14 +353,45 @@ class FileBasedWriteAheadLog(WriteAheadLog):
         return CorruptRecordError(handle.path, handle.offset, reason)
 
     def read_all(self) -> Iterator[bytes]:
-        for log_file in iter_log_files(self._backend):
+        """Every record in write order (lazily); transient storage errors are retried.
+
+        The listings are retried as a whole; a file whose read fails is opened again and read on from
+        the record after the last one returned (`wal.transient_errors`: a few attempts in a row, with
+        back-off; an attempt that returned a new record starts a new run of attempts).
+        """
+        backend = self._backend
+        what = f"the WAL at {backend.url}"
+        segments = sorted_segments(retry_transient(backend.list_segments, what))
+        retries = TransientRetries(what)
+        for index, segment in enumerate(segments):
             try:
-                for frame in iter_valid_frames(log_file, self._auth):
-                    yield bytes(frame.payload)
+                paths = retry_transient(partial(backend.list_files, str(segment)), what)
+            except FileNotFoundError:
+                continue
+            tail = backend.appendable and index == len(segments) - 1
+            for path in paths:
+                yield from self._read_file(LogFileRef(segment, path, tail), retries)
+
+    def _read_file(self, ref: LogFileRef, retries: TransientRetries) -> Iterator[bytes]:
+        backend, done = self._backend, 0
+        # Ends: each pass returns, raises, or returns a new record (bounded by the file's records)
+        # before it may fail again; failures in a row are bounded by the retries' budget.
+        while True:
+            try:
+                with backend.open_file(ref.path) as source:
+                    log_file = LogFile(ref.segment, ref.path, source, ref.tail, backend.appendable)
+                    for index, frame in enumerate(iter_valid_frames(log_file, self._auth)):
+                        if index >= done:
+                            done += 1
+                            retries.progressed()
+                            yield bytes(frame.payload)
+                return
+            except FileNotFoundError:  # cleaned while we walked: nothing to read there any more
+                return
             except RecordAuthenticationError as exc:  # name the log too: several logs share segment names
-                raise RecordAuthenticationError(
-                    exc.segment, exc.offset, exc.reason, self._backend.url
-                ) from None
+                raise RecordAuthenticationError(exc.segment, exc.offset, exc.reason, backend.url) from None
+            except OSError as exc:
+                retries.failed(exc)
 
     def clean(self, before_ms: int, *, wait: bool = False) -> None:
         if isinstance(before_ms, bool) or not isinstance(before_ms, int):
