@@ -4,8 +4,8 @@
 segment until a record is later than its end (then a new segment starts), `clean` drops whole segments
 whose end is strictly before the threshold and never the open one, `read_all` is lazy and in write
 order. What it adds: checksummed frames, torn-tail recovery before the first write (then always a new
-segment; and again before the next write after a failed append whose bytes could not be cut back, so a
-failed rollback costs writes only until the torn tail can be truncated), fsync policy, `write_batch`
+segment; after a failed append whose bytes could not be cut back, the next write cuts them back first,
+so a failed rollback costs writes only until the cut succeeds), fsync policy, `write_batch`
 (several records, one physical commit) used by group commit, and, when opened with a key, a MAC on
 every record that `read` and `read_all` verify before a payload is returned (`wal.auth`,
 `wal.format`). Without a key the append path is the same as before keys existed: one `is None` test
@@ -177,6 +177,7 @@ class FileBasedWriteAheadLog(WriteAheadLog):
         self._lock = threading.Lock()
         self._closed = False
         self._recovered = False
+        self._cut_back: tuple[SegmentName | None, int | None] | None = None  # after a failed rollback
         self._last: SegmentName | None = None
         self._current: SegmentName | None = None
         self._writer: SegmentWriter | None = None
@@ -214,6 +215,8 @@ class FileBasedWriteAheadLog(WriteAheadLog):
             check_record(data, time_ms)
         with self._lock:
             self._check_writable()
+            if self._cut_back is not None:
+                self._finish_cut_back(*self._cut_back)
             if not self._recovered:
                 self._recover()
             times = [time_ms for _, time_ms in records]
@@ -225,6 +228,21 @@ class FileBasedWriteAheadLog(WriteAheadLog):
     def _check_writable(self) -> None:
         if self._closed:
             raise WALClosedError(f"write to {self._backend.describe()} after close()")
+
+    def _finish_cut_back(self, segment: SegmentName | None, size: int | None) -> None:
+        # What the failed append's own rollback could not do: the file back to its last good length.
+        if segment is None or size is None:  # a backend that cannot say: recover as a reopen does
+            self._recovered = False
+        else:
+            try:
+                self._backend.truncate_file(str(segment), size)
+            except FileNotFoundError:
+                pass  # cleaned meanwhile: nothing of it is left to cut
+            except OSError as exc:
+                raise WALError(
+                    f"cannot cut {segment} of {self._backend.url} back after a failed append: {exc}"
+                ) from exc
+        self._cut_back = None
 
     def _recover(self) -> None:
         try:
@@ -266,13 +284,14 @@ class FileBasedWriteAheadLog(WriteAheadLog):
             path, offset = self._writer.append(buffers, min_ms, max_ms)
         except SegmentWriteError as exc:
             # Never append after a failed write: the next write starts a new segment. If the partial
-            # bytes could not be cut off, the next write first recovers the log as a reopen does
-            # (truncating the torn tail of the last segment) and fails, appending nothing, while that
-            # recovery fails: the log is never wedged, and never appends after a torn frame.
+            # bytes could not be cut off, the next write first cuts the file back to its length before
+            # the failed append (so a record reported as failed is never left whole in the log) and
+            # fails, appending nothing, while that cut fails: the log is never wedged, and never
+            # appends after a torn frame.
             self._writer.close()
             self._writer = None
             if not exc.rolled_back:
-                self._recovered = False
+                self._cut_back = (self._current, exc.good_size)
             raise
         handles = []
         header_bytes = self._frame_header_bytes
