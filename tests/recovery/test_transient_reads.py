@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import wal
 from dstream.clock import ManualClock
@@ -74,6 +76,29 @@ def test_an_attempt_that_made_progress_starts_a_new_run_of_attempts() -> None:
     with pytest.raises(OSError, match="last"):
         retries.failed(OSError(errno.EIO, "last"))
     assert waits == [0.5] * 11
+
+
+@given(
+    attempts_max=st.integers(1, 5),
+    events=st.lists(st.sampled_from(["fail", "progress"]), max_size=40),
+)
+def test_the_budget_is_spent_only_by_failures_in_a_row(attempts_max: int, events: list[str]) -> None:
+    waits: list[float] = []
+    retries = TransientRetries("x", read_attempts_max=attempts_max, delay_s=1.0, wait=waits.append)
+    in_row, expected_waits = 0, []
+    for event in events:
+        if event == "progress":
+            retries.progressed()
+            in_row = 0
+            continue
+        in_row += 1
+        if in_row >= attempts_max:
+            with pytest.raises(OSError):
+                retries.failed(OSError(errno.EIO, "flaky"))
+            break
+        retries.failed(OSError(errno.EIO, "flaky"))
+        expected_waits.append(2.0 ** (in_row - 1))
+    assert waits == expected_waits
 
 
 def test_read_attempts_max_must_be_at_least_one() -> None:
