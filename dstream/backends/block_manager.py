@@ -19,7 +19,7 @@ Semantics every implementation keeps:
 - `put(block_id, value, level)` stores on the executor the manager stands for (a driver-side client
   picks one) and, when `level.replication >= 2`, a second copy on another holder; it returns the
   executor ids now holding the block. Putting an id again replaces the value.
-- `get(block_id)` returns the value, or a `Lost` answer when no holder has it: losing a block (its
+- `get(block_id, locations)` returns the value, or a `Lost` answer when no holder has it: losing a block (its
   executor died, it was removed) is a normal outcome the scheduler acts on (recompute from lineage,
   read the WAL copy), not an exception.
 - `locations(block_id)` lists the executors holding a copy (empty: lost); `remove` drops every copy
@@ -160,8 +160,14 @@ class BlockManager(abc.ABC):
         """
 
     @abc.abstractmethod
-    def get(self, block_id: BlockId) -> Any:
-        """The block's value (a local copy, else fetched from a holder), or `Lost(block_id)`."""
+    def get(self, block_id: BlockId, locations: tuple[str, ...] = ()) -> Any:
+        """The block's value (a local copy, else fetched from a holder), or `Lost(block_id)`.
+
+        Args:
+            block_id: the block.
+            locations: where the driver believes copies are (a `BlockRef`'s), tried for a remote
+                fetch; an implementation that can find holders itself may ignore it.
+        """
 
     @abc.abstractmethod
     def locations(self, block_id: BlockId) -> tuple[str, ...]:

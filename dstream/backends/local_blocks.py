@@ -193,8 +193,8 @@ class LocalBlockManager(BlockManager):
             return (self.primary.name, self.peer.name)
         return (self.primary.name,)
 
-    def get(self, block_id: BlockId) -> Any:
-        # Inlined for the primary holder: this is on every task's path.
+    def get(self, block_id: BlockId, locations: tuple[str, ...] = ()) -> Any:
+        # Every holder is in this process, so `locations` is not needed. Inlined for the primary holder: this is on every task's path.
         value = self.primary.get(block_id)
         if isinstance(value, Lost):
             value = self.peer.get(block_id)

@@ -70,7 +70,7 @@ class TaskContext:
         Raises:
             BlockLostError: no holder has the block any more.
         """
-        value = self.block_manager.get(ref.block_id)
+        value = self.block_manager.get(ref.block_id, ref.locations)
         if isinstance(value, Lost):
             raise BlockLostError(ref.block_id, f"referenced at {', '.join(ref.locations) or 'no location'}")
         return value
