@@ -3,8 +3,9 @@
 One active Context per process, as in PySpark: a second one raises until the first is stopped;
 `Context.getOrCreate()` returns the active one. The context owns the backend chosen by the master
 URL (and with it the block managers where partitions and shuffle outputs live), the DAG scheduler,
-the driver's block-location table and map-output tracker (ids and locations only), the checkpoint directory, and the shared variables: broadcasts (dstream.broadcast) and
-accumulators (dstream.accumulators).
+the driver's block-location table and map-output tracker (ids and locations only), the checkpoint
+directory, and the shared variables: broadcasts (dstream.broadcast) and accumulators
+(dstream.accumulators).
 
 Inline mode (deterministic tests): master ``local-inline``, or conf ``dstream.local.inline=true``
 with any ``local`` master, runs every task in the calling thread, in partition order, still
@@ -14,9 +15,9 @@ pickling each task and result.
 from __future__ import annotations
 
 import getpass
-import pickle
 import itertools
 import logging
+import pickle
 import sys
 import threading
 import time
@@ -40,9 +41,9 @@ from dstream.rdd import file_io
 from dstream.rdd.block_recovery import RecoveryListener
 from dstream.rdd.checkpointing import CheckpointNode
 from dstream.rdd.dag_scheduler import DAGScheduler
+from dstream.rdd.map_output_tracker import MapOutputTracker
 from dstream.rdd.nodes import BlockNode
 from dstream.rdd.rdd import RDD
-from dstream.rdd.map_output_tracker import MapOutputTracker
 from dstream.rdd.storage import BlockLocations
 from dstream.rdd.transforms import check_num_partitions, union_of
 from dstream.version import __version__

@@ -4,7 +4,8 @@ Operators never talk to a backend directly; the DAG scheduler (dstream.rdd.dag_s
 into tasks and hands them here. A task is any object with a ``run()`` method that, together with
 everything it references, survives cloudpickle; its result must survive pickle. The backend also
 owns the block managers where data lives between tasks (`block_manager`, and each executor's
-`ExecutorEnv.block_manager`). That is the whole contract a Dask backend has to honour (docs/architecture.md section 3), so every backend is tested with the
+`ExecutorEnv.block_manager`). That is the whole contract a Dask backend has to honour
+(docs/architecture.md section 3), so every backend is tested with the
 same suite.
 """
 

@@ -23,6 +23,7 @@ from dstream.backends.local_blocks import LocalBlockManager
 from dstream.backends.serialization import SerializedTask, run_serialized, serialize_task, unpack_outcome
 from dstream.errors import DStreamStateError
 
+
 class LocalBackend(ExecutionBackend):
     """A thread pool of ``threads`` workers, or inline execution in the caller's thread."""
 

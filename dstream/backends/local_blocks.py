@@ -163,7 +163,9 @@ class LocalBlockManager(BlockManager):
         memory_records_max: each holder's memory budget in records (see `MemoryStore`).
     """
 
-    def __init__(self, executor_id: str = "driver", memory_records_max: int = MEMORY_RECORDS_MAX_DEFAULT) -> None:
+    def __init__(
+        self, executor_id: str = "driver", memory_records_max: int = MEMORY_RECORDS_MAX_DEFAULT
+    ) -> None:
         self._executor_id = executor_id
         self.holders: dict[str, MemoryStore] = {
             executor_id: MemoryStore(executor_id, memory_records_max),
@@ -194,7 +196,8 @@ class LocalBlockManager(BlockManager):
         return (self.primary.name,)
 
     def get(self, block_id: BlockId, locations: tuple[str, ...] = ()) -> Any:
-        # Every holder is in this process, so `locations` is not needed. Inlined for the primary holder: this is on every task's path.
+        # Every holder is in this process, so `locations` is not needed. The primary is asked
+        # first: this is on every task's path.
         value = self.primary.get(block_id)
         if isinstance(value, Lost):
             value = self.peer.get(block_id)

@@ -199,7 +199,7 @@ class DAGScheduler:
         return [res.value for res in results]
 
     def _resolve_inputs(self, rdd: RDD[Any], split: int) -> tuple[TaskInputs, tuple[str, ...]]:
-        """References to what partition ``split`` of ``rdd`` reads, walking narrow deps, and where they are."""
+        """References to what partition ``split`` of ``rdd`` reads (narrow deps walked), and their places."""
         inputs = TaskInputs()
         where: dict[str, None] = {}  # preferred locations, first found first
         seen: set[tuple[int, int]] = set()

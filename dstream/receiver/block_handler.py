@@ -166,7 +166,8 @@ class WriteAheadLogHandler:
         now = self.clock.time_ms()
         data = encode_block_record(BlockRecord(self.stream_id, block_id, now, metadata, records))
         handle = self.log.write(data, now)
-        locations = self.blocks.put_replicated(block_id, records, self.level)  # one copy: the WAL is the other
+        # One copy (see `level`): the WAL is the other.
+        locations = self.blocks.put_replicated(block_id, records, self.level)
         return StoreResult(block_id, len(records), handle, now, locations)
 
     def store_state(self, state: dict[str, Any]) -> None:

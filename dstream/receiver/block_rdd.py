@@ -71,7 +71,7 @@ def read_block(ref: BlockRef, env: ExecutorEnv | None = None) -> list[Any]:
     records = decode_block_record(data).records
     tctx = TaskContext.get()
     if tctx is not None:
-        why = "its in-memory copies are gone" if ref.block_valid else "recovered from the log (no in-memory copy)"
+        why = "its in-memory copies are gone" if ref.block_valid else "recovered from the log (no copy)"
         tctx.report_recovery(BlockRecovery(ReceivedBlockId(ref.block_id).name, "wal", why))
     return records
 

@@ -222,7 +222,8 @@ def test_a_sigkilled_worker_takes_its_blocks_with_it(dask_cluster: Any) -> None:
         bm = harness.manager
         alone, twice = ShuffleBlockId(4, 0, 0), ReceivedBlockId("kill-1")
         (victim,) = bm.put(alone, b"only copy")
-        where = bm.put_on([victim, *(w for w in bm.workers() if w != victim)], twice, ["r"], StorageLevel.MEMORY_ONLY_2)  # type: ignore[attr-defined]
+        holders = [victim, *(w for w in bm.workers() if w != victim)]  # type: ignore[attr-defined]
+        where = bm.put_on(holders, twice, ["r"], StorageLevel.MEMORY_ONLY_2)  # type: ignore[attr-defined]
         pids = dask_cluster.run(os.getpid, workers=[victim])
         os.kill(pids[victim], signal.SIGKILL)
         # The nanny restarts a worker at a new address; until then and after, the victim is gone.

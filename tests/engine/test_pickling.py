@@ -6,7 +6,6 @@ import pickle
 import pickletools
 from typing import Any
 
-import cloudpickle
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
