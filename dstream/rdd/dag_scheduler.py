@@ -125,10 +125,23 @@ class DAGScheduler:
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _forget(self, block_id: BlockId) -> None:
+        """Forget the lost block and its siblings that are lost too (an executor dies with many blocks).
+
+        One sweep per loss, over the same shuffle's map outputs or the same RDD's partitions, so a
+        job needs one more attempt per lost executor, not per lost block.
+        """
+        bm = self.backend.block_manager
         if isinstance(block_id, ShuffleBlockId):
-            self.map_outputs.forget(block_id.shuffle_id, block_id.map_index)
+            sid = block_id.shuffle_id
+            self.map_outputs.forget(sid, block_id.map_index)
+            for m in self.map_outputs.held(sid):
+                if not bm.locations(ShuffleBlockId(sid, m, block_id.reduce_index)):
+                    self.map_outputs.forget(sid, m)
         elif isinstance(block_id, RDDBlockId):
             self.blocks.forget(block_id.rdd_id, block_id.split)
+            for split in self.blocks.splits(block_id.rdd_id):
+                if not bm.locations(RDDBlockId(block_id.rdd_id, split)):
+                    self.blocks.forget(block_id.rdd_id, split)
 
     def _report(self, recovery: BlockRecovery) -> None:
         log.warning("recovering lost block %s by %s: %s", recovery.block, recovery.how, recovery.detail)

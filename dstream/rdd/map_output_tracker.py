@@ -95,6 +95,11 @@ class MapOutputTracker:
                     sizes[s.location] = sizes.get(s.location, 0) + s.bucket_sizes[reduce_index]
         return max(sizes, key=lambda loc: sizes[loc]) if sizes else None
 
+    def held(self, shuffle_id: int) -> list[int]:
+        """The map tasks of a shuffle whose output is known."""
+        with self._lock:
+            return [m for m, s in enumerate(self._statuses.get(shuffle_id) or []) if s is not None]
+
     def forget(self, shuffle_id: int, map_index: int) -> None:
         """Map task `map_index`'s output was found lost: the next job runs that map task again."""
         with self._lock:

@@ -54,6 +54,11 @@ class BlockLocations:
             parts = self._locations.get(rdd_id)
             return None if parts is None else parts.get(split)
 
+    def splits(self, rdd_id: int) -> list[int]:
+        """The partitions of an RDD whose block location is known."""
+        with self._lock:
+            return sorted(self._locations.get(rdd_id) or {})
+
     def forget(self, rdd_id: int, split: int) -> None:
         """The block was found lost: the next job computes it again (from lineage)."""
         with self._lock:

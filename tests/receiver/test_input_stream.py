@@ -11,6 +11,7 @@ import pytest
 from dstream import Conf, Context
 from dstream.client import PushClient
 from dstream.clock import ManualClock
+from dstream.rdd.block_recovery import BlockRecovery
 from dstream.rdd.storage import StorageLevel
 from dstream.receiver.block_handler import WriteAheadLogHandler
 from dstream.receiver.block_rdd import BlockNotFoundError, BlockRef, block_rdd, block_refs
@@ -130,7 +131,11 @@ def test_block_rdd_reads_from_the_wal_after_the_memory_copy_is_dropped(
         assert rdd.getNumPartitions() == 3
         assert rdd.glom().collect() == [[0, 1], [10, 11], [20, 21]]
         blocks.remove("blk-wal-1")  # one block only in the WAL: the RDD mixes both sources
+        recoveries: list[BlockRecovery] = []
+        sc.add_block_recovery_listener(recoveries.append)
         assert rdd.collect() == [0, 1, 10, 11, 20, 21]
+        sc.remove_block_recovery_listener(recoveries.append)
+        assert [(r.block, r.how) for r in recoveries] == [("input-blk-wal-1", "wal")]  # and says so
         for r in results:
             blocks.remove(r.block_id)
         assert block_rdd(sc, refs).collect() == [0, 1, 10, 11, 20, 21]
