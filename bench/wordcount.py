@@ -16,14 +16,23 @@ local backend's worker threads cost.
 Run: `.venv/bin/python bench/wordcount.py [--master local[*]] [--batches 6] [--quick]
 [--switch-interval-ms 50]`. The search is bounded: at most `PROBES_MAX` rates per pipeline,
 `batches` batches each.
+
+Two source trees, alternated (`--trees old=/tmp/old new=. --rounds 5 --rate 150000`): every
+measurement runs in a fresh process importing the dstream of one tree, at a fixed rate (the
+sustainable-rate search is too noisy to tell a few percent apart on a loaded machine), for both
+pipelines on each of `--masters`; the trees alternate in ABBA order within each round. Per round the
+ratio is old processing time / new processing time (above 1: new is faster); medians over rounds are
+printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import operator
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -32,7 +41,9 @@ from pathlib import Path
 from typing import Any
 
 # This directory holds wal.py and checkpoint.py, which would shadow the packages of the same names.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# A child measuring another tree (`--tree PATH`) imports that tree's packages instead.
+_TREE = sys.argv[sys.argv.index("--tree") + 1] if "--tree" in sys.argv else None
+sys.path.insert(0, _TREE or str(Path(__file__).resolve().parent.parent))
 
 from dstream import Context, StreamingContext
 from dstream.streaming.inputs import InputDStream
@@ -157,15 +168,78 @@ def sustainable_rate(
     return best, log
 
 
+CHILD_TIMEOUT_S = 300.0
+
+
+def child_main(args: argparse.Namespace) -> None:
+    """One fixed-rate measurement in this process (`--tree` chose the dstream it imports)."""
+    global POOL_LINES
+    POOL_LINES = min(POOL_LINES, args.rate * (args.batches + 3))  # no more lines than it reads
+    ms = median_processing_ms(args.master, args.rate, args.stateful, args.batches)
+    import dstream
+
+    print(json.dumps({"ms": ms, "dstream": str(Path(dstream.__file__).resolve().parent.parent)}))
+
+
+def measure(tree: str, master: str, rate: int, stateful: bool, batches: int) -> float:
+    cmd = [sys.executable, __file__, "--child", "--tree", str(Path(tree).resolve()), "--master", master]
+    cmd += ["--rate", str(rate), "--batches", str(batches)] + (["--stateful"] if stateful else [])
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"measurement {cmd} failed: {done.stderr[-2000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if result["dstream"] != str(Path(tree).resolve()):
+        raise RuntimeError(f"the child imported dstream from {result['dstream']}, not {tree}")
+    return float(result["ms"])
+
+
+def compare_trees(args: argparse.Namespace) -> None:
+    trees = dict(t.split("=", 1) for t in args.trees)
+    if len(trees) != 2:
+        raise SystemExit(f"--trees takes two name=path pairs, got {args.trees}")
+    (old, old_path), (new, new_path) = trees.items()
+    print(f"{old}={old_path} vs {new}={new_path}: {args.rounds} rounds, {args.rate:,} lines/s, 1 s batches")
+    for master in args.masters:
+        for stateful in (False, True):
+            name = f"{master} {'stateful' if stateful else 'stateless'}"
+            times: dict[str, list[float]] = {old: [], new: []}
+            ratios = []
+            for r in range(args.rounds):
+                order = [(old, old_path), (new, new_path)]
+                for tree_name, path in order if r % 2 == 0 else order[::-1]:
+                    times[tree_name].append(measure(path, master, args.rate, stateful, args.batches))
+                ratios.append(times[old][-1] / times[new][-1])
+                print(f"  {name} round {r + 1}: {old} {times[old][-1]:.0f} ms, {new} {times[new][-1]:.0f} ms")
+            print(
+                f"{name}: median processing {old} {statistics.median(times[old]):.0f} ms, "
+                f"{new} {statistics.median(times[new]):.0f} ms; median ratio {new}/{old} (throughput) "
+                f"{statistics.median(ratios):.3f}; per round {', '.join(f'{x:.2f}' for x in ratios)}",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--master", default="local[*]")
+    parser.add_argument("--trees", nargs="*", help="two name=path source trees to alternate")
+    parser.add_argument("--masters", nargs="*", default=["local[1]", "local[*]"])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rate", type=int, default=150_000, help="lines/s, with --trees")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--tree", help=argparse.SUPPRESS)
+    parser.add_argument("--stateful", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--quick", action="store_true", help="3 batches per probe")
     parser.add_argument("--switch-interval-ms", type=float, default=None, help="sys.setswitchinterval")
     args = parser.parse_args()
     if args.switch_interval_ms is not None:
         sys.setswitchinterval(args.switch_interval_ms / 1000)
+    if args.child:
+        child_main(args)
+        return
+    if args.trees:
+        compare_trees(args)
+        return
     batches = 3 if args.quick else args.batches
     first_guess = plain_loop_rate(line_pool()[:200_000])
     switch_ms = sys.getswitchinterval() * 1000
