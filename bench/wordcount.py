@@ -42,8 +42,12 @@ from typing import Any
 
 # This directory holds wal.py and checkpoint.py, which would shadow the packages of the same names.
 # A child measuring another tree (`--tree PATH`) imports that tree's packages instead.
-_TREE = sys.argv[sys.argv.index("--tree") + 1] if "--tree" in sys.argv else None
-sys.path.insert(0, _TREE or str(Path(__file__).resolve().parent.parent))
+sys.path.insert(
+    0,
+    sys.argv[sys.argv.index("--tree") + 1]
+    if "--tree" in sys.argv
+    else str(Path(__file__).resolve().parent.parent),
+)
 
 from dstream import Context, StreamingContext
 from dstream.streaming.inputs import InputDStream
