@@ -20,9 +20,11 @@ Run: `.venv/bin/python bench/wordcount.py [--master local[*]] [--batches 6] [--q
 Two source trees, alternated (`--trees old=/tmp/old new=. --rounds 5 --rate 150000`): every
 measurement runs in a fresh process importing the dstream of one tree, at a fixed rate (the
 sustainable-rate search is too noisy to tell a few percent apart on a loaded machine), for both
-pipelines on each of `--masters`; the trees alternate in ABBA order within each round. Per round the
-ratio is old processing time / new processing time (above 1: new is faster); medians over rounds are
-printed.
+pipelines on each of `--masters`; the trees alternate in ABBA order within each round. Two figures
+per measurement: the median batch processing time (wall clock), and the process's CPU time per batch
+(`time.process_time()` between batch completions, all threads), which other processes on a shared
+machine disturb far less. Per round the ratio is old / new (above 1: new is faster, a throughput
+ratio); medians over rounds are printed.
 """
 
 from __future__ import annotations
@@ -111,10 +113,12 @@ class PoolStream(InputDStream):
 class Timings(StreamingListener):
     def __init__(self, batches: int) -> None:
         self.processing_ms: list[int] = []
+        self.cpu_s: list[float] = []  # the process's CPU time at each batch's completion
         self.done = threading.Event()
         self._batches = batches
 
     def onBatchCompleted(self, batchCompleted: Any) -> None:
+        self.cpu_s.append(time.process_time())
         delay = batchCompleted.batchInfo().processingDelay()
         if delay is not None:
             self.processing_ms.append(delay)
@@ -128,6 +132,11 @@ def _add_state(values: list[int], state: int | None) -> int:
 
 def median_processing_ms(master: str, rate: int, stateful: bool, batches: int) -> float:
     """Run `batches` real 1 s batches at `rate` lines/s; median processing time, first batch dropped."""
+    return statistics.median(run_batches(master, rate, stateful, batches).processing_ms[1:])
+
+
+def run_batches(master: str, rate: int, stateful: bool, batches: int) -> Timings:
+    """Run `batches` + 1 real 1 s batches at `rate` lines/s; their timings."""
     sc = Context(master, appName="bench-wordcount")
     ssc = StreamingContext(sc, BATCH_S)
     with tempfile.TemporaryDirectory(prefix="bench-wc-") as ckpt:
@@ -144,7 +153,7 @@ def median_processing_ms(master: str, rate: int, stateful: bool, batches: int) -
                 raise TimeoutError(f"{batches} batches at rate {rate} did not finish in {WAIT_S}s")
         finally:
             ssc.stop(stopSparkContext=True)
-    return statistics.median(timings.processing_ms[1:])
+    return timings
 
 
 def sustainable_rate(
@@ -179,13 +188,18 @@ def child_main(args: argparse.Namespace) -> None:
     """One fixed-rate measurement in this process (`--tree` chose the dstream it imports)."""
     global POOL_LINES
     POOL_LINES = min(POOL_LINES, args.rate * (args.batches + 3))  # no more lines than it reads
-    ms = median_processing_ms(args.master, args.rate, args.stateful, args.batches)
+    timings = run_batches(args.master, args.rate, args.stateful, args.batches)
+    ms = statistics.median(timings.processing_ms[1:])
+    cpu = timings.cpu_s
+    cpu_ms = (cpu[-1] - cpu[0]) * 1000 / (len(cpu) - 1)  # per batch, after the first one
     import dstream
 
-    print(json.dumps({"ms": ms, "dstream": str(Path(dstream.__file__).resolve().parent.parent)}))
+    where = str(Path(dstream.__file__).resolve().parent.parent)
+    print(json.dumps({"ms": ms, "cpu_ms": cpu_ms, "dstream": where}))
 
 
-def measure(tree: str, master: str, rate: int, stateful: bool, batches: int) -> float:
+def measure(tree: str, master: str, rate: int, stateful: bool, batches: int) -> tuple[float, float]:
+    """(median processing ms, CPU ms per batch) of one child measuring `tree`."""
     cmd = [sys.executable, __file__, "--child", "--tree", str(Path(tree).resolve()), "--master", master]
     cmd += ["--rate", str(rate), "--batches", str(batches)] + (["--stateful"] if stateful else [])
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, check=False)
@@ -194,7 +208,7 @@ def measure(tree: str, master: str, rate: int, stateful: bool, batches: int) -> 
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if result["dstream"] != str(Path(tree).resolve()):
         raise RuntimeError(f"the child imported dstream from {result['dstream']}, not {tree}")
-    return float(result["ms"])
+    return float(result["ms"]), float(result["cpu_ms"])
 
 
 def compare_trees(args: argparse.Namespace) -> None:
@@ -206,20 +220,28 @@ def compare_trees(args: argparse.Namespace) -> None:
     for master in args.masters:
         for stateful in (False, True):
             name = f"{master} {'stateful' if stateful else 'stateless'}"
-            times: dict[str, list[float]] = {old: [], new: []}
-            ratios = []
+            wall: dict[str, list[float]] = {old: [], new: []}
+            cpu: dict[str, list[float]] = {old: [], new: []}
             for r in range(args.rounds):
                 order = [(old, old_path), (new, new_path)]
                 for tree_name, path in order if r % 2 == 0 else order[::-1]:
-                    times[tree_name].append(measure(path, master, args.rate, stateful, args.batches))
-                ratios.append(times[old][-1] / times[new][-1])
-                print(f"  {name} round {r + 1}: {old} {times[old][-1]:.0f} ms, {new} {times[new][-1]:.0f} ms")
-            print(
-                f"{name}: median processing {old} {statistics.median(times[old]):.0f} ms, "
-                f"{new} {statistics.median(times[new]):.0f} ms; median ratio {new}/{old} (throughput) "
-                f"{statistics.median(ratios):.3f}; per round {', '.join(f'{x:.2f}' for x in ratios)}",
-                flush=True,
-            )
+                    ms, cpu_ms = measure(path, master, args.rate, stateful, args.batches)
+                    wall[tree_name].append(ms)
+                    cpu[tree_name].append(cpu_ms)
+                print(
+                    f"  {name} round {r + 1}: processing {old} {wall[old][-1]:.0f} ms, {new} "
+                    f"{wall[new][-1]:.0f} ms; CPU per batch {old} {cpu[old][-1]:.0f} ms, "
+                    f"{new} {cpu[new][-1]:.0f} ms",
+                    flush=True,
+                )
+            for label, values in (("processing time", wall), ("CPU per batch", cpu)):
+                ratios = [o / n for o, n in zip(values[old], values[new], strict=True)]
+                print(
+                    f"{name}, {label}: median {old} {statistics.median(values[old]):.0f} ms, {new} "
+                    f"{statistics.median(values[new]):.0f} ms; median ratio {new}/{old} (throughput) "
+                    f"{statistics.median(ratios):.3f}; per round {', '.join(f'{x:.2f}' for x in ratios)}",
+                    flush=True,
+                )
 
 
 def main() -> None:
