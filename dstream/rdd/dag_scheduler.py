@@ -187,6 +187,8 @@ class DAGScheduler:
 
     def _run_stage(self, rdd: RDD[Any], func: Any, parts: list[int], description: str) -> list[Any]:
         stage = f"stage {next(self._stage_ids)} ({description} on RDD {rdd._id})"
+        self.blocks.drain_freed()  # a safe point: free what finalizers queued since the last stage
+        self.map_outputs.drain_freed()
         with self.lineage_lock:
             binary = _pickle_stage(rdd, func, stage)
             tasks = []

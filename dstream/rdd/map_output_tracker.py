@@ -8,12 +8,14 @@ its own executor's block manager. When a map output is lost (its executor died, 
 a bucket gone) the scheduler forgets that map task's status (`forget`, `executor_lost`), and the next
 job on the shuffle runs the missing map tasks only (`missing`), from lineage.
 
-Outputs are dropped, here and in the block manager, when their ShuffledRDD node is garbage-collected
-(`remove`).
+Outputs are dropped, here and in the block manager, when their ShuffledRDD node is garbage-collected:
+its finalizer queues the shuffle id (`free_later`, no lock taken, since the collector may run inside a
+locked section) and the scheduler removes it at its next safe point (`drain_freed`).
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 from dataclasses import dataclass
 
@@ -41,6 +43,20 @@ class MapOutputTracker:
         self._lock = threading.Lock()
         self._statuses: dict[int, list[MapStatus | None]] = {}
         self._compute_locks: dict[int, threading.RLock] = {}
+        self._freed: queue.SimpleQueue[int] = queue.SimpleQueue()  # reentrant: safe in a finalizer
+
+    def free_later(self, shuffle_id: int) -> None:
+        """Queue a shuffle's outputs for removal (what a finalizer may do: no lock taken)."""
+        self._freed.put(shuffle_id)
+
+    def drain_freed(self) -> None:
+        """Remove the outputs of every shuffle queued by `free_later`."""
+        while True:
+            try:
+                shuffle_id = self._freed.get_nowait()
+            except queue.Empty:
+                return
+            self.remove(shuffle_id)
 
     def compute_lock(self, shuffle_id: int) -> threading.RLock:
         """The lock a job holds while computing a shuffle's map tasks (one computation at a time)."""
@@ -123,6 +139,7 @@ class MapOutputTracker:
         self.block_manager.remove_shuffle(shuffle_id)
 
     def shuffle_ids(self) -> set[int]:
+        self.drain_freed()
         with self._lock:
             return set(self._statuses)
 

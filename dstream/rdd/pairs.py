@@ -54,7 +54,7 @@ class PairsMixin:
         dep = ShuffleDependency(self, ctx._new_shuffle_id(), n, partitionFunc, agg)
         node = ShuffledNode(dep)
         # Map outputs live as long as the node.
-        weakref.finalize(node, ctx._map_outputs.remove, dep.shuffle_id)
+        weakref.finalize(node, ctx._map_outputs.free_later, dep.shuffle_id)
         return self._derive(node, Partitioner(n, partitionFunc))
 
     def partitionBy(

@@ -121,7 +121,7 @@ class RDD(TransformsMixin, PairsMixin, ActionsMixin, Generic[T_co]):
             )
         self.ctx._block_locations.register(self._id)
         if self._block_finalizer is None:
-            self._block_finalizer = weakref.finalize(self, self.ctx._block_locations.remove_rdd, self._id)
+            self._block_finalizer = weakref.finalize(self, self.ctx._block_locations.free_later, self._id)
         self._storage_level = storageLevel
         self.is_cached = True
         return self
@@ -146,7 +146,7 @@ class RDD(TransformsMixin, PairsMixin, ActionsMixin, Generic[T_co]):
         blocks = self.ctx._block_locations
         blocks.hold(self._id, partitions)
         self._block_backed = True
-        self._block_finalizer = weakref.finalize(self, blocks.remove_rdd, self._id)
+        self._block_finalizer = weakref.finalize(self, blocks.free_later, self._id)
 
     # -- checkpointing -----------------------------------------------------------------------------
     def checkpoint(self) -> None:

@@ -6,11 +6,14 @@ blocks in the backend's block manager (dstream.backends.block_manager), on the e
 or received them. `BlockLocations` is the driver's table of where each one is. Entries live exactly as
 long as the RDD is persisted and referenced: `unpersist()` and a weakref finalizer on the RDD drop them,
 and dropping an RDD also removes its blocks from the block manager, so a long streaming run does not
-accumulate blocks.
+accumulate blocks. A finalizer runs wherever the garbage collector happens to run, possibly inside a
+block manager's locked section, so it only queues the id (`free_later`); the scheduler frees queued
+RDDs at its next safe point (`drain_freed`), as Spark's ContextCleaner does on its own thread.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 from typing import Any
 
@@ -33,6 +36,20 @@ class BlockLocations:
         self.block_manager = block_manager
         self._lock = threading.Lock()
         self._locations: dict[int, dict[int, tuple[str, ...]]] = {}
+        self._freed: queue.SimpleQueue[int] = queue.SimpleQueue()  # reentrant: safe in a finalizer
+
+    def free_later(self, rdd_id: int) -> None:
+        """Queue an RDD's blocks for removal (what a finalizer may do: no lock taken)."""
+        self._freed.put(rdd_id)
+
+    def drain_freed(self) -> None:
+        """Remove the blocks of every RDD queued by `free_later`."""
+        while True:
+            try:
+                rdd_id = self._freed.get_nowait()
+            except queue.Empty:
+                return
+            self.remove_rdd(rdd_id)
 
     def register(self, rdd_id: int) -> None:
         """Start accepting blocks for an RDD (persist, or an in-memory source)."""
@@ -86,6 +103,7 @@ class BlockLocations:
 
     def rdd_ids(self) -> set[int]:
         """Ids of the registered RDDs (tests use it to check that memory is released)."""
+        self.drain_freed()
         with self._lock:
             return set(self._locations)
 
