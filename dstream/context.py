@@ -17,7 +17,6 @@ from __future__ import annotations
 import getpass
 import itertools
 import logging
-import pickle
 import sys
 import threading
 import time
@@ -30,13 +29,11 @@ from checkpoint.layout import rdd_of_run_dir
 from checkpoint.location import absolute_url
 from dstream.accumulators import Accumulator, AccumulatorParam, AccumulatorRegistry, default_param
 from dstream.backends import create_backend
-from dstream.backends.base import TaskNotSerializableError
 from dstream.backends.executor_env import ExecutorEnv
 from dstream.broadcast import Broadcast, registry_of
 from dstream.config import EngineConfig
 from dstream.errors import DStreamStateError, DStreamValueError
 from dstream.master import parse_master
-from dstream.pickling import is_flat_text
 from dstream.rdd import file_io
 from dstream.rdd.block_recovery import RecoveryListener
 from dstream.rdd.checkpointing import CheckpointNode
@@ -49,22 +46,6 @@ from dstream.rdd.transforms import check_num_partitions, union_of
 from dstream.version import __version__
 
 DEFAULT_MASTER = "local[*]"
-
-
-def _check_shippable(records: list[Any]) -> None:
-    """Refuse in-memory data a cluster could not ship, even on the local backend (which keeps it as is).
-
-    Text (the common case) always pickles, so only other records are pickled to find out.
-    """
-    if is_flat_text(records):
-        return
-    try:
-        pickle.dumps(records, protocol=5)
-    except Exception as exc:
-        raise TaskNotSerializableError(
-            f"a record of the in-memory data is not serializable: {type(exc).__name__}: {exc}; records"
-            " of an RDD must be picklable to reach a worker"
-        ) from exc
 
 
 class Conf:
@@ -333,8 +314,6 @@ class Context:
             TaskNotSerializableError: a record cannot be pickled, so it could not reach a worker.
         """
         self._check_running()
-        for part in partitions:
-            _check_shippable(part)
         rdd: RDD[Any] = RDD(self, BlockNode(len(partitions)))
         rdd._hold_blocks(list(partitions))
         return rdd

@@ -98,7 +98,7 @@ class RDD(TransformsMixin, PairsMixin, ActionsMixin, Generic[T_co]):
         if tctx.blocks:
             ref = tctx.blocks.get((self._id, split))
             if ref is not None:
-                return iter(tctx.read_block(ref))
+                return iter(tctx.read_records(ref))
         it = self._node.compute(split, tctx)
         if self._storage_level.is_stored:
             records = list(it)

@@ -17,7 +17,9 @@ import queue
 import threading
 from typing import Any
 
+from dstream.backends.base import TaskNotSerializableError
 from dstream.backends.block_manager import BlockManager, Lost, RDDBlockId
+from dstream.rdd.block_values import from_block, to_block
 from dstream.storage_level import NOT_STORED, StorageLevel
 
 __all__ = ["NOT_STORED", "BlockId", "BlockLocations", "StorageLevel"]
@@ -114,14 +116,25 @@ class BlockLocations:
             self.block_manager.remove_rdd(rdd_id)
 
     def hold(self, rdd_id: int, partitions: list[list[Any]]) -> None:
-        """Put an in-memory RDD's partitions into the block manager and record where they went."""
+        """Put an in-memory RDD's partitions into the block manager and record where they went.
+
+        Raises:
+            TaskNotSerializableError: a record cannot be pickled, so it could not reach a worker.
+        """
+        try:
+            values = [to_block(part, StorageLevel.MEMORY_ONLY) for part in partitions]
+        except Exception as exc:
+            raise TaskNotSerializableError(
+                f"a record of the in-memory data is not serializable: {type(exc).__name__}: {exc}; "
+                "records of an RDD must be picklable to reach a worker"
+            ) from exc
         self.register(rdd_id)
-        for split, part in enumerate(partitions):
-            self.put(rdd_id, split, self.block_manager.put(RDDBlockId(rdd_id, split), part))
+        for split, value in enumerate(values):
+            self.put(rdd_id, split, self.block_manager.put(RDDBlockId(rdd_id, split), value))
 
     def read(self, rdd_id: int, split: int) -> Any:
         """A block's value through the block manager, or None when it is not known or lost."""
         if self.get(rdd_id, split) is None:
             return None
         value = self.block_manager.get(RDDBlockId(rdd_id, split))
-        return None if isinstance(value, Lost) else value
+        return None if isinstance(value, Lost) else from_block(value)

@@ -28,6 +28,7 @@ from dstream.backends.block_manager import BlockLostError, BlockManager, BlockRe
 from dstream.backends.executor_env import current_executor_env
 from dstream.errors import DStreamError
 from dstream.rdd.block_recovery import BlockRecovery
+from dstream.rdd.block_values import from_block, to_block
 from dstream.storage_level import StorageLevel
 
 if TYPE_CHECKING:
@@ -75,9 +76,14 @@ class TaskContext:
             raise BlockLostError(ref.block_id, f"referenced at {', '.join(ref.locations) or 'no location'}")
         return value
 
+    def read_records(self, ref: BlockRef) -> list[Any]:
+        """The records of a referenced RDD block (a fresh copy of records that could be mutated)."""
+        return from_block(self.read_block(ref))
+
     def keep_block(self, rdd_id: int, split: int, records: list[Any], level: StorageLevel) -> None:
         """Put a computed partition of a persisted RDD into this executor's block manager."""
-        self.new_blocks[(rdd_id, split)] = self.block_manager.put(RDDBlockId(rdd_id, split), records, level)
+        value = to_block(records, level)
+        self.new_blocks[(rdd_id, split)] = self.block_manager.put(RDDBlockId(rdd_id, split), value, level)
 
     def shuffle_input(self, shuffle_id: int, split: int) -> list[bytes]:
         """Bucket `split` of every map task of the shuffle, in map order (pickled bytes)."""

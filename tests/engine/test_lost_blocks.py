@@ -91,3 +91,25 @@ def test_a_lost_executors_many_blocks_cost_one_attempt_per_kind(sc: Context) -> 
         manager(sc).remove_shuffle(sid)
     assert sorted(state.collect()) == [("a", 3), ("b", 3)]
     assert [r.block.split("_")[0] for r in found] == ["rdd", "shuffle"]  # 2 sweeps, not 4 + 5
+
+
+def test_a_task_mutating_cached_records_does_not_change_the_block(sc: Context) -> None:
+    def grow(records: list[int]) -> list[int]:
+        records.append(0)  # in place, as a careless update function would
+        return records
+
+    cached = sc.parallelize([[1], [2]], 2).map(list).cache()
+    assert cached.count() == 2
+    assert cached.map(grow).collect() == [[1, 0], [2, 0]]
+    assert cached.collect() == [[1], [2]]  # another action still reads the kept partition
+    source = sc.parallelize([{"n": 1}], 1)
+    assert source.map(lambda d: d.update(n=2) or d).collect() == [{"n": 2}]
+    assert source.collect() == [{"n": 1}]
+
+
+def test_immutable_records_are_shared_not_copied(sc_inline: Context) -> None:
+    lines = ["a b", "c"]
+    rdd = sc_inline.parallelize(lines, 1)
+    assert sc_inline._block_locations.read(rdd.id(), 0) is not lines  # the partition is a slice
+    kept = sc_inline._backend.block_manager.get(RDDBlockId(rdd.id(), 0))
+    assert kept == lines and kept[0] is lines[0]  # the records themselves: no pickling for text
