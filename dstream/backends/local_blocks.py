@@ -9,7 +9,8 @@ the peer (a fetch from a remote holder on a cluster).
 Each holder (`MemoryStore`, Spark's name) keeps values as given: `get` returns the stored object
 itself, no copy and no pickling, so `local[*]` pays nothing for going through a block manager.
 Receivers store their blocks pickled (dstream.receiver.block_store) and unpickle a fresh copy per
-read; computed partitions are shared, as Spark's deserialized memory levels share objects. A holder
+read; RDD partitions are pickled too unless their records are immutable (dstream.rdd.block_values),
+so sharing never lets a task change what another one reads. A holder
 has a memory budget counted in records (`size_records` of each put; only received blocks count);
 a memory-and-disk block that does not fit is pickled to a spill file, a memory-only one is refused
 with `BlockStoreFullError` (the caller's `store()` raises rather than losing data silently). Spill
