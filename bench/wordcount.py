@@ -20,13 +20,23 @@ start-up time (a fresh process, from its launch to its first completed batch) an
 its processes (driver and workers, sampled every 100 ms with psutil, else /proc).
 
 Run: `.venv/bin/python bench/wordcount.py [--master local[*]] [--batches 6] [--quick]
-[--switch-interval-ms 50] [--compare [--masters local[1],local-cluster[2]]]`. The search is bounded: at
+[--switch-interval-ms 50] [--compare [--masters local[1] local-cluster[2]]]`. The search is bounded: at
 most `PROBES_MAX` rates per pipeline, `batches` batches each.
+
+Two source trees, alternated (`--trees old=/tmp/old new=. --rounds 5 --rate 150000`): every
+measurement runs in a fresh process importing the dstream of one tree, at a fixed rate (the
+sustainable-rate search is too noisy to tell a few percent apart on a loaded machine), for both
+pipelines on each of `--masters`; the trees alternate in ABBA order within each round. Two figures
+per measurement: the median batch processing time (wall clock), and the process's CPU time per batch
+(`time.process_time()` between batch completions, all threads), which other processes on a shared
+machine disturb far less. Per round the ratio is old / new (above 1: new is faster, a throughput
+ratio); medians over rounds are printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import operator
 import os
 import random
@@ -40,7 +50,13 @@ from pathlib import Path
 from typing import Any
 
 # This directory holds wal.py and checkpoint.py, which would shadow the packages of the same names.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# A child measuring another tree (`--tree PATH`) imports that tree's packages instead.
+sys.path.insert(
+    0,
+    sys.argv[sys.argv.index("--tree") + 1]
+    if "--tree" in sys.argv
+    else str(Path(__file__).resolve().parent.parent),
+)
 
 from dstream import Context, StreamingContext
 from dstream.streaming.inputs import InputDStream
@@ -104,10 +120,12 @@ class PoolStream(InputDStream):
 class Timings(StreamingListener):
     def __init__(self, batches: int) -> None:
         self.processing_ms: list[int] = []
+        self.cpu_s: list[float] = []  # the process's CPU time at each batch's completion
         self.done = threading.Event()
         self._batches = batches
 
     def onBatchCompleted(self, batchCompleted: Any) -> None:
+        self.cpu_s.append(time.process_time())
         delay = batchCompleted.batchInfo().processingDelay()
         if delay is not None:
             self.processing_ms.append(delay)
@@ -182,6 +200,11 @@ class PeakRss:
 
 def median_processing_ms(master: str, rate: int, stateful: bool, batches: int) -> float:
     """Run `batches` real 1 s batches at `rate` lines/s; median processing time, first batch dropped."""
+    return statistics.median(run_batches(master, rate, stateful, batches).processing_ms[1:])
+
+
+def run_batches(master: str, rate: int, stateful: bool, batches: int) -> Timings:
+    """Run `batches` + 1 real 1 s batches at `rate` lines/s; their timings."""
     sc = Context(master, appName="bench-wordcount")
     ssc = StreamingContext(sc, BATCH_S)
     with tempfile.TemporaryDirectory(prefix="bench-wc-") as ckpt:
@@ -198,7 +221,7 @@ def median_processing_ms(master: str, rate: int, stateful: bool, batches: int) -
                 raise TimeoutError(f"{batches} batches at rate {rate} did not finish in {WAIT_S}s")
         finally:
             ssc.stop(stopSparkContext=True)
-    return statistics.median(timings.processing_ms[1:])
+    return timings
 
 
 def sustainable_rate(
@@ -290,12 +313,86 @@ def compare(masters: list[str], batches: int, first_guess: float) -> None:
         )
 
 
+CHILD_TIMEOUT_S = 300.0
+
+
+def child_main(args: argparse.Namespace) -> None:
+    """One fixed-rate measurement in this process (`--tree` chose the dstream it imports)."""
+    global POOL_LINES
+    POOL_LINES = min(POOL_LINES, args.rate * (args.batches + 3))  # no more lines than it reads
+    timings = run_batches(args.master, args.rate, args.stateful, args.batches)
+    ms = statistics.median(timings.processing_ms[1:])
+    cpu = timings.cpu_s
+    cpu_ms = (cpu[-1] - cpu[0]) * 1000 / (len(cpu) - 1)  # per batch, after the first one
+    import dstream
+
+    where = str(Path(dstream.__file__).resolve().parent.parent)
+    print(json.dumps({"ms": ms, "cpu_ms": cpu_ms, "dstream": where}))
+
+
+def measure(tree: str, master: str, rate: int, stateful: bool, batches: int) -> tuple[float, float]:
+    """(median processing ms, CPU ms per batch) of one child measuring `tree`."""
+    cmd = [sys.executable, __file__, "--child", "--tree", str(Path(tree).resolve()), "--master", master]
+    cmd += ["--rate", str(rate), "--batches", str(batches)] + (["--stateful"] if stateful else [])
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"measurement {cmd} failed: {done.stderr[-2000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if result["dstream"] != str(Path(tree).resolve()):
+        raise RuntimeError(f"the child imported dstream from {result['dstream']}, not {tree}")
+    return float(result["ms"]), float(result["cpu_ms"])
+
+
+def compare_trees(args: argparse.Namespace) -> None:
+    trees = dict(t.split("=", 1) for t in args.trees)
+    if len(trees) != 2:
+        raise SystemExit(f"--trees takes two name=path pairs, got {args.trees}")
+    (old, old_path), (new, new_path) = trees.items()
+    print(f"{old}={old_path} vs {new}={new_path}: {args.rounds} rounds, {args.rate:,} lines/s, 1 s batches")
+    for master in args.masters:
+        for stateful in (False, True):
+            name = f"{master} {'stateful' if stateful else 'stateless'}"
+            wall: dict[str, list[float]] = {old: [], new: []}
+            cpu: dict[str, list[float]] = {old: [], new: []}
+            for r in range(args.rounds):
+                order = [(old, old_path), (new, new_path)]
+                for tree_name, path in order if r % 2 == 0 else order[::-1]:
+                    ms, cpu_ms = measure(path, master, args.rate, stateful, args.batches)
+                    wall[tree_name].append(ms)
+                    cpu[tree_name].append(cpu_ms)
+                print(
+                    f"  {name} round {r + 1}: processing {old} {wall[old][-1]:.0f} ms, {new} "
+                    f"{wall[new][-1]:.0f} ms; CPU per batch {old} {cpu[old][-1]:.0f} ms, "
+                    f"{new} {cpu[new][-1]:.0f} ms",
+                    flush=True,
+                )
+            for label, values in (("processing time", wall), ("CPU per batch", cpu)):
+                ratios = [o / n for o, n in zip(values[old], values[new], strict=True)]
+                print(
+                    f"{name}, {label}: median {old} {statistics.median(values[old]):.0f} ms, {new} "
+                    f"{statistics.median(values[new]):.0f} ms; median ratio {new}/{old} (throughput) "
+                    f"{statistics.median(ratios):.3f}; per round {', '.join(f'{x:.2f}' for x in ratios)}",
+                    flush=True,
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--master", default="local[*]")
     parser.add_argument("--compare", action="store_true", help="run every --masters in the same run")
-    parser.add_argument("--masters", default="local[1],local-cluster[2]")
     parser.add_argument("--startup-child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--trees", nargs="*", help="two name=path source trees to alternate")
+    parser.add_argument(
+        "--masters",
+        nargs="*",
+        default=None,
+        help="default: local[1] local-cluster[2] with --compare, local[1] local[*] with --trees",
+    )
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rate", type=int, default=150_000, help="lines/s, with --trees")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--tree", help=argparse.SUPPRESS)
+    parser.add_argument("--stateful", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--quick", action="store_true", help="3 batches per probe")
     parser.add_argument("--switch-interval-ms", type=float, default=None, help="sys.setswitchinterval")
@@ -305,11 +402,19 @@ def main() -> None:
     if args.startup_child is not None:
         startup_child(args.startup_child)
         return
+    if args.child:
+        child_main(args)
+        return
+    if args.trees:
+        args.masters = args.masters or ["local[1]", "local[*]"]
+        compare_trees(args)
+        return
     batches = 3 if args.quick else args.batches
     first_guess = plain_loop_rate(line_pool()[:200_000])
     if args.compare:
+        args.masters = args.masters or ["local[1]", "local-cluster[2]"]
         print(f"{BATCH_S:g} s batches; masters {args.masters}; plain loop first guess {first_guess:,.0f}")
-        compare(args.masters.split(","), batches, first_guess)
+        compare(args.masters, batches, first_guess)
         return
     switch_ms = sys.getswitchinterval() * 1000
     print(f"master {args.master}, {BATCH_S:g} s batches, GIL switch interval {switch_ms:g} ms")

@@ -2,9 +2,10 @@
 
 One active Context per process, as in PySpark: a second one raises until the first is stopped;
 `Context.getOrCreate()` returns the active one. The context owns the backend chosen by the master
-URL, the DAG scheduler, the driver's block store (persisted and in-memory partitions) and shuffle
-store, the checkpoint directory, and the shared variables: broadcasts (dstream.broadcast) and
-accumulators (dstream.accumulators).
+URL (and with it the block managers where partitions and shuffle outputs live), the DAG scheduler,
+the driver's block-location table and map-output tracker (ids and locations only), the checkpoint
+directory, and the shared variables: broadcasts (dstream.broadcast) and accumulators
+(dstream.accumulators).
 
 Inline mode (deterministic tests): master ``local-inline``, or conf ``dstream.local.inline=true``
 with any ``local`` master, runs every task in the calling thread, in partition order, still
@@ -34,12 +35,13 @@ from dstream.config import EngineConfig
 from dstream.errors import DStreamStateError, DStreamValueError
 from dstream.master import parse_master
 from dstream.rdd import file_io
+from dstream.rdd.block_recovery import RecoveryListener
 from dstream.rdd.checkpointing import CheckpointNode
 from dstream.rdd.dag_scheduler import DAGScheduler
+from dstream.rdd.map_output_tracker import MapOutputTracker
 from dstream.rdd.nodes import BlockNode
 from dstream.rdd.rdd import RDD
-from dstream.rdd.shuffle import ShuffleStore
-from dstream.rdd.storage import PersistedPartitionStore
+from dstream.rdd.storage import BlockLocations
 from dstream.rdd.transforms import check_num_partitions, union_of
 from dstream.version import __version__
 
@@ -121,10 +123,12 @@ class Context:
             spec = parse_master(self.master)
             self.engine_config = EngineConfig.from_conf(dict(self._conf.getAll()))
             self._backend = create_backend(spec, self.engine_config)
-            self._blocks = PersistedPartitionStore()
-            self._shuffles = ShuffleStore()
+            self._block_locations = BlockLocations(self._backend.block_manager)
+            self._map_outputs = MapOutputTracker(self._backend.block_manager)
             self._accumulators = AccumulatorRegistry()
-            self._scheduler = DAGScheduler(self._backend, self._blocks, self._shuffles, self._accumulators)
+            self._scheduler = DAGScheduler(
+                self._backend, self._block_locations, self._map_outputs, self._accumulators
+            )
             self.startTime: int = int(time.time() * 1000)
             self.sparkHome: str | None = None
             self.environment: dict[str, str] = {}
@@ -151,9 +155,9 @@ class Context:
                 return
             self._stopped = True
             self._scheduler.stop()
+            self._block_locations.clear()
+            self._map_outputs.clear()
             self._backend.stop()
-            self._blocks.clear()
-            self._shuffles.clear()
             if Context._active is self:
                 Context._active = None
 
@@ -176,6 +180,13 @@ class Context:
     def executor_env(self) -> ExecutorEnv:
         """The environment of the executor in the driver process (driver-hosted receivers use it)."""
         return self._backend.executor_env
+
+    def add_block_recovery_listener(self, listener: RecoveryListener) -> None:
+        """Call `listener(BlockRecovery)` when a lost block is recomputed or read from the WAL."""
+        self._scheduler.add_recovery_listener(listener)
+
+    def remove_block_recovery_listener(self, listener: RecoveryListener) -> None:
+        self._scheduler.remove_recovery_listener(listener)
 
     def getConf(self) -> Conf:
         """A copy of the configuration."""
@@ -298,7 +309,11 @@ class Context:
         return self.parallelize(range(start, end, step), numSlices)
 
     def _rdd_from_partitions(self, partitions: Sequence[list[Any]]) -> RDD[Any]:
-        """An RDD whose partition i is the list ``partitions[i]`` (held, not copied)."""
+        """An RDD whose partition i is the list ``partitions[i]`` (held, not copied).
+
+        Raises:
+            TaskNotSerializableError: a record cannot be pickled, so it could not reach a worker.
+        """
         self._check_running()
         rdd: RDD[Any] = RDD(self, BlockNode(len(partitions)))
         rdd._hold_blocks(list(partitions))

@@ -39,7 +39,7 @@ from dstream.streaming.graph import DStreamGraph
 from dstream.streaming.inputs import QueueInputDStream
 from dstream.streaming.job_generator import JobGenerator
 from dstream.streaming.job_scheduler import JobScheduler
-from dstream.streaming.listener import StreamingListenerStreamingStarted
+from dstream.streaming.listener import StreamingListenerBlockRecovered, StreamingListenerStreamingStarted
 from dstream.streaming.rate_controller import RateController
 from dstream.streaming.runtime import ACTIVE, STOPPED, CheckpointLocation, StreamingRuntime
 from dstream.streaming.shutdown import install_sigterm_stop
@@ -125,6 +125,16 @@ class StreamingContext:
 
     def _on_batch_done(self, time_ms: int) -> None:
         self.runtime.generator.on_batch_completion(time_ms)
+
+    def _on_block_recovered(self, recovery: Any) -> None:
+        # The engine (rdd layer) reports lost blocks through a callback; the bus makes them events.
+        self.runtime.bus.post(StreamingListenerBlockRecovered(recovery.block, recovery.how, recovery.detail))
+
+    def _block_recovery_listening(self, on: bool) -> None:
+        name = "add_block_recovery_listener" if on else "remove_block_recovery_listener"
+        method = getattr(self._sc, name, None)  # a test's stand-in Context may have none
+        if method is not None:
+            method(self._on_block_recovered)
 
     # -- properties ------------------------------------------------------------------------------------
 
@@ -254,6 +264,7 @@ class StreamingContext:
         """Checkpointing, the receiver tracker (replaying its log), the generator (with a checkpoint
         directory and no recovered state: the initial metadata checkpoint, durable), then the receivers."""
         runtime, recovered = self.runtime, self._recovered
+        self._block_recovery_listening(True)
         get_conf = getattr(self._sc, "getConf", None)
         runtime.config = StreamingConfig.from_conf(dict(get_conf().getAll()) if get_conf is not None else {})
         runtime.scheduler.pending_batches_max = runtime.config.scheduler.pending_batches_max
@@ -329,6 +340,7 @@ class StreamingContext:
                 except Exception:
                     log.exception("stopping the checkpoint writer failed")
             runtime.bus.stop()
+        self._block_recovery_listening(False)
         with StreamingContext._activation_lock:
             if StreamingContext._activeContext is self:
                 StreamingContext._activeContext = None

@@ -37,6 +37,7 @@ LAYER_OF_PREFIX = {
     "dstream.config": "base",
     "dstream.master": "base",
     "dstream.pickling": "base",
+    "dstream.storage_level": "base",  # StorageLevel: block managers (backends) take one with every put
     "dstream.accumulators": "base",  # shared variables: tasks and the DAG scheduler carry them
     "dstream.broadcast": "backends",  # a service of the executor environment
     "dstream.version": "base",

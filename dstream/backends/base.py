@@ -2,8 +2,10 @@
 
 Operators never talk to a backend directly; the DAG scheduler (dstream.rdd.dag_scheduler) cuts a job
 into tasks and hands them here. A task is any object with a ``run()`` method that, together with
-everything it references, survives cloudpickle; its result must survive pickle. That is the whole
-contract a Dask backend has to honour (docs/architecture.md section 3), so every backend is tested with the
+everything it references, survives cloudpickle; its result must survive pickle. The backend also
+owns the block managers where data lives between tasks (`block_manager`, and each executor's
+`ExecutorEnv.block_manager`). That is the whole contract a Dask backend has to honour
+(docs/architecture.md section 3), so every backend is tested with the
 same suite.
 """
 
@@ -13,6 +15,7 @@ import abc
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from dstream.backends.block_manager import BlockManager
 from dstream.backends.executor_env import ExecutorEnv
 from dstream.errors import DStreamError
 
@@ -47,6 +50,16 @@ class ExecutionBackend(abc.ABC):
     @abc.abstractmethod
     def executor_env(self) -> ExecutorEnv:
         """The driver-side executor's environment (where driver-hosted receivers keep their state)."""
+
+    @property
+    def block_manager(self) -> BlockManager:
+        """The driver's handle on the backend's blocks (dstream.backends.block_manager).
+
+        The local backend's is its one executor's manager; a cluster backend returns a client that
+        reaches every worker's. The DAG scheduler puts in-memory partitions and removes freed
+        blocks through it; tasks use their own executor's (`current_executor_env().block_manager`).
+        """
+        return self.executor_env.block_manager
 
     @abc.abstractmethod
     def run_tasks(self, tasks: Sequence[Task]) -> list[Any]:

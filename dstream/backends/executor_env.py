@@ -7,6 +7,11 @@ while a task runs there (`running_in`); code inside a task finds it with `curren
 and code on the driver reaches the driver's executor through `Context.executor_env`. A service is
 created on first use under a name (`service(name, factory)`) and closed with the environment, so
 stopping a Context releases what its tasks and receivers left behind.
+
+The executor's block manager (dstream.backends.block_manager) is the one service every backend
+provides: tasks resolve their input references through `env.block_manager`, shuffle map tasks and
+persisted partitions put their blocks there, and receivers store through it. An environment made
+without one (tests, a bare receiver tracker) keeps its blocks in process (`LocalBlockManager`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
+from dstream.backends.block_manager import BlockManager
+from dstream.backends.local_blocks import LocalBlockManager
 from dstream.errors import DStreamStateError
 
 log = logging.getLogger(__name__)
@@ -32,10 +39,14 @@ class ExecutorEnv:
 
     Args:
         executor_id: names the executor in messages (e.g. "driver", a Dask worker's address).
+        block_manager: the executor's block manager (default: an in-process `LocalBlockManager`).
     """
 
-    def __init__(self, executor_id: str) -> None:
+    def __init__(self, executor_id: str, block_manager: BlockManager | None = None) -> None:
         self.executor_id = executor_id
+        self.block_manager: BlockManager = (
+            block_manager if block_manager is not None else LocalBlockManager(executor_id)
+        )
         self._services: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -48,7 +59,10 @@ class ExecutorEnv:
             return found
 
     def close(self) -> None:
-        """Close every service that has a `close()` (idempotent); later uses create fresh ones."""
+        """Close every service that has a `close()`, then drop the blocks (idempotent).
+
+        Later uses create fresh services; the block manager stays usable (empty).
+        """
         with self._lock:
             services, self._services = self._services, {}
         for name, service in services.items():
@@ -59,6 +73,7 @@ class ExecutorEnv:
                 close()
             except Exception:
                 log.warning("closing executor service %r of %s failed", name, self.executor_id, exc_info=True)
+        self.block_manager.close()
 
     def __repr__(self) -> str:
         return f"ExecutorEnv({self.executor_id!r})"

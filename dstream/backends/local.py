@@ -4,83 +4,24 @@ Every task is pickled on the way in and its result on the way out, as Spark's lo
 that a closure capturing a lock or a socket fails here exactly as it would on a cluster. The
 ``inline`` mode runs tasks one after the other in the calling thread: same serialization, no
 thread, fully deterministic ordering of side effects (tests).
+
+The driver process is the only executor: its `ExecutorEnv` holds a `LocalBlockManager`, where task
+inputs are resolved and task outputs kept, so only code, references, actions' results and metadata
+are pickled across the boundary. `tap_payloads` lets a measurement see every payload that crosses it.
 """
 
 from __future__ import annotations
 
-import pickle
 import threading
-import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
-import cloudpickle
-
-from dstream.backends.base import ExecutionBackend, Task, TaskFailedError, TaskNotSerializableError
+from dstream.backends.base import ExecutionBackend, Task
 from dstream.backends.executor_env import ExecutorEnv, running_in
+from dstream.backends.local_blocks import LocalBlockManager
+from dstream.backends.serialization import SerializedTask, run_serialized, serialize_task, unpack_outcome
 from dstream.errors import DStreamStateError
-
-PICKLE_PROTOCOL = 5
-
-
-@dataclass(frozen=True)
-class SerializedTask:
-    """A pickled task as a transport would carry it: the pickle stream and its out-of-band buffers.
-
-    Protocol 5 lets a large immutable block (a partition of text, packed by `dstream.rdd.tasks`)
-    travel beside the stream instead of being copied into it, as Dask sends frames.
-    """
-
-    payload: bytes
-    buffers: tuple[memoryview, ...]
-
-
-def serialize_task(task: Task) -> SerializedTask:
-    """Cloudpickle a task, turning any pickling failure into a TaskNotSerializableError naming it."""
-    buffers: list[memoryview] = []
-    try:
-        data: bytes = cloudpickle.dumps(
-            task, protocol=PICKLE_PROTOCOL, buffer_callback=lambda b: buffers.append(b.raw())
-        )
-        return SerializedTask(data, tuple(buffers))
-    except Exception as exc:
-        raise TaskNotSerializableError(
-            f"{task.describe()} is not serializable: {type(exc).__name__}: {exc}. A function passed to"
-            " an RDD operation captures an object that cannot be shipped to a worker (a lock, a socket,"
-            " a Context...); create it inside the function instead"
-        ) from exc
-
-
-def run_serialized(serialized: SerializedTask) -> tuple[bool, bytes]:
-    """Worker side: unpickle, run, pickle the outcome. Returns (ok, pickled result or error)."""
-    try:
-        task = pickle.loads(serialized.payload, buffers=serialized.buffers)
-        return True, pickle.dumps(task.run(), protocol=PICKLE_PROTOCOL)
-    except Exception as exc:
-        exc.add_note(
-            "Task traceback (most recent call last):\n" + "".join(traceback.format_tb(exc.__traceback__))
-        )
-        return False, _pickle_error(exc)
-
-
-def _pickle_error(exc: Exception) -> bytes:
-    try:
-        data: bytes = cloudpickle.dumps(exc, protocol=PICKLE_PROTOCOL)
-        pickle.loads(data)  # some exceptions pickle but cannot be rebuilt
-        return data
-    except Exception:
-        text = "".join(traceback.format_exception(exc))
-        return pickle.dumps(TaskFailedError(f"{type(exc).__name__}: {exc}\n{text}"), protocol=PICKLE_PROTOCOL)
-
-
-def unpack_outcome(ok: bool, data: bytes) -> Any:
-    """Driver side: return the result, or raise the task's exception."""
-    value = pickle.loads(data)
-    if ok:
-        return value
-    raise value
 
 
 class LocalBackend(ExecutionBackend):
@@ -92,7 +33,8 @@ class LocalBackend(ExecutionBackend):
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._stopped = False
-        self._env = ExecutorEnv("driver")
+        self._env = ExecutorEnv("driver", LocalBlockManager("driver"))
+        self._taps: list[Callable[[str, int, bytes], None]] = []
 
     @property
     def default_parallelism(self) -> int:
@@ -102,8 +44,18 @@ class LocalBackend(ExecutionBackend):
     def executor_env(self) -> ExecutorEnv:
         return self._env
 
+    def tap_payloads(self, tap: Callable[[str, int, bytes], None]) -> None:
+        """Call `tap(kind, nbytes, payload)` for every task ("task") and outcome ("result") pickled.
+
+        For measurements (what crosses the task boundary); a tap runs on the task's thread.
+        """
+        self._taps = [*self._taps, tap]
+
     def run_tasks(self, tasks: Sequence[Task]) -> list[Any]:
         payloads = [serialize_task(t) for t in tasks]
+        for p in payloads if self._taps else ():
+            for tap in self._taps:
+                tap("task", p.nbytes, p.payload + b"".join(bytes(b) for b in p.buffers))
         if self._inline or len(payloads) <= 1:
             self._check_running()
             return [unpack_outcome(*self._run(p)) for p in payloads]
@@ -118,7 +70,10 @@ class LocalBackend(ExecutionBackend):
 
     def _run(self, serialized: SerializedTask) -> tuple[bool, bytes]:
         with running_in(self._env):
-            return run_serialized(serialized)
+            outcome = run_serialized(serialized)
+        for tap in self._taps:
+            tap("result", len(outcome[1]), outcome[1])
+        return outcome
 
     def _check_running(self) -> None:
         if self._stopped:

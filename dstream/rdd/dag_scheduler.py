@@ -1,12 +1,22 @@
 """The DAG scheduler: cuts a job into stages at shuffle dependencies and runs them on a backend.
 
-For a job on an RDD it (1) finds the shuffles the RDD's lineage reads that have no map outputs
-yet, computes their parents' shuffles first, then runs each map stage; (2) pickles the result
-stage once and builds one task per requested partition with the inputs the driver holds for it
-(persisted blocks, in-memory sources, shuffle buckets); (3) runs the tasks, keeps the blocks they
-computed for persisted RDDs and merges the accumulator sums they return (dstream.accumulators).
-Narrow dependencies never cross a task boundary: the pickled RDD computes them as a chain of
+For a job on an RDD it (1) finds the shuffles the RDD's lineage reads whose map outputs are not all
+known to the map-output tracker, computes their parents' shuffles first, then runs the missing map
+tasks (each writes its buckets into its executor's block manager and returns a `MapStatus`); (2)
+pickles the result stage once and builds one task per requested partition with *references* to
+what it reads (persisted and in-memory blocks from the block-location table, shuffle buckets from
+the tracker) and the executors that hold them as preferred locations; (3) runs the tasks, records
+where the blocks they made for persisted RDDs are, and merges the accumulator sums they return
+(dstream.accumulators). Only actions' results and metadata come back; no partition crosses the
+driver. Narrow dependencies never cross a task boundary: the pickled RDD computes them as a chain of
 iterators inside the task.
+
+A task that finds a referenced block gone raises `BlockLostError` (Spark's FetchFailed). The
+scheduler forgets that block (a map output in the tracker, a partition in the location table),
+tells its recovery listeners (`BlockRecovery(how="lineage")`) and runs the job again, which
+recomputes exactly the missing blocks from lineage; at most `LOST_BLOCK_ATTEMPTS_MAX` attempts.
+A block RDD task that read a received block's WAL copy reports `BlockRecovery(how="wal")` with
+its result, and the scheduler passes it on the same way.
 
 Steps (2) happen under the lineage lock, which `RDD._cut_lineage` also takes, so the pickled
 lineage and the inputs resolved for it always describe the same graph.
@@ -15,26 +25,33 @@ lineage and the inputs resolved for it always describe the same graph.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
 from dstream.accumulators import AccumulatorRegistry
 from dstream.backends.base import ExecutionBackend, TaskNotSerializableError
+from dstream.backends.block_manager import BlockId, BlockLostError, BlockRef, RDDBlockId, ShuffleBlockId
 from dstream.broadcast import BroadcastDestroyedError
 from dstream.errors import DStreamError, DStreamStateError, DStreamValueError, JobFailedError
+from dstream.rdd.block_recovery import BlockRecovery, RecoveryListener
+from dstream.rdd.map_output_tracker import MapOutputTracker, MapStatus
 from dstream.rdd.nodes import NarrowDependency
-from dstream.rdd.shuffle import PICKLE_PROTOCOL, ShuffleDependency, ShuffleStore, write_buckets
-from dstream.rdd.storage import PersistedPartitionStore
+from dstream.rdd.shuffle import PICKLE_PROTOCOL, ShuffleDependency, ShuffleMapWriter
+from dstream.rdd.storage import BlockLocations
 from dstream.rdd.tasks import StageTask, TaskInputs, TaskResult
 
 if TYPE_CHECKING:
     from dstream.rdd.rdd import RDD
 
+log = logging.getLogger(__name__)
+
 PartitionFunc = Callable[[Iterator[Any]], Any]
+
+LOST_BLOCK_ATTEMPTS_MAX = 4
 
 
 class DAGScheduler:
@@ -43,20 +60,33 @@ class DAGScheduler:
     def __init__(
         self,
         backend: ExecutionBackend,
-        blocks: PersistedPartitionStore,
-        shuffles: ShuffleStore,
+        blocks: BlockLocations,
+        map_outputs: MapOutputTracker,
         accumulators: AccumulatorRegistry | None = None,
     ) -> None:
         self.backend = backend
         self.accumulators = AccumulatorRegistry() if accumulators is None else accumulators
         self.blocks = blocks
-        self.shuffles = shuffles
+        self.map_outputs = map_outputs
         self.lineage_lock = threading.RLock()
         self._stage_ids = itertools.count()
         self._stopped = False
+        self._recovery_listeners: list[RecoveryListener] = []
 
     def stop(self) -> None:
         self._stopped = True
+
+    def add_recovery_listener(self, listener: RecoveryListener) -> None:
+        """Call `listener(BlockRecovery)` whenever a lost block is recomputed or read from the WAL."""
+        self._recovery_listeners = [*self._recovery_listeners, listener]
+
+    def remove_recovery_listener(self, listener: RecoveryListener) -> None:
+        self._recovery_listeners = [x for x in self._recovery_listeners if x is not listener]
+
+    def executor_lost(self, executor_id: str) -> None:
+        """Forget every block and map output `executor_id` held (a cluster backend's worker died)."""
+        self.map_outputs.executor_lost(executor_id)
+        self.blocks.executor_lost(executor_id)
 
     def run_job(
         self,
@@ -68,7 +98,8 @@ class DAGScheduler:
         """Return ``[func(iterator of partition p) for p in partitions]`` (all partitions by default).
 
         Raises:
-            JobFailedError: a task raised; the task's exception is the ``__cause__``.
+            JobFailedError: a task raised (the task's exception is the ``__cause__``), or blocks kept
+                being lost after `LOST_BLOCK_ATTEMPTS_MAX` attempts.
             TaskNotSerializableError: a function or record could not be pickled.
         """
         if self._stopped:
@@ -80,24 +111,62 @@ class DAGScheduler:
             raise DStreamValueError(f"partitions {bad} do not exist; the RDD has {n} partitions")
         if not parts:
             return []
-        self._ensure_shuffles(rdd)
-        return self._run_stage(rdd, func, parts, description)
+        for attempt in range(1, LOST_BLOCK_ATTEMPTS_MAX + 1):
+            try:
+                self._ensure_shuffles(rdd)
+                return self._run_stage(rdd, func, parts, description)
+            except BlockLostError as lost:
+                if attempt == LOST_BLOCK_ATTEMPTS_MAX:
+                    raise JobFailedError(
+                        f"Job aborted: {description} lost blocks in {attempt} attempts in a row; last: {lost}"
+                    ) from lost
+                self._forget(lost.block_id)
+                self._report(BlockRecovery(lost.block_id.name, "lineage", str(lost)))
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _forget(self, block_id: BlockId) -> None:
+        """Forget the lost block and its siblings that are lost too (an executor dies with many blocks).
+
+        One sweep per loss, over the same shuffle's map outputs or the same RDD's partitions, so a
+        job needs one more attempt per lost executor, not per lost block.
+        """
+        bm = self.backend.block_manager
+        if isinstance(block_id, ShuffleBlockId):
+            sid = block_id.shuffle_id
+            self.map_outputs.forget(sid, block_id.map_index)
+            for m in self.map_outputs.held(sid):
+                if not bm.locations(ShuffleBlockId(sid, m, block_id.reduce_index)):
+                    self.map_outputs.forget(sid, m)
+        elif isinstance(block_id, RDDBlockId):
+            self.blocks.forget(block_id.rdd_id, block_id.split)
+            for split in self.blocks.splits(block_id.rdd_id):
+                if not bm.locations(RDDBlockId(block_id.rdd_id, split)):
+                    self.blocks.forget(block_id.rdd_id, split)
+
+    def _report(self, recovery: BlockRecovery) -> None:
+        log.warning("recovering lost block %s by %s: %s", recovery.block, recovery.how, recovery.detail)
+        for listener in self._recovery_listeners:
+            try:
+                listener(recovery)
+            except Exception:
+                log.exception("block recovery listener %r raised", listener)
 
     def _ensure_shuffles(self, rdd: RDD[Any]) -> None:
         for dep in self._nearest_shuffles(rdd):
-            if self.shuffles.is_complete(dep.shuffle_id):
+            parent = dep.rdd
+            num_maps = parent.getNumPartitions()
+            if not self.map_outputs.missing(dep.shuffle_id, num_maps):
                 continue
-            with self.shuffles.compute_lock(dep.shuffle_id):
-                if self.shuffles.is_complete(dep.shuffle_id):
+            with self.map_outputs.compute_lock(dep.shuffle_id):
+                missing = self.map_outputs.missing(dep.shuffle_id, num_maps)
+                if not missing:
                     continue
-                parent = dep.rdd
                 self._ensure_shuffles(parent)
-                writer = partial(write_buckets, dep=dep)
-                parts = list(range(parent.getNumPartitions()))
-                outputs = self._run_stage(
-                    parent, writer, parts, f"shuffle map stage (shuffle {dep.shuffle_id})"
+                statuses: list[MapStatus] = self._run_stage(
+                    parent, ShuffleMapWriter(dep), missing, f"shuffle map stage (shuffle {dep.shuffle_id})"
                 )
-                self.shuffles.put(dep.shuffle_id, outputs)
+                for map_index, status in zip(missing, statuses, strict=True):
+                    self.map_outputs.register(dep.shuffle_id, num_maps, map_index, status)
 
     def _nearest_shuffles(self, rdd: RDD[Any]) -> list[ShuffleDependency]:
         """Shuffle dependencies reachable from ``rdd`` through narrow dependencies only."""
@@ -116,28 +185,38 @@ class DAGScheduler:
                     stack.append(dep.rdd)
         return list(found.values())
 
-    def _run_stage(self, rdd: RDD[Any], func: PartitionFunc, parts: list[int], description: str) -> list[Any]:
+    def _run_stage(self, rdd: RDD[Any], func: Any, parts: list[int], description: str) -> list[Any]:
         stage = f"stage {next(self._stage_ids)} ({description} on RDD {rdd._id})"
+        self.blocks.drain_freed()  # a safe point: free what finalizers queued since the last stage
+        self.map_outputs.drain_freed()
         with self.lineage_lock:
             binary = _pickle_stage(rdd, func, stage)
-            tasks = [StageTask(binary, p, self._resolve_inputs(rdd, p), stage) for p in parts]
+            tasks = []
+            for p in parts:
+                inputs, preferred = self._resolve_inputs(rdd, p)
+                tasks.append(StageTask(binary, p, inputs, stage, preferred))
         try:
             results: list[TaskResult] = self.backend.run_tasks(tasks)
-        except (TaskNotSerializableError, JobFailedError, DStreamStateError):
+        except (TaskNotSerializableError, JobFailedError, DStreamStateError, BlockLostError):
             raise
         except Exception as exc:
             raise JobFailedError(
                 f"Job aborted: a task of {stage} failed: {type(exc).__name__}: {exc}"
             ) from exc
         for res in results:
-            for (rdd_id, split), records in res.new_blocks.items():
-                self.blocks.put(rdd_id, split, records)
+            for (rdd_id, split), locations in res.new_blocks.items():
+                if not self.blocks.put(rdd_id, split, locations):
+                    # Unpersisted (or freed) while the job ran: nobody will read or remove it later.
+                    self.backend.block_manager.remove(RDDBlockId(rdd_id, split))
             self.accumulators.merge(res.accumulator_updates)
+            for recovery in res.recoveries:
+                self._report(recovery)
         return [res.value for res in results]
 
-    def _resolve_inputs(self, rdd: RDD[Any], split: int) -> TaskInputs:
-        """Collect what partition ``split`` of ``rdd`` reads from the driver, walking narrow deps."""
+    def _resolve_inputs(self, rdd: RDD[Any], split: int) -> tuple[TaskInputs, tuple[str, ...]]:
+        """References to what partition ``split`` of ``rdd`` reads (narrow deps walked), and their places."""
         inputs = TaskInputs()
+        where: dict[str, None] = {}  # preferred locations, first found first
         seen: set[tuple[int, int]] = set()
         stack = [(rdd, split)]
         while stack:
@@ -146,9 +225,12 @@ class DAGScheduler:
                 continue
             seen.add((r._id, s))
             if r._block_backed or r._storage_level.is_stored:
-                block = self.blocks.get(r._id, s)
-                if block is not None:
-                    inputs.blocks[(r._id, s)] = block
+                locations = self.blocks.get(r._id, s)
+                if locations is None and r._block_backed:
+                    locations = self.blocks.restore(r._id, s)  # lost with its executor: put it again
+                if locations is not None:
+                    inputs.blocks[(r._id, s)] = BlockRef(RDDBlockId(r._id, s), locations)
+                    where.update(dict.fromkeys(locations))
                     continue
                 if r._block_backed:
                     raise DStreamError(
@@ -158,8 +240,11 @@ class DAGScheduler:
                 if isinstance(dep, NarrowDependency):
                     stack.extend((dep.rdd, ps) for ps in dep.parent_splits(s))
                 else:
-                    inputs.shuffles[(dep.shuffle_id, s)] = self.shuffles.fetch(dep.shuffle_id, s)
-        return inputs
+                    inputs.shuffles[(dep.shuffle_id, s)] = self.map_outputs.refs(dep.shuffle_id, s)
+                    best = self.map_outputs.preferred_location(dep.shuffle_id, s)
+                    if best is not None:
+                        where[best] = None
+        return inputs, tuple(where)
 
 
 def _parents_first(rdd: RDD[Any]) -> list[RDD[Any]]:
@@ -180,7 +265,7 @@ def _parents_first(rdd: RDD[Any]) -> list[RDD[Any]]:
     return order
 
 
-def _pickle_stage(rdd: RDD[Any], func: PartitionFunc, stage: str) -> bytes:
+def _pickle_stage(rdd: RDD[Any], func: Any, stage: str) -> bytes:
     # Pickling the lineage parents-first makes every parent a memo reference by the time its
     # child is pickled, so pickle's recursion depth stays flat however long the lineage is.
     try:

@@ -3,12 +3,13 @@
 A long lineage costs on every job (the scheduler walks it, cloudpickle ships it), and an RDD that
 depends on its own previous versions (a state stream) grows one step per batch. A reliable
 checkpoint (``checkpointing``) cuts the lineage by writing the partitions to durable storage; a
-local checkpoint cuts it by trusting the block store instead, as Spark's ``LocalRDDCheckpointData``
-does: the RDD is persisted, and after the first job that computes it every partition is in the
-block store, so its node is swapped for a ``LocalCheckpointNode`` that has no parents. Nothing is
-written, so nothing survives a lost block: computing a partition whose block is gone (unpersisted,
-Context stopped) raises a clear error instead of silently recomputing. Use it where speed matters
-more than fault tolerance.
+local checkpoint cuts it by trusting the block manager instead, as Spark's
+``LocalRDDCheckpointData`` does: the RDD is persisted, and after the first job that computes it
+every partition is a block in the block manager (the driver's location table says where each one
+is), so its node is swapped for a ``LocalCheckpointNode`` that has no parents. Nothing is written,
+so nothing survives a lost block: computing a partition whose block is gone (unpersisted, its
+executor lost, Context stopped) raises a clear error instead of silently recomputing. Use it where
+speed matters more than fault tolerance.
 """
 
 from __future__ import annotations

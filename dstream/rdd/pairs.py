@@ -53,7 +53,8 @@ class PairsMixin:
         ctx = self.context
         dep = ShuffleDependency(self, ctx._new_shuffle_id(), n, partitionFunc, agg)
         node = ShuffledNode(dep)
-        weakref.finalize(node, ctx._shuffles.remove, dep.shuffle_id)  # map outputs live as long as the node
+        # Map outputs live as long as the node.
+        weakref.finalize(node, ctx._map_outputs.free_later, dep.shuffle_id)
         return self._derive(node, Partitioner(n, partitionFunc))
 
     def partitionBy(

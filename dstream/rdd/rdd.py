@@ -3,8 +3,8 @@
 This module holds the RDD's identity, its lineage node, persistence, checkpoint glue and the
 debug string; the operations live in mixins by kind (transforms, pairs, actions) to keep each
 module readable. ``iterator`` is the only method that runs inside tasks: it serves a partition
-from the task's resolved blocks, else computes it from the node, keeping the result when the RDD
-is persisted.
+from a block the task was given a reference to, else computes it from the node, keeping the result
+in the executor's block manager when the RDD is persisted.
 """
 
 from __future__ import annotations
@@ -91,14 +91,18 @@ class RDD(TransformsMixin, PairsMixin, ActionsMixin, Generic[T_co]):
 
     # -- computing (runs inside tasks) -----------------------------------------------------------
     def iterator(self, split: int, tctx: TaskContext) -> Iterator[Any]:
-        """Records of partition ``split``: from a resolved block, else computed from the node."""
-        block = tctx.blocks.get((self._id, split))
-        if block is not None:
-            return iter(block)
+        """Records of partition ``split``: from a referenced block, else computed from the node.
+
+        A persisted RDD's computed partition goes into the task's executor's block manager.
+        """
+        if tctx.blocks:
+            ref = tctx.blocks.get((self._id, split))
+            if ref is not None:
+                return iter(tctx.read_records(ref))
         it = self._node.compute(split, tctx)
         if self._storage_level.is_stored:
             records = list(it)
-            tctx.new_blocks[(self._id, split)] = records
+            tctx.keep_block(self._id, split, records, self._storage_level)
             return iter(records)
         return it
 
@@ -107,7 +111,7 @@ class RDD(TransformsMixin, PairsMixin, ActionsMixin, Generic[T_co]):
 
     # -- persistence ---------------------------------------------------------------------------
     def persist(self, storageLevel: StorageLevel = StorageLevel.MEMORY_ONLY) -> RDD[Any]:
-        """Keep computed partitions (in driver memory with the local backend); returns self."""
+        """Keep computed partitions (in the block manager of the executor computing them); returns self."""
         if not isinstance(storageLevel, StorageLevel):
             raise DStreamValueError(f"storageLevel must be a StorageLevel, got {storageLevel!r}")
         if self._storage_level.is_stored and self._storage_level != storageLevel:
@@ -115,9 +119,9 @@ class RDD(TransformsMixin, PairsMixin, ActionsMixin, Generic[T_co]):
                 f"cannot change the storage level of {self!r} from {self._storage_level!r}"
                 f" to {storageLevel!r}"
             )
-        self.ctx._blocks.register(self._id)
+        self.ctx._block_locations.register(self._id)
         if self._block_finalizer is None:
-            self._block_finalizer = weakref.finalize(self, self.ctx._blocks.remove_rdd, self._id)
+            self._block_finalizer = weakref.finalize(self, self.ctx._block_locations.free_later, self._id)
         self._storage_level = storageLevel
         self.is_cached = True
         return self
@@ -129,7 +133,7 @@ class RDD(TransformsMixin, PairsMixin, ActionsMixin, Generic[T_co]):
     def unpersist(self, blocking: bool = False) -> RDD[Any]:
         """Forget persisted partitions; returns self."""
         if not self._block_backed:
-            self.ctx._blocks.remove_rdd(self._id)
+            self.ctx._block_locations.remove_rdd(self._id)
         self._storage_level = NOT_STORED
         self.is_cached = False
         return self
@@ -138,13 +142,11 @@ class RDD(TransformsMixin, PairsMixin, ActionsMixin, Generic[T_co]):
         return self._storage_level
 
     def _hold_blocks(self, partitions: list[list[Any]]) -> None:
-        """Make this an in-memory RDD: its partitions live in the block store while it lives."""
-        blocks = self.ctx._blocks
-        blocks.register(self._id)
-        for i, part in enumerate(partitions):
-            blocks.put(self._id, i, part)
+        """Make this an in-memory RDD: its partitions are blocks in the block manager while it lives."""
+        blocks = self.ctx._block_locations
+        blocks.hold(self._id, partitions)
         self._block_backed = True
-        self._block_finalizer = weakref.finalize(self, blocks.remove_rdd, self._id)
+        self._block_finalizer = weakref.finalize(self, blocks.free_later, self._id)
 
     # -- checkpointing -----------------------------------------------------------------------------
     def checkpoint(self) -> None:

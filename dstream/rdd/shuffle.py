@@ -1,4 +1,4 @@
-"""Shuffles: map-side combine into buckets, the driver's map-output store, reduce-side merge.
+"""Shuffles: map-side combine into buckets kept where they are made, reduce-side merge.
 
 A map task turns one parent partition into ``n`` buckets, each pickled once (protocol 5). With an
 aggregator, records are first combined into one dict per task (one hash per distinct key, not per
@@ -6,9 +6,10 @@ record), then split by partition. The reduce task for partition ``r`` receives b
 map task in map order and merges them in that order, so its output order is a function of the
 input alone (a recomputed batch gives identical output).
 
-`ShuffleStore` is the seam for other backends: the local one keeps map outputs by value on the
-driver, keyed (shuffle id, map index); a Dask backend may keep them on workers behind the same
-four calls. Outputs are dropped when their ShuffledRDD node is garbage-collected.
+A map task's buckets stay in the block manager of the executor that ran it (`ShuffleMapWriter`,
+`ShuffleBlockId(shuffle, map, reduce)`); the driver's map-output tracker
+(dstream.rdd.map_output_tracker) keeps only where they are. Outputs are dropped when their
+ShuffledRDD node is garbage-collected.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from __future__ import annotations
 import dis
 import operator
 import pickle
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, islice
 from typing import Any
 
+from dstream.backends.block_manager import BlockManager, ShuffleBlockId
 from dstream.errors import DStreamValueError
+from dstream.rdd.map_output_tracker import MapStatus
+from dstream.rdd.tasks import MapSideWriter
 
 PICKLE_PROTOCOL = 5
 
@@ -206,47 +209,20 @@ def read_buckets(buckets: list[bytes], agg: Aggregator | None) -> Iterator[Any]:
     return iter(out.items())
 
 
-class ShuffleStore:
-    """Driver-held map outputs: shuffle id -> per map task, a list of pickled buckets."""
+class ShuffleMapWriter(MapSideWriter):
+    """A shuffle's map side: one map task's buckets go into its executor's block manager.
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._outputs: dict[int, list[list[bytes]]] = {}
-        self._compute_locks: dict[int, threading.RLock] = {}
+    Returns the task's `MapStatus` (its executor and each bucket's size): the only thing that goes
+    back to the driver's map-output tracker.
+    """
 
-    def compute_lock(self, shuffle_id: int) -> threading.RLock:
-        """The lock a job holds while computing a shuffle's map stage (one computation at a time)."""
-        with self._lock:
-            return self._compute_locks.setdefault(shuffle_id, threading.RLock())
+    def __init__(self, dep: ShuffleDependency) -> None:
+        self.dep = dep
 
-    def put(self, shuffle_id: int, map_outputs: list[list[bytes]]) -> None:
-        """Record the complete output of a map stage (one entry per map task, in map order)."""
-        with self._lock:
-            self._outputs[shuffle_id] = map_outputs
-
-    def is_complete(self, shuffle_id: int) -> bool:
-        with self._lock:
-            return shuffle_id in self._outputs
-
-    def fetch(self, shuffle_id: int, reduce_index: int) -> list[bytes]:
-        """The buckets one reduce task reads: bucket ``reduce_index`` of every map task."""
-        with self._lock:
-            outputs = self._outputs.get(shuffle_id)
-        if outputs is None:
-            raise KeyError(f"shuffle {shuffle_id} has no map outputs (never computed or already freed)")
-        return [m[reduce_index] for m in outputs]
-
-    def remove(self, shuffle_id: int) -> None:
-        """Free a shuffle's outputs. Idempotent."""
-        with self._lock:
-            self._outputs.pop(shuffle_id, None)
-            self._compute_locks.pop(shuffle_id, None)
-
-    def shuffle_ids(self) -> set[int]:
-        with self._lock:
-            return set(self._outputs)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._outputs.clear()
-            self._compute_locks.clear()
+    def write(self, records: Iterator[Any], map_index: int, block_manager: BlockManager) -> MapStatus:
+        buckets = write_buckets(records, self.dep)
+        sid = self.dep.shuffle_id
+        location = block_manager.executor_id
+        for r, bucket in enumerate(buckets):
+            location = block_manager.put(ShuffleBlockId(sid, map_index, r), bucket)[0]
+        return MapStatus(location, tuple(len(b) for b in buckets))

@@ -1,115 +1,160 @@
-"""StorageLevel (PySpark's constants) and the driver's block store for persisted partitions.
+"""StorageLevel (PySpark's constants, defined in dstream.storage_level) and the driver's block-location table.
 
-The block store holds, per RDD id, the partitions that tasks computed for a persisted RDD and
-the partitions of RDDs built from in-memory data (parallelize). Entries live exactly as long as
-the RDD is persisted and referenced: `unpersist()` and a weakref finalizer on the RDD drop them,
-so a long streaming run does not accumulate blocks. Every level keeps deserialized records in
-driver memory (with the local backend the driver is the only process); disk and replication
-flags are recorded for the Dask backend.
+The driver keeps no partition bytes (docs/architecture.md, "Data lives where it is computed"): a
+persisted RDD's partitions, and the partitions of RDDs built from in-memory data (parallelize), are
+blocks in the backend's block manager (dstream.backends.block_manager), on the executor that computed
+or received them. `BlockLocations` is the driver's table of where each one is. Entries live exactly as
+long as the RDD is persisted and referenced: `unpersist()` and a weakref finalizer on the RDD drop them,
+and dropping an RDD also removes its blocks from the block manager, so a long streaming run does not
+accumulate blocks. A finalizer runs wherever the garbage collector happens to run, possibly inside a
+block manager's locked section, so it only queues the id (`free_later`); the scheduler frees queued
+RDDs at its next safe point (`drain_freed`), as Spark's ContextCleaner does on its own thread.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
-from typing import Any, ClassVar
+from typing import Any
 
+from dstream.backends.base import TaskNotSerializableError
+from dstream.backends.block_manager import BlockManager, Lost, RDDBlockId
+from dstream.rdd.block_values import from_block, to_block
+from dstream.storage_level import NOT_STORED, StorageLevel
 
-class StorageLevel:
-    """Where and how an RDD's partitions are kept (PySpark's constructor and constants)."""
-
-    DISK_ONLY: ClassVar[StorageLevel]
-    DISK_ONLY_2: ClassVar[StorageLevel]
-    DISK_ONLY_3: ClassVar[StorageLevel]
-    MEMORY_ONLY: ClassVar[StorageLevel]
-    MEMORY_ONLY_2: ClassVar[StorageLevel]
-    MEMORY_AND_DISK: ClassVar[StorageLevel]
-    MEMORY_AND_DISK_2: ClassVar[StorageLevel]
-    MEMORY_AND_DISK_DESER: ClassVar[StorageLevel]
-    OFF_HEAP: ClassVar[StorageLevel]
-
-    def __init__(
-        self, useDisk: bool, useMemory: bool, useOffHeap: bool, deserialized: bool, replication: int = 1
-    ) -> None:
-        self.useDisk = useDisk
-        self.useMemory = useMemory
-        self.useOffHeap = useOffHeap
-        self.deserialized = deserialized
-        self.replication = replication
-
-    def _key(self) -> tuple[bool, bool, bool, bool, int]:
-        return (self.useDisk, self.useMemory, self.useOffHeap, self.deserialized, self.replication)
-
-    @property
-    def is_stored(self) -> bool:
-        """True for every level that keeps data (any of disk, memory, off-heap)."""
-        return self.useDisk or self.useMemory or self.useOffHeap
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, StorageLevel) and self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return "StorageLevel({}, {}, {}, {}, {})".format(*self._key())
-
-    def __str__(self) -> str:
-        parts = [name for flag, name in ((self.useDisk, "Disk"), (self.useMemory, "Memory")) if flag]
-        if self.useOffHeap:
-            parts.append("OffHeap")
-        parts.append("Deserialized" if self.deserialized else "Serialized")
-        return " ".join(parts) + f" {self.replication}x Replicated"
-
-
-StorageLevel.DISK_ONLY = StorageLevel(True, False, False, False)
-StorageLevel.DISK_ONLY_2 = StorageLevel(True, False, False, False, 2)
-StorageLevel.DISK_ONLY_3 = StorageLevel(True, False, False, False, 3)
-StorageLevel.MEMORY_ONLY = StorageLevel(False, True, False, False)
-StorageLevel.MEMORY_ONLY_2 = StorageLevel(False, True, False, False, 2)
-StorageLevel.MEMORY_AND_DISK = StorageLevel(True, True, False, False)
-StorageLevel.MEMORY_AND_DISK_2 = StorageLevel(True, True, False, False, 2)
-StorageLevel.MEMORY_AND_DISK_DESER = StorageLevel(True, True, False, True)
-StorageLevel.OFF_HEAP = StorageLevel(True, True, True, False, 1)
-
-NOT_STORED = StorageLevel(False, False, False, False)
+__all__ = ["NOT_STORED", "BlockId", "BlockLocations", "StorageLevel"]
 
 BlockId = tuple[int, int]  # (rdd id, partition index)
 
 
-class PersistedPartitionStore:
-    """Thread-safe map of (rdd id, partition) -> list of records, for registered RDDs only."""
+class BlockLocations:
+    """Thread-safe map (rdd id, partition) -> executor ids holding the block, for registered RDDs only.
 
-    def __init__(self) -> None:
+    Args:
+        block_manager: the backend's block manager; removing an RDD here removes its blocks there.
+    """
+
+    def __init__(self, block_manager: BlockManager) -> None:
+        self.block_manager = block_manager
         self._lock = threading.Lock()
-        self._blocks: dict[int, dict[int, list[Any]]] = {}
+        self._locations: dict[int, dict[int, tuple[str, ...]]] = {}
+        # In-memory sources keep their blocks' values on the driver too, as Spark's parallelize keeps
+        # its slices in the driver's partitions: an executor that dies with one loses nothing that
+        # cannot be put again (the local manager stores these very objects, so it costs no copy).
+        self._sources: dict[int, list[Any]] = {}
+        self._freed: queue.SimpleQueue[int] = queue.SimpleQueue()  # reentrant: safe in a finalizer
+
+    def free_later(self, rdd_id: int) -> None:
+        """Queue an RDD's blocks for removal (what a finalizer may do: no lock taken)."""
+        self._freed.put(rdd_id)
+
+    def drain_freed(self) -> None:
+        """Remove the blocks of every RDD queued by `free_later`."""
+        while True:
+            try:
+                rdd_id = self._freed.get_nowait()
+            except queue.Empty:
+                return
+            self.remove_rdd(rdd_id)
 
     def register(self, rdd_id: int) -> None:
         """Start accepting blocks for an RDD (persist, or an in-memory source)."""
         with self._lock:
-            self._blocks.setdefault(rdd_id, {})
+            self._locations.setdefault(rdd_id, {})
 
-    def put(self, rdd_id: int, split: int, records: list[Any]) -> None:
-        """Store a block; ignored if the RDD is not registered (unpersisted while its job ran)."""
+    def put(self, rdd_id: int, split: int, locations: tuple[str, ...]) -> bool:
+        """Record where a block is; False (nothing recorded) if the RDD is not registered."""
         with self._lock:
-            parts = self._blocks.get(rdd_id)
-            if parts is not None:
-                parts[split] = records
+            parts = self._locations.get(rdd_id)
+            if parts is None:
+                return False
+            parts[split] = locations
+            return True
 
-    def get(self, rdd_id: int, split: int) -> list[Any] | None:
+    def get(self, rdd_id: int, split: int) -> tuple[str, ...] | None:
+        """Where the block is, or None when the driver knows no copy of it."""
         with self._lock:
-            parts = self._blocks.get(rdd_id)
+            parts = self._locations.get(rdd_id)
             return None if parts is None else parts.get(split)
 
-    def remove_rdd(self, rdd_id: int) -> None:
-        """Drop every block of an RDD and stop accepting new ones. Idempotent."""
+    def splits(self, rdd_id: int) -> list[int]:
+        """The partitions of an RDD whose block location is known."""
         with self._lock:
-            self._blocks.pop(rdd_id, None)
+            return sorted(self._locations.get(rdd_id) or {})
+
+    def forget(self, rdd_id: int, split: int) -> None:
+        """The block was found lost: the next job computes it again (from lineage)."""
+        with self._lock:
+            parts = self._locations.get(rdd_id)
+            if parts is not None:
+                parts.pop(split, None)
+
+    def executor_lost(self, executor_id: str) -> None:
+        """Drop `executor_id` from every block's locations (a block with no location left is lost)."""
+        with self._lock:
+            for parts in self._locations.values():
+                for split, where in list(parts.items()):
+                    if executor_id in where:
+                        kept = tuple(e for e in where if e != executor_id)
+                        if kept:
+                            parts[split] = kept
+                        else:
+                            del parts[split]
+
+    def remove_rdd(self, rdd_id: int) -> None:
+        """Forget every block of an RDD, remove them from the block manager, stop accepting new ones."""
+        with self._lock:
+            self._locations.pop(rdd_id, None)
+            self._sources.pop(rdd_id, None)
+        self.block_manager.remove_rdd(rdd_id)
 
     def rdd_ids(self) -> set[int]:
         """Ids of the registered RDDs (tests use it to check that memory is released)."""
+        self.drain_freed()
         with self._lock:
-            return set(self._blocks)
+            return set(self._locations)
 
     def clear(self) -> None:
         with self._lock:
-            self._blocks.clear()
+            ids, self._locations = set(self._locations), {}
+            self._sources.clear()
+        for rdd_id in ids:
+            self.block_manager.remove_rdd(rdd_id)
+
+    def hold(self, rdd_id: int, partitions: list[list[Any]]) -> None:
+        """Put an in-memory RDD's partitions into the block manager and record where they went.
+
+        Raises:
+            TaskNotSerializableError: a record cannot be pickled, so it could not reach a worker.
+        """
+        try:
+            values = [to_block(part, StorageLevel.MEMORY_ONLY) for part in partitions]
+        except Exception as exc:
+            raise TaskNotSerializableError(
+                f"a record of the in-memory data is not serializable: {type(exc).__name__}: {exc}; "
+                "records of an RDD must be picklable to reach a worker"
+            ) from exc
+        self.register(rdd_id)
+        with self._lock:
+            self._sources[rdd_id] = values
+        for split, value in enumerate(values):
+            self.put(rdd_id, split, self.block_manager.put(RDDBlockId(rdd_id, split), value))
+
+    def restore(self, rdd_id: int, split: int) -> tuple[str, ...] | None:
+        """Put a lost partition of an in-memory RDD again from the driver's copy; its new locations.
+
+        Returns None when the RDD is no in-memory source or was freed.
+        """
+        with self._lock:
+            values = self._sources.get(rdd_id)
+        if values is None or not 0 <= split < len(values):
+            return None
+        locations = self.block_manager.put(RDDBlockId(rdd_id, split), values[split])
+        return locations if self.put(rdd_id, split, locations) else None
+
+    def read(self, rdd_id: int, split: int) -> Any:
+        """A block's value through the block manager, or None when it is not known or lost."""
+        if self.get(rdd_id, split) is None:
+            return None
+        value = self.block_manager.get(RDDBlockId(rdd_id, split))
+        return None if isinstance(value, Lost) else from_block(value)

@@ -1,6 +1,6 @@
 """How a receiver's block is stored: in the block store only, or in the receiver WAL first, then memory.
 
-`BlockStoreHandler` keeps blocks in the executor's block store at the receiver's storage level.
+`BlockStoreHandler` keeps blocks in the executor's block manager at the receiver's storage level.
 `WriteAheadLogHandler` serializes the block once, writes it to the receiver WAL
 (`<checkpoint>/receivedData/<stream_id>/`), and only when that write returned (durable) puts the records
 in the block store; its `store_block` therefore returns only once the block is durable. The storage level
@@ -81,6 +81,7 @@ class StoreResult:
     num_records: int
     wal_handle: Any = None
     written_ms: int | None = None
+    locations: tuple[str, ...] = ()
 
 
 def encode_block_record(record: BlockRecord) -> bytes:
@@ -131,8 +132,8 @@ class BlockStoreHandler:
         self.blocks = blocks
 
     def store_block(self, block_id: str, records: list[Any], metadata: dict[str, Any] | None) -> StoreResult:
-        self.blocks.put_replicated(block_id, records, self.level)
-        return StoreResult(block_id, len(records))
+        locations = self.blocks.put_replicated(block_id, records, self.level)
+        return StoreResult(block_id, len(records), locations=locations)
 
     def store_state(self, state: dict[str, Any]) -> None:
         """Nothing to do: without the WAL a receiver's state lives only in memory."""
@@ -165,8 +166,9 @@ class WriteAheadLogHandler:
         now = self.clock.time_ms()
         data = encode_block_record(BlockRecord(self.stream_id, block_id, now, metadata, records))
         handle = self.log.write(data, now)
-        self.blocks.primary.put(block_id, records, self.level)
-        return StoreResult(block_id, len(records), handle, now)
+        # One copy (see `level`): the WAL is the other.
+        locations = self.blocks.put_replicated(block_id, records, self.level)
+        return StoreResult(block_id, len(records), handle, now, locations)
 
     def store_state(self, state: dict[str, Any]) -> None:
         """Write a receiver state record; durable when this returns (recovery hands it back in log order)."""

@@ -4,8 +4,15 @@ Built on the public RDD API only: `sc.parallelize(block_refs, len(block_refs)).f
 the RDD engine needs no special RDD class. Partitions follow the order of the tracker's allocation, which
 is logged, so a batch re-run after recovery sees the same blocks in the same order.
 
-`read_block` runs in a task: it looks for a copy in its executor's received blocks (unless the block is known
-to be invalid, i.e. recovered from the log), then reads the receiver WAL record by its handle.
+`read_block` runs in a task: it looks for a copy through its executor's block manager (unless the block is
+known to be invalid, i.e. recovered from the log), then reads the receiver WAL record by its handle and
+says so (`TaskContext.report_recovery`, which becomes the listener bus's block-recovered event). A block
+whose copies are all gone and that was not write-ahead logged fails the task with `BlockNotFoundError`
+naming the block: never a silently empty partition.
+
+The partitions are the refs themselves (`parallelize`): they are in-memory blocks, so tasks receive
+references to them, and each `BlockRef` carries the executors holding the block (`location`, the task's
+preferred place to run on a cluster).
 """
 
 from __future__ import annotations
@@ -14,8 +21,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dstream.backends.block_manager import ReceivedBlockId
 from dstream.backends.executor_env import ExecutorEnv
 from dstream.errors import DStreamError
+from dstream.rdd.block_recovery import BlockRecovery
+from dstream.rdd.tasks import TaskContext
 from dstream.receiver.block_handler import decode_block_record
 from dstream.receiver.block_store import received_blocks
 from dstream.receiver.received_block_tracker import ReceivedBlockInfo
@@ -28,13 +38,14 @@ class BlockNotFoundError(DStreamError):
 
 @dataclass(frozen=True)
 class BlockRef:
-    """What a task needs to read one block: its id, validity, and where its WAL record is."""
+    """What a task needs to read one block: its id, validity, where it is, and where its WAL record is."""
 
     block_id: str
     block_valid: bool = True
     wal_handle: Any = None
     wal_url: str | None = None
     storage_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    locations: tuple[str, ...] = ()
 
 
 def block_refs(
@@ -42,7 +53,7 @@ def block_refs(
 ) -> list[BlockRef]:
     """Refs for the allocated blocks, in allocation order."""
     url, options = wal_location if wal_location is not None else (None, {})
-    return [BlockRef(i.block_id, i.block_valid, i.wal_handle, url, dict(options)) for i in infos]
+    return [BlockRef(i.block_id, i.block_valid, i.wal_handle, url, dict(options), i.locations) for i in infos]
 
 
 def read_block(ref: BlockRef, env: ExecutorEnv | None = None) -> list[Any]:
@@ -57,7 +68,12 @@ def read_block(ref: BlockRef, env: ExecutorEnv | None = None) -> list[Any]:
             "(enable spark.streaming.receiver.writeAheadLog.enable for zero data loss)"
         )
     data = receiver_wals(env).for_reading(ref.wal_url, ref.storage_options).read(ref.wal_handle)
-    return decode_block_record(data).records
+    records = decode_block_record(data).records
+    tctx = TaskContext.get()
+    if tctx is not None:
+        why = "its in-memory copies are gone" if ref.block_valid else "recovered from the log (no copy)"
+        tctx.report_recovery(BlockRecovery(ReceivedBlockId(ref.block_id).name, "wal", why))
+    return records
 
 
 def _read_in_task(ref: BlockRef) -> list[Any]:

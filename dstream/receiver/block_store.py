@@ -1,189 +1,71 @@
-"""The executor's store of received blocks, keyed by block id, one per executor (plus peers for replicas).
+"""Received blocks, stored through the executor's block manager (dstream.backends.block_manager).
 
-Each executor's `ExecutorEnv` holds one `ReceivedBlocks` (`received_blocks(env)`): in the local backend
-the driver process is the executor, so a receiver and the tasks that read its blocks share it. A
-replicated storage level (replication 2) puts a second copy in a *peer* store: with the local backend the
-peer is a second store in the same executor that stands for another worker, so dropping one copy
-(`drop_all()`, as a lost worker would) leaves the other. With the Dask backend each worker process has
-its own environment and the peer is another worker.
+A receiver's supervisor stores each block in the block manager of the executor it runs on, under a
+`ReceivedBlockId`; the block RDD tasks of the batch it is allocated to read it back through the block
+manager of the executor they run on (a local copy, or fetched from a holder). `ReceivedBlocks` is
+that view for one executor (`received_blocks(env)`). The storage level decides the rest, in the block
+manager: memory only (refused with `BlockStoreFullError` when the holder's memory budget is used up,
+so the caller's `store()` raises rather than losing data silently), memory and disk (spilled when it
+does not fit), disk only; replication 2 keeps a second copy on another holder. Blocks are removed
+explicitly (`remove`) when their batches are cleaned; the WAL, not the block manager, is the durable
+copy.
 
-Storage levels (`dstream.rdd.storage.StorageLevel`, PySpark's constants) decide where a block lives:
-- memory only: kept in memory; a block that does not fit in `memory_records_max` is refused with
-  `BlockStoreFullError` (the caller's `store()` raises rather than losing data silently);
-- memory and disk: kept in memory while it fits, else pickled to a spill file in the store's directory;
-- disk only: always spilled.
-Blocks are removed explicitly (`remove`) when their batches are cleaned; the WAL, not the store, is the
-durable copy.
-
-Blocks are kept serialized (pickled once at `put`) and every `get` unpickles a fresh copy, as in
-Spark: a task that mutates its records in place must not change what another output operation, or a
+Blocks are stored pickled (once, at `put`) and every `find` unpickles a fresh copy, as in Spark: a
+task that mutates its records in place must not change what another output operation, or a
 recomputation, of the same batch reads.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
-import shutil
-import tempfile
-import threading
-import weakref
 from typing import Any
 
+from dstream.backends.block_manager import BlockManager, BlockStoreFullError, Lost, ReceivedBlockId
 from dstream.backends.executor_env import ExecutorEnv, current_executor_env
-from dstream.errors import DStreamError, DStreamValueError
+from dstream.backends.local_blocks import LocalBlockManager
 from dstream.pickling import dumps_records
-from dstream.rdd.storage import StorageLevel
+from dstream.storage_level import StorageLevel
 
-MEMORY_RECORDS_MAX_DEFAULT = 50_000_000
-PRIMARY = "local"
-PEER = "local-peer"
-
-
-class BlockStoreFullError(DStreamError):
-    """A memory-only block does not fit in the store's memory budget."""
-
-
-class ReceivedBlockStore:
-    """Thread-safe map block id -> records, in memory or spilled to disk.
-
-    Args:
-        name: the executor this store stands for (used in messages and the spill directory name).
-        memory_records_max: records kept in memory at most, over all blocks.
-    """
-
-    def __init__(self, name: str, memory_records_max: int = MEMORY_RECORDS_MAX_DEFAULT) -> None:
-        if memory_records_max < 0:
-            raise DStreamValueError(f"memory_records_max must be >= 0, got {memory_records_max}")
-        self.name = name
-        self.memory_records_max = memory_records_max
-        self._lock = threading.Lock()
-        self._memory: dict[str, tuple[bytes, int]] = {}  # block id -> (pickled records, record count)
-        self._memory_records = 0
-        self._spilled: dict[str, str] = {}
-        self._spill_dir: str | None = None
-
-    def put(self, block_id: str, records: list[Any], level: StorageLevel) -> None:
-        """Keep `records` under `block_id` at `level` (replication is the caller's business)."""
-        self.put_serialized(block_id, dumps_records(records), len(records), level)
-
-    def put_serialized(self, block_id: str, data: bytes, num_records: int, level: StorageLevel) -> None:
-        """Keep an already pickled list of `num_records` records (what `put` does after pickling)."""
-        if not (level.useMemory or level.useDisk):
-            raise DStreamValueError(f"storage level {level!r} stores nothing; expected memory and/or disk")
-        with self._lock:
-            fits = self._memory_records + num_records <= self.memory_records_max
-            if level.useMemory and fits:
-                self._memory[block_id] = (data, num_records)
-                self._memory_records += num_records
-                return
-            if not level.useDisk:
-                raise BlockStoreFullError(
-                    f"block {block_id} of {num_records} records does not fit in store {self.name!r} "
-                    f"({self._memory_records} of memory_records_max={self.memory_records_max} used)"
-                )
-            self._spilled[block_id] = self._spill(block_id, data)
-
-    def _spill(self, block_id: str, data: bytes) -> str:
-        if self._spill_dir is None:
-            self._spill_dir = tempfile.mkdtemp(prefix=f"dstream-blocks-{self.name}-")
-            # A store dropped without drop_all() (its executor went away) still removes its files.
-            weakref.finalize(self, shutil.rmtree, self._spill_dir, True)
-        path = os.path.join(self._spill_dir, block_id)
-        with open(path, "wb") as f:
-            f.write(data)
-        return path
-
-    def get(self, block_id: str) -> list[Any] | None:
-        """A fresh copy of the block's records, or None when this store has no copy."""
-        with self._lock:
-            held = self._memory.get(block_id)
-            path = self._spilled.get(block_id)
-        if held is not None:
-            records: list[Any] = pickle.loads(held[0])
-            return records
-        if path is None:
-            return None
-        try:
-            with open(path, "rb") as f:
-                loaded: list[Any] = pickle.load(f)
-        except FileNotFoundError:
-            return None  # removed while we read
-        return loaded
-
-    def contains(self, block_id: str) -> bool:
-        with self._lock:
-            return block_id in self._memory or block_id in self._spilled
-
-    def remove(self, block_id: str) -> None:
-        """Drop the block's copy here, if any. Idempotent."""
-        with self._lock:
-            held = self._memory.pop(block_id, None)
-            if held is not None:
-                self._memory_records -= held[1]
-            path = self._spilled.pop(block_id, None)
-        if path is not None:
-            try:
-                os.remove(path)
-            except FileNotFoundError:
-                pass
-
-    def block_ids(self) -> set[str]:
-        with self._lock:
-            return set(self._memory) | set(self._spilled)
-
-    def drop_all(self) -> None:
-        """Lose every copy, as the death of this executor would."""
-        with self._lock:
-            self._memory.clear()
-            self._memory_records = 0
-            self._spilled.clear()
-            spill_dir, self._spill_dir = self._spill_dir, None
-        if spill_dir is not None:
-            shutil.rmtree(spill_dir, ignore_errors=True)
+__all__ = ["BlockStoreFullError", "ReceivedBlocks", "received_blocks"]
 
 
 class ReceivedBlocks:
-    """An executor's received blocks: its own store and, for replicated levels, its peer's.
+    """An executor's received blocks, kept in its block manager.
 
-    One per executor, an `ExecutorEnv` service (`received_blocks(env)`): the receivers of that executor
-    put blocks here and the tasks that run there read them.
+    Args:
+        block_manager: the executor's block manager (default: a fresh in-process one, for tests).
     """
 
-    def __init__(self) -> None:
-        self.primary = ReceivedBlockStore(PRIMARY)
-        self.peer = ReceivedBlockStore(PEER)
+    def __init__(self, block_manager: BlockManager | None = None) -> None:
+        self.block_manager = block_manager if block_manager is not None else LocalBlockManager("receiver")
 
-    def stores(self) -> list[ReceivedBlockStore]:
-        """Primary first: where a reader looks for a copy."""
-        return [self.primary, self.peer]
+    def put_replicated(self, block_id: str, records: list[Any], level: StorageLevel) -> tuple[str, ...]:
+        """Store a block at `level` (a second copy elsewhere when its replication is 2 or more).
 
-    def put_replicated(self, block_id: str, records: list[Any], level: StorageLevel) -> None:
-        """Store a block at `level`, its second copy in the peer store when replication is 2 or more."""
-        data = dumps_records(records)  # serialized once for both copies
-        self.primary.put_serialized(block_id, data, len(records), level)
-        if level.replication >= 2:
-            self.peer.put_serialized(block_id, data, len(records), level)
+        Returns:
+            The executors holding the block.
+        """
+        data = dumps_records(records)  # serialized once for every copy
+        return self.block_manager.put(ReceivedBlockId(block_id), data, level, len(records))
 
     def find(self, block_id: str) -> list[Any] | None:
-        """Any copy of the block held here, or None."""
-        for store in self.stores():
-            records = store.get(block_id)
-            if records is not None:
-                return records
-        return None
+        """A fresh copy of the block's records from any holder, or None when every copy is lost."""
+        data = self.block_manager.get(ReceivedBlockId(block_id))
+        if isinstance(data, Lost):
+            return None
+        records: list[Any] = pickle.loads(data)
+        return records
+
+    def locations(self, block_id: str) -> tuple[str, ...]:
+        """The executors holding a copy of the block."""
+        return self.block_manager.locations(ReceivedBlockId(block_id))
 
     def remove(self, block_id: str) -> None:
         """Remove every copy of the block."""
-        for store in self.stores():
-            store.remove(block_id)
-
-    def close(self) -> None:
-        """Drop every block (the executor is going away)."""
-        for store in self.stores():
-            store.drop_all()
+        self.block_manager.remove(ReceivedBlockId(block_id))
 
 
 def received_blocks(env: ExecutorEnv | None = None) -> ReceivedBlocks:
     """The received blocks of executor `env` (default: the executor this task runs on)."""
-    return (env or current_executor_env()).service("received-blocks", ReceivedBlocks)
+    executor = env or current_executor_env()
+    return executor.service("received-blocks", lambda: ReceivedBlocks(executor.block_manager))

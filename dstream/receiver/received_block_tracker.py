@@ -83,6 +83,8 @@ class ReceivedBlockInfo:
         metadata: small builtin-only dict stored with the block (e.g. producer id and sequence range).
         block_valid: False when the in-memory copy is known to be gone (recovered from the log).
         written_ms: when the block was written to the receiver WAL, if it was.
+        locations: the executors whose block managers hold a copy (the driver's block-location
+            table for received blocks). Not logged: a block recovered from the log has none.
     """
 
     stream_id: int
@@ -92,6 +94,7 @@ class ReceivedBlockInfo:
     metadata: dict[str, Any] | None = field(default=None, hash=False)
     block_valid: bool = field(default=True, compare=False)
     written_ms: int | None = None
+    locations: tuple[str, ...] = field(default=(), compare=False, hash=False)
 
 
 @dataclass(frozen=True)

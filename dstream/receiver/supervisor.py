@@ -295,7 +295,14 @@ class ReceiverSupervisor:
     ) -> StoreResult:
         result = self.handler.store_block(block_id, records, metadata)
         info = ReceivedBlockInfo(
-            self.stream_id, block_id, result.num_records, result.wal_handle, metadata, True, result.written_ms
+            self.stream_id,
+            block_id,
+            result.num_records,
+            result.wal_handle,
+            metadata,
+            True,
+            result.written_ms,
+            result.locations,
         )
         try:
             self._report_block(info)

@@ -4,7 +4,8 @@ The generic path (`RDD._write_checkpoint`) runs a job whose tasks pickle and pub
 the local backend those tasks take the same `local[N]` threads as the next batch's tasks, so on a
 slow store (an object-store PUT takes tens of milliseconds) a background write holds up batches.
 A stateful stream's RDD is persisted, and once its batch has completed every partition is a block
-in the driver's block store: the checkpoint writer can pickle and publish those itself, with the
+in the backend's block manager, whose location the driver knows: the checkpoint writer reads them
+through the block manager and can pickle and publish those itself, with the
 uploads overlapped on a small pool of its own (publishing waits on the network or fsync with the
 GIL released). The part bytes are those the job writes (pickle protocol 5 of the partition's
 records), so readers cannot tell the two paths apart. When a block is missing (unpersisted,
@@ -24,11 +25,10 @@ from dstream.pickling import dumps_records  # the data serialization dstream.rdd
 
 def cached_partitions(rdd: Any) -> list[list[Any]] | None:
     """Every partition of `rdd` from the block store, or None when any one is not cached."""
-    ctx = rdd.context
-    blocks = ctx._blocks
+    blocks = rdd.context._block_locations
     parts = []
     for split in range(rdd.getNumPartitions()):
-        block = blocks.get(rdd.id(), split)
+        block = blocks.read(rdd.id(), split)  # through the block manager (fetched from its holder)
         if block is None:
             return None
         parts.append(block)

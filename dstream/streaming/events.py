@@ -412,3 +412,29 @@ class StreamingListenerBatchQuarantined(_Info):
 
     def numRecords(self) -> dict[int, int]:
         return dict(self._numRecords)
+
+
+class StreamingListenerBlockRecovered(_Info):
+    """A lost block was recovered: recomputed from lineage, or read from the receiver WAL.
+
+    dstream's own event (Spark only logs it). `block()` is the block's name (`shuffle_<shuffle>_<map>_
+    <reduce>`, `rdd_<rdd>_<partition>`, `input-<block id>`), `recoveredBy()` is "lineage" (what produced
+    it ran again) or "wal" (a received block read from its write-ahead log copy), and `reason()` says
+    why it was found lost.
+    """
+
+    _fields = ("block", "recoveredBy", "reason")
+
+    def __init__(self, block: str, recoveredBy: str, reason: str) -> None:
+        self._block = block
+        self._recoveredBy = recoveredBy
+        self._reason = reason
+
+    def block(self) -> str:
+        return self._block
+
+    def recoveredBy(self) -> str:
+        return self._recoveredBy
+
+    def reason(self) -> str:
+        return self._reason

@@ -21,6 +21,7 @@ from dstream.streaming.events import (
     StreamingListenerBatchQuarantined,
     StreamingListenerBatchStarted,
     StreamingListenerBatchSubmitted,
+    StreamingListenerBlockRecovered,
     StreamingListenerCheckpointFailed,
     StreamingListenerCheckpointWritten,
     StreamingListenerOutputOperationCompleted,
@@ -43,6 +44,7 @@ __all__ = [
     "StreamingListenerBatchQuarantined",
     "StreamingListenerBatchStarted",
     "StreamingListenerBatchSubmitted",
+    "StreamingListenerBlockRecovered",
     "StreamingListenerBus",
     "StreamingListenerCheckpointFailed",
     "StreamingListenerCheckpointWritten",
@@ -95,6 +97,9 @@ class StreamingListener:
     def onBatchQuarantined(self, batchQuarantined: StreamingListenerBatchQuarantined) -> None:
         """A batch failed every attempt and was quarantined (dstream's own callback)."""
 
+    def onBlockRecovered(self, blockRecovered: StreamingListenerBlockRecovered) -> None:
+        """A lost block was recomputed from lineage or read from the WAL (dstream's own callback)."""
+
     def onCheckpointWritten(self, checkpointWritten: StreamingListenerCheckpointWritten) -> None:
         """A metadata or RDD data checkpoint became durable."""
 
@@ -115,6 +120,7 @@ _CALLBACKS: dict[type, str] = {
     StreamingListenerCheckpointWritten: "onCheckpointWritten",
     StreamingListenerCheckpointFailed: "onCheckpointFailed",
     StreamingListenerBatchQuarantined: "onBatchQuarantined",
+    StreamingListenerBlockRecovered: "onBlockRecovered",
 }
 
 _STOP = object()

@@ -102,8 +102,8 @@ def test_cache_stores_partitions_in_the_block_store(sc_inline: Context) -> None:
     assert rdd.is_cached
     assert rdd.getStorageLevel() == StorageLevel.MEMORY_ONLY
     assert rdd.collect() == [1, 2, 3, 4, 5, 6]
-    assert sc_inline._blocks.get(rdd.id(), 0) == [1, 2, 3]
-    assert sc_inline._blocks.get(rdd.id(), 1) == [4, 5, 6]
+    assert sc_inline._block_locations.read(rdd.id(), 0) == [1, 2, 3]
+    assert sc_inline._block_locations.read(rdd.id(), 1) == [4, 5, 6]
     assert rdd.map(lambda x: x * 2).collect() == [2, 4, 6, 8, 10, 12]
 
 

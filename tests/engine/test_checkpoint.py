@@ -40,7 +40,7 @@ def test_checkpoint_writes_parts_cuts_lineage_and_frees_shuffles(sc: Context, tm
     assert b"ShuffledRDD" not in after and b"ReliableCheckpointRDD" in after
     assert counts.collect() == expected
     gc.collect()
-    assert sc._shuffles.shuffle_ids() == set(), "the cut lineage no longer holds the shuffle"
+    assert sc._map_outputs.shuffle_ids() == set(), "the cut lineage no longer holds the shuffle"
 
 
 def test_checkpointed_data_comes_from_the_files(sc: Context, tmp_path: Path) -> None:

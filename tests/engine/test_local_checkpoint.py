@@ -32,7 +32,7 @@ def test_local_checkpoint_cuts_lineage_after_the_next_job_and_frees_shuffles(sc:
     assert len(after.splitlines()) == 1
     assert sorted(counts.collect()) == expected
     gc.collect()
-    assert sc._shuffles.shuffle_ids() == set(), "the cut lineage no longer holds the shuffle"
+    assert sc._map_outputs.shuffle_ids() == set(), "the cut lineage no longer holds the shuffle"
 
 
 def test_locally_checkpointed_data_comes_from_the_blocks(sc: Context, tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_a_partial_job_still_materializes_every_partition(sc: Context) -> None:
     squares.localCheckpoint()
     assert squares.take(1) == [0]  # computes partition 0 only
     assert squares.isCheckpointed()
-    assert all(sc._blocks.get(squares.id(), split) is not None for split in range(4))
+    assert all(sc._block_locations.get(squares.id(), split) is not None for split in range(4))
     assert squares.collect() == [x * x for x in range(12)]
 
 

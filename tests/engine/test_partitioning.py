@@ -117,7 +117,7 @@ def test_shuffle_partition_contents_match_in_another_process() -> None:
 
 
 def test_shuffle_outputs_are_freed_when_rdds_are_unreferenced(sc: Context) -> None:
-    store = sc._shuffles
+    store = sc._map_outputs
     before = store.shuffle_ids()
     counts = sc.parallelize([("a", 1), ("b", 2), ("a", 3)], 2).reduceByKey(operator.add)
     grouped = counts.groupByKey(3)  # a different partition count: a second shuffle
@@ -133,7 +133,7 @@ def test_shuffle_outputs_are_freed_when_rdds_are_unreferenced(sc: Context) -> No
 
 
 def test_cached_blocks_are_freed_when_rdds_are_unreferenced(sc: Context) -> None:
-    blocks = sc._blocks
+    blocks = sc._block_locations
     source = sc.parallelize(range(10), 2)
     cached = source.map(lambda x: x * 2).cache()
     assert cached.count() == 10
@@ -152,8 +152,8 @@ def test_many_batches_do_not_accumulate_state(sc: Context) -> None:
         assert dict(rdd.reduceByKey(operator.add).collect())[1] >= 5
         del rdd
     gc.collect()
-    assert sc._shuffles.shuffle_ids() == set()
-    assert sc._blocks.rdd_ids() == set()
+    assert sc._map_outputs.shuffle_ids() == set()
+    assert sc._block_locations.rdd_ids() == set()
 
 
 @pytest.mark.parametrize("n", [1, 2, 7])

@@ -6,13 +6,13 @@ import pickle
 import pickletools
 from typing import Any
 
-import cloudpickle
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from dstream import pickling
-from dstream.backends.local import serialize_task
+from dstream.backends.block_manager import BlockRef, RDDBlockId, ShuffleBlockId
+from dstream.backends.serialization import serialize_task
 from dstream.pickling import dumps_records, holds_no_shared_mutable, is_flat_text
 from dstream.rdd.tasks import StageTask, TaskInputs
 from dstream.receiver.block_handler import BlockRecord, decode_block_record, encode_block_record
@@ -82,15 +82,16 @@ def test_shared_mutable_objects_are_told_apart() -> None:
     assert not holds_no_shared_mutable({"all": inner}, besides=(inner,))  # reaches what is beside it
 
 
-def test_task_inputs_ship_text_blocks_without_the_memo_and_others_as_they_are() -> None:
-    lines = [f"line {i}" for i in range(100)]
-    shared: list[int] = [1]
-    inputs = TaskInputs({(1, 0): lines, (2, 0): [shared, shared]}, {(3, 0): [b"bucket"]})
-    data = cloudpickle.dumps(inputs, protocol=5)
-    assert pickling.dumps_text(lines) in data  # the text block, packed without the memo
-    back = pickle.loads(data)
-    assert back == inputs
-    assert back.blocks[(2, 0)][0] is back.blocks[(2, 0)][1]  # sharing in other blocks survives
+def test_task_inputs_are_references_whatever_the_size_of_the_blocks() -> None:
+    refs = TaskInputs(
+        {(1, 0): BlockRef(RDDBlockId(1, 0), ("driver",))},
+        {(3, 0): (BlockRef(ShuffleBlockId(3, 0, 0), ("driver",)),)},
+    )
+    task = StageTask(b"stage", 0, refs, "a test stage", ("driver",))
+    serialized = serialize_task(task)
+    assert serialized.buffers == () and serialized.nbytes < 1000  # ids and locations, no records
+    back = pickle.loads(serialized.payload)
+    assert back.inputs == task.inputs and back.preferred_locations == ("driver",)
 
 
 def test_receiver_wal_block_records_keep_their_meaning_both_ways() -> None:
@@ -105,13 +106,3 @@ def test_receiver_wal_block_records_keep_their_meaning_both_ways() -> None:
     aliased = BlockRecord(1, "b-3", 1000, {"records": records}, records)
     back = decode_block_record(encode_block_record(aliased))
     assert back.metadata is not None and back.metadata["records"] is back.records
-
-
-def test_the_local_backend_ships_a_text_block_as_an_out_of_band_buffer() -> None:
-    lines = [f"line {i}" for i in range(1000)]
-    task = StageTask(b"stage", 0, TaskInputs({(1, 0): lines, (2, 0): [("k", 1)]}), "a test stage")
-    serialized = serialize_task(task)
-    assert len(serialized.buffers) == 1 and bytes(serialized.buffers[0]) == pickling.dumps_text(lines)
-    assert len(serialized.payload) < 500  # the block is beside the stream, not in it
-    back = pickle.loads(serialized.payload, buffers=serialized.buffers)
-    assert back.inputs == task.inputs

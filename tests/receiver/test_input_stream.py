@@ -11,6 +11,7 @@ import pytest
 from dstream import Conf, Context
 from dstream.client import PushClient
 from dstream.clock import ManualClock
+from dstream.rdd.block_recovery import BlockRecovery
 from dstream.rdd.storage import StorageLevel
 from dstream.receiver.block_handler import WriteAheadLogHandler
 from dstream.receiver.block_rdd import BlockNotFoundError, BlockRef, block_rdd, block_refs
@@ -130,7 +131,11 @@ def test_block_rdd_reads_from_the_wal_after_the_memory_copy_is_dropped(
         assert rdd.getNumPartitions() == 3
         assert rdd.glom().collect() == [[0, 1], [10, 11], [20, 21]]
         blocks.remove("blk-wal-1")  # one block only in the WAL: the RDD mixes both sources
+        recoveries: list[BlockRecovery] = []
+        sc.add_block_recovery_listener(recoveries.append)
         assert rdd.collect() == [0, 1, 10, 11, 20, 21]
+        sc.remove_block_recovery_listener(recoveries.append)
+        assert [(r.block, r.how) for r in recoveries] == [("input-blk-wal-1", "wal")]  # and says so
         for r in results:
             blocks.remove(r.block_id)
         assert block_rdd(sc, refs).collect() == [0, 1, 10, 11, 20, 21]
@@ -156,7 +161,7 @@ def test_block_rdd_without_wal_fails_clearly_when_the_block_is_gone(
 
 def test_replicated_blocks_survive_the_loss_of_one_store(sc: Context, blocks: ReceivedBlocks) -> None:
     blocks.put_replicated("blk-rep-0", [1, 2], StorageLevel.MEMORY_ONLY_2)
-    blocks.primary.drop_all()  # the primary executor is lost
+    blocks.block_manager.lose_executor("driver")  # the primary executor is lost
     try:
         assert block_rdd(sc, [BlockRef("blk-rep-0")]).collect() == [1, 2]
     finally:
@@ -164,16 +169,17 @@ def test_replicated_blocks_survive_the_loss_of_one_store(sc: Context, blocks: Re
 
 
 def test_memory_and_disk_spills_blocks_that_do_not_fit(sc: Context) -> None:
-    from dstream.receiver.block_store import BlockStoreFullError, ReceivedBlockStore
+    from dstream.backends.local_blocks import LocalBlockManager
+    from dstream.receiver.block_store import BlockStoreFullError, ReceivedBlocks
 
-    store = ReceivedBlockStore("small", memory_records_max=3)
-    store.put("a", [1, 2], StorageLevel.MEMORY_AND_DISK)
-    store.put("b", [3, 4], StorageLevel.MEMORY_AND_DISK)  # spilled
-    assert store.get("a") == [1, 2] and store.get("b") == [3, 4]
+    store = ReceivedBlocks(LocalBlockManager("small", memory_records_max=3))
+    store.put_replicated("a", [1, 2], StorageLevel.MEMORY_AND_DISK)
+    store.put_replicated("b", [3, 4], StorageLevel.MEMORY_AND_DISK)  # spilled
+    assert store.find("a") == [1, 2] and store.find("b") == [3, 4]
     with pytest.raises(BlockStoreFullError, match="memory_records_max=3"):
-        store.put("c", [5, 6], StorageLevel.MEMORY_ONLY)
-    store.drop_all()
-    assert store.get("b") is None
+        store.put_replicated("c", [5, 6], StorageLevel.MEMORY_ONLY)
+    store.block_manager.close()
+    assert store.find("b") is None
 
 
 def test_block_refs_keep_allocation_order(sc: Context) -> None:
@@ -229,7 +235,7 @@ def test_a_task_mutating_received_records_does_not_change_the_block(
         rdd = block_rdd(sc, [BlockRef("blk-mut-0")])
         assert rdd.map(_bump).collect() == [{"v": 101}, {"v": 102}]  # one output operation
         assert rdd.collect() == [{"v": 1}, {"v": 2}]  # another one, or a recomputation, sees the input
-        assert blocks.primary.get("blk-mut-0") == [{"v": 1}, {"v": 2}]
+        assert blocks.find("blk-mut-0") == [{"v": 1}, {"v": 2}]
     finally:
         blocks.remove("blk-mut-0")
 

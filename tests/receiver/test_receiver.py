@@ -188,10 +188,10 @@ def test_store_failure_reaches_the_receiver() -> None:
             except DStreamError as exc:
                 failures.append(exc)
 
-    from dstream.receiver import block_store
+    from dstream.backends.local_blocks import LocalBlockManager
 
-    # The executor's primary store holds 5 records at most: a 10-record memory-only block is refused.
-    tracker.blocks.primary = block_store.ReceivedBlockStore("local", memory_records_max=5)
+    # The executor's holder keeps 5 records at most: a 10-record memory-only block is refused.
+    tracker.blocks.block_manager = LocalBlockManager("driver", memory_records_max=5)
     tracker.add_receiver(0, Full(0))
     tracker.start()
     wait_for(lambda: bool(failures))

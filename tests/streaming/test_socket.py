@@ -271,8 +271,9 @@ def test_the_storage_level_is_honoured(sc, clock, server):
         assert isinstance(tracker, ReceiverTracker)
         (info,) = tracker.get_blocks_of_batch_and_stream(1000, stream._id)
         blocks = received_blocks(sc.executor_env)
-        assert blocks.peer.get(info.block_id) == ["kept twice"]  # the replica
-        assert blocks.primary.get(info.block_id) == ["kept twice"]
+        assert blocks.locations(info.block_id) == ("driver", "driver-peer")  # the replica
+        assert info.locations == ("driver", "driver-peer")  # the driver knows where both are
+        assert blocks.find(info.block_id) == ["kept twice"]
 
 
 def test_the_default_storage_level_is_pysparks(ssc):

@@ -23,13 +23,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from dstream.backends.base import ExecutionBackend, Task
+from dstream.backends.block_manager import BlockManager
 from dstream.backends.dask.broadcasts import SchedulerBroadcastRegistry
 from dstream.backends.dask.cluster import ClusterHandle
 from dstream.backends.dask.reachability import refusal
 from dstream.backends.dask.retries import Done, Lost, StageAttempts
 from dstream.backends.dask.worker_plugin import ExecutorPlugin, run_task
+from dstream.backends.dask_blocks import DaskBlockManagerClient
 from dstream.backends.executor_env import ExecutorEnv
-from dstream.backends.local import SerializedTask, serialize_task, unpack_outcome
+from dstream.backends.serialization import SerializedTask, serialize_task, unpack_outcome
 from dstream.broadcast import SERVICE_NAME as BROADCASTS
 from dstream.config import DaskConfig
 from dstream.errors import DStreamStateError, DStreamValueError
@@ -64,6 +66,8 @@ class DaskBackend(ExecutionBackend):
         self._env = ExecutorEnv("driver")
         self._broadcasts = SchedulerBroadcastRegistry(self._client, self._name)
         self._env.service(BROADCASTS, lambda: self._broadcasts)
+        # The block plugin first: each worker's executor environment is built on its block store.
+        self._blocks = DaskBlockManagerClient(self._client)
         self._client.register_plugin(ExecutorPlugin(self._name), name=self._name)
         threads: dict[str, int] = self._client.nthreads()
         self._parallelism = max(1, sum(threads.values()))
@@ -75,6 +79,11 @@ class DaskBackend(ExecutionBackend):
     @property
     def executor_env(self) -> ExecutorEnv:
         return self._env
+
+    @property
+    def block_manager(self) -> BlockManager:
+        """The driver's client of the blocks held on every worker (dstream.backends.dask_blocks)."""
+        return self._blocks
 
     @property
     def dashboard_link(self) -> str | None:
@@ -167,6 +176,10 @@ class DaskBackend(ExecutionBackend):
             log.warning("could not remove %s from the Dask scheduler", self._name, exc_info=True)
         finally:
             self._env.close()
+            try:
+                self._blocks.close()
+            except Exception:
+                log.warning("could not drop the workers' blocks", exc_info=True)
             self._handle.close()
 
 

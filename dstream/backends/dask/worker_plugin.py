@@ -3,7 +3,8 @@
 One `ExecutorPlugin` is registered per backend (per driver Context) under a name unique to it, so two
 drivers sharing a scheduler (``dask://``) never share an environment. Dask installs the plugin on
 every worker, including workers that join later (a nanny's replacement for a dead one); `setup` gives
-the worker an `ExecutorEnv` named by the worker's address, whose broadcast registry fetches missing
+the worker an `ExecutorEnv` named by the worker's address, on the worker's block store (the block
+plugin of dstream.backends.dask_blocks, registered before this one), whose broadcast registry fetches missing
 broadcasts from the scheduler (`broadcasts.py`). `teardown` (the driver stopped, or the worker is
 closing) closes the environment.
 
@@ -20,8 +21,9 @@ from distributed import get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from dstream.backends.dask.broadcasts import scheduler_fetcher
+from dstream.backends.dask_blocks import worker_block_manager
 from dstream.backends.executor_env import ExecutorEnv, running_in
-from dstream.backends.local import SerializedTask, run_serialized
+from dstream.backends.serialization import SerializedTask, run_serialized
 from dstream.broadcast import registry_of
 from dstream.errors import DStreamStateError
 
@@ -38,7 +40,7 @@ class ExecutorPlugin(WorkerPlugin):
         self.env: ExecutorEnv | None = None
 
     def setup(self, worker: Any) -> None:
-        self.env = ExecutorEnv(worker.address)
+        self.env = ExecutorEnv(worker.address, worker_block_manager(worker))
         registry_of(self.env).set_fetcher(scheduler_fetcher(worker, self.name))
 
     def teardown(self, worker: Any) -> None:

@@ -1,0 +1,337 @@
+"""A prototype of the block-manager contract on Dask distributed: a worker plugin and its clients.
+
+The Dask backend (`local-cluster[N]`, `dask://`) keeps blocks on the workers that made them; Dask's
+own data (futures, scatter) is not used for blocks, because the engine must decide what a lost block
+means (recompute a map task, read the WAL), and Dask would silently recompute or forget it. This
+module holds the three pieces, and proves the contract (tests/backends/test_block_manager_contract.py
+runs the same suite on it as on the local backend, on a real two-process `LocalCluster`):
+
+- `BlockManagerPlugin`: a `distributed.WorkerPlugin` (name `PLUGIN_NAME`). Registered once with
+  `client.register_plugin(BlockManagerPlugin())`, it gives every worker, present and future, a
+  `MemoryStore` of its blocks (dstream.backends.local_blocks: memory budget, spill) and an RPC
+  handler `dstream_blocks` through which other workers fetch and put blocks.
+- `WorkerBlockManager`: the `BlockManager` that tasks on a worker use (the Dask backend builds the
+  worker's `ExecutorEnv` with `ExecutorEnv(worker.address, worker_block_manager(worker))`). `put` keeps
+  the block on this worker (a second copy on a peer worker for replication 2); `get` serves the local
+  copy as is, else fetches it from the holders named in the reference (`get(block_id, locations)`).
+  Its `executor_id` is the worker's address, which is what locations and `MapStatus` carry.
+- `DaskBlockManagerClient`: the driver's `BlockManager` (the Dask backend's `block_manager`
+  property). It reaches worker stores with `Client.run`: `put` places a block on a worker (round robin,
+  or the one given to `put_on`), `get` fetches it by value, `locations`/`remove`/`remove_rdd`/
+  `remove_shuffle`/`block_ids` ask every worker. A worker that died is simply absent: its blocks answer
+  `Lost`, never an exception. `lose_executor(address)` drops a worker's blocks (tests, chaos).
+
+Everything crossing a process is pickled here (protocol 5): block ids, levels and values travel as
+bytes, so Dask's message serialization never sees user objects.
+
+For the execution backend that plugs this in (issue 14): register the plugin before submitting tasks,
+make each task run inside `running_in(ExecutorEnv(worker.address, worker_block_manager(worker)))`
+(cache the env per worker), use `DaskBlockManagerClient(client)` as the backend's `block_manager`, and
+call `DAGScheduler.executor_lost(address)` when the scheduler reports a worker gone, so the map-output
+tracker and the block-location table forget what it held.
+"""
+
+from __future__ import annotations
+
+import itertools
+import pickle
+import threading
+from typing import Any
+
+from distributed import Client, Worker, WorkerPlugin
+from distributed.utils import sync
+
+from dstream.backends.block_manager import (
+    MEMORY_ONLY,
+    BlockId,
+    BlockManager,
+    Lost,
+    RDDBlockId,
+    ShuffleBlockId,
+)
+from dstream.backends.local_blocks import MEMORY_RECORDS_MAX_DEFAULT, MemoryStore
+from dstream.errors import DStreamValueError
+from dstream.storage_level import StorageLevel
+
+PLUGIN_NAME = "dstream-blocks"
+HANDLER = "dstream_blocks"
+PICKLE_PROTOCOL = 5
+RPC_TIMEOUT_S = 30.0
+
+
+def _dumps(value: Any) -> bytes:
+    return pickle.dumps(value, protocol=PICKLE_PROTOCOL)
+
+
+class BlockManagerPlugin(WorkerPlugin):
+    """Gives each worker a store of blocks and the `dstream_blocks` RPC handler.
+
+    Args:
+        memory_records_max: each worker's memory budget in records (see `MemoryStore`).
+    """
+
+    idempotent = True
+    name = PLUGIN_NAME
+
+    def __init__(self, memory_records_max: int = MEMORY_RECORDS_MAX_DEFAULT) -> None:
+        self.memory_records_max = memory_records_max
+        self.store: MemoryStore | None = None
+        self.worker: Worker | None = None
+
+    def setup(self, worker: Worker) -> None:
+        self.worker = worker
+        self.store = MemoryStore(worker.address, self.memory_records_max)
+        worker.handlers[HANDLER] = self.serve
+
+    def teardown(self, worker: Worker) -> None:
+        if self.store is not None:
+            self.store.drop_all()
+        worker.handlers.pop(HANDLER, None)
+
+    def serve(self, action: str, block: bytes = b"", value: bytes = b"", level: bytes = b"") -> Any:
+        """The RPC handler (runs on the worker's event loop): one block action, arguments pickled."""
+        store = self.store
+        assert store is not None
+        if action == "put":
+            store.put(pickle.loads(block), pickle.loads(value), pickle.loads(level))
+            return True
+        if action == "get":
+            found = store.get(pickle.loads(block))
+            return None if isinstance(found, Lost) else _dumps(found)
+        raise DStreamValueError(f"unknown block action {action!r}; expected 'put' or 'get'")
+
+
+def plugin_of(worker: Worker) -> BlockManagerPlugin:
+    """The worker's block plugin.
+
+    Raises:
+        DStreamValueError: the plugin was not registered on this worker.
+    """
+    plugin = worker.plugins.get(PLUGIN_NAME)
+    if not isinstance(plugin, BlockManagerPlugin) or plugin.store is None:
+        raise DStreamValueError(
+            f"worker {worker.address} has no {PLUGIN_NAME!r} plugin; register BlockManagerPlugin() first"
+        )
+    return plugin
+
+
+class WorkerBlockManager(BlockManager):
+    """The block manager tasks use on one Dask worker (call it from task threads, not the event loop)."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.store: MemoryStore = plugin_of(worker).store  # type: ignore[assignment]
+
+    @property
+    def executor_id(self) -> str:
+        return str(self.worker.address)
+
+    def _call(self, address: str, **msg: Any) -> Any:
+        async def call() -> Any:
+            return await self.worker.rpc(address).dstream_blocks(**msg)
+
+        return sync(self.worker.loop, call, callback_timeout=RPC_TIMEOUT_S)
+
+    def _peers(self) -> list[str]:
+        async def identity() -> Any:
+            return await self.worker.scheduler.identity()
+
+        workers = sync(self.worker.loop, identity, callback_timeout=RPC_TIMEOUT_S)["workers"]
+        return sorted(a for a in workers if a != self.executor_id)
+
+    def put(
+        self, block_id: BlockId, value: Any, level: StorageLevel = MEMORY_ONLY, size_records: int = 0
+    ) -> tuple[str, ...]:
+        self.store.put(block_id, value, level, size_records)
+        if level.replication < 2:
+            return (self.executor_id,)
+        peers = self._peers()
+        if not peers:
+            return (self.executor_id,)
+        peer = peers[hash(block_id) % len(peers)]
+        self._call(peer, action="put", block=_dumps(block_id), value=_dumps(value), level=_dumps(level))
+        return (self.executor_id, peer)
+
+    def get(self, block_id: BlockId, locations: tuple[str, ...] = ()) -> Any:
+        found = self.store.get(block_id)
+        if not isinstance(found, Lost):
+            return found
+        for address in locations:
+            if address == self.executor_id or "://" not in address:
+                continue  # this worker, or a holder that is no worker (the driver's own executor)
+            try:
+                data = self._call(address, action="get", block=_dumps(block_id))
+            except OSError:
+                continue  # that holder is gone: try the next one
+            if data is not None:
+                return pickle.loads(data)
+        return Lost(block_id)
+
+    def locations(self, block_id: BlockId) -> tuple[str, ...]:
+        return (self.executor_id,) if self.store.contains(block_id) else ()
+
+    def replicate(self, block_id: BlockId) -> tuple[str, ...]:
+        value = self.store.get(block_id)
+        if isinstance(value, Lost):
+            return ()
+        return self.put(block_id, value, StorageLevel.MEMORY_ONLY_2)
+
+    def remove(self, block_id: BlockId) -> None:
+        self.store.remove(block_id)
+
+    def remove_rdd(self, rdd_id: int) -> None:
+        self.store.remove_where(lambda b: isinstance(b, RDDBlockId) and b.rdd_id == rdd_id)
+
+    def remove_shuffle(self, shuffle_id: int) -> None:
+        self.store.remove_where(lambda b: isinstance(b, ShuffleBlockId) and b.shuffle_id == shuffle_id)
+
+    def block_ids(self) -> set[BlockId]:
+        return self.store.block_ids()
+
+    def close(self) -> None:
+        self.store.drop_all()
+
+
+def worker_block_manager(worker: Worker) -> WorkerBlockManager:
+    """The block manager of `worker` for its tasks (one per worker: keep it with the worker's env)."""
+    return WorkerBlockManager(worker)
+
+
+# -- functions the driver runs on workers with Client.run (each gets the worker as `dask_worker`) ----
+
+
+def _on_put(block: bytes, value: bytes, level: bytes, size_records: int, dask_worker: Worker) -> bool:
+    plugin_of(dask_worker).store.put(  # type: ignore[union-attr]
+        pickle.loads(block), pickle.loads(value), pickle.loads(level), size_records
+    )
+    return True
+
+
+def _on_get(block: bytes, dask_worker: Worker) -> bytes | None:
+    found = plugin_of(dask_worker).store.get(pickle.loads(block))  # type: ignore[union-attr]
+    return None if isinstance(found, Lost) else _dumps(found)
+
+
+def _on_contains(block: bytes, dask_worker: Worker) -> bool:
+    return plugin_of(dask_worker).store.contains(pickle.loads(block))  # type: ignore[union-attr]
+
+
+def _on_remove(block: bytes, dask_worker: Worker) -> None:
+    plugin_of(dask_worker).store.remove(pickle.loads(block))  # type: ignore[union-attr]
+
+
+def _on_remove_kind(kind: str, owner_id: int, dask_worker: Worker) -> None:
+    store = plugin_of(dask_worker).store
+    assert store is not None
+    if kind == "rdd":
+        store.remove_where(lambda b: isinstance(b, RDDBlockId) and b.rdd_id == owner_id)
+    else:
+        store.remove_where(lambda b: isinstance(b, ShuffleBlockId) and b.shuffle_id == owner_id)
+
+
+def _on_block_ids(dask_worker: Worker) -> bytes:
+    return _dumps(plugin_of(dask_worker).store.block_ids())  # type: ignore[union-attr]
+
+
+def _on_drop_all(dask_worker: Worker) -> None:
+    plugin_of(dask_worker).store.drop_all()  # type: ignore[union-attr]
+
+
+class DaskBlockManagerClient(BlockManager):
+    """The driver's view of the blocks on every worker of a Dask cluster (through `Client.run`).
+
+    Args:
+        client: a connected `distributed.Client`; the plugin is registered on it here.
+        memory_records_max: each worker's memory budget in records.
+    """
+
+    def __init__(self, client: Client, memory_records_max: int = MEMORY_RECORDS_MAX_DEFAULT) -> None:
+        self.client = client
+        client.register_plugin(BlockManagerPlugin(memory_records_max), name=PLUGIN_NAME)
+        self._turn = itertools.count()
+        self._lock = threading.Lock()
+
+    @property
+    def executor_id(self) -> str:
+        return "driver"
+
+    def workers(self) -> list[str]:
+        """Addresses of the workers alive now, sorted."""
+        return sorted(self.client.scheduler_info()["workers"])
+
+    def _run(self, func: Any, *args: Any, workers: list[str] | None = None) -> dict[str, Any]:
+        targets = self.workers() if workers is None else workers
+        if not targets:
+            return {}
+        try:
+            result: dict[str, Any] = self.client.run(func, *args, workers=targets, on_error="return")
+        except OSError:
+            return {}  # every target is gone
+        return {w: r for w, r in result.items() if not isinstance(r, BaseException)}
+
+    def put(
+        self, block_id: BlockId, value: Any, level: StorageLevel = MEMORY_ONLY, size_records: int = 0
+    ) -> tuple[str, ...]:
+        workers = self.workers()
+        if not workers:
+            raise DStreamValueError("the Dask cluster has no worker to put a block on")
+        with self._lock:
+            first = next(self._turn) % len(workers)
+        copies = max(1, min(level.replication, len(workers)))
+        targets = [workers[(first + i) % len(workers)] for i in range(copies)]
+        return self.put_on(targets, block_id, value, level, size_records)
+
+    def put_on(
+        self, targets: list[str], block_id: BlockId, value: Any, level: StorageLevel, size_records: int = 0
+    ) -> tuple[str, ...]:
+        """Put the block on each worker of `targets`; returns the workers that hold it."""
+        args = (_dumps(block_id), _dumps(value), _dumps(level), size_records)
+        if not (level.useMemory or level.useDisk):
+            raise DStreamValueError(f"storage level {level!r} stores nothing; expected memory and/or disk")
+        done = self._run(_on_put, *args, workers=targets)
+        return tuple(w for w in targets if done.get(w) is True)
+
+    def get(self, block_id: BlockId, locations: tuple[str, ...] = ()) -> Any:
+        holders = list(locations) or list(self.locations(block_id))
+        for address in holders:
+            data = self._run(_on_get, _dumps(block_id), workers=[address]).get(address)
+            if data is not None:
+                return pickle.loads(data)
+        return Lost(block_id)
+
+    def locations(self, block_id: BlockId) -> tuple[str, ...]:
+        found = self._run(_on_contains, _dumps(block_id))
+        return tuple(sorted(w for w, has in found.items() if has))
+
+    def replicate(self, block_id: BlockId) -> tuple[str, ...]:
+        where = self.locations(block_id)
+        spare = [w for w in self.workers() if w not in where]
+        if not where or not spare:
+            return where
+        value = self.get(block_id, where)
+        if isinstance(value, Lost):
+            return self.locations(block_id)
+        self.put_on(spare[:1], block_id, value, MEMORY_ONLY)
+        return self.locations(block_id)
+
+    def remove(self, block_id: BlockId) -> None:
+        self._run(_on_remove, _dumps(block_id))
+
+    def remove_rdd(self, rdd_id: int) -> None:
+        self._run(_on_remove_kind, "rdd", rdd_id)
+
+    def remove_shuffle(self, shuffle_id: int) -> None:
+        self._run(_on_remove_kind, "shuffle", shuffle_id)
+
+    def block_ids(self) -> set[BlockId]:
+        found: set[BlockId] = set()
+        for data in self._run(_on_block_ids).values():
+            found |= pickle.loads(data)
+        return found
+
+    def lose_executor(self, executor_id: str) -> None:
+        """Drop every block of worker `executor_id`, as its death would (tests, chaos)."""
+        self._run(_on_drop_all, workers=[executor_id])
+
+    def close(self) -> None:
+        self._run(_on_drop_all)
