@@ -46,6 +46,7 @@ from dstream.receiver.block_generator import BlockGenerator, PendingBlock
 from dstream.receiver.block_handler import (
     BlockRecord,
     BlockStoreHandler,
+    StateRecord,
     StoreResult,
     WriteAheadLogHandler,
 )
@@ -54,6 +55,8 @@ from dstream.receiver.received_block_tracker import ReceivedBlockInfo
 from dstream.receiver.receiver import Receiver
 from dstream.receiver.record_budget import RecordBudget
 
+RECOVERY_READ_ATTEMPTS_MAX = 5  # reads of the receiver WAL at a start, transient errors retried
+RECOVERY_READ_BACKOFF_MS = 50  # the first pause between them; it doubles
 BUDGET_BLOCKS_MIN = 8  # push_many cuts blocks of at most this fraction of the unallocated bound
 
 
@@ -128,6 +131,7 @@ class ReceiverSupervisor:
         self._counter = itertools.count()
         self._lock = threading.RLock()
         self._receiver_state = "initialized"  # -> started -> stopped (-> started again on restart)
+        self.started_once = False  # whether onStart ever returned (the tracker resets its back-off then)
         self._stop_requested = threading.Event()
         self._stopped = threading.Event()
         self._error: BaseException | None = None
@@ -175,7 +179,7 @@ class ReceiverSupervisor:
         known, cleaned_written_max_ms = self._tracker_view() if self._tracker_view else (set(), -1)
         recovered: list[dict[str, Any]] = []
         self._orphans = []
-        for record in self.handler.read_all_records():
+        for record in self._read_receiver_wal():
             if record.stream_id != self.stream_id:
                 continue
             if not isinstance(record, BlockRecord):
@@ -186,6 +190,34 @@ class ReceiverSupervisor:
             elif record.written_ms > cleaned_written_max_ms:  # else cleaned, or too old to tell: in no batch
                 self._orphans.append(record)
         return recovered
+
+    def _read_receiver_wal(self) -> list[BlockRecord | StateRecord]:
+        """Every record of the receiver WAL, the read retried on transient storage errors.
+
+        Transient: an OSError other than FileNotFoundError and PermissionError (an I/O error, a
+        timeout, an object store's SlowDown). Up to `RECOVERY_READ_ATTEMPTS_MAX` attempts, pausing
+        `RECOVERY_READ_BACKOFF_MS` doubling between them; the read only reads, so a retry is harmless.
+        Without it, one failed read among the many of a long WAL failed the start, and the tracker's
+        doubling restart delay left the stream without a receiver for up to a minute.
+        """
+        assert isinstance(self.handler, WriteAheadLogHandler)
+        pause_ms = RECOVERY_READ_BACKOFF_MS
+        for attempt in range(1, RECOVERY_READ_ATTEMPTS_MAX + 1):
+            try:
+                return self.handler.read_all_records()
+            except (FileNotFoundError, PermissionError):
+                raise
+            except OSError as exc:
+                if attempt == RECOVERY_READ_ATTEMPTS_MAX or self._stop_requested.is_set():
+                    raise
+                self.report_error(
+                    f"reading the receiver WAL of stream {self.stream_id} failed (attempt {attempt} of "
+                    f"{RECOVERY_READ_ATTEMPTS_MAX}), retrying in {pause_ms} ms: {exc}",
+                    exc,
+                )
+                self._clock.wait_until(self._clock.time_ms() + pause_ms, self._stop_requested)
+                pause_ms *= 2
+        raise AssertionError("unreachable")
 
     def _adopt_orphans(self) -> None:
         adopted: set[str] = set()
@@ -221,6 +253,7 @@ class ReceiverSupervisor:
         if start_error is not None:
             self.stop(f"error starting receiver {self.stream_id}: {start_error}", start_error)
         else:
+            self.started_once = True
             self._events.on_receiver_started(self.stream_id, type(self.receiver).__name__)
 
     def stop_receiver(self, message: str, error: BaseException | None) -> None:

@@ -1,0 +1,116 @@
+"""A stream is never left without a live receiver: restarts under storage errors, and their back-off.
+
+Found by the push test under WAL faults (tests/chaos/storage_faults/test_push_under_faults.py): a store
+whose tracker report failed stopped the supervisor, as designed; the tracker's restarts then read the
+receiver WAL (recovery), one transient read error among the many failed each start, and the delay doubled
+from 2 s to 32 s and more while the push port refused connections. Now the recovery read retries
+transient errors itself, and a start that succeeded resets the tracker's back-off.
+"""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+from typing import Any
+
+from dstream.client import PushClient
+from dstream.clock import ManualClock, SystemClock
+from dstream.config import ReceiverConfig
+from dstream.rdd.storage import StorageLevel
+from dstream.receiver.push import PushReceiver
+from dstream.receiver.receiver import Receiver
+from dstream.receiver.receiver_tracker import ReceiverTracker
+from tests.receiver.helpers import WAIT_S, wait_for
+from tests.receiver.test_receiver import Events, received
+
+
+class FlakyReads:
+    """A receiver WAL whose next `fail_reads` reads raise a transient I/O error (as under storage faults)."""
+
+    def __init__(self, wrapped: Any) -> None:
+        self.wrapped = wrapped
+        self.fail_reads = 0
+        self.reads = 0
+
+    def read_all(self) -> Any:
+        self.reads += 1
+        if self.fail_reads > 0:
+            self.fail_reads -= 1
+            raise OSError(errno.EIO, "Input/output error (injected by the test)")
+        return self.wrapped.read_all()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+
+def test_a_restart_whose_receiver_wal_reads_fail_transiently_listens_again_at_once(tmp_path: Path) -> None:
+    events = Events()
+    logs: list[FlakyReads] = []
+
+    def wrap(stream_id: int, log: Any) -> FlakyReads:
+        logs.append(FlakyReads(log))
+        return logs[-1]
+
+    config = ReceiverConfig.from_conf(wal_enabled=True, restart_delay_ms=10, restart_delay_max_ms=60_000)
+    tracker = ReceiverTracker(
+        SystemClock(), config, checkpoint_dir=str(tmp_path), events=events, receiver_wal_wrapper=wrap
+    )
+    receiver = PushReceiver(port=0)
+    tracker.add_receiver(0, receiver)
+    tracker.start()
+    try:
+        with PushClient("127.0.0.1", receiver.port, "p", timeout_s=WAIT_S) as client:
+            assert client.send(["a"]) == 0
+            (log,) = logs
+            log.fail_reads, reads_before = 3, log.reads  # the restart's read fails three times, then not
+            supervisor = tracker.supervisor(0)
+            assert supervisor is not None
+            receiver.stop("the test stops the supervisor, as a failed report after a WAL write does")
+            wait_for(lambda: tracker.supervisor(0) is not supervisor and receiver.isStarted())
+            assert client.send(["b"]) == 1
+        assert log.fail_reads == 0 and log.reads == reads_before + 4
+        retried = [m for k, _, m in events.log if k == "error" and "reading the receiver WAL" in m]
+        assert len(retried) == 3 and "attempt 1 of 5" in retried[0]
+        # One tracker restart only (after the stop), after the first delay: the reads did not fail it.
+        restarts = [m for k, _, m in events.log if k == "error" and m.startswith("restarting in")]
+        assert restarts == [restarts[0]] and restarts[0].startswith("restarting in 10 ms")
+    finally:
+        tracker.stop()
+    assert received(tracker, 0) == ["a", "b"]
+
+
+class IdleReceiver(Receiver):
+    """Starts (counting its starts) and receives nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(StorageLevel.MEMORY_ONLY)
+        self.starts = 0
+
+    def onStart(self) -> None:
+        self.starts += 1
+
+    def onStop(self) -> None:
+        pass
+
+
+def test_a_start_that_succeeded_resets_the_back_off() -> None:
+    events = Events()
+    clock = ManualClock(0)
+    config = ReceiverConfig.from_conf(restart_delay_ms=100, restart_delay_max_ms=400, restarts_max=3)
+    tracker = ReceiverTracker(clock, config, events=events)
+    receiver = IdleReceiver()
+    tracker.add_receiver(0, receiver)
+    tracker.start()
+    try:
+        # Five times in a row the receiver starts and then stops on an error: each restart waits the
+        # first delay (never 200, 400 ms), and five failures beyond restarts_max=3 do not give it up.
+        for starts in range(1, 6):
+            wait_for(lambda s=starts: receiver.starts == s and receiver.isStarted())
+            receiver.stop("a store failed", OSError(errno.EIO, "injected"))
+            wait_for(lambda: bool(events.log) and events.log[-1][2].startswith("restarting in"))
+            assert events.log[-1][2].startswith("restarting in 100 ms"), events.log[-1]
+            clock.advance(100)
+        wait_for(lambda: receiver.starts == 6 and receiver.isStarted())
+        assert not any("giving up" in m for _, _, m in events.log)
+    finally:
+        tracker.stop()
