@@ -57,6 +57,7 @@ from dstream.receiver.record_budget import RecordBudget
 
 RECOVERY_READ_ATTEMPTS_MAX = 5  # reads of the receiver WAL at a start, transient errors retried
 RECOVERY_READ_BACKOFF_MS = 50  # the first pause between them; it doubles
+_RECOVERY_POLL_S = 0.1
 BUDGET_BLOCKS_MIN = 8  # push_many cuts blocks of at most this fraction of the unallocated bound
 
 
@@ -132,6 +133,7 @@ class ReceiverSupervisor:
         self._lock = threading.RLock()
         self._receiver_state = "initialized"  # -> started -> stopped (-> started again on restart)
         self.started_once = False  # whether onStart ever returned (the tracker resets its back-off then)
+        self._recovered = threading.Event()  # set once start() has recovered: onStart may run from then on
         self._stop_requested = threading.Event()
         self._stopped = threading.Event()
         self._error: BaseException | None = None
@@ -163,6 +165,7 @@ class ReceiverSupervisor:
         self.receiver._attach(self, self.stream_id)
         self.receiver.on_recovered_blocks(self._recover())
         self._adopt_orphans()
+        self._recovered.set()
         self.generator.start()
         self.start_receiver()
 
@@ -237,9 +240,14 @@ class ReceiverSupervisor:
         self._orphans = []
 
     def start_receiver(self) -> None:
-        """Call `onStart`; if it raises, the supervisor stops with that error."""
+        """Call `onStart` unless the receiver runs; if it raises, the supervisor stops with that error.
+
+        Only after recovery: `start` calls it then, and a restart requested while `start` still recovers
+        waits for it (`_restart`), so the receiver never answers its source from a state that the
+        recovered and adopted blocks have not rebuilt yet.
+        """
         with self._lock:
-            if self._stop_requested.is_set():
+            if self._stop_requested.is_set() or self._receiver_state == "started":
                 return
             # Started before onStart (Spark's order): the threads it launches check isStopped() at once.
             self._receiver_state = "started"
@@ -352,6 +360,11 @@ class ReceiverSupervisor:
     def _restart(self, message: str, error: BaseException | None, wake_ms: int) -> None:
         self.stop_receiver(f"restarting: {message}", error)
         self._clock.wait_until(wake_ms, self._stop_requested)
+        # A restart asked for while `start` recovers (e.g. chaos's receiver crash right after a driver
+        # restart) used to start the receiver before the orphans were adopted: a push receiver then told
+        # its producers a durable sequence number without them and refused their resends as gaps.
+        while not self._recovered.wait(_RECOVERY_POLL_S) and not self._stop_requested.is_set():
+            pass  # bounded: a start that fails stops the supervisor, which sets _stop_requested
         self.start_receiver()
 
     def stop(self, message: str, error: BaseException | None = None) -> None:

@@ -10,6 +10,7 @@ transient errors itself, and a start that succeeded resets the tracker's back-of
 from __future__ import annotations
 
 import errno
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from dstream.client import PushClient
 from dstream.clock import ManualClock, SystemClock
 from dstream.config import ReceiverConfig
 from dstream.rdd.storage import StorageLevel
+from dstream.receiver.block_handler import BlockRecord, encode_block_record
 from dstream.receiver.push import PushReceiver
 from dstream.receiver.receiver import Receiver
 from dstream.receiver.receiver_tracker import ReceiverTracker
@@ -114,3 +116,59 @@ def test_a_start_that_succeeded_resets_the_back_off() -> None:
         assert not any("giving up" in m for _, _, m in events.log)
     finally:
         tracker.stop()
+
+
+class AdoptionHeld(PushReceiver):
+    """A push receiver whose adoption of unreported blocks waits until the test releases it."""
+
+    def __init__(self) -> None:
+        super().__init__(port=0)
+        self.adopting = threading.Event()
+        self.release = threading.Event()
+
+    def adopt_recovered_block(
+        self, records: list[Any], metadata: dict[str, Any] | None
+    ) -> tuple[list[Any], dict[str, Any] | None]:
+        self.adopting.set()
+        assert self.release.wait(WAIT_S)
+        return super().adopt_recovered_block(records, metadata)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        for name in ("adopting", "release"):
+            state.pop(name, None)
+        return state
+
+
+def test_a_restart_asked_for_while_recovering_waits_for_the_adopted_blocks(tmp_path: Path) -> None:
+    """Found by `dstream drill`: chaos's receiver crash right after a driver restart started the push
+    receiver while it still adopted unreported blocks, so it told producers an old durable sequence and
+    refused their resends as gaps; the blocks were adopted (and committed) a moment later."""
+    config = ReceiverConfig.from_conf(wal_enabled=True, restart_delay_ms=10)
+    # A block the receiver WAL holds and the tracker never heard of: records 0..1 of producer "p".
+    first = ReceiverTracker(SystemClock(), config, checkpoint_dir=str(tmp_path))
+    now = SystemClock().time_ms()
+    unreported = BlockRecord(
+        0, "input-0-x-0", now, {"producers": {"p": [0, 1]}, "epochs": {"p": 1}}, ["a", "b"]
+    )
+    first.receiver_wal(0).write(encode_block_record(unreported), now)
+    first.stop()
+
+    tracker = ReceiverTracker(SystemClock(), config, checkpoint_dir=str(tmp_path), recover=True)
+    receiver = AdoptionHeld()
+    tracker.add_receiver(0, receiver)
+    tracker.start()
+    try:
+        assert receiver.adopting.wait(WAIT_S)
+        receiver.restart("chaos: injected receiver crash", None, 0)  # while the adoption is held
+        stopped_waiting = threading.Event()
+        assert not stopped_waiting.wait(0.3)  # give a wrongly early onStart the time to happen
+        assert not receiver.isStarted()  # before the fix: started, answering from durable_seq -1
+        receiver.release.set()
+        wait_for(receiver.isStarted)
+        with PushClient("127.0.0.1", receiver.port, "p", timeout_s=WAIT_S) as client:
+            assert client.send(["c"]) == 2  # continues after the adopted records, never reuses 0..1
+    finally:
+        receiver.release.set()
+        tracker.stop()
+    assert received(tracker, 0) == ["a", "b", "c"]
