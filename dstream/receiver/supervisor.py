@@ -55,7 +55,7 @@ from dstream.receiver.received_block_tracker import ReceivedBlockInfo
 from dstream.receiver.receiver import Receiver
 from dstream.receiver.record_budget import RecordBudget
 
-RECOVERY_READ_ATTEMPTS_MAX = 5  # reads of the receiver WAL at a start, transient errors retried
+RECOVERY_READ_ATTEMPTS_MAX = 8  # reads of the receiver WAL at a start, transient errors retried
 RECOVERY_READ_BACKOFF_MS = 50  # the first pause between them; it doubles
 _RECOVERY_POLL_S = 0.1
 BUDGET_BLOCKS_MIN = 8  # push_many cuts blocks of at most this fraction of the unallocated bound
