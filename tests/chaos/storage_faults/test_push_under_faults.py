@@ -3,7 +3,14 @@ the checkpoint directory (receiver WAL, tracker WAL, metadata, lease) and the si
 ``faulty::file://`` URLs, transient errors, SlowDown, torn writes and ENOSPC by seeded plan, and the
 driver SIGKILLed once. Every acknowledged record is committed exactly once (tests/e2e's pipeline).
 
-With faults on the WALs the run sometimes stalls (an xfail, not diagnosed). The plan spares
+With faults on the WALs the receiver used to stop listening for 30 s and more (a store whose tracker
+report failed stops the supervisor, as designed, and each restart's read of the receiver WAL hit a
+transient error and doubled the restart delay); the read now retries transient errors and a successful
+start resets the back-off (tests/receiver/test_receiver_restarts.py is the fast version). The case stays
+a non-strict xfail for a rarer failure (about one run in six): after a driver restart the receiver
+answered its producer with a durable sequence number one frame short of what it had acknowledged before
+the kill, and refused the resend of the next frame as a gap (`PushOutcomeUnknownError`); nothing
+acknowledged was lost (the frame was committed). Not diagnosed. The plan spares
 truncation: when a failed WAL append cannot be cut back either, the WAL refuses every
 write until reopened, and nothing in the engine reopens it, so the driver stops making progress
 while it lives (`test_a_wal_whose_rollback_failed_wedges_the_driver`, expected to fail until fixed).
@@ -77,11 +84,12 @@ class FaultyDriver(e2e.Driver):
                 self._proc = self._spawn(None)
 
 
-WAL_STALLS = pytest.mark.xfail(
+WAL_GAP = pytest.mark.xfail(
     strict=False,
     raises=PushError,
-    reason="under WAL faults the push receiver sometimes stops listening for the rest of the run "
-    "(connection refused for 60 s) while batches go on; not diagnosed",
+    reason="under WAL faults, after a driver restart, the push receiver sometimes reports a durable seq "
+    "one frame short of what it acknowledged and refuses the next frame as a gap (PushOutcomeUnknownError); "
+    "not diagnosed (the stall it was marked for is fixed)",
 )
 
 
@@ -89,7 +97,7 @@ WAL_STALLS = pytest.mark.xfail(
     "roles",
     [
         pytest.param(ROLES_BUT_WAL, id="checkpoint-sink-lease"),
-        pytest.param(["wal"], id="wal", marks=WAL_STALLS),
+        pytest.param(["wal"], id="wal", marks=WAL_GAP),
     ],
 )
 def test_every_acknowledged_record_is_committed_once_under_storage_faults(
