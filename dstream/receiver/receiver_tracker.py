@@ -44,7 +44,14 @@ from dstream.receiver.rate_limit import check_rate, effective_rate
 from dstream.receiver.received_block_tracker import EventLog, ReceivedBlockInfo, ReceivedBlockTracker
 from dstream.receiver.receiver import Receiver
 from dstream.receiver.record_budget import RecordBudget
-from dstream.receiver.supervisor import BlockHandler, NoEvents, ReceiverEvents, ReceiverSupervisor
+from dstream.receiver.supervisor import (
+    RECOVERY_READ_ATTEMPTS_MAX,
+    RECOVERY_READ_BACKOFF_MS,
+    BlockHandler,
+    NoEvents,
+    ReceiverEvents,
+    ReceiverSupervisor,
+)
 from dstream.receiver.wal_registry import ReceiverWALs, receiver_wals
 from wal import WriteAheadLog, open_wal
 
@@ -175,7 +182,7 @@ class ReceiverTracker:
         error: BaseException | None
         while not self._stopping.is_set():
             try:
-                supervisor = self._new_supervisor(stream_id, receiver)
+                supervisor = self._new_supervisor_retrying(stream_id, receiver)
             except Exception as exc:  # opening the receiver WAL failed: a failed start, retried
                 message, error = f"error starting receiver {stream_id}: {exc}", exc
             else:
@@ -204,6 +211,28 @@ class ReceiverTracker:
             self._events.on_receiver_error(stream_id, f"restarting in {delay_ms} ms: {message}", error)
             self.clock.wait_until(wake_ms, self._stopping)
             delay_ms = min(delay_ms * 2, self.config.restart_delay_max_ms)
+
+    def _new_supervisor_retrying(self, stream_id: int, receiver: Receiver) -> ReceiverSupervisor:
+        """`_new_supervisor`, whose first opening of the receiver WAL (it reads the log's tail) retries
+        transient storage errors like the supervisor's recovery read (`RECOVERY_READ_ATTEMPTS_MAX`)."""
+        pause_ms = RECOVERY_READ_BACKOFF_MS
+        for attempt in range(1, RECOVERY_READ_ATTEMPTS_MAX + 1):
+            try:
+                return self._new_supervisor(stream_id, receiver)
+            except (FileNotFoundError, PermissionError):
+                raise
+            except OSError as exc:
+                if attempt == RECOVERY_READ_ATTEMPTS_MAX or self._stopping.is_set():
+                    raise
+                self._events.on_receiver_error(
+                    stream_id,
+                    f"opening the receiver WAL of stream {stream_id} failed (attempt {attempt} of "
+                    f"{RECOVERY_READ_ATTEMPTS_MAX}), retrying in {pause_ms} ms: {exc}",
+                    exc,
+                )
+                self.clock.wait_until(self.clock.time_ms() + pause_ms, self._stopping)
+                pause_ms *= 2
+        raise AssertionError("unreachable")
 
     def _new_supervisor(self, stream_id: int, receiver: Receiver) -> ReceiverSupervisor:
         supervisor = ReceiverSupervisor(

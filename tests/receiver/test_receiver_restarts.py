@@ -14,6 +14,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from dstream.client import PushClient
 from dstream.clock import ManualClock, SystemClock
 from dstream.config import ReceiverConfig
@@ -172,3 +174,33 @@ def test_a_restart_asked_for_while_recovering_waits_for_the_adopted_blocks(tmp_p
         receiver.release.set()
         tracker.stop()
     assert received(tracker, 0) == ["a", "b", "c"]
+
+
+def test_opening_the_receiver_wal_retries_transient_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = Events()
+    tracker = ReceiverTracker(
+        SystemClock(), ReceiverConfig.from_conf(wal_enabled=True), checkpoint_dir=str(tmp_path), events=events
+    )
+    opens = {"failures": 2}
+    real_open = tracker._open
+
+    def flaky_open(url: str, batched: bool) -> Any:
+        if "receivedData" in url and opens["failures"] > 0:
+            opens["failures"] -= 1
+            raise OSError(errno.EIO, "Input/output error (injected by the test)")
+        return real_open(url, batched)
+
+    monkeypatch.setattr(tracker, "_open", flaky_open)
+    receiver = PushReceiver(port=0)
+    tracker.add_receiver(0, receiver)
+    tracker.start()
+    try:
+        wait_for(receiver.isStarted)
+        with PushClient("127.0.0.1", receiver.port, "p", timeout_s=WAIT_S) as client:
+            assert client.send(["a"]) == 0
+    finally:
+        tracker.stop()
+    retried = [m for k, _, m in events.log if k == "error"]
+    assert len(retried) == 2 and all("opening the receiver WAL" in m for m in retried), retried
