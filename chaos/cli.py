@@ -20,7 +20,7 @@ import click
 from chaos.nemesis.schedule import ALL_KINDS, LOCAL_KINDS, REACHABLE_CRASH_POINTS
 from chaos.runner import RunConfig, RunResult, recheck
 from chaos.spec import PIPELINES, SINKS
-from chaos.suite import recheck_suite, run_suite
+from chaos.suite import recheck_suite, run_suite, summary_markdown
 
 
 def _stop_on_sigterm() -> None:
@@ -163,9 +163,10 @@ def check_command(history: Path, output_url: str, recovery_bound: float | None) 
 
 @chaos.command("summarize")
 @click.argument("suite_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def summarize_command(suite_dir: Path) -> None:
+@click.option("--markdown", is_flag=True, help="Print Markdown tables instead of JSON.")
+def summarize_command(suite_dir: Path, markdown: bool) -> None:
     """Re-check every run of SUITE_DIR offline and print (and rewrite) its summary table."""
     summary = recheck_suite(suite_dir)
-    click.echo(json.dumps(summary, indent=1))
+    click.echo(summary_markdown(summary) if markdown else json.dumps(summary, indent=1))
     if summary["invalid_runs"]:
         raise SystemExit(1)

@@ -178,7 +178,6 @@ class _Run:
         self.spec.save(run_dir / "spec.json")
         for name in ("output", "input"):
             (run_dir / name).mkdir()
-        kinds = [s.kind for s in self.steps]
         header = run_header(config.seed, header_run(self.spec, kinds, config.recovery_bound_s))
         self.history = HistoryWriter(run_dir / MAIN_FILE, header, t0=self.t0)
         self.drivers = Drivers(run_dir, on_event)
@@ -211,7 +210,7 @@ class _Run:
         return path.read_text(errors="replace")[-1500:] if path.exists() else "(no log)"
 
     def wait_progress(self, mark: int, timeout_s: float) -> bool:
-        """Wait for a batch that completed with records after event position `mark`."""
+        """Wait for a batch that completed after event position `mark`; whether one did in time."""
         return self.drivers.wait_for(
             lambda events: any(e.get("f") == "batch-completed" for e in events[mark:]), timeout_s
         )

@@ -35,6 +35,7 @@ def summarize(verdicts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     kinds: Counter[str] = Counter()
     hits: Counter[str] = Counter()
     recovery: list[float] = []
+    recovery_by_kind: dict[str, list[float]] = {}
     totals: Counter[str] = Counter()
     for verdict in runs:
         for fault in verdict.get("run", {}).get("faults", []):
@@ -44,6 +45,7 @@ def summarize(verdicts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         for item in verdict.get("recovery_s", {}).get("per_fault", []):
             if item.get("recovered_s") is not None:
                 recovery.append(float(item["recovered_s"]))
+                recovery_by_kind.setdefault(str(item.get("fault")), []).append(float(item["recovered_s"]))
         for key in ("acknowledged", "committed", "lost", "duplicated", "unexpected"):
             totals[key] += int(verdict.get("records", {}).get(key, 0))
     return {
@@ -53,12 +55,17 @@ def summarize(verdicts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "faults_by_kind": dict(sorted(kinds.items())),
         "crash_points": dict(hits),
         "records": dict(totals),
-        "recovery_s": {
-            "count": len(recovery),
-            "p50": percentile(recovery, 0.5),
-            "p99": percentile(recovery, 0.99),
-            "max": max(recovery, default=None),
-        },
+        "recovery_s": _stats(recovery),
+        "recovery_s_by_kind": {kind: _stats(values) for kind, values in sorted(recovery_by_kind.items())},
+    }
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+    return {
+        "count": len(values),
+        "p50": percentile(values, 0.5),
+        "p99": percentile(values, 0.99),
+        "max": max(values, default=None),
     }
 
 
@@ -71,7 +78,8 @@ def run_suite(
     on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[bool, dict[str, Any]]:
     """Run `configs` in `out_dir/run-NNN/` until one is invalid (or, with `faults_min`, until that many
-    faults were injected; the configs are then taken again in turn with their seeds advanced).
+    faults were injected: the configs are then taken in turn again and again, and run number n runs
+    with its config's seed plus n, so every run of a soak has its own schedule).
 
     Returns:
         (every run valid, the summary also written to `out_dir/summary.json`).
@@ -80,11 +88,10 @@ def run_suite(
     base = list(configs)
     verdicts: list[Mapping[str, Any]] = []
     summary = summarize(verdicts)
-    round_ = 0
     while True:
         for config in base:
-            if round_:
-                config = RunConfig(**{**config.__dict__, "seed": config.seed + 1000 * round_})
+            if faults_min:
+                config = RunConfig(**{**config.__dict__, "seed": config.seed + len(verdicts)})
             result = run_chaos(config, out_dir / f"run-{len(verdicts):03d}", on_event)
             verdicts.append(result.verdict)
             summary = summarize(verdicts)
@@ -95,7 +102,6 @@ def run_suite(
                 return False, summary
             if faults_min and summary["faults"] >= faults_min:
                 return True, summary
-        round_ += 1
         if not faults_min:
             return True, summary
 
@@ -119,3 +125,36 @@ def recheck_suite(out_dir: Path) -> dict[str, Any]:
     summary = summarize(verdicts)
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1), encoding="utf-8")
     return summary
+
+
+def summary_markdown(summary: Mapping[str, Any]) -> str:
+    """The summary as the Markdown tables docs/chaos.md shows."""
+    records, recovery = summary["records"], summary["recovery_s"]
+
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    by_kind = summary.get("recovery_s_by_kind", {})
+
+    def kind_row(kind: str, n: int) -> str:
+        stats = by_kind.get(kind, {})
+        p50, p99, top = (seconds(stats.get(k)) for k in ("p50", "p99", "max"))
+        return f"| {kind} | {n} | {p50} | {p99} | {top} |"
+
+    lines = [
+        f"{summary['runs']} runs, {summary['invalid_runs']} invalid, {summary['faults']} faults injected.",
+        "",
+        "| fault kind | injected | recovery p50 (s) | p99 | max |",
+        "|---|---|---|---|---|",
+        *(kind_row(kind, n) for kind, n in summary["faults_by_kind"].items()),
+        "",
+        "| acknowledged | committed | lost | duplicated | unexpected |",
+        "|---|---|---|---|---|",
+        "| {acknowledged} | {committed} | {lost} | {duplicated} | {unexpected} |".format(**records),
+        "",
+        "| recovery time (s) | p50 | p99 | max |",
+        "|---|---|---|---|",
+        f"| {recovery['count']} faults | {seconds(recovery['p50'])} | {seconds(recovery['p99'])} "
+        f"| {seconds(recovery['max'])} |",
+    ]
+    return "\n".join(lines) + "\n"

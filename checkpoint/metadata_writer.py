@@ -57,6 +57,7 @@ from checkpoint.metadata import (
 )
 from checkpoint.retention import CheckpointSummary, RddDirKey, plan_retention
 from wal import crashpoints
+from wal.transient_errors import retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -163,10 +164,14 @@ class MetadataCheckpointWriter:
     # -- caller side ---------------------------------------------------------------------------
 
     def start(self) -> MetadataCheckpointWriter:
-        """Find the newest existing name (so new names rank above it) and start the thread."""
+        """Find the newest existing name (so new names rank above it; the listing is retried on transient
+        errors, `wal.transient_errors`) and start the thread."""
         if self._thread is not None:
             raise CheckpointError(f"writer for {self.dir_url!r} already started")
-        existing = list_checkpoints(self.dir_url, storage_options=self._so)
+        existing = retry_transient(
+            lambda: list_checkpoints(self.dir_url, storage_options=self._so),
+            f"the checkpoints in {self.dir_url}",
+        )
         self._latest = existing[-1] if existing else None
         self._thread = threading.Thread(target=self._run, name="dstream-checkpoint-writer", daemon=True)
         self._thread.start()

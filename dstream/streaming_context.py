@@ -251,7 +251,8 @@ class StreamingContext:
         runtime.bus.post(StreamingListenerStreamingStarted(runtime.clock.time_ms()))
 
     def _start_components(self) -> None:
-        """Checkpointing, the receiver tracker (replaying its log), the generator, then the receivers."""
+        """Checkpointing, the receiver tracker (replaying its log), the generator (with a checkpoint
+        directory and no recovered state: the initial metadata checkpoint, durable), then the receivers."""
         runtime, recovered = self.runtime, self._recovered
         get_conf = getattr(self._sc, "getConf", None)
         runtime.config = StreamingConfig.from_conf(dict(get_conf().getAll()) if get_conf is not None else {})
@@ -259,6 +260,7 @@ class StreamingContext:
         runtime.generator.generator_events_max = runtime.config.scheduler.generator_events_max
         runtime.scheduler.failed_batch_policy = runtime.config.scheduler.failed_batch_policy
         runtime.scheduler.failed_batch_attempts_max = runtime.config.scheduler.failed_batch_attempts_max
+        coordinator: CheckpointCoordinator | None = None
         if runtime.checkpoint is not None:
             runtime.scheduler.quarantiner = CheckpointQuarantiner(runtime.checkpoint)
             coordinator = CheckpointCoordinator(runtime)
@@ -278,7 +280,10 @@ class StreamingContext:
         if recovered is not None:
             runtime.generator.restart(recovered.checkpoint_ms, recovered.pending_ms)
         else:
-            runtime.generator.start()
+            # A fresh context with a checkpoint directory publishes its initial checkpoint before any
+            # receiver starts: a driver killed before its first batch's checkpoint then recovers (and
+            # replays what its receivers acknowledged) instead of starting anew.
+            runtime.generator.start(coordinator.write_initial_checkpoint if coordinator is not None else None)
         # After the graph validated (in the generator's start); the first tick is a batch away.
         if runtime.block_allocator is not None:
             runtime.block_allocator.start()

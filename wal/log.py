@@ -4,10 +4,12 @@
 segment until a record is later than its end (then a new segment starts), `clean` drops whole segments
 whose end is strictly before the threshold and never the open one, `read_all` is lazy and in write
 order. What it adds: checksummed frames, torn-tail recovery before the first write (then always a new
-segment), fsync policy, `write_batch` (several records, one physical commit) used by group commit,
-and, when opened with a key, a MAC on every record that `read` and `read_all` verify before a payload
-is returned (`wal.auth`, `wal.format`). Without a key the append path is the same as before keys
-existed: one `is None` test per commit.
+segment; after a failed append whose bytes could not be cut back, the next write cuts them back first,
+so a failed rollback costs writes only until the cut succeeds), fsync policy, `write_batch`
+(several records, one physical commit) used by group commit, and, when opened with a key, a MAC on
+every record that `read` and `read_all` verify before a payload is returned (`wal.auth`,
+`wal.format`). Without a key the append path is the same as before keys existed: one `is None` test
+per commit.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from types import TracebackType
 
 from wal import recovery
@@ -46,7 +49,7 @@ from wal.format import (
     frame_length,
     read_file_header,
 )
-from wal.reading import iter_log_files, iter_valid_frames
+from wal.reading import LogFile, iter_valid_frames
 from wal.segments import (
     SegmentName,
     cleanable,
@@ -57,10 +60,20 @@ from wal.segments import (
     sorted_segments,
 )
 from wal.stats import WALStatistics
+from wal.transient_errors import TransientRetries, retry_transient
 
 log = logging.getLogger(__name__)
 
 TIME_MS_MAX = (1 << 63) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class LogFileRef:
+    """One file of the log as `read_all` found it: its segment, path, and whether its tail may be torn."""
+
+    segment: SegmentName
+    path: str
+    tail: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +176,8 @@ class FileBasedWriteAheadLog(WriteAheadLog):
         self._frame_header_bytes = FRAME_HEADER_BYTES if self._auth is None else AUTH_FRAME_HEADER_BYTES
         self._lock = threading.Lock()
         self._closed = False
-        self._failed: str | None = None
         self._recovered = False
+        self._cut_back: tuple[SegmentName | None, int | None] | None = None  # after a failed rollback
         self._last: SegmentName | None = None
         self._current: SegmentName | None = None
         self._writer: SegmentWriter | None = None
@@ -202,6 +215,8 @@ class FileBasedWriteAheadLog(WriteAheadLog):
             check_record(data, time_ms)
         with self._lock:
             self._check_writable()
+            if self._cut_back is not None:
+                self._finish_cut_back(*self._cut_back)
             if not self._recovered:
                 self._recover()
             times = [time_ms for _, time_ms in records]
@@ -213,8 +228,21 @@ class FileBasedWriteAheadLog(WriteAheadLog):
     def _check_writable(self) -> None:
         if self._closed:
             raise WALClosedError(f"write to {self._backend.describe()} after close()")
-        if self._failed is not None:
-            raise WALError(f"{self._backend.describe()} is unusable until reopened: {self._failed}")
+
+    def _finish_cut_back(self, segment: SegmentName | None, size: int | None) -> None:
+        # What the failed append's own rollback could not do: the file back to its last good length.
+        if segment is None or size is None:  # a backend that cannot say: recover as a reopen does
+            self._recovered = False
+        else:
+            try:
+                self._backend.truncate_file(str(segment), size)
+            except FileNotFoundError:
+                pass  # cleaned meanwhile: nothing of it is left to cut
+            except OSError as exc:
+                raise WALError(
+                    f"cannot cut {segment} of {self._backend.url} back after a failed append: {exc}"
+                ) from exc
+        self._cut_back = None
 
     def _recover(self) -> None:
         try:
@@ -256,11 +284,14 @@ class FileBasedWriteAheadLog(WriteAheadLog):
             path, offset = self._writer.append(buffers, min_ms, max_ms)
         except SegmentWriteError as exc:
             # Never append after a failed write: the next write starts a new segment. If the partial
-            # bytes could not be cut off, this handle stops writing; reopening truncates the torn tail.
+            # bytes could not be cut off, the next write first cuts the file back to its length before
+            # the failed append (so a record reported as failed is never left whole in the log) and
+            # fails, appending nothing, while that cut fails: the log is never wedged, and never
+            # appends after a torn frame.
             self._writer.close()
             self._writer = None
             if not exc.rolled_back:
-                self._failed = str(exc)
+                self._cut_back = (self._current, exc.good_size)
             raise
         handles = []
         header_bytes = self._frame_header_bytes
@@ -341,14 +372,45 @@ class FileBasedWriteAheadLog(WriteAheadLog):
         return CorruptRecordError(handle.path, handle.offset, reason)
 
     def read_all(self) -> Iterator[bytes]:
-        for log_file in iter_log_files(self._backend):
+        """Every record in write order (lazily); transient storage errors are retried.
+
+        The listings are retried as a whole; a file whose read fails is opened again and read on from
+        the record after the last one returned (`wal.transient_errors`: a few attempts in a row, with
+        back-off; an attempt that returned a new record starts a new run of attempts).
+        """
+        backend = self._backend
+        what = f"the WAL at {backend.url}"
+        segments = sorted_segments(retry_transient(backend.list_segments, what))
+        retries = TransientRetries(what)
+        for index, segment in enumerate(segments):
             try:
-                for frame in iter_valid_frames(log_file, self._auth):
-                    yield bytes(frame.payload)
+                paths = retry_transient(partial(backend.list_files, str(segment)), what)
+            except FileNotFoundError:
+                continue
+            tail = backend.appendable and index == len(segments) - 1
+            for path in paths:
+                yield from self._read_file(LogFileRef(segment, path, tail), retries)
+
+    def _read_file(self, ref: LogFileRef, retries: TransientRetries) -> Iterator[bytes]:
+        backend, done = self._backend, 0
+        # Ends: each pass returns, raises, or returns a new record (bounded by the file's records)
+        # before it may fail again; failures in a row are bounded by the retries' budget.
+        while True:
+            try:
+                with backend.open_file(ref.path) as source:
+                    log_file = LogFile(ref.segment, ref.path, source, ref.tail, backend.appendable)
+                    for index, frame in enumerate(iter_valid_frames(log_file, self._auth)):
+                        if index >= done:
+                            done += 1
+                            retries.progressed()
+                            yield bytes(frame.payload)
+                return
+            except FileNotFoundError:  # cleaned while we walked: nothing to read there any more
+                return
             except RecordAuthenticationError as exc:  # name the log too: several logs share segment names
-                raise RecordAuthenticationError(
-                    exc.segment, exc.offset, exc.reason, self._backend.url
-                ) from None
+                raise RecordAuthenticationError(exc.segment, exc.offset, exc.reason, backend.url) from None
+            except OSError as exc:
+                retries.failed(exc)
 
     def clean(self, before_ms: int, *, wait: bool = False) -> None:
         if isinstance(before_ms, bool) or not isinstance(before_ms, int):

@@ -45,7 +45,8 @@ WORKER_KINDS = ("worker-kill", "receiver-worker-kill")
 ALL_KINDS = LOCAL_KINDS + WORKER_KINDS
 
 # Crash points a chaos pipeline reaches (a transactional sink, metadata and RDD checkpoints, the
-# receiver WAL); the others need object-store leases, saveAsTextFiles or a poison batch.
+# WALs); the others need an object-store lease (lease.*), saveAsTextFiles (output.*) or a poison
+# batch (quarantine.*). The SQLite sink reaches only sink.after_stage_before_commit of the sink's.
 REACHABLE_CRASH_POINTS = (
     "sink.after_stage_before_commit",
     "sink.after_commit_before_publish",
@@ -56,6 +57,7 @@ REACHABLE_CRASH_POINTS = (
     "rdd.after_part_write",
     "rdd.after_parts_before_commit",
     "wal.after_append_before_fsync",
+    "wal.after_segment_create",
 )
 
 
@@ -116,19 +118,27 @@ def plan(
     rng = random.Random(seed)
     steps: list[Step] = []
     round_: list[str] = []
-    crash_turn = 0
+    # Crash points and storage scenarios are taken in turn from a seeded start, so short schedules of
+    # different seeds cover different ones and a long one covers them all.
+    crash_turn = rng.randrange(len(points))
+    storage_turn = rng.randrange(len(STORAGE_SCENARIOS))
     while len(steps) < faults_n:
         if not round_:
             round_ = list(kinds)
             rng.shuffle(round_)
         kind = round_.pop()
-        detail = _detail(kind, rng, points[crash_turn % len(points)], pause_s)
+        point = points[crash_turn % len(points)]
+        scenario = STORAGE_SCENARIOS[storage_turn % len(STORAGE_SCENARIOS)]
+        detail = _detail(kind, rng, point, scenario, pause_s)
         crash_turn += kind == "crashpoint"
+        storage_turn += kind == "storage"
         steps.append(Step(kind, round(rng.uniform(*gap_s), 3), detail))
     return steps
 
 
-def _detail(kind: str, rng: random.Random, point: str, pause_s: tuple[float, float]) -> dict[str, Any]:
+def _detail(
+    kind: str, rng: random.Random, point: str, scenario: str, pause_s: tuple[float, float]
+) -> dict[str, Any]:
     if kind == "driver-kill":
         burst = rng.choice((1, 1, 1, 2, 3))
         when = rng.choice(("random", "after-checkpoint"))
@@ -140,7 +150,7 @@ def _detail(kind: str, rng: random.Random, point: str, pause_s: tuple[float, flo
     if kind == "pause":
         return {"pause_s": round(rng.uniform(*pause_s), 3)}
     if kind == "storage":
-        return storage_plan(rng)
+        return storage_plan(rng, scenario)
     return {}
 
 
@@ -148,9 +158,8 @@ STORAGE_SCENARIOS = ("error", "slowdown", "enospc", "latency", "torn-crash", "po
 STORAGE_ROLES = ("wal", "checkpoint", "sink", "lease")
 
 
-def storage_plan(rng: random.Random) -> dict[str, Any]:
-    """A storage-fault scenario and its plan document, drawn with `rng`."""
-    scenario = rng.choice(STORAGE_SCENARIOS)
+def storage_plan(rng: random.Random, scenario: str) -> dict[str, Any]:
+    """The plan document of a storage-fault scenario, its parameters drawn with `rng`."""
     roles = {"roles": [rng.choice(STORAGE_ROLES)]} if rng.random() < 0.7 else {}
     rule: dict[str, Any]
     if scenario in ("error", "slowdown"):

@@ -5,6 +5,9 @@ It ties the engine to the checkpoint package:
 - at start: refuses queueStream (not replayable, as in Spark), test-serializes the graph so a
   non-picklable closure fails at start and not later in the writer (SPARK-7767), takes the driver
   lease (a second driver on the directory fails fast), starts the background metadata writer;
+- for a fresh (not recovered) context, once its graph has a zero time and before any receiver
+  starts: writes the initial metadata checkpoint and waits until it is durable
+  (`write_initial_checkpoint`), so that a restart always recovers and replays the tracker's WAL;
 - `checkpoint_hook(T, completed)` runs on the JobGenerator thread after batch T is generated and
   after it completed: it submits the batch's RDD data checkpoints (after completion), then snapshots
   the graph (cloudpickle, a consistent view because only this thread changes it) with the pending
@@ -31,7 +34,7 @@ from checkpoint.lease import DriverLease, acquire_driver_lease
 from checkpoint.location import capability_of, resolve
 from checkpoint.metadata import DataCheckpointRef, MetadataCheckpoint
 from checkpoint.metadata_writer import MetadataCheckpointWriter, WrittenInfo
-from dstream.errors import DStreamValueError
+from dstream.errors import DStreamError, DStreamStateError, DStreamValueError
 from dstream.recovery.data_checkpoints import RddCheckpointer
 from dstream.recovery.fingerprints import graph_fingerprint
 from dstream.streaming.inputs import QueueInputDStream
@@ -43,6 +46,7 @@ log = logging.getLogger(__name__)
 GRAPH_BYTES_WARN = 8 * 2**20  # a graph this large in every metadata checkpoint is almost always a mistake
 
 STOP_TIMEOUT_S = 30.0
+INITIAL_CHECKPOINT_TIMEOUT_S = 60.0  # the writer's retries of a slow store fit well inside it
 QUEUE_STREAM_ERROR = (
     "queueStream doesn't support checkpointing. Please don't use queueStream when checkpointing is "
     "enabled (its queued items cannot be replayed after a restart)."
@@ -80,6 +84,8 @@ class CheckpointCoordinator:
         self._queued: deque[tuple[int, bool]] = deque()
         self.completed_checkpoint_ms: int | None = None
         self.metadata_written = 0
+        self._failed_n = 0
+        self._last_failure: BaseException | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -132,6 +138,40 @@ class CheckpointCoordinator:
         except BaseException:
             self._lease.release()
             raise
+
+    def write_initial_checkpoint(self, zero_ms: int, timeout_s: float = INITIAL_CHECKPOINT_TIMEOUT_S) -> None:
+        """Write the initial metadata checkpoint (the graph at its zero time) and wait until it is durable.
+
+        A fresh context calls it once its graph has started and before any receiver starts or any batch
+        runs, so that nothing is acknowledged before a checkpoint exists from which a restart recovers
+        (and replays the tracker's WAL) instead of starting anew. The checkpoint is that of batch
+        `zero_ms`, generation (not completion), with no pending batches: a restart re-runs every batch
+        time after the zero time up to now (`restart_plan`).
+
+        Raises:
+            DStreamError: the checkpoint could not be published (after the writer's retries) or was not
+                handled within `timeout_s`; the message names the directory and the cause.
+        """
+        if self._writer is None:
+            raise DStreamStateError("the checkpoint coordinator has not been started")
+        ckpt = self.snapshot(zero_ms, completed=False)
+        with self._cond:
+            self._queued.append((zero_ms, False))
+            written, failed = self.metadata_written, self._failed_n
+        try:
+            self._writer.write(ckpt)
+            self._writer.flush(timeout_s)
+        except CheckpointError as exc:
+            raise DStreamError(
+                f"cannot start: the initial metadata checkpoint could not be written to {self._dir}: {exc}"
+            ) from exc
+        with self._cond:
+            if self.metadata_written > written:
+                return
+            cause = self._last_failure if self._failed_n > failed else None
+        raise DStreamError(
+            f"cannot start: the initial metadata checkpoint could not be written to {self._dir}: {cause!r}"
+        ) from cause
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Finish running data checkpoints and queued metadata checkpoints, then release the lease."""
@@ -231,6 +271,9 @@ class CheckpointCoordinator:
 
     def _on_failed(self, batch_ms: int, exc: BaseException) -> None:
         self._pop_queued()
+        with self._cond:
+            self._failed_n += 1
+            self._last_failure = exc
         self._report(StreamingListenerCheckpointFailed(batch_ms, "metadata", self._dir, repr(exc)))
         if isinstance(exc, DriverLeaseError):
             self._runtime.report_error(f"driver fenced at batch {batch_ms} ms", exc)

@@ -6,6 +6,9 @@ checkpointed master and config; unpickle the graph; point each stateful stream a
 data checkpoint; and return it all, with the restart inputs (checkpoint time, pending batches) for
 `JobGenerator.restart`, as one `RecoveredState` value that `StreamingContext.getOrCreate` turns into a
 context. The setup function is not called.
+
+Reading the checkpoint (the listing and the newest files) is retried on transient storage errors
+(`wal.transient_errors`: a few attempts with back-off), so a restart does not fail on one flaky read.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dstream.recovery.coordinator import QUEUE_STREAM_ERROR
 from dstream.recovery.fingerprints import check_setup_fingerprint
 from dstream.streaming.graph import DStreamGraph
 from dstream.streaming.inputs import QueueInputDStream
+from wal.transient_errors import retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,9 @@ class RecoveredState:
 
 
 def _read(path: str, storage_options: dict[str, Any]) -> MetadataCheckpoint | None:
-    ckpt, skipped = read_latest(path, storage_options=storage_options)
+    ckpt, skipped = retry_transient(
+        lambda: read_latest(path, storage_options=storage_options), f"the newest checkpoint in {path}"
+    )
     for s in skipped:
         log.warning("skipping checkpoint %s: %s", s.url, s.reason)
     if ckpt is None and skipped:

@@ -144,13 +144,21 @@ class JobGenerator:
         self.last_generated_ms: int | None = None
         self.last_processed_ms: int | None = None
 
-    def start(self) -> int:
-        """Start the event loop and the timer; returns the first batch time."""
+    def start(self, on_zero_time: Callable[[int], None] | None = None) -> int:
+        """Start the event loop and the timer; returns the first batch time.
+
+        Args:
+            on_zero_time: called with the graph's zero time once the graph has started and before any
+                thread of the generator runs (the context writes its initial metadata checkpoint
+                there); if it raises, no thread has been started.
+        """
         if self._thread is not None:
             raise DStreamStateError("JobGenerator already started")
         start_ms = self._timer.get_start_time()
         # The graph validates itself here: if it raises, no thread has been started.
         self._graph.start(start_ms - self._batch_ms)
+        if on_zero_time is not None:
+            on_zero_time(start_ms - self._batch_ms)
         self._thread = threading.Thread(target=self._event_loop, name="streaming-job-generator", daemon=True)
         self._thread.start()
         self._timer.start(start_ms)

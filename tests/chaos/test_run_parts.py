@@ -15,7 +15,7 @@ from chaos.errors import ChaosValueError
 from chaos.pipelines import update_aggregate
 from chaos.records import Record, decode, kv_key, parse_kv_key
 from chaos.spec import RunSpec
-from chaos.suite import percentile, summarize
+from chaos.suite import percentile, summarize, summary_markdown
 
 
 @given(st.lists(st.tuples(st.integers(1, 9), st.integers(1, 1000)), max_size=20))
@@ -67,13 +67,20 @@ def test_the_summary_counts_faults_records_and_recovery_percentiles() -> None:
             "valid": True,
             "records": {"acknowledged": 10, "committed": 10, "lost": 0, "duplicated": 0, "unexpected": 0},
             "run": {"faults": [{"fault": "driver-kill"}, {"fault": "crashpoint", "hit": True}]},
-            "recovery_s": {"per_fault": [{"recovered_s": 1.0}, {"recovered_s": 3.0}]},
+            "recovery_s": {
+                "per_fault": [
+                    {"fault": "driver-kill", "recovered_s": 1.0},
+                    {"fault": "crashpoint", "recovered_s": 3.0},
+                ]
+            },
         },
         {
             "valid": False,
             "records": {"acknowledged": 5, "committed": 6, "lost": 0, "duplicated": 1, "unexpected": 0},
             "run": {"faults": [{"fault": "driver-kill"}]},
-            "recovery_s": {"per_fault": [{"recovered_s": 2.0}, {"recovered_s": None}]},
+            "recovery_s": {
+                "per_fault": [{"fault": "driver-kill", "recovered_s": 2.0}, {"recovered_s": None}]
+            },
         },
     ]
     summary = summarize(verdicts)
@@ -82,3 +89,7 @@ def test_the_summary_counts_faults_records_and_recovery_percentiles() -> None:
     assert summary["records"]["duplicated"] == 1 and summary["records"]["acknowledged"] == 15
     assert summary["recovery_s"] == {"count": 3, "p50": 2.0, "p99": 3.0, "max": 3.0}
     assert percentile([], 0.5) is None
+    table = summary_markdown(summary)
+    assert summary["recovery_s_by_kind"]["driver-kill"] == {"count": 2, "p50": 1.0, "p99": 2.0, "max": 2.0}
+    assert "| driver-kill | 2 | 1.00 | 2.00 | 2.00 |" in table and "| 15 | 16 | 0 | 1 | 0 |" in table
+    assert "| 3 faults | 2.00 | 3.00 | 3.00 |" in table

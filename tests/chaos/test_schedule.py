@@ -70,3 +70,14 @@ def test_bad_kinds_and_crash_points_are_refused_by_name() -> None:
         plan(1, ["crashpoint"], 1, crash_points=["no.such_point"])
     with pytest.raises(ChaosValueError, match="at least one fault kind"):
         plan(1, [], 1)
+
+
+@given(seed=st.integers(0, 2**32))
+def test_storage_scenarios_are_covered_in_turn(seed: int) -> None:
+    steps = plan(seed, ["storage"], len(STORAGE_SCENARIOS))
+    assert sorted(s.detail["scenario"] for s in steps) == sorted(STORAGE_SCENARIOS)
+
+
+def test_different_seeds_start_the_crash_point_cycle_at_different_points() -> None:
+    firsts = {plan(seed, ["crashpoint"], 1)[0].detail["point"].partition("@")[0] for seed in range(40)}
+    assert len(firsts) > 3

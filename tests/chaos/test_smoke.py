@@ -75,7 +75,9 @@ def test_a_mutant_without_the_receiver_wal_is_caught_losing_acknowledged_records
         Step("driver-kill", 1.0, {"when": "random", "delay_s": 0.2, "burst": 1}),
         Step("driver-kill", 1.0, {"when": "random", "delay_s": 0.1, "burst": 1}),
     )
-    result = run_chaos(smoke_config(schedule=kills, receiver_wal=False), tmp_path / "run")
+    # Its lost records never arrive, so the drain would wait out its whole bound: keep that short.
+    config = smoke_config(schedule=kills, receiver_wal=False, drain_timeout_s=8.0)
+    result = run_chaos(config, tmp_path / "run")
     assert not result.valid
     assert "lost" in result.verdict["error_types"]
     assert result.verdict["lost"]["count"] > 0

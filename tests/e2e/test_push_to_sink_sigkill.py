@@ -5,6 +5,11 @@ sink protocols, and restarted with getOrCreate on the same checkpoint directory 
 thread. One PushClient keeps sending throughout; it resends unacknowledged frames with the same
 sequence numbers until they are acknowledged. At the end the committed output must hold every record
 exactly once: nothing lost (every acknowledged record is committed) and nothing twice.
+
+The first metadata checkpoint is the context's initial one, durable before the receiver starts: killed
+while publishing it, the driver has acknowledged nothing and restarts anew; killed after it (at the
+first batch's publish, or right after the first acknowledgements), it recovers and replays what it
+acknowledged.
 """
 
 from __future__ import annotations
@@ -109,8 +114,11 @@ def wait_for_commits(out: Path, expected_n: int) -> None:
 @pytest.mark.parametrize(
     ("crash_point", "kill_after_frames"),
     [
+        (None, 1),  # right after the first acknowledgements: only the initial checkpoint is durable
         (None, 7),
         (None, 19),
+        ("metadata.after_write_before_publish@1", None),  # the initial checkpoint: nothing acknowledged yet
+        ("metadata.after_write_before_publish@2", None),  # the first batch's: acknowledged, not yet run
         ("sink.after_stage_before_commit@4", None),
         ("sink.after_commit_before_publish@3", None),
         ("metadata.after_write_before_publish@5", None),

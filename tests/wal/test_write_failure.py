@@ -40,23 +40,26 @@ def test_a_partial_append_is_rolled_back_and_the_next_write_starts_a_new_segment
         assert list(reader.read_all()) == [b"good", b"after"]
 
 
-def test_when_the_rollback_fails_too_the_log_stops_until_reopened(
+def test_when_the_rollback_fails_too_the_next_write_cuts_the_failed_append_back_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = wal.open_wal(str(tmp_path / "log"))
-    log.write(b"good", 1)
+    first = log.write(b"good", 1)
     with monkeypatch.context() as patch:
         patch.setattr(os, "writev", half_then_fail)
         patch.setattr(os, "ftruncate", lambda fd, size: half_then_fail(fd, [b""]))
         with pytest.raises(wal.WALError):
             log.write(b"lost" * 100, 2)
-    with pytest.raises(wal.WALError, match="unusable until reopened"):
-        log.write(b"refused", 3)
+        # While the failed append cannot be cut back, every write fails and appends nothing after it.
+        with pytest.raises(wal.WALError, match=r"cannot cut .* back after a failed append"):
+            log.write(b"refused", 3)
+    size = os.path.getsize(tmp_path / "log" / first.path)
+    assert size > first.offset + 20 + 4  # the half frame is still there
+    after = log.write(b"after", 4)  # cuts the failed append back, then starts a new segment
+    assert os.path.getsize(tmp_path / "log" / first.path) == first.offset + 20 + 4
+    assert after.path != first.path
     log.close()
     with wal.open_wal(str(tmp_path / "log")) as reopened:
-        assert list(reopened.read_all()) == [b"good"]  # the half frame is a torn tail
-        reopened.write(b"after", 4)
-        assert reopened.statistics().dropped[0].reason.startswith("torn tail")
         assert list(reopened.read_all()) == [b"good", b"after"]
 
 
@@ -112,3 +115,26 @@ def test_after_enospc_a_restart_reads_exactly_the_acknowledged_records_without_r
         assert list(reopened.read_all()) == [b"acked-1", b"acked-2", b"after"]
     report = inspect_backend(make_backend(url, None, True))
     assert report.corrupt == []
+
+
+def test_a_whole_record_whose_append_was_reported_failed_is_cut_back_before_the_next_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bytes all landed but the commit failed (fsync), and cutting them back failed too: the record
+    # is whole, yet its writer was told it failed, so it must not be read back after the next write.
+    log = wal.open_wal(str(tmp_path / "log"))
+    log.write(b"good", 1)
+
+    def fsync_fails(fd: int) -> None:
+        raise OSError(errno.EIO, "fsync failed (simulated)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fdatasync", fsync_fails)
+        patch.setattr(os, "ftruncate", lambda fd, size: half_then_fail(fd, [b""]))
+        with pytest.raises(wal.WALError, match="fsync failed"):
+            log.write(b"reported-failed", 2)
+    log.write(b"after", 3)
+    assert list(log.read_all()) == [b"good", b"after"]
+    log.close()
+    with wal.open_wal(str(tmp_path / "log")) as reopened:
+        assert list(reopened.read_all()) == [b"good", b"after"]

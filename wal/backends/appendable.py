@@ -69,7 +69,9 @@ class AppendableSegmentWriter(SegmentWriter):
                 self._storage.fsync(self._file, data_only=True)
         except OSError as exc:
             raise SegmentWriteError(
-                f"append to {self._segment!r} failed: {exc}", rolled_back=self._roll_back(start)
+                f"append to {self._segment!r} failed: {exc}",
+                rolled_back=self._roll_back(start),
+                good_size=start,
             ) from exc
         return self._segment, start
 

@@ -28,11 +28,13 @@ Buffer = bytes | memoryview
 
 
 class SegmentWriteError(WALError):
-    """An append failed. `rolled_back` says whether the file is back to its last good length."""
+    """An append failed. `rolled_back` says whether the file is back to its last good length; when it
+    is not, `good_size` is that length (the file must be cut back to it before the log writes again)."""
 
-    def __init__(self, message: str, *, rolled_back: bool) -> None:
+    def __init__(self, message: str, *, rolled_back: bool, good_size: int | None = None) -> None:
         super().__init__(message)
         self.rolled_back = rolled_back
+        self.good_size = good_size
 
 
 class SegmentWriter(ABC):

@@ -3,14 +3,13 @@ latency, is SIGKILLed and restarted; its output is exact (tests/recovery/chaos_c
 
 The plan reaches the child through `DSTREAM_STORAGE_FAULTS`, and the child finds the protocol through
 the ``dstream.storage`` entry point: nothing in the engine or the child names chaos. A driver that a
-storage error stops while it starts (recovery reads the checkpoint; an error there is not retried)
-exits with an error, cleanly, and is started again, as a supervisor would.
+storage error stops while it starts (recovery retries a transient read error a few times, then
+gives up) exits with an error, cleanly, and is started again, as a supervisor would.
 
 Kills follow Flink's rule for chaos (progress between faults): the first kill waits until the first
-metadata checkpoint is durable. A kill before it makes the restarted driver start anew and lose
-what the first one consumed, faults or not (reproduced without storage faults by
-``DSTREAM_CRASH_POINT=metadata.after_write_before_publish@1``; reported, not fixed here); a failed
-first publish, retried after half a second, would widen that window.
+metadata checkpoint is durable. (A kill before it used to make the restarted driver start anew and
+lose what the first one consumed; a fresh context now publishes an initial checkpoint before its
+receivers start, tests/e2e/test_push_to_sink_sigkill.py.)
 """
 
 from __future__ import annotations
