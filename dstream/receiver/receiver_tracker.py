@@ -54,6 +54,7 @@ from dstream.receiver.supervisor import (
 )
 from dstream.receiver.wal_registry import ReceiverWALs, receiver_wals
 from wal import WriteAheadLog, open_wal
+from wal.transient_errors import is_transient
 
 JOIN_TIMEOUT_S = 30.0
 
@@ -219,10 +220,9 @@ class ReceiverTracker:
         for attempt in range(1, RECOVERY_READ_ATTEMPTS_MAX + 1):
             try:
                 return self._new_supervisor(stream_id, receiver)
-            except (FileNotFoundError, PermissionError):
-                raise
             except OSError as exc:
-                if attempt == RECOVERY_READ_ATTEMPTS_MAX or self._stopping.is_set():
+                last = attempt == RECOVERY_READ_ATTEMPTS_MAX
+                if not is_transient(exc) or last or self._stopping.is_set():
                     raise
                 self._events.on_receiver_error(
                     stream_id,

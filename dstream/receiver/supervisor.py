@@ -54,6 +54,7 @@ from dstream.receiver.rate_limit import RateLimiter
 from dstream.receiver.received_block_tracker import ReceivedBlockInfo
 from dstream.receiver.receiver import Receiver
 from dstream.receiver.record_budget import RecordBudget
+from wal.transient_errors import is_transient
 
 RECOVERY_READ_ATTEMPTS_MAX = 8  # reads of the receiver WAL at a start, transient errors retried
 RECOVERY_READ_BACKOFF_MS = 50  # the first pause between them; it doubles
@@ -197,9 +198,11 @@ class ReceiverSupervisor:
     def _read_receiver_wal(self) -> list[BlockRecord | StateRecord]:
         """Every record of the receiver WAL, the read retried on transient storage errors.
 
-        Transient: an OSError other than FileNotFoundError and PermissionError (an I/O error, a
-        timeout, an object store's SlowDown). Up to `RECOVERY_READ_ATTEMPTS_MAX` attempts, pausing
-        `RECOVERY_READ_BACKOFF_MS` doubling between them; the read only reads, so a retry is harmless.
+        Transient: `wal.transient_errors.is_transient` (an I/O error, a timeout, an object store's
+        SlowDown; not a missing file or a permission error). The WAL retries a read a few times
+        itself; this retries the whole read when those are spent. Up to `RECOVERY_READ_ATTEMPTS_MAX`
+        attempts, pausing `RECOVERY_READ_BACKOFF_MS` doubling between them; the read only reads, so a
+        retry is harmless.
         Without it, one failed read among the many of a long WAL failed the start, and the tracker's
         doubling restart delay left the stream without a receiver for up to a minute.
         """
@@ -208,10 +211,9 @@ class ReceiverSupervisor:
         for attempt in range(1, RECOVERY_READ_ATTEMPTS_MAX + 1):
             try:
                 return self.handler.read_all_records()
-            except (FileNotFoundError, PermissionError):
-                raise
             except OSError as exc:
-                if attempt == RECOVERY_READ_ATTEMPTS_MAX or self._stop_requested.is_set():
+                last = attempt == RECOVERY_READ_ATTEMPTS_MAX
+                if not is_transient(exc) or last or self._stop_requested.is_set():
                     raise
                 self.report_error(
                     f"reading the receiver WAL of stream {self.stream_id} failed (attempt {attempt} of "
