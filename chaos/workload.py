@@ -7,9 +7,11 @@ send and exactly one outcome after it:
 
 - "ok": the send returned, i.e. the receiver acknowledged the frame, which it does only once the block
   is durable (receiver WAL) or, for the file source, the file is published;
-- "fail": the receiver refused the frame (`PushRejectedError`): those records are never stored;
-- "info": the outcome is unknown (`PushError` after its timeout, a fenced session, any other error):
-  the client keeps the frame and resends it first with the same numbers, so it may still arrive once.
+- "fail": the receiver refused the frame on its first delivery (`PushRejectedError`, see
+  `dstream.client`): those records are never stored;
+- "info": the outcome is unknown (`PushError` after its timeout, which keeps the frame and resends it
+  first with the same numbers; `PushOutcomeUnknownError`, a refused resend of a frame an earlier
+  delivery may have stored; a fenced session; any other error): the records may still arrive once.
 
 Rates and counts are bounded: a producer sends at most `records_max` records, a frame of at most
 `frame_records_max`, and waits `pause_s` between frames (on its stop event, so stopping is immediate).
@@ -106,9 +108,9 @@ class Producer(threading.Thread):
     def _outcome(self, stream: str, records: list[Record]) -> str:
         try:
             self.deliver(stream, records)
-        except PushRejectedError:
+        except PushRejectedError:  # never stored (dstream.client documents it so)
             return "fail"
-        except (PushError, OSError):
+        except (PushError, OSError):  # PushOutcomeUnknownError among them: maybe stored
             return "info"
         self.acked_n += len(records)
         return "ok"

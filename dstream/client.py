@@ -19,11 +19,20 @@ to `backoff_max_s`, each pause drawn from its upper half) until `timeout_s` afte
 (and at most `retries_max` times, when given), so a client rides through a receiver or driver restart.
 What ends a send early: `ProducerFencedError` (a newer session took over), `PushVersionError` (the
 receiver speaks another protocol version), `PushAuthenticationError` (the receiver authenticates
-producers and this client lacks the right `secret`), `PushRejectedError` (the receiver refused the frame:
-resending it would fail again), and bad arguments (`TypeError`, `DStreamValueError`, raised before
-anything is sent).
+producers and this client lacks the right `secret`), `PushRejectedError` (the receiver refused the frame
+on its first delivery: it was never stored, and resending it would fail again),
+`PushOutcomeUnknownError` (the receiver refused a resend of a frame whose earlier delivery may have
+been stored), and bad arguments (`TypeError`, `DStreamValueError`, raised before anything is sent).
 A send that gave up (`PushError`) may still be durable, so its records keep their numbers, stay queued in
-the client and the next send delivers them first. Wire format: `dstream.receiver.push_protocol`.
+the client and the next send delivers them first.
+
+What each outcome means for the records of a `send` (the chaos workload records exactly this):
+returned: durable, in the stream exactly once; `PushRejectedError`: never stored; any other `PushError`
+(`PushOutcomeUnknownError`, `ProducerFencedError`, a timeout): unknown, in the stream at most once.
+A refusal is a definite failure only for a frame refused on its first delivery; a frame that was sent
+before (its connection broke or timed out before the reply) may have been stored, so its refusal is an
+unknown outcome, and its sequence numbers are never given to other records.
+Wire format: `dstream.receiver.push_protocol`.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import random
 import socket
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from dstream.clock import Clock, SystemClock
@@ -66,6 +76,7 @@ __all__ = [
     "PushAuthenticationError",
     "PushClient",
     "PushError",
+    "PushOutcomeUnknownError",
     "PushRejectedError",
     "PushVersionError",
 ]
@@ -81,6 +92,14 @@ class PushRejectedError(PushError):
     """The receiver refused a frame (its ERROR message is kept); resending it would fail again."""
 
 
+class PushOutcomeUnknownError(PushError):
+    """The receiver refused a resend of a frame whose earlier delivery may have been stored.
+
+    Its records are in the stream at most once (maybe not at all); the client drops the frame and never
+    gives its sequence numbers to other records. Not a `PushRejectedError`: that one means never stored.
+    """
+
+
 class PushVersionError(PushRejectedError):
     """The receiver speaks another push protocol version; the message names both."""
 
@@ -91,6 +110,21 @@ class PushAuthenticationError(PushRejectedError):
 
 class ProducerFencedError(PushError):
     """A newer session of this producer id took over; this client must stop (it never reconnects)."""
+
+
+@dataclass
+class _Unacked:
+    """A DATA frame not acknowledged yet, and how many times its bytes were sent (its outcome unknown)."""
+
+    frame: bytes
+    first: int
+    last: int
+    deliveries: int = 0
+    refused_reply: bool = False  # the last delivery was answered with a refusal
+
+    def may_be_stored(self) -> bool:
+        """Whether a delivery other than a refused one was sent (its reply lost: it may be stored)."""
+        return self.deliveries - self.refused_reply > 0
 
 
 class PushClient:
@@ -148,7 +182,7 @@ class PushClient:
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
         self._next_seq: int | None = None
-        self._unacked: list[tuple[bytes, int, int]] = []  # (frame, first seq, last seq), oldest first
+        self._unacked: list[_Unacked] = []  # oldest first
         self._fenced: ProducerFencedError | None = None
         self.epoch: int | None = None  # the producer epoch this session owns, once a HELLO was answered
         self.acked_seq = -1
@@ -161,7 +195,10 @@ class PushClient:
             DStreamValueError: the frame would exceed `frame_bytes_max`.
             ProducerFencedError: another session of this producer id took over; this client is done.
             PushVersionError: the receiver speaks another protocol version.
-            PushRejectedError: the receiver refused the frame.
+            PushRejectedError: the receiver refused the frame on its first delivery; never stored.
+            PushOutcomeUnknownError: the receiver refused a resend of a frame that may have been stored
+                (this send's, or an earlier send's queued one); the records of this send that were
+                never sent are not stored.
             PushError: not acknowledged within `timeout_s` (or `retries_max` attempts). The records are
                 kept with their sequence numbers and resent first by the next `send` (`send([])`
                 only resends), so they end up in the stream exactly once.
@@ -183,7 +220,7 @@ class PushClient:
                 )
             last = first + len(batch) - 1
             if batch:  # queued behind the frames of earlier sends that raised PushError
-                self._unacked.append((frame, first, last))
+                self._unacked.append(_Unacked(frame, first, last))
                 self._next_seq = last + 1
             self._deliver_unacked(deadline_ms)
             return self._next_seq - 1
@@ -192,19 +229,37 @@ class PushClient:
         """Deliver the frames not acknowledged yet, oldest first.
 
         A frame that timed out may already be durable (the receiver's write may commit late), so its
-        sequence numbers are never given to other records: it is resent as is until acknowledged. Only
-        a refused frame (`PushRejectedError`) gives its numbers back, with those of the frames after it.
-        A fenced session keeps them: it may not send again.
+        sequence numbers are never given to other records: it is resent as is until acknowledged. A
+        frame refused on its first delivery was never stored: it gives its numbers back, with those of
+        the frames after it (never sent), and `PushRejectedError` is raised. A frame refused on a
+        resend may have been stored by an earlier delivery: it is dropped but keeps its numbers, the
+        frames after it give theirs back, and `PushOutcomeUnknownError` is raised (unless the refused
+        frame is an earlier send's and this send's frame was never sent: then this send's records are
+        definitely not stored, and `PushRejectedError` says so). A fenced session keeps every number:
+        it may not send again.
         """
         while self._unacked:
-            frame, first, last = self._unacked[0]
+            head = self._unacked[0]
             try:
-                self._with_retries(
-                    deadline_ms, functools.partial(self._deliver, frame, last, deadline_ms), "send"
+                self._with_retries(deadline_ms, functools.partial(self._deliver, head, deadline_ms), "send")
+            except PushRejectedError as exc:
+                own = self._unacked[-1]  # this send's frame when it had records
+                self._unacked = []
+                if not head.may_be_stored():  # refused at its first delivery, or before any: never stored
+                    self._next_seq = head.first
+                    raise
+                self._next_seq = head.last + 1
+                unknown = PushOutcomeUnknownError(
+                    f"producer {self.producer_id!r}: the resend of seq {head.first}..{head.last} was "
+                    f"refused after an earlier delivery whose reply was lost, so those records are in the "
+                    f"stream at most once; their numbers are not reused: {exc}"
                 )
-            except PushRejectedError:
-                self._unacked, self._next_seq = [], first
-                raise
+                if own is head or own.deliveries:
+                    raise unknown from exc
+                raise PushRejectedError(
+                    f"producer {self.producer_id!r}: seq {own.first}..{own.last} not sent (never stored): "
+                    f"an earlier send's frame was refused: {unknown}"
+                ) from exc
             self._unacked.pop(0)
 
     @property
@@ -233,23 +288,30 @@ class PushClient:
             jittered_ms = int(pause_s * 1000 * (0.5 + self._rng.random() / 2))
             self._clock.wait_until(min(deadline_ms, now_ms + max(1, jittered_ms)))
             pause_s = min(pause_s * 2, self.backoff_max_s)
-        unacked = f"records up to seq {self._unacked[0][2]} " if self._unacked and what == "send" else ""
+        unacked = f"records up to seq {self._unacked[0].last} " if self._unacked and what == "send" else ""
         raise PushError(
             f"{what} of producer {self.producer_id!r} to {self.host}:{self.port} failed: {unacked}not "
             f"acknowledged after {attempts} attempts (timeout_s={self.timeout_s}, "
             f"retries_max={self.retries_max}): {error}"
         ) from error
 
-    def _deliver(self, frame: bytes, last: int, deadline_ms: int) -> None:
+    def _deliver(self, unacked: _Unacked, deadline_ms: int) -> None:
         if self._sock is None:
             self._connect(deadline_ms)
+        last = unacked.last
         if self.acked_seq >= last:
             return  # the ack was lost but the receiver holds everything
         sock = self._sock
         assert sock is not None
         sock.settimeout(self._left_s(deadline_ms))
-        sock.sendall(frame)
-        if self._read_reply(sock, ACK) < last:
+        unacked.deliveries += 1  # from its first byte on, the receiver may store it
+        sock.sendall(unacked.frame)
+        try:
+            acked = self._read_reply(sock, ACK)
+        except PushRejectedError:
+            unacked.refused_reply = True  # this delivery was judged and refused: it stored nothing
+            raise
+        if acked < last:
             raise PushError(f"receiver acknowledged {self.acked_seq}, expected {last}")
 
     def _connect(self, deadline_ms: int) -> None:
@@ -310,7 +372,7 @@ class PushClient:
         if code == UNAUTHENTICATED:
             raise PushAuthenticationError(f"receiver refused this producer's HELLO: {message}")
         if code == FENCED:
-            pending = f"seq {self._unacked[0][1]}..{self._unacked[-1][2]}" if self._unacked else "none"
+            pending = f"seq {self._unacked[0].first}..{self._unacked[-1].last}" if self._unacked else "none"
             self._fenced = ProducerFencedError(
                 f"producer {self.producer_id!r}: this client's session (epoch {self.epoch}) was fenced by "
                 f"another client using the same producer_id; unacknowledged records ({pending}) are in the "

@@ -100,7 +100,7 @@ class ReceiverConfig:
     queue_size_max: int = 10
     block_records_max: int = 100_000
     restart_delay_ms: int = 2000
-    restart_delay_max_ms: int = 60_000
+    restart_delay_max_ms: int = 10_000  # a receiver is never dark for long: its source is refused meanwhile
     restarts_max: int = 100
     store_timeout_s: float = 30.0
     wal_rolling_interval_ms: int = 60_000

@@ -3,8 +3,12 @@
 With the local backend each receiver runs under its own `ReceiverSupervisor` on a thread of the driver
 process. When a supervisor ends while the tracker is running (its `onStart` raised, or it stopped on an
 error) the receiver is started again after a delay that doubles from `restart_delay_ms` up to
-`restart_delay_max_ms`; after `restarts_max` consecutive failures it is given up (reported as an error).
-A start that then runs for longer than `restart_delay_max_ms` resets the count.
+`restart_delay_max_ms`; after `restarts_max` consecutive failed starts it is given up (reported as an
+error). A start that succeeded (`onStart` returned) resets the count and the delay: a receiver that
+listened again and then failed (a store whose report failed, a `restart` gone wrong) is started again
+after `restart_delay_ms`, never after a delay grown by earlier failures. A start reads the receiver WAL
+(recovery); that read retries transient storage errors itself (`ReceiverSupervisor`), so one failed read
+among many does not cost a start and a doubled delay.
 
 Directory layout under the checkpoint directory (`checkpoint.layout`, docs/checkpoint-format.md):
     receivedBlockMetadata/     metadata WAL of the ReceivedBlockTracker (group-committed)
@@ -40,9 +44,17 @@ from dstream.receiver.rate_limit import check_rate, effective_rate
 from dstream.receiver.received_block_tracker import EventLog, ReceivedBlockInfo, ReceivedBlockTracker
 from dstream.receiver.receiver import Receiver
 from dstream.receiver.record_budget import RecordBudget
-from dstream.receiver.supervisor import BlockHandler, NoEvents, ReceiverEvents, ReceiverSupervisor
+from dstream.receiver.supervisor import (
+    RECOVERY_READ_ATTEMPTS_MAX,
+    RECOVERY_READ_BACKOFF_MS,
+    BlockHandler,
+    NoEvents,
+    ReceiverEvents,
+    ReceiverSupervisor,
+)
 from dstream.receiver.wal_registry import ReceiverWALs, receiver_wals
 from wal import WriteAheadLog, open_wal
+from wal.transient_errors import is_transient
 
 JOIN_TIMEOUT_S = 30.0
 
@@ -168,35 +180,59 @@ class ReceiverTracker:
     def _run(self, stream_id: int, receiver: Receiver) -> None:
         failures = 0
         delay_ms = self.config.restart_delay_ms
+        error: BaseException | None
         while not self._stopping.is_set():
-            supervisor = self._new_supervisor(stream_id, receiver)
-            started_ms = self.clock.time_ms()
             try:
-                supervisor.start()
-            except Exception as exc:  # recovery or WAL trouble: like a failed onStart
-                supervisor.stop(f"error starting receiver {stream_id}: {exc}", exc)
-            while not supervisor.await_termination(0.1) and not self._stopping.is_set():
-                pass
-            if self._stopping.is_set():
-                supervisor.stop("stopped by ReceiverTracker")
-                return
-            if self.clock.time_ms() - started_ms > self.config.restart_delay_max_ms:
-                failures, delay_ms = 0, self.config.restart_delay_ms
+                supervisor = self._new_supervisor_retrying(stream_id, receiver)
+            except Exception as exc:  # opening the receiver WAL failed: a failed start, retried
+                message, error = f"error starting receiver {stream_id}: {exc}", exc
+            else:
+                try:
+                    supervisor.start()
+                except Exception as exc:  # recovery or WAL trouble: like a failed onStart
+                    supervisor.stop(f"error starting receiver {stream_id}: {exc}", exc)
+                while not supervisor.await_termination(0.1) and not self._stopping.is_set():
+                    pass
+                if self._stopping.is_set():
+                    supervisor.stop("stopped by ReceiverTracker")
+                    return
+                message = supervisor.stop_message or f"receiver {stream_id} stopped"
+                error = supervisor.error
+                if supervisor.started_once:  # it listened again: a later failure starts the back-off anew
+                    failures, delay_ms = 0, self.config.restart_delay_ms
             failures += 1
-            message = supervisor.stop_message or f"receiver {stream_id} stopped"
             if failures > self.config.restarts_max:
                 self._events.on_receiver_error(
                     stream_id,
                     f"giving up receiver {stream_id} after {failures} failed starts",
-                    supervisor.error,
+                    error,
                 )
                 return
             wake_ms = self.clock.time_ms() + delay_ms  # fixed before anyone hears of the failure
-            self._events.on_receiver_error(
-                stream_id, f"restarting in {delay_ms} ms: {message}", supervisor.error
-            )
+            self._events.on_receiver_error(stream_id, f"restarting in {delay_ms} ms: {message}", error)
             self.clock.wait_until(wake_ms, self._stopping)
             delay_ms = min(delay_ms * 2, self.config.restart_delay_max_ms)
+
+    def _new_supervisor_retrying(self, stream_id: int, receiver: Receiver) -> ReceiverSupervisor:
+        """`_new_supervisor`, whose first opening of the receiver WAL (it reads the log's tail) retries
+        transient storage errors like the supervisor's recovery read (`RECOVERY_READ_ATTEMPTS_MAX`)."""
+        pause_ms = RECOVERY_READ_BACKOFF_MS
+        for attempt in range(1, RECOVERY_READ_ATTEMPTS_MAX + 1):
+            try:
+                return self._new_supervisor(stream_id, receiver)
+            except OSError as exc:
+                last = attempt == RECOVERY_READ_ATTEMPTS_MAX
+                if not is_transient(exc) or last or self._stopping.is_set():
+                    raise
+                self._events.on_receiver_error(
+                    stream_id,
+                    f"opening the receiver WAL of stream {stream_id} failed (attempt {attempt} of "
+                    f"{RECOVERY_READ_ATTEMPTS_MAX}), retrying in {pause_ms} ms: {exc}",
+                    exc,
+                )
+                self.clock.wait_until(self.clock.time_ms() + pause_ms, self._stopping)
+                pause_ms *= 2
+        raise AssertionError("unreachable")
 
     def _new_supervisor(self, stream_id: int, receiver: Receiver) -> ReceiverSupervisor:
         supervisor = ReceiverSupervisor(

@@ -46,6 +46,7 @@ from dstream.receiver.block_generator import BlockGenerator, PendingBlock
 from dstream.receiver.block_handler import (
     BlockRecord,
     BlockStoreHandler,
+    StateRecord,
     StoreResult,
     WriteAheadLogHandler,
 )
@@ -53,7 +54,11 @@ from dstream.receiver.rate_limit import RateLimiter
 from dstream.receiver.received_block_tracker import ReceivedBlockInfo
 from dstream.receiver.receiver import Receiver
 from dstream.receiver.record_budget import RecordBudget
+from wal.transient_errors import is_transient
 
+RECOVERY_READ_ATTEMPTS_MAX = 8  # reads of the receiver WAL at a start, transient errors retried
+RECOVERY_READ_BACKOFF_MS = 50  # the first pause between them; it doubles
+_RECOVERY_POLL_S = 0.1
 BUDGET_BLOCKS_MIN = 8  # push_many cuts blocks of at most this fraction of the unallocated bound
 
 
@@ -128,6 +133,8 @@ class ReceiverSupervisor:
         self._counter = itertools.count()
         self._lock = threading.RLock()
         self._receiver_state = "initialized"  # -> started -> stopped (-> started again on restart)
+        self.started_once = False  # whether onStart ever returned (the tracker resets its back-off then)
+        self._recovered = threading.Event()  # set once start() has recovered: onStart may run from then on
         self._stop_requested = threading.Event()
         self._stopped = threading.Event()
         self._error: BaseException | None = None
@@ -159,6 +166,7 @@ class ReceiverSupervisor:
         self.receiver._attach(self, self.stream_id)
         self.receiver.on_recovered_blocks(self._recover())
         self._adopt_orphans()
+        self._recovered.set()
         self.generator.start()
         self.start_receiver()
 
@@ -175,7 +183,7 @@ class ReceiverSupervisor:
         known, cleaned_written_max_ms = self._tracker_view() if self._tracker_view else (set(), -1)
         recovered: list[dict[str, Any]] = []
         self._orphans = []
-        for record in self.handler.read_all_records():
+        for record in self._read_receiver_wal():
             if record.stream_id != self.stream_id:
                 continue
             if not isinstance(record, BlockRecord):
@@ -186,6 +194,35 @@ class ReceiverSupervisor:
             elif record.written_ms > cleaned_written_max_ms:  # else cleaned, or too old to tell: in no batch
                 self._orphans.append(record)
         return recovered
+
+    def _read_receiver_wal(self) -> list[BlockRecord | StateRecord]:
+        """Every record of the receiver WAL, the read retried on transient storage errors.
+
+        Transient: `wal.transient_errors.is_transient` (an I/O error, a timeout, an object store's
+        SlowDown; not a missing file or a permission error). The WAL retries a read a few times
+        itself; this retries the whole read when those are spent. Up to `RECOVERY_READ_ATTEMPTS_MAX`
+        attempts, pausing `RECOVERY_READ_BACKOFF_MS` doubling between them; the read only reads, so a
+        retry is harmless.
+        Without it, one failed read among the many of a long WAL failed the start, and the tracker's
+        doubling restart delay left the stream without a receiver for up to a minute.
+        """
+        assert isinstance(self.handler, WriteAheadLogHandler)
+        pause_ms = RECOVERY_READ_BACKOFF_MS
+        for attempt in range(1, RECOVERY_READ_ATTEMPTS_MAX + 1):
+            try:
+                return self.handler.read_all_records()
+            except OSError as exc:
+                last = attempt == RECOVERY_READ_ATTEMPTS_MAX
+                if not is_transient(exc) or last or self._stop_requested.is_set():
+                    raise
+                self.report_error(
+                    f"reading the receiver WAL of stream {self.stream_id} failed (attempt {attempt} of "
+                    f"{RECOVERY_READ_ATTEMPTS_MAX}), retrying in {pause_ms} ms: {exc}",
+                    exc,
+                )
+                self._clock.wait_until(self._clock.time_ms() + pause_ms, self._stop_requested)
+                pause_ms *= 2
+        raise AssertionError("unreachable")
 
     def _adopt_orphans(self) -> None:
         adopted: set[str] = set()
@@ -205,9 +242,14 @@ class ReceiverSupervisor:
         self._orphans = []
 
     def start_receiver(self) -> None:
-        """Call `onStart`; if it raises, the supervisor stops with that error."""
+        """Call `onStart` unless the receiver runs; if it raises, the supervisor stops with that error.
+
+        Only after recovery: `start` calls it then, and a restart requested while `start` still recovers
+        waits for it (`_restart`), so the receiver never answers its source from a state that the
+        recovered and adopted blocks have not rebuilt yet.
+        """
         with self._lock:
-            if self._stop_requested.is_set():
+            if self._stop_requested.is_set() or self._receiver_state == "started":
                 return
             # Started before onStart (Spark's order): the threads it launches check isStopped() at once.
             self._receiver_state = "started"
@@ -221,6 +263,7 @@ class ReceiverSupervisor:
         if start_error is not None:
             self.stop(f"error starting receiver {self.stream_id}: {start_error}", start_error)
         else:
+            self.started_once = True
             self._events.on_receiver_started(self.stream_id, type(self.receiver).__name__)
 
     def stop_receiver(self, message: str, error: BaseException | None) -> None:
@@ -326,6 +369,11 @@ class ReceiverSupervisor:
     def _restart(self, message: str, error: BaseException | None, wake_ms: int) -> None:
         self.stop_receiver(f"restarting: {message}", error)
         self._clock.wait_until(wake_ms, self._stop_requested)
+        # A restart asked for while `start` recovers (e.g. chaos's receiver crash right after a driver
+        # restart) used to start the receiver before the orphans were adopted: a push receiver then told
+        # its producers a durable sequence number without them and refused their resends as gaps.
+        while not self._recovered.wait(_RECOVERY_POLL_S) and not self._stop_requested.is_set():
+            pass  # bounded: a start that fails stops the supervisor, which sets _stop_requested
         self.start_receiver()
 
     def stop(self, message: str, error: BaseException | None = None) -> None:

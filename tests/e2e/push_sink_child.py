@@ -16,10 +16,28 @@ from typing import Any
 
 from dstream import Conf, Context, StreamingContext
 from dstream.sinks import TransactionalFileSink
+from dstream.streaming.listener import StreamingListener
 
 BATCH_S = 0.2
 RUN_S_MAX = 120.0
 OUTPUT_ID = "pushed"
+
+
+class ReceiverLog(StreamingListener):
+    """Prints the receiver's starts, errors and stops to stderr (the parent keeps it as the driver log)."""
+
+    def _print(self, what: str, event: Any) -> None:
+        info = event.receiverInfo()
+        print(f"receiver {what}: {info.lastErrorMessage()} {info.lastError()}".rstrip(), file=sys.stderr)
+
+    def onReceiverStarted(self, receiverStarted: Any) -> None:
+        self._print("started", receiverStarted)
+
+    def onReceiverError(self, receiverError: Any) -> None:
+        self._print("error", receiverError)
+
+    def onReceiverStopped(self, receiverStopped: Any) -> None:
+        self._print("stopped", receiverStopped)
 
 
 def to_record(raw: Any) -> dict[str, str]:
@@ -36,6 +54,7 @@ def main(ckpt: str, out: str, port: int, stop_file: str) -> None:
         return ssc
 
     ssc = StreamingContext.getOrCreate(ckpt, setup)
+    ssc.addStreamingListener(ReceiverLog())
     ssc.start()
     print("started", flush=True)
     stopped = threading.Event()

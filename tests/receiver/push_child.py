@@ -1,6 +1,7 @@
 """Child process for the SIGKILL test: a push receiver with the receiver WAL on, in a checkpoint directory.
 
-Usage: python -m tests.receiver.push_child CHECKPOINT_DIR
+Usage: python -m tests.receiver.push_child CHECKPOINT_DIR [PORT]
+(PORT: the port to listen on, so that a restarted child takes its predecessor's; default: any free one)
 Prints {"port": N} once the socket is bound. On the line "dump" from stdin it prints {"records": [...]},
 every record of every block the (recovered) tracker knows, in block order, read from the WAL by handle.
 On the line "hold" it prints {"armed": true}; the next tracker (metadata WAL) write then never happens:
@@ -57,7 +58,7 @@ def main() -> None:
     )
     holding = HoldingLog(tracker.block_tracker._log)
     tracker.block_tracker._log = holding
-    receiver = PushReceiver(port=0)
+    receiver = PushReceiver(port=int(sys.argv[2]) if len(sys.argv) > 2 else 0)
     tracker.add_receiver(STREAM, receiver)
     tracker.start()
     started = threading.Event()

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,9 @@ FRAME_RECORDS = 20
 
 
 class Child:
-    def __init__(self, ckpt: Path) -> None:
+    def __init__(self, ckpt: Path, port: int | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.receiver.push_child", str(ckpt)],
+            [sys.executable, "-m", "tests.receiver.push_child", str(ckpt), *([str(port)] if port else [])],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -219,3 +220,42 @@ def test_sigkill_after_a_timed_out_write_committed_late_and_its_resend_was_store
         assert second.dump() == frame_records(0) + frame_records(1) + ["last"]
     finally:
         second.close()
+
+
+@pytest.mark.chaos
+@pytest.mark.timeout(120)
+def test_a_push_client_whose_frame_was_stored_before_a_sigkill_gets_it_acknowledged_not_refused(
+    tmp_path: Path,
+) -> None:
+    """The drill's "fail" sends: the receiver dies after the frame's WAL write and before its ack; a new
+    receiver on the same port recovers it. The client's resend is acknowledged as a duplicate, so `send`
+    returns (exact numbers), never `PushRejectedError`, and every record is in the stream once."""
+    ckpt = tmp_path / "ckpt"
+    first = Child(ckpt)
+    port = first.port
+    outcome: list[object] = []
+    with PushClient("127.0.0.1", port, "producer-1", timeout_s=TIMEOUT_S) as client:
+        try:
+            assert client.send(frame_records(0)) == FRAME_RECORDS - 1
+            first.hold_tracker()  # frame 1 reaches the receiver WAL, then the tracker write hangs
+            sender = threading.Thread(target=lambda: outcome.append(_send(client, frame_records(1))))
+            sender.start()
+            first.wait_held()
+            first.kill()  # the dangerous moment: stored, not acknowledged
+        finally:
+            first.close()
+        second = Child(ckpt, port)  # recovery adopts the unreported block before it listens
+        try:
+            sender.join(TIMEOUT_S * 2)
+            assert outcome == [2 * FRAME_RECORDS - 1]  # acknowledged, as a duplicate of the stored block
+            assert client.send(["last"]) == 2 * FRAME_RECORDS
+            assert second.dump() == frame_records(0) + frame_records(1) + ["last"]  # each record once
+        finally:
+            second.close()
+
+
+def _send(client: PushClient, records: list[str]) -> object:
+    try:
+        return client.send(records)
+    except Exception as exc:  # the assertion names it
+        return exc

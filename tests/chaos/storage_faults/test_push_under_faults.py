@@ -3,10 +3,18 @@ the checkpoint directory (receiver WAL, tracker WAL, metadata, lease) and the si
 ``faulty::file://`` URLs, transient errors, SlowDown, torn writes and ENOSPC by seeded plan, and the
 driver SIGKILLed once. Every acknowledged record is committed exactly once (tests/e2e's pipeline).
 
-With faults on the WALs the run sometimes stalls (an xfail, not diagnosed). The plan spares
-truncation. When a failed WAL append cannot be cut back either, the next write first truncates the
-torn tail as a reopen does; before that fix the WAL refused every write until reopened and nothing
-in the engine reopened it, so the driver stopped making progress while it lived
+With faults on the WALs the receiver used to stop listening for 30 s and more (a store whose tracker
+report failed stops the supervisor, as designed, and each restart's read of the receiver WAL hit a
+transient error and doubled the restart delay); the read now retries transient errors and a successful
+start resets the back-off (tests/receiver/test_receiver_restarts.py is the fast version). The case stays
+a non-strict xfail for two rarer failures seen in two runs of eight: every driver restart failing on a
+read of the tracker's WAL during recovery (seen before recovery's reads were retried; retried since),
+and, once, a receiver that after a driver restart answered its producer with a durable sequence number
+one frame short of what it had acknowledged before the kill and refused the next frame as a gap
+(`PushOutcomeUnknownError`; the frame was committed, nothing acknowledged was lost; not diagnosed).
+The plan spares truncation. When a failed WAL append cannot be cut back either, the next write first
+truncates the torn tail as a reopen does; before that fix the WAL refused every write until reopened
+and nothing in the engine reopened it, so the driver stopped making progress while it lived
 (`test_a_wal_whose_rollback_failed_recovers_on_the_next_write`).
 """
 
@@ -78,11 +86,12 @@ class FaultyDriver(e2e.Driver):
                 self._proc = self._spawn(None)
 
 
-WAL_STALLS = pytest.mark.xfail(
+WAL_GAP = pytest.mark.xfail(
     strict=False,
     raises=PushError,
-    reason="under WAL faults the push receiver sometimes stops listening for the rest of the run "
-    "(connection refused for 60 s) while batches go on; not diagnosed",
+    reason="under WAL faults, after a driver restart, the push receiver once reported a durable seq one "
+    "frame short of what it acknowledged, refusing the next frame as a gap (not diagnosed); the receiver "
+    "stall is fixed",
 )
 
 
@@ -90,7 +99,7 @@ WAL_STALLS = pytest.mark.xfail(
     "roles",
     [
         pytest.param(ROLES_BUT_WAL, id="checkpoint-sink-lease"),
-        pytest.param(["wal"], id="wal", marks=WAL_STALLS),
+        pytest.param(["wal"], id="wal", marks=WAL_GAP),
     ],
 )
 def test_every_acknowledged_record_is_committed_once_under_storage_faults(
