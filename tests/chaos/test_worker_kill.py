@@ -1,6 +1,10 @@
 """Worker faults in a chaos run on `local-cluster[2]` (default run, about a minute): a stateful pipeline
-whose Dask worker is SIGKILLed (the nanny restarts it, the backend resubmits the lost tasks, lost blocks
-are recomputed or read from the WAL) and whose driver is killed too, checked exactly by the checker.
+whose Dask worker is SIGKILLed (the nanny restarts it) and whose driver is killed right after, checked
+exactly by the checker.
+
+Not proven here: that the batches resume after a worker kill alone. They do not yet (a drill with only
+a worker kill stalls until a driver restart; see the drill's default master in chaos/drill/command.py),
+so this schedule's driver kill is also what gets the run going again.
 """
 
 from __future__ import annotations
