@@ -2,15 +2,14 @@
 
 `run_tasks` serializes every task once (as the local backend does, so the same closures fail the same
 way), submits the whole stage in one `client.map` with a unique key per attempt (``pure=False``: nothing
-is shared or cached between attempts), waits for all of them, and fetches each result within
-`FETCH_TIMEOUT_S` (a result lost with its worker after the task finished is a lost attempt). A task's
-own exception travels back inside its outcome and is raised here as the local backend raises it. A
-future that failed for any other reason was lost with its worker (``KilledWorker`` after Dask's own
-retries, or cancelled by the scheduler): `retries.py` decides, within ``dstream.dask.taskRetriesMax``,
-which tasks to submit again; every worker still alive may take them, including the nanny's replacement
-for the dead one. A result that arrives late from a worker the scheduler already declared dead is
-dropped by the scheduler, and an attempt whose outcome is known is never submitted again, so each task's
-outcome is taken exactly once.
+is shared or cached between attempts), and gathers them in one call, which waits for all of them and
+skips the failed ones. A task's own exception travels back inside its outcome and is raised here as the
+local backend raises it. A future that failed for any other reason was lost with its worker
+(``KilledWorker`` after Dask's own retries, or cancelled by the scheduler): `retries.py` decides, within
+``dstream.dask.taskRetriesMax``, which tasks to submit again; every worker still alive may take them,
+including the nanny's replacement for the dead one. A result that arrives late from a worker the
+scheduler already declared dead is dropped by the scheduler, and an attempt whose outcome is known is
+never submitted again, so each task's outcome is taken exactly once.
 """
 
 from __future__ import annotations
@@ -45,8 +44,6 @@ _CANCELLED = "the job was cancelled: the Context was stopped while it ran"
 # straight to them instead of through the scheduler inside the task graph, and each task is placed on
 # the worker holding its input. Below it, one message is cheaper than a scatter's extra round trip.
 SCATTER_BYTES_MIN = 1 << 20
-# Bound on fetching one finished task's result; past it the attempt counts as lost and runs again.
-FETCH_TIMEOUT_S = 30.0
 
 
 class DaskBackend(ExecutionBackend):
@@ -65,7 +62,6 @@ class DaskBackend(ExecutionBackend):
         self._config = config
         self._name = f"dstream-executor-{uuid.uuid4().hex}"
         self._lock = threading.Lock()
-        self._fetch_errors: dict[str, str] = {}  # a lost result's reason, by future key
         self._stopped = False
         self._env = ExecutorEnv("driver")
         self._broadcasts = SchedulerBroadcastRegistry(self._client, self._name)
@@ -136,14 +132,11 @@ class DaskBackend(ExecutionBackend):
             pure=False,
         )
         try:
-            # Wait for every future (a task may run long), then fetch each result with a bound: a
-            # worker killed after its task finished loses the result, and Dask's own re-fetch (reset
-            # the future, recompute, gather again) can wait forever when the recomputed key arrives
-            # before the reset. A fetch that does not answer in time is a lost attempt, run again.
-            for f in futures:
-                f.exception()  # waits until it finished, failed or was cancelled (never raises those)
+            # One gather for the stage: it waits for every future; a failed one's value is None
+            # (a task's outcome never is), so its loss is read from the gathered values themselves.
+            values = self._client.gather(dict(zip(todo, futures, strict=True)), errors="skip")
             for i, f in zip(todo, futures, strict=True):
-                value = self._fetch(f)
+                value = values.get(i)
                 if value is None:
                     attempts.record(i, Lost(self._loss_reason(f)))
                 else:
@@ -157,25 +150,9 @@ class DaskBackend(ExecutionBackend):
             for f in [*futures, *scattered]:
                 f.release()
 
-    def _fetch(self, future: Any) -> Any:
-        """The future's value (a task's outcome is never None); None if it failed or was lost."""
-        if future.status != "finished":
-            return None
-        try:
-            return future.result(timeout=FETCH_TIMEOUT_S)
-        except Exception as exc:  # lost with its worker, or the re-fetch did not answer in time
-            if self._stopped:
-                raise DStreamStateError(_CANCELLED) from None
-            self._fetch_errors[future.key] = f"{type(exc).__name__}: {exc}"[:300]
-            return None
-
     def _loss_reason(self, future: Any) -> str:
         if self._stopped:
             raise DStreamStateError(_CANCELLED)
-        fetch_error = self._fetch_errors.pop(future.key, None)
-        if fetch_error is not None:
-            log.warning("a task's result was lost (%s); submitting it again", fetch_error)
-            return f"result lost: {fetch_error}"
         if future.status == "error":
             exc = future.exception()
             log.warning("a task attempt was lost (%s: %s); submitting it again", type(exc).__name__, exc)
