@@ -10,6 +10,8 @@ What the runner can do to it, all from outside the engine:
 - SIGUSR1: every receiver is told to restart (`Receiver.restart`, the path a receiver takes when its
   source fails: onStop closes the listener and every producer connection, onStart binds again), which
   is the local backend's receiver crash;
+- on a master with worker processes (`local-cluster[N]`) it reports their pids ("workers", by
+  address) after it started and again whenever they change, so the nemesis can SIGKILL one;
 - closing its stdin: it stops gracefully and exits 0. A runner that dies closes it too, so a driver
   never outlives its run.
 
@@ -36,6 +38,7 @@ from dstream import StreamingContext
 
 SPEC_FILE = "spec.json"
 EXIT_NOT_STARTED = 2
+WORKERS_POLL_S = 0.5
 
 
 class Telemetry:
@@ -64,6 +67,35 @@ def restart_receivers(ssc: StreamingContext) -> int:
             get_receiver().restart("chaos: injected receiver crash")
             told += 1
     return told
+
+
+def worker_pids(ssc: StreamingContext) -> dict[str, int] | None:
+    """The pid of every worker process of `ssc`'s master by address; None if they cannot be asked now
+    (a worker is dying)."""
+    try:
+        pids: dict[str, int] = ssc.sparkContext.worker_processes()
+    except Exception:  # a worker that died while it was asked: the next poll sees the new set
+        return None
+    return pids
+
+
+def watch_workers(ssc: StreamingContext, emit: Telemetry, stopping: threading.Event) -> None:
+    """Report the worker pids ("workers") now and whenever they change, until `stopping` is set.
+
+    Polls every WORKERS_POLL_S: Dask tells the client of no worker change without a scheduler
+    plugin, and a poll is enough for the nemesis, which waits on these reports with a bound.
+    A master without worker processes reports nothing.
+    """
+    last: dict[str, int] | None = None
+    while True:
+        pids = worker_pids(ssc)
+        if pids is not None and pids != last:
+            if not pids and last is None:
+                return  # local[*]: tasks run in this process
+            emit("workers", pids=pids)
+            last = pids
+        if stopping.wait(WORKERS_POLL_S):
+            return
 
 
 def load_setup(spec: RunSpec) -> Callable[[], StreamingContext]:
@@ -102,7 +134,12 @@ def run(run_dir: Path, index: int) -> int:
         if ssc.recovered is not None:
             emit("recovery-done")
         emit("driver-started")
+        stopping = threading.Event()
+        watcher = threading.Thread(target=watch_workers, args=(ssc, emit, stopping), daemon=True)
+        watcher.start()
         sys.stdin.read()  # until the runner closes it (or dies)
+        stopping.set()
+        watcher.join(WORKERS_POLL_S * 10)
         ssc.stop(stopSparkContext=True, stopGraceFully=True)
         emit("driver-stopped")
         return 0

@@ -31,7 +31,8 @@ machine's monotonic clock, so the processes of a run share it), ``"proc"`` (str:
 - Faults (proc "nemesis", type "info"): f "fault-start" / "fault-end" with "fault" (a kind of
   `FAULT_KINDS`), "target" (str), "pid" (int or null), "detail" (object).
 - Engine telemetry (proc "driver-<n>", type "info"): f "driver-started", "recovery-started",
-  "recovery-done", "batch-completed" (with "batch": batch time in ms), "checkpoint-completed".
+  "recovery-done", "batch-completed" (with "batch": batch time in ms), "checkpoint-completed",
+  "workers" (with "pids": worker address -> pid, on a master with worker processes).
 - Probes (proc "probe"): f "healthy", type "ok" or "fail".
 - End marker (proc "runner", type "info", f "drained"): the final quiet phase finished.
 

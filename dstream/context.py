@@ -181,6 +181,13 @@ class Context:
         """The environment of the executor in the driver process (driver-hosted receivers use it)."""
         return self._backend.executor_env
 
+    def worker_processes(self) -> dict[str, int]:
+        """The process id of every worker process, by worker address; empty when tasks run in the
+        driver's process (``local[*]``). Chaos runs kill them."""
+        get = getattr(self._backend, "worker_processes", None)
+        pids: dict[str, int] = get() if get is not None else {}
+        return pids
+
     def add_block_recovery_listener(self, listener: RecoveryListener) -> None:
         """Call `listener(BlockRecovery)` when a lost block is recomputed or read from the WAL."""
         self._scheduler.add_recovery_listener(listener)

@@ -3,7 +3,8 @@
 Each fault is recorded as "fault-start" when it is injected and "fault-end" when it is over from the
 nemesis' side (the replacement driver reported "driver-started", the paused driver got SIGCONT, the
 receivers were told to restart): the checker measures recovery from there to the next completed
-batch. Every step has a bounded wait; a replacement that does not start within `start_timeout_s` is
+batch (a worker kill ends when the driver reports the nanny's replacement worker). Every step has a
+bounded wait; a replacement that does not start within `start_timeout_s` is
 recorded in the fault's detail and the run goes on (the checker's liveness rule judges it).
 
 Faults that change what the driver is started with (a crash point, a storage-fault plan) kill the
@@ -14,6 +15,7 @@ batches after it).
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import threading
@@ -54,8 +56,13 @@ class Nemesis:
         """Inject one fault; returns its detail as recorded at its end."""
         driver = self.ensure_current()
         detail = dict(step.detail)
-        target = driver.name
-        self.record("nemesis", "fault-start", fault=step.kind, target=target, pid=driver.pid, detail=detail)
+        target, pid = driver.name, driver.pid
+        if step.kind == "worker-kill":
+            victim = self._choose_worker(driver, int(detail.get("worker", 0)))
+            if victim is not None:
+                detail["address"], detail["worker_pid"] = victim
+                target, pid = f"worker {victim[0]}", victim[1]
+        self.record("nemesis", "fault-start", fault=step.kind, target=target, pid=pid, detail=detail)
         outcome = getattr(self, "_" + step.kind.replace("-", "_"))(driver, detail)
         detail.update(outcome)
         current = self.drivers.current
@@ -86,6 +93,25 @@ class Nemesis:
         self.drivers.kill(driver)
         new = self._restart()
         return {"replacement_started": new.started.is_set()}
+
+    def _workers(self, driver: Driver, after: int = 0) -> dict[str, int] | None:
+        """The worker pids by address in `driver`'s last "workers" report after position `after`."""
+        reports = [
+            e for e in self.drivers.events[after:] if e.get("f") == "workers" and e.get("proc") == driver.name
+        ]
+        return dict(reports[-1]["pids"]) if reports else None
+
+    def _choose_worker(self, driver: Driver, turn: int) -> tuple[str, int] | None:
+        """The schedule's worker (`turn`-th by address, modulo their number) and its pid; None if the
+        driver reported no worker within `start_timeout_s`."""
+        self.drivers.wait_for(
+            lambda _: bool(self._workers(driver)) or not driver.alive(), self.start_timeout_s
+        )
+        workers = self._workers(driver)
+        if not workers:
+            return None
+        address = sorted(workers)[turn % len(workers)]
+        return address, workers[address]
 
     def _pause_for(self, seconds: float) -> None:
         threading.Event().wait(seconds)  # the fault's own length, not a wait for a condition
@@ -138,6 +164,26 @@ class Nemesis:
         self.drivers.signal(driver, signal.SIGUSR1)
         restarted = self.drivers.wait_event(driver, "receiver-started", mark, 30.0)
         return {"receiver_restarted": restarted is not None}
+
+    def _worker_kill(self, driver: Driver, detail: dict[str, Any]) -> dict[str, Any]:
+        """SIGKILL the chosen worker process; over when the driver reports a full set without it (the
+        nanny started a replacement) or after `start_timeout_s`."""
+        if "worker_pid" not in detail:
+            return {"skipped": "the driver reported no worker processes"}
+        pid, mark = int(detail["worker_pid"]), self.drivers.mark()
+        before = self._workers(driver) or {}
+        try:
+            os.kill(pid, signal.SIGKILL)  # the nanny's child, reaped by the nanny
+        except ProcessLookupError:
+            return {"killed": False}
+
+        def replaced(_: Any) -> bool:
+            now = self._workers(driver, mark)
+            return not driver.alive() or (
+                now is not None and pid not in now.values() and len(now) >= len(before)
+            )
+
+        return {"killed": True, "worker_replaced": self.drivers.wait_for(replaced, self.start_timeout_s)}
 
     def _split_brain(self, driver: Driver, detail: dict[str, Any]) -> dict[str, Any]:
         second = self.drivers.spawn()

@@ -3,7 +3,8 @@
 A schedule is a list of `Step`s, each a fault kind, the quiet time before it and its parameters
 (`detail`, recorded in the history as is). Kinds are the history's fault kinds; the nemesis that
 injects them is `chaos.nemesis.inject`. Kinds that need processes the master does not have (a worker
-on `local[*]`) are left out of the schedule and reported as not applicable (`applicable`).
+on `local[*]`) are left out of the schedule and reported as not applicable (`applicable`), and so is
+receiver-worker-kill everywhere: receivers on workers are not built.
 
 Parameters per kind:
 - driver-kill: "when" ("random": after a random delay; "after-checkpoint": right after the next
@@ -14,6 +15,7 @@ Parameters per kind:
 - crashpoint: "point" (`name@N` for DSTREAM_CRASH_POINT), cycling through the given crash points so
   every one is scheduled once before any is scheduled twice.
 - pause: "pause_s" (SIGSTOP for that long, then SIGCONT; shorter than the lease timeout).
+- worker-kill: "worker" (the victim is the worker at that index, modulo their number, in address order).
 - receiver-crash, split-brain: no parameters.
 - storage: "scenario" and "plan", a `chaos.storage_faults` plan document (format
   "dstream-storage-faults" v1) for one driver: EIO or S3 SlowDown errors, ENOSPC, latency, a torn
@@ -43,6 +45,7 @@ LOCAL_KINDS = (
 )
 WORKER_KINDS = ("worker-kill", "receiver-worker-kill")
 ALL_KINDS = LOCAL_KINDS + WORKER_KINDS
+NOT_BUILT = ("receiver-worker-kill",)  # receivers run in the driver on every master so far
 
 # Crash points a chaos pipeline reaches (a transactional sink, metadata and RDD checkpoints, the
 # WALs); the others need an object-store lease (lease.*), saveAsTextFiles (output.*) or a poison
@@ -81,7 +84,7 @@ def applicable(kinds: Iterable[str], master: str) -> tuple[list[str], list[str]]
     if unknown:
         raise ChaosValueError(f"unknown fault kinds {unknown}; expected some of {list(ALL_KINDS)}")
     has_workers = master.startswith(("local-cluster", "dask://", "tcp://"))
-    usable = [k for k in kinds if has_workers or k not in WORKER_KINDS]
+    usable = [k for k in kinds if (has_workers or k not in WORKER_KINDS) and k not in NOT_BUILT]
     return usable, [k for k in kinds if k not in usable]
 
 
@@ -147,6 +150,8 @@ def _detail(
         return {"delay_s": round(rng.uniform(0.0, 0.15), 3)}
     if kind == "crashpoint":
         return {"point": point if "@" in point else f"{point}@{rng.randint(1, 3)}"}
+    if kind == "worker-kill":
+        return {"worker": rng.randrange(64)}
     if kind == "pause":
         return {"pause_s": round(rng.uniform(*pause_s), 3)}
     if kind == "storage":

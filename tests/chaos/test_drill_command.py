@@ -38,7 +38,7 @@ def test_fault_names_map_to_kinds_by_master() -> None:
         "crashpoint",
     )
     assert fault_kinds("receiver, pause,storage", "local-cluster[2]") == (
-        "receiver-worker-kill",
+        "receiver-crash",  # receivers run in the driver on every master
         "pause",
         "storage",
     )
