@@ -41,7 +41,7 @@ from chaos.runner import RunConfig, RunResult, run_chaos
 from chaos.spec import PIPELINES, SINKS
 from checkpoint.location import capability_of, resolve
 
-DEFAULT_MASTER = "local[*]"  # not local-cluster[2] yet: a worker kill alone stalls its batches (issue 16)
+DEFAULT_MASTER = "local-cluster[2]"  # two Dask worker processes: a worker can be killed
 DEFAULT_FAULTS = "driver,worker,receiver,crashpoint"
 LEASE_TIMEOUT_S = 5
 LEASE_WAIT_S = 3 * LEASE_TIMEOUT_S  # a killed driver's successor waits its lease out instead of failing

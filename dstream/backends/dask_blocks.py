@@ -57,6 +57,7 @@ PLUGIN_NAME = "dstream-blocks"
 HANDLER = "dstream_blocks"
 PICKLE_PROTOCOL = 5
 RPC_TIMEOUT_S = 30.0
+WORKER_WAIT_S = 30.0  # how long a put waits for a worker when none is registered
 
 
 def _dumps(value: Any) -> bytes:
@@ -156,9 +157,11 @@ class WorkerBlockManager(BlockManager):
         found = self.store.get(block_id)
         if not isinstance(found, Lost):
             return found
-        for address in locations:
-            if address == self.executor_id or "://" not in address:
-                continue  # this worker, or a holder that is no worker (the driver's own executor)
+        remote = [a for a in locations if a != self.executor_id and "://" in a]  # not the driver's
+        if remote:
+            alive = set(self._peers())  # a dead holder is not called: its connect would retry 30 s
+            remote = [a for a in remote if a in alive]
+        for address in remote:
             try:
                 data = self._call(address, action="get", block=_dumps(block_id))
             except OSError:
@@ -260,7 +263,10 @@ class DaskBlockManagerClient(BlockManager):
         return sorted(self.client.scheduler_info()["workers"])
 
     def _run(self, func: Any, *args: Any, workers: list[str] | None = None) -> dict[str, Any]:
-        targets = self.workers() if workers is None else workers
+        alive = self.workers()
+        # A dead worker is left out, not called: connecting to it would retry for Dask's whole
+        # connect timeout (30 s) before failing, once per block asked for.
+        targets = alive if workers is None else [w for w in workers if w in set(alive)]
         if not targets:
             return {}
         try:
@@ -273,8 +279,16 @@ class DaskBlockManagerClient(BlockManager):
         self, block_id: BlockId, value: Any, level: StorageLevel = MEMORY_ONLY, size_records: int = 0
     ) -> tuple[str, ...]:
         workers = self.workers()
+        if not workers:  # between a dead worker and its nanny's replacement: wait, bounded
+            try:
+                self.client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+            except TimeoutError:
+                pass
+            workers = self.workers()
         if not workers:
-            raise DStreamValueError("the Dask cluster has no worker to put a block on")
+            raise DStreamValueError(
+                f"the Dask cluster has no worker to put a block on (waited {WORKER_WAIT_S:g} s for one)"
+            )
         with self._lock:
             first = next(self._turn) % len(workers)
         copies = max(1, min(level.replication, len(workers)))

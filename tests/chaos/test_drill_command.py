@@ -174,9 +174,10 @@ def test_a_drill_passes_and_its_report_matches_an_independent_recount(tmp_path: 
     assert report["verdict"] == "pass" and report["checker"]["valid"]
     assert report["records"] == recount(drill_dir)
     assert report["records"]["acknowledged"] > 0
-    assert sorted(f["kind"] for f in report["faults"]) == ["crashpoint", "driver-kill", "receiver-crash"]
+    kinds = sorted(f["kind"] for f in report["faults"])
+    assert kinds == ["crashpoint", "driver-kill", "receiver-crash", "worker-kill"]
     assert all(f["recovered_s"] is not None for f in report["faults"])
-    assert report["not_applicable"] == ["worker-kill"] and report["master"] == "local[*]"
+    assert report["not_applicable"] == [] and report["master"] == "local-cluster[2]"
     for name in ("report.md", "timeline.png", "history.jsonl"):
         assert (drill_dir / name).stat().st_size > 0
     assert "fault 1:" in err and "drained" in err  # the live view went to stderr (plain: not a tty)
