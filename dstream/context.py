@@ -129,6 +129,7 @@ class Context:
             self._scheduler = DAGScheduler(
                 self._backend, self._block_locations, self._map_outputs, self._accumulators
             )
+            self._backend.add_executor_listener(self._scheduler.executor_lost, self._scheduler.executor_added)
             self.startTime: int = int(time.time() * 1000)
             self.sparkHome: str | None = None
             self.environment: dict[str, str] = {}

@@ -12,7 +12,7 @@ same suite.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from dstream.backends.block_manager import BlockManager
@@ -84,6 +84,17 @@ class ExecutionBackend(abc.ABC):
             DStreamValueError: the workers cannot reach `url` (the message says why and what to use).
         """
         return None  # a hook with a default: the local backend reaches everything
+
+    def add_executor_listener(
+        self, on_lost: Callable[[str], None], on_added: Callable[[str], None] | None = None
+    ) -> None:
+        """Call `on_lost(executor_id)` when an executor leaves (a cluster backend's worker died or was
+        declared dead), and `on_added(executor_id)` when one joins.
+
+        The listeners must be quick and must not call the backend (they may run on its event loop).
+        The local backend's one executor is the driver, which never leaves: the default ignores them.
+        """
+        return None  # a hook with a default: nothing to report in a single process
 
     @abc.abstractmethod
     def stop(self) -> None:

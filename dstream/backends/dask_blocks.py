@@ -19,7 +19,11 @@ runs the same suite on it as on the local backend, on a real two-process `LocalC
   property). It reaches worker stores with `Client.run`: `put` places a block on a worker (round robin,
   or the one given to `put_on`), `get` fetches it by value, `locations`/`remove`/`remove_rdd`/
   `remove_shuffle`/`block_ids` ask every worker. A worker that died is simply absent: its blocks answer
-  `Lost`, never an exception. `lose_executor(address)` drops a worker's blocks (tests, chaos).
+  `Lost`, never an exception. `lose_executor(address)` drops a worker's blocks (tests, chaos). Which
+  workers are alive comes from a `WorkerView` (the backend's, dstream.backends.dask.membership, kept by
+  scheduler events: no round trip per call); without one, the scheduler is asked before every call.
+  Every call is bounded (`RPC_TIMEOUT_S`), so even a worker that died a moment ago costs one bounded
+  wait, never Dask's connect retries per block.
 
 Everything crossing a process is pickled here (protocol 5): block ids, levels and values travel as
 bytes, so Dask's message serialization never sees user objects.
@@ -36,7 +40,7 @@ from __future__ import annotations
 import itertools
 import pickle
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from distributed import Client, Worker, WorkerPlugin
 from distributed.utils import sync
@@ -240,16 +244,46 @@ def _on_drop_all(dask_worker: Worker) -> None:
     plugin_of(dask_worker).store.drop_all()  # type: ignore[union-attr]
 
 
+class WorkerView(Protocol):
+    """Which workers are alive, without a round trip (dstream.backends.dask.membership)."""
+
+    def alive(self) -> list[str]:
+        """Addresses of the workers alive now, sorted."""
+
+    def refresh(self) -> None:
+        """Ask the scheduler now (after waiting for a worker to join)."""
+
+
+class _AskScheduler:
+    """The view without events: one scheduler round trip per question."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def alive(self) -> list[str]:
+        return sorted(self.client.scheduler_info()["workers"])
+
+    def refresh(self) -> None:
+        pass
+
+
 class DaskBlockManagerClient(BlockManager):
     """The driver's view of the blocks on every worker of a Dask cluster (through `Client.run`).
 
     Args:
         client: a connected `distributed.Client`; the plugin is registered on it here.
         memory_records_max: each worker's memory budget in records.
+        view: which workers are alive; by default the scheduler is asked before each call.
     """
 
-    def __init__(self, client: Client, memory_records_max: int = MEMORY_RECORDS_MAX_DEFAULT) -> None:
+    def __init__(
+        self,
+        client: Client,
+        memory_records_max: int = MEMORY_RECORDS_MAX_DEFAULT,
+        view: WorkerView | None = None,
+    ) -> None:
         self.client = client
+        self._view: WorkerView = view if view is not None else _AskScheduler(client)
         client.register_plugin(BlockManagerPlugin(memory_records_max), name=PLUGIN_NAME)
         self._turn = itertools.count()
         self._lock = threading.Lock()
@@ -260,19 +294,25 @@ class DaskBlockManagerClient(BlockManager):
 
     def workers(self) -> list[str]:
         """Addresses of the workers alive now, sorted."""
-        return sorted(self.client.scheduler_info()["workers"])
+        return self._view.alive()
 
     def _run(self, func: Any, *args: Any, workers: list[str] | None = None) -> dict[str, Any]:
         alive = self.workers()
         # A dead worker is left out, not called: connecting to it would retry for Dask's whole
         # connect timeout (30 s) before failing, once per block asked for.
-        targets = alive if workers is None else [w for w in workers if w in set(alive)]
+        if workers is None:
+            targets = alive
+        else:
+            known = set(alive)
+            targets = [w for w in workers if w in known]
         if not targets:
             return {}
         try:
-            result: dict[str, Any] = self.client.run(func, *args, workers=targets, on_error="return")
+            result: dict[str, Any] = self.client.run(
+                func, *args, workers=targets, on_error="return", callback_timeout=RPC_TIMEOUT_S
+            )
         except OSError:
-            return {}  # every target is gone
+            return {}  # every target is gone, or one died after the view was read (TimeoutError)
         return {w: r for w, r in result.items() if not isinstance(r, BaseException)}
 
     def put(
@@ -284,6 +324,7 @@ class DaskBlockManagerClient(BlockManager):
                 self.client.wait_for_workers(1, timeout=WORKER_WAIT_S)
             except TimeoutError:
                 pass
+            self._view.refresh()
             workers = self.workers()
         if not workers:
             raise DStreamValueError(

@@ -18,6 +18,12 @@ recomputes exactly the missing blocks from lineage; at most `LOST_BLOCK_ATTEMPTS
 A block RDD task that read a received block's WAL copy reports `BlockRecovery(how="wal")` with
 its result, and the scheduler passes it on the same way.
 
+A cluster backend also says when an executor leaves (`executor_lost`, wired by the Context): its map
+outputs and block locations are forgotten at once, so the next stage re-runs the lost map tasks
+without a failed fetch first, and results of a running stage that still name it are dropped
+(`LostExecutors`); a shuffle whose map outputs were dropped so is completed by running those map
+tasks again, within `LOST_BLOCK_ATTEMPTS_MAX` rounds.
+
 Steps (2) happen under the lineage lock, which `RDD._cut_lineage` also takes, so the pickled
 lineage and the inputs resolved for it always describe the same graph.
 """
@@ -38,6 +44,7 @@ from dstream.backends.block_manager import BlockId, BlockLostError, BlockRef, RD
 from dstream.broadcast import BroadcastDestroyedError
 from dstream.errors import DStreamError, DStreamStateError, DStreamValueError, JobFailedError
 from dstream.rdd.block_recovery import BlockRecovery, RecoveryListener
+from dstream.rdd.executor_loss import LostExecutors
 from dstream.rdd.map_output_tracker import MapOutputTracker, MapStatus
 from dstream.rdd.nodes import NarrowDependency
 from dstream.rdd.shuffle import PICKLE_PROTOCOL, ShuffleDependency, ShuffleMapWriter
@@ -72,6 +79,10 @@ class DAGScheduler:
         self._stage_ids = itertools.count()
         self._stopped = False
         self._recovery_listeners: list[RecoveryListener] = []
+        self.lost_executors = LostExecutors()
+        # Held while a loss is applied and while results are recorded, so that no result naming a
+        # lost executor is recorded after the loss swept the tables.
+        self._membership_lock = threading.Lock()
 
     def stop(self) -> None:
         self._stopped = True
@@ -84,9 +95,38 @@ class DAGScheduler:
         self._recovery_listeners = [x for x in self._recovery_listeners if x is not listener]
 
     def executor_lost(self, executor_id: str) -> None:
-        """Forget every block and map output `executor_id` held (a cluster backend's worker died)."""
-        self.map_outputs.executor_lost(executor_id)
-        self.blocks.executor_lost(executor_id)
+        """Forget every block and map output `executor_id` held (a cluster backend's worker died).
+
+        Quick and free of I/O: the backend may call it on its event loop.
+        """
+        with self._membership_lock:
+            self.lost_executors.lost(executor_id)
+            self.map_outputs.executor_lost(executor_id)
+            self.blocks.executor_lost(executor_id)
+
+    def executor_added(self, executor_id: str) -> None:
+        """`executor_id` joined (a reused address is alive again): its results count."""
+        with self._membership_lock:
+            self.lost_executors.added(executor_id)
+
+    def record_map_outputs(self, shuffle_id: int, num_maps: int, statuses: dict[int, MapStatus]) -> None:
+        """Register map outputs a stage returned, but not those of an executor known lost."""
+        with self._membership_lock:
+            for map_index, status in statuses.items():
+                if not self.lost_executors.is_lost(status.location):
+                    self.map_outputs.register(shuffle_id, num_maps, map_index, status)
+
+    def record_new_blocks(self, new_blocks: dict[tuple[int, int], tuple[str, ...]]) -> None:
+        """Record where a stage stored persisted partitions, leaving out executors known lost."""
+        orphans: list[RDDBlockId] = []
+        with self._membership_lock:
+            for (rdd_id, split), locations in new_blocks.items():
+                live = self.lost_executors.live(locations)
+                if live and not self.blocks.put(rdd_id, split, live):
+                    # Unpersisted (or freed) while the job ran: nobody will read or remove it later.
+                    orphans.append(RDDBlockId(rdd_id, split))
+        for block_id in orphans:  # outside the lock: this calls the workers
+            self.backend.block_manager.remove(block_id)
 
     def run_job(
         self,
@@ -158,15 +198,17 @@ class DAGScheduler:
             if not self.map_outputs.missing(dep.shuffle_id, num_maps):
                 continue
             with self.map_outputs.compute_lock(dep.shuffle_id):
-                missing = self.map_outputs.missing(dep.shuffle_id, num_maps)
-                if not missing:
-                    continue
-                self._ensure_shuffles(parent)
-                statuses: list[MapStatus] = self._run_stage(
-                    parent, ShuffleMapWriter(dep), missing, f"shuffle map stage (shuffle {dep.shuffle_id})"
-                )
-                for map_index, status in zip(missing, statuses, strict=True):
-                    self.map_outputs.register(dep.shuffle_id, num_maps, map_index, status)
+                # More than one round only when an executor died during the map stage: the outputs
+                # it had made were dropped, and those map tasks run again.
+                for _ in range(LOST_BLOCK_ATTEMPTS_MAX):
+                    missing = self.map_outputs.missing(dep.shuffle_id, num_maps)
+                    if not missing:
+                        break
+                    self._ensure_shuffles(parent)
+                    what = f"shuffle map stage (shuffle {dep.shuffle_id})"
+                    statuses: list[MapStatus] = self._run_stage(parent, ShuffleMapWriter(dep), missing, what)
+                    made = dict(zip(missing, statuses, strict=True))
+                    self.record_map_outputs(dep.shuffle_id, num_maps, made)
 
     def _nearest_shuffles(self, rdd: RDD[Any]) -> list[ShuffleDependency]:
         """Shuffle dependencies reachable from ``rdd`` through narrow dependencies only."""
@@ -204,10 +246,7 @@ class DAGScheduler:
                 f"Job aborted: a task of {stage} failed: {type(exc).__name__}: {exc}"
             ) from exc
         for res in results:
-            for (rdd_id, split), locations in res.new_blocks.items():
-                if not self.blocks.put(rdd_id, split, locations):
-                    # Unpersisted (or freed) while the job ran: nobody will read or remove it later.
-                    self.backend.block_manager.remove(RDDBlockId(rdd_id, split))
+            self.record_new_blocks(res.new_blocks)
             self.accumulators.merge(res.accumulator_updates)
             for recovery in res.recoveries:
                 self._report(recovery)
@@ -240,11 +279,20 @@ class DAGScheduler:
                 if isinstance(dep, NarrowDependency):
                     stack.extend((dep.rdd, ps) for ps in dep.parent_splits(s))
                 else:
-                    inputs.shuffles[(dep.shuffle_id, s)] = self.map_outputs.refs(dep.shuffle_id, s)
+                    inputs.shuffles[(dep.shuffle_id, s)] = self._shuffle_refs(dep, s)
                     best = self.map_outputs.preferred_location(dep.shuffle_id, s)
                     if best is not None:
                         where[best] = None
         return inputs, tuple(where)
+
+    def _shuffle_refs(self, dep: ShuffleDependency, reduce_index: int) -> tuple[BlockRef, ...]:
+        """References to a reduce task's buckets; a map output lost since the shuffle was computed
+        (its executor left meanwhile) is a lost block, which `run_job` recomputes."""
+        missing = self.map_outputs.missing(dep.shuffle_id, dep.rdd.getNumPartitions())
+        if missing:
+            block = ShuffleBlockId(dep.shuffle_id, missing[0], reduce_index)
+            raise BlockLostError(block, "its executor left after the map stage ran")
+        return self.map_outputs.refs(dep.shuffle_id, reduce_index)
 
 
 def _parents_first(rdd: RDD[Any]) -> list[RDD[Any]]:

@@ -55,6 +55,22 @@ class LosingClient:
     def nthreads(self) -> dict[str, int]:
         return {"fake": 2}
 
+    def subscribe_topic(self, topic: str, handler: Any) -> None:
+        pass
+
+    def unsubscribe_topic(self, topic: str) -> None:
+        pass
+
+    def sync(self, func: Any, *args: Any, callback_timeout: float | None = None, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    @property
+    def scheduler(self) -> Any:
+        return self
+
+    def identity(self, n_workers: int) -> dict[str, Any]:
+        return {"workers": {"fake": {}}}
+
     def set_metadata(self, key: Any, value: Any) -> None:
         pass
 

@@ -10,6 +10,11 @@ local backend raises it. A future that failed for any other reason was lost with
 including the nanny's replacement for the dead one. A result that arrives late from a worker the
 scheduler already declared dead is dropped by the scheduler, and an attempt whose outcome is known is
 never submitted again, so each task's outcome is taken exactly once.
+
+Which workers are alive is read from a `WorkerMembership` (membership.py, kept by the scheduler's
+events): the block client and `worker_processes` call only workers in it, and `add_executor_listener`
+hands the DAG scheduler each worker that leaves, so it forgets that worker's map outputs and blocks at
+once instead of finding them lost on first use.
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ import os
 import pickle
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from dstream.backends.base import ExecutionBackend, Task
 from dstream.backends.block_manager import BlockManager
 from dstream.backends.dask.broadcasts import SchedulerBroadcastRegistry
 from dstream.backends.dask.cluster import ClusterHandle
+from dstream.backends.dask.membership import WorkerMembership
 from dstream.backends.dask.reachability import refusal
 from dstream.backends.dask.retries import Done, Lost, StageAttempts
 from dstream.backends.dask.worker_plugin import ExecutorPlugin, run_task
@@ -44,6 +50,7 @@ _CANCELLED = "the job was cancelled: the Context was stopped while it ran"
 # straight to them instead of through the scheduler inside the task graph, and each task is placed on
 # the worker holding its input. Below it, one message is cheaper than a scatter's extra round trip.
 SCATTER_BYTES_MIN = 1 << 20
+PIDS_TIMEOUT_S = 30.0  # bound on asking every worker its pid (a paused one never answers)
 
 
 class DaskBackend(ExecutionBackend):
@@ -66,8 +73,9 @@ class DaskBackend(ExecutionBackend):
         self._env = ExecutorEnv("driver")
         self._broadcasts = SchedulerBroadcastRegistry(self._client, self._name)
         self._env.service(BROADCASTS, lambda: self._broadcasts)
+        self._members = WorkerMembership(self._client)
         # The block plugin first: each worker's executor environment is built on its block store.
-        self._blocks = DaskBlockManagerClient(self._client)
+        self._blocks = DaskBlockManagerClient(self._client, view=self._members)
         self._client.register_plugin(ExecutorPlugin(self._name), name=self._name)
         threads: dict[str, int] = self._client.nthreads()
         self._parallelism = max(1, sum(threads.values()))
@@ -91,9 +99,30 @@ class DaskBackend(ExecutionBackend):
         return self._handle.dashboard_link
 
     def worker_processes(self) -> dict[str, int]:
-        """The process id of every worker, by worker address (chaos and lifecycle tests kill them)."""
-        pids: dict[str, int] = self._client.run(os.getpid)
-        return pids
+        """The process id of every worker alive, by worker address (chaos and lifecycle tests kill them).
+
+        Only workers in the membership view are asked, and the wait is bounded: a worker that dies or
+        stops answering meanwhile is left out.
+        """
+        alive = self._members.alive()
+        if not alive:
+            return {}
+        try:
+            found = self._client.run(
+                os.getpid, workers=alive, on_error="return", callback_timeout=PIDS_TIMEOUT_S
+            )
+        except OSError:  # TimeoutError included: a worker stopped answering
+            return {}
+        return {w: pid for w, pid in found.items() if isinstance(pid, int)}
+
+    def alive_workers(self) -> list[str]:
+        """Addresses of the workers alive now, by the membership view (no round trip)."""
+        return self._members.alive()
+
+    def add_executor_listener(
+        self, on_lost: Callable[[str], None], on_added: Callable[[str], None] | None = None
+    ) -> None:
+        self._members.add_listeners(on_lost, on_added)
 
     def check_reachable_by_workers(self, url: str, what: str) -> None:
         reason = refusal(url, what, self._spec.url, self._spec.kind == "dask", self._config.shared_filesystem)
@@ -176,6 +205,7 @@ class DaskBackend(ExecutionBackend):
             log.warning("could not remove %s from the Dask scheduler", self._name, exc_info=True)
         finally:
             self._env.close()
+            self._members.close()
             try:
                 self._blocks.close()
             except Exception:
