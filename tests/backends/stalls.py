@@ -3,7 +3,8 @@
 Module-level so that tasks pickle them by reference and the Dask workers import them from here. The
 first attempt to process the trigger record writes its worker's pid to ``<dir>/started`` and waits
 (bounded) for ``<dir>/released``; the test SIGKILLs or SIGSTOPs that pid meanwhile. Any later attempt
-(the re-run of the lost task) finds ``started`` and goes straight on.
+(the re-run of the lost task) finds ``started`` and goes straight on. The stalled attempt, once
+released, writes ``<dir>/finished-<pid>``: a paused worker that resumed really finished its task late.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def stall_once(x: Any, trigger: Any, marker_dir: str) -> Any:
     deadline = time.monotonic() + STALL_MAX_S
     while not released.exists() and time.monotonic() < deadline:
         time.sleep(0.02)  # another process's file: no event to wait on across processes
+    Path(marker_dir, f"finished-{os.getpid()}").touch()  # the stalled attempt went on (maybe late)
     return x
 
 
@@ -43,6 +45,15 @@ def wait_for_stalled_pid(marker_dir: str, timeout_s: float) -> int:
         assert time.monotonic() < deadline, "no task reached the trigger record"
         time.sleep(0.02)
     return int(started.read_text())
+
+
+def wait_for_finished(marker_dir: str, pid: int, timeout_s: float) -> None:
+    """Wait (bounded) until the stalled attempt in process `pid` has gone on past its stall."""
+    finished = Path(marker_dir, f"finished-{pid}")
+    deadline = time.monotonic() + timeout_s
+    while not finished.exists():
+        assert time.monotonic() < deadline, f"the stalled attempt in process {pid} never went on"
+        time.sleep(0.02)
 
 
 def release(marker_dir: str) -> None:
