@@ -28,11 +28,11 @@ runs the same suite on it as on the local backend, on a real two-process `LocalC
 Everything crossing a process is pickled here (protocol 5): block ids, levels and values travel as
 bytes, so Dask's message serialization never sees user objects.
 
-For the execution backend that plugs this in (issue 14): register the plugin before submitting tasks,
-make each task run inside `running_in(ExecutorEnv(worker.address, worker_block_manager(worker)))`
-(cache the env per worker), use `DaskBlockManagerClient(client)` as the backend's `block_manager`, and
-call `DAGScheduler.executor_lost(address)` when the scheduler reports a worker gone, so the map-output
-tracker and the block-location table forget what it held.
+The Dask backend (dstream.backends.dask) plugs this in: it registers the plugin before submitting
+tasks, runs each task inside its worker's `ExecutorEnv(worker.address, worker_block_manager(worker))`,
+uses `DaskBlockManagerClient(client, view=<its membership view>)` as its `block_manager`, and reports
+each worker that leaves to `DAGScheduler.executor_lost(address)`, so the map-output tracker and the
+block-location table forget what it held.
 """
 
 from __future__ import annotations
