@@ -245,13 +245,16 @@ def _on_drop_all(dask_worker: Worker) -> None:
 
 
 class WorkerView(Protocol):
-    """Which workers are alive, without a round trip (dstream.backends.dask.membership)."""
+    """Which workers are alive, without a round trip, and calls to them (dstream.backends.dask.membership)."""
 
     def alive(self) -> list[str]:
         """Addresses of the workers alive now, sorted."""
 
     def refresh(self) -> None:
         """Ask the scheduler now (after waiting for a worker to join)."""
+
+    def run(self, func: Any, *args: Any, workers: list[str] | None, timeout_s: float) -> dict[str, Any]:
+        """`Client.run` on those of `workers` (default: all) alive; errors as values; {} if none answered."""
 
 
 class _AskScheduler:
@@ -265,6 +268,23 @@ class _AskScheduler:
 
     def refresh(self) -> None:
         pass
+
+    def run(self, func: Any, *args: Any, workers: list[str] | None, timeout_s: float) -> dict[str, Any]:
+        alive = self.alive()
+        if workers is None:
+            targets = alive
+        else:
+            known = set(alive)
+            targets = [w for w in workers if w in known]
+        if not targets:
+            return {}
+        try:
+            result: dict[str, Any] = self.client.run(
+                func, *args, workers=targets, on_error="return", callback_timeout=timeout_s
+            )
+        except OSError:
+            return {}  # every target is gone, or one died after the list was read (TimeoutError)
+        return result
 
 
 class DaskBlockManagerClient(BlockManager):
@@ -297,22 +317,9 @@ class DaskBlockManagerClient(BlockManager):
         return self._view.alive()
 
     def _run(self, func: Any, *args: Any, workers: list[str] | None = None) -> dict[str, Any]:
-        alive = self.workers()
-        # A dead worker is left out, not called: connecting to it would retry for Dask's whole
-        # connect timeout (30 s) before failing, once per block asked for.
-        if workers is None:
-            targets = alive
-        else:
-            known = set(alive)
-            targets = [w for w in workers if w in known]
-        if not targets:
-            return {}
-        try:
-            result: dict[str, Any] = self.client.run(
-                func, *args, workers=targets, on_error="return", callback_timeout=RPC_TIMEOUT_S
-            )
-        except OSError:
-            return {}  # every target is gone, or one died after the view was read (TimeoutError)
+        # Through the view: a dead worker is left out, not called (connecting to it would retry for
+        # Dask's whole connect timeout, 30 s, once per block asked for).
+        result = self._view.run(func, *args, workers=workers, timeout_s=RPC_TIMEOUT_S)
         return {w: r for w, r in result.items() if not isinstance(r, BaseException)}
 
     def put(

@@ -8,14 +8,21 @@ late. Here two such workers join a scheduler with a short worker TTL; the test p
 stalling on the trigger record, waits for the batch to complete on the other worker, then resumes the
 paused one and waits until its stalled attempt has really finished. The outputs of that batch and of
 the next one are exact: the late attempt counted for nothing.
+
+The same workers check that a driver-side call in flight to a worker that is then paused ends when
+the scheduler removes the worker (the scheduler drops its connections to it; the membership view
+abandons calls to a worker that left, tests/backends/test_dask_membership.py), and the block is
+reported lost, however long the call's own bound.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -23,6 +30,8 @@ from pathlib import Path
 import pytest
 from distributed import Client, LocalCluster
 
+import dstream.backends.dask_blocks as dask_blocks
+from dstream.backends.block_manager import MEMORY_ONLY, Lost, RDDBlockId
 from dstream.clock import ManualClock
 from dstream.context import Conf, Context
 from tests.backends.stalls import release, stall_once, wait_for_finished, wait_for_stalled_pid
@@ -92,3 +101,26 @@ def test_a_paused_worker_that_resumes_after_its_batch_finished_elsewhere_is_igno
         assert ssc.wait_for_batch(2000, WAIT_S), "the batch after the pause did not complete"
     expected = sorted((x * 10 for x in RECORDS if x % 3 != 0), key=repr)
     assert out == {1000: expected, 2000: expected}
+
+
+def test_a_call_in_flight_to_a_worker_that_leaves_ends_at_once(
+    nannyless_sc: tuple[Context, list[subprocess.Popen[bytes]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sc, _ = nannyless_sc
+    monkeypatch.setattr(dask_blocks, "RPC_TIMEOUT_S", 100 * WAIT_S)  # only the worker's removal ends it
+    manager = sc._backend.block_manager
+    block = RDDBlockId(10_000, 0)
+    victim = manager.workers()[0]
+    assert manager.put_on([victim], block, [1, 2, 3], MEMORY_ONLY) == (victim,)
+    pid = sc.worker_processes()[victim]
+    results: queue.Queue[object] = queue.Queue()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        getter = threading.Thread(target=lambda: results.put(manager.get(block, (victim,))), daemon=True)
+        getter.start()
+        found = results.get(timeout=WAIT_S)  # the worker is removed after its TTL (about 5 s)
+        getter.join(WAIT_S)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert isinstance(found, Lost) and found.block_id == block
+    assert victim not in sc._backend.alive_workers()

@@ -4,17 +4,26 @@
 (asked for before some events, answered after others, applied in any order): a snapshot never brings
 back a worker whose removal the view has seen unless the scheduler really listed it again since, and
 once every event has arrived and a fresh snapshot is applied the view is the scheduler's membership.
+
+`WorkerMembership.run` against a client on a real event loop whose calls to a chosen address never
+answer (a worker that died a moment before the view heard of it, whose connect would retry for 30 s):
+the call ends as soon as that worker leaves the view, and goes on with the workers still alive.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from dstream.backends.dask.membership import Membership
+from dstream.backends.dask.membership import Membership, WorkerMembership
 
 ADDRESSES = ["tcp://a", "tcp://b", "tcp://c"]  # few, so that addresses are reused
 
@@ -141,3 +150,99 @@ def test_a_removal_event_wins_over_a_snapshot_asked_for_before_it() -> None:
     assert view.snapshot(["tcp://a"], token) == ([], [])
     assert not view.is_alive("tcp://a")
     assert view.snapshot([], view.token()) == ([], [])
+
+
+class LoopClient:
+    """Enough of a `distributed.Client` for `WorkerMembership`: an event loop thread, events, `run`."""
+
+    def __init__(self, workers: list[str], silent: set[str]) -> None:
+        self.workers = set(workers)
+        self.silent = silent  # calls that include one of these never answer
+        self.calls: list[list[str]] = []
+        self.called = threading.Event()
+        self.handler: Callable[[tuple[float, Any]], None] | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self.loop = self
+        self.scheduler = self
+
+    def add_callback(self, func: Callable[..., None], *args: Any) -> None:
+        self._loop.call_soon_threadsafe(func, *args)
+
+    def subscribe_topic(self, topic: str, handler: Callable[[tuple[float, Any]], None]) -> None:
+        self.handler = handler
+
+    def unsubscribe_topic(self, topic: str) -> None:
+        self.handler = None
+
+    async def identity(self, n_workers: int) -> dict[str, Any]:
+        return {"workers": {w: {} for w in self.workers}}
+
+    def sync(self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, **kwargs: Any) -> Any:
+        timeout = kwargs.pop("callback_timeout")
+        call = asyncio.wait_for(func(*args, **kwargs), timeout)
+        return asyncio.run_coroutine_threadsafe(call, self._loop).result()
+
+    def run(self, func: Callable[[], Any], *, workers: list[str], on_error: str, asynchronous: bool) -> Any:
+        async def call() -> dict[str, Any]:
+            self.calls.append(list(workers))
+            self.called.set()
+            if self.silent & set(workers):
+                await asyncio.Event().wait()  # never answers
+            return {w: func() for w in workers}
+
+        return call()
+
+    def remove(self, address: str) -> None:
+        """The scheduler removes a worker and logs the event."""
+        self.workers.discard(address)
+        assert self.handler is not None
+        event = (0.0, {"action": "remove-worker", "worker": address})
+        self._loop.call_soon_threadsafe(self.handler, event)
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(WAIT_S)
+        self._loop.close()
+
+
+WAIT_S = 60.0
+
+
+@pytest.fixture
+def loop_client() -> Iterator[LoopClient]:
+    client = LoopClient(["tcp://a", "tcp://dead"], silent={"tcp://dead"})
+    yield client
+    client.close()
+
+
+def test_a_call_in_flight_is_abandoned_when_a_target_leaves_and_goes_on_with_the_rest(
+    loop_client: LoopClient,
+) -> None:
+    members = WorkerMembership(loop_client, refresh_s=WAIT_S)
+    try:
+        assert members.alive() == ["tcp://a", "tcp://dead"]
+        found: list[dict[str, Any]] = []
+        caller = threading.Thread(
+            target=lambda: found.append(members.run(lambda: 7, workers=None, timeout_s=1e4)),
+            daemon=True,  # if the call were never abandoned, it must not keep the test process alive
+        )
+        caller.start()
+        assert loop_client.called.wait(WAIT_S)
+        loop_client.remove("tcp://dead")
+        caller.join(WAIT_S)
+        assert found == [{"tcp://a": 7}]
+        assert loop_client.calls == [["tcp://a", "tcp://dead"], ["tcp://a"]]
+        assert members.run(lambda: 7, workers=["tcp://dead"], timeout_s=1e4) == {}  # never sent
+        assert len(loop_client.calls) == 2
+    finally:
+        members.close()
+
+
+def test_a_call_that_never_answers_ends_at_its_bound(loop_client: LoopClient) -> None:
+    members = WorkerMembership(loop_client, refresh_s=WAIT_S)
+    try:
+        assert members.run(lambda: 7, workers=["tcp://dead"], timeout_s=0.05) == {}
+    finally:
+        members.close()

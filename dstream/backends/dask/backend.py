@@ -74,9 +74,13 @@ class DaskBackend(ExecutionBackend):
         self._broadcasts = SchedulerBroadcastRegistry(self._client, self._name)
         self._env.service(BROADCASTS, lambda: self._broadcasts)
         self._members = WorkerMembership(self._client)
-        # The block plugin first: each worker's executor environment is built on its block store.
-        self._blocks = DaskBlockManagerClient(self._client, view=self._members)
-        self._client.register_plugin(ExecutorPlugin(self._name), name=self._name)
+        try:
+            # The block plugin first: each worker's executor environment is built on its block store.
+            self._blocks = DaskBlockManagerClient(self._client, view=self._members)
+            self._client.register_plugin(ExecutorPlugin(self._name), name=self._name)
+        except BaseException:
+            self._members.close()
+            raise
         threads: dict[str, int] = self._client.nthreads()
         self._parallelism = max(1, sum(threads.values()))
 
@@ -104,15 +108,7 @@ class DaskBackend(ExecutionBackend):
         Only workers in the membership view are asked, and the wait is bounded: a worker that dies or
         stops answering meanwhile is left out.
         """
-        alive = self._members.alive()
-        if not alive:
-            return {}
-        try:
-            found = self._client.run(
-                os.getpid, workers=alive, on_error="return", callback_timeout=PIDS_TIMEOUT_S
-            )
-        except OSError:  # TimeoutError included: a worker stopped answering
-            return {}
+        found = self._members.run(os.getpid, workers=None, timeout_s=PIDS_TIMEOUT_S)
         return {w: pid for w, pid in found.items() if isinstance(pid, int)}
 
     def alive_workers(self) -> list[str]:

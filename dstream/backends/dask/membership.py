@@ -15,6 +15,11 @@ Two sources feed it, over two channels whose relative order is not guaranteed:
   daemon thread: the safety net for anything an event stream can miss (a worker that came or went
   while the subscription was being set up, a reconnect).
 
+Calls to workers go through the view too (`WorkerMembership.run`, a `Client.run` on the targets alive
+in it): a call is never sent to a worker the view knows dead, and a call in flight when one of its
+targets leaves the view is abandoned at once and sent again to the targets still alive (the block
+actions it carries are idempotent), instead of waiting out the connect timeout; every call is bounded.
+
 `Membership` is the pure decision, tested with Hypothesis (tests/backends/test_dask_membership.py):
 each event is numbered and remembered per address; a snapshot is requested with a token (the number of
 events seen at the time) and, when its answer arrives, decides only about addresses that no event has
@@ -27,6 +32,7 @@ refresh thread: they must be quick and must not call the client.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -37,6 +43,7 @@ log = logging.getLogger(__name__)
 EVENTS_TOPIC = "all"  # the scheduler's topic carrying add-worker and remove-worker
 REFRESH_S = 2.0  # how often a snapshot double-checks the event stream
 SNAPSHOT_TIMEOUT_S = 10.0  # bound on one snapshot's round trip to the scheduler
+CALL_ROUNDS_MAX = 3  # a call abandoned because a target left is sent again at most this often in all
 
 MembershipListener = Callable[[str], None]
 
@@ -119,6 +126,8 @@ class WorkerMembership:
         self._on_lost: list[MembershipListener] = []
         self._on_joined: list[MembershipListener] = []
         self._closed = threading.Event()
+        # Calls in flight: their targets and a future set when one of them leaves (event loop only).
+        self._watches: list[tuple[frozenset[str], asyncio.Future[None]]] = []
         client.subscribe_topic(EVENTS_TOPIC, self._on_event)  # before the first snapshot: nothing missed
         self.refresh()
         self._thread = threading.Thread(
@@ -170,7 +179,72 @@ class WorkerMembership:
                 return
         self._tell(joined, left)
 
+    def run(
+        self, func: Callable[..., Any], *args: Any, workers: list[str] | None, timeout_s: float
+    ) -> dict[str, Any]:
+        """`Client.run(func, *args)` on those of `workers` (default: all) alive in the view, by address.
+
+        A worker's own error comes back as its value (``on_error="return"``). A worker that leaves
+        while the call runs abandons the call, which is sent again to the targets still alive
+        (`CALL_ROUNDS_MAX` rounds at most). Returns {} when no target is alive, none is left, or
+        `timeout_s` passed.
+        """
+        try:
+            found: dict[str, Any] = self._client.sync(
+                self._run_watched, func, args, workers, timeout_s, callback_timeout=timeout_s + 1.0
+            )
+        except OSError:  # TimeoutError included: a target stopped answering and never left the view
+            return {}
+        return found
+
+    def _targets(self, workers: list[str] | None) -> list[str]:
+        alive = self.alive()
+        if workers is None:
+            return alive
+        known = set(alive)
+        return [w for w in workers if w in known]
+
+    async def _run_watched(
+        self, func: Callable[..., Any], args: tuple[Any, ...], workers: list[str] | None, timeout_s: float
+    ) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        for _ in range(CALL_ROUNDS_MAX):
+            targets = self._targets(workers)
+            if not targets:
+                return {}
+            left: asyncio.Future[None] = loop.create_future()
+            watch = (frozenset(targets), left)
+            self._watches.append(watch)
+            call = asyncio.ensure_future(
+                self._client.run(func, *args, workers=targets, on_error="return", asynchronous=True)
+            )
+            try:
+                done, _ = await asyncio.wait(
+                    {call, left},
+                    timeout=max(0.0, deadline - loop.time()),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                self._watches.remove(watch)
+            if call in done:
+                found: dict[str, Any] = call.result()
+                return found
+            call.cancel()
+            if left not in done:
+                raise TimeoutError(f"no answer from {targets} within {timeout_s:g} s")
+        return {}
+
+    def _notify_left(self, left: list[str]) -> None:
+        """Abandon the calls in flight to a worker that left (runs on the event loop)."""
+        gone = set(left)
+        for targets, future in self._watches:
+            if targets & gone and not future.done():
+                future.set_result(None)
+
     def _tell(self, joined: list[str], left: list[str]) -> None:
+        if left:
+            self._client.loop.add_callback(self._notify_left, left)
         for address in left:
             log.warning("Dask worker %s left the cluster; forgetting what it held", address)
             self._call(self._on_lost, address)
