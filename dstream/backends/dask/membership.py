@@ -243,8 +243,11 @@ class WorkerMembership:
                 future.set_result(None)
 
     def _tell(self, joined: list[str], left: list[str]) -> None:
-        if left:
-            self._client.loop.add_callback(self._notify_left, left)
+        if self._closed.is_set():
+            return  # the backend is stopping: its workers leave with it, which is no loss
+        loop = self._client.loop if left else None
+        if loop is not None:
+            loop.add_callback(self._notify_left, left)
         for address in left:
             log.warning("Dask worker %s left the cluster; forgetting what it held", address)
             self._call(self._on_lost, address)
