@@ -288,7 +288,10 @@ def test_object_store_lease_after_sigkill_waits_for_expiry(s3_moto: StorageTarge
             assert child.stdout.readline().strip() == b"held"
             with pytest.raises(DriverLeaseError, match="'child'"):
                 acquire_driver_lease(
-                    s3_moto.url, "parent", storage_options=s3_moto.storage_options, lease_timeout_s=EPOCH_LEASE_S
+                    s3_moto.url,
+                    "parent",
+                    storage_options=s3_moto.storage_options,
+                    lease_timeout_s=EPOCH_LEASE_S,
                 )
             child.send_signal(signal.SIGKILL)
         assert child.wait(timeout=30) == -signal.SIGKILL
