@@ -111,7 +111,7 @@ def start_embedded(workers: int, config: DaskConfig) -> ClusterHandle:
         },
     )
     try:
-        cluster.scale(workers)
+        cluster.scale(workers)  # type: ignore[no-untyped-call]
         client = Client(cluster, set_as_default=False, timeout=CONNECT_TIMEOUT_S)  # type: ignore[no-untyped-call]
     except BaseException:
         cluster.close()
