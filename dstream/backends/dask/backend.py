@@ -81,8 +81,11 @@ class DaskBackend(ExecutionBackend):
         except BaseException:
             self._members.close()
             raise
-        threads: dict[str, int] = self._client.nthreads()
-        self._parallelism = max(1, sum(threads.values()))
+        if handle.workers_expected:  # an embedded cluster: N one-thread workers, still starting
+            self._parallelism = handle.workers_expected
+        else:
+            threads: dict[str, int] = self._client.nthreads()
+            self._parallelism = max(1, sum(threads.values()))
 
     @property
     def default_parallelism(self) -> int:
@@ -108,6 +111,8 @@ class DaskBackend(ExecutionBackend):
         Only workers in the membership view are asked, and the wait is bounded: a worker that dies or
         stops answering meanwhile is left out.
         """
+        self._handle.wait_for_workers()
+        self._members.refresh()  # the workers' add events may still be on their way
         found = self._members.run(os.getpid, workers=None, timeout_s=PIDS_TIMEOUT_S)
         return {w: pid for w, pid in found.items() if isinstance(pid, int)}
 
@@ -127,6 +132,7 @@ class DaskBackend(ExecutionBackend):
 
     def run_tasks(self, tasks: Sequence[Task]) -> list[Any]:
         self._check_running()
+        self._handle.wait_for_workers()
         payloads = [_out_of_band(serialize_task(t)) for t in tasks]
         attempts = StageAttempts([t.describe() for t in tasks], self._config.task_retries_max)
         outcomes: list[tuple[bool, bytes] | None] = [None] * len(tasks)
