@@ -122,6 +122,7 @@ class CheckpointCoordinator:
             lease_timeout_s=self._settings.lease_timeout_s,
             wait_timeout_s=self._settings.lease_wait_s,
         )
+        self._runtime.fence = self._lease.ensure_held
         try:
             fs, _ = resolve(self._dir, self._so)
             if capability_of(fs) != "local":
