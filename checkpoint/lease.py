@@ -389,7 +389,9 @@ def _try_epoch_acquire(
     lease = EpochDriverLease(
         dir_url, owner, decision.epoch, nonce, publisher, so, clock, lease_timeout_ms / 1000
     )
-    lease.renew()
+    started = lease.monotonic()
+    lease._heartbeat()
+    lease._confirmed_s = started  # the epoch was just taken: as good as a renewal
     _delete_old_epochs(dir_url, so, decision.epoch)
     return lease
 
