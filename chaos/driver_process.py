@@ -131,7 +131,8 @@ def wait_stop_or_fence(ssc: StreamingContext) -> DriverLeaseError | Exception | 
     threading.Thread(target=read_stdin, name="chaos-stdin", daemon=True).start()
     while not closed.is_set():
         try:
-            ssc.awaitTerminationOrTimeout(FENCE_POLL_S)
+            if ssc.awaitTerminationOrTimeout(FENCE_POLL_S):
+                closed.wait()  # the context stopped on its own: still the runner says when to exit
         except Exception as exc:  # the engine's error for awaitTermination: only a fence stops us
             if was_fenced(exc):
                 return exc
