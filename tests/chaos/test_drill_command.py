@@ -81,6 +81,14 @@ def test_the_seed_picks_the_crash_point_and_object_stores_get_a_short_lease() ->
     assert config.checkpoint == "s3://bucket/drill"
 
 
+def test_a_zombie_is_drilled_only_on_an_object_store_checkpoint() -> None:
+    assert fault_kinds("zombie,driver", "local[*]") == ("zombie-pause", "driver-kill")
+    local = _config(kinds=("zombie-pause", "driver-kill"))
+    assert [step.kind for step in local.schedule] == ["driver-kill"]
+    s3 = _config(kinds=("zombie-pause", "driver-kill"), checkpoint="s3://bucket/drill", object_store=True)
+    assert sorted(step.kind for step in s3.schedule) == ["driver-kill", "zombie-pause"]
+
+
 def test_probe_refuses_a_used_or_unreachable_checkpoint() -> None:
     storage, path = resolve_storage("memory://h5-drill-probe/used")
     storage.make_dirs(path)

@@ -3,7 +3,9 @@ the driver is SIGSTOPped past its lease, a successor takes the lease over and co
 zombie is woken with SIGCONT and must publish nothing (no commit, no acknowledgement the successor
 would not see) and stop on its own. Before the engine's fence (`DriverLease.ensure_held`, checked
 around every block record and before every sink commit and quarantine), the woken zombie acknowledged
-records that no driver ever committed, and this run failed with "lost".
+records that no driver ever committed and committed batches the successor had not reached: with the
+fence taken out this run fails with lost, duplicated, key_repeats, aggregate_mismatch and
+zombie_publish.
 """
 
 from __future__ import annotations
