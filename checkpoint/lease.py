@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -61,6 +62,8 @@ from checkpoint.publish import Publisher, publisher_for
 from wal import crashpoints
 from wal.errors import LockHeldError
 from wal.storage import LockHandle, Storage
+
+log = logging.getLogger(__name__)
 
 
 class LeaseClock(Protocol):
@@ -187,7 +190,11 @@ class DriverLease(ABC):
     def renew_every(
         self, interval_s: float, on_lost: Callable[[DriverLeaseError], None], clock: LeaseClock | None = None
     ) -> None:
-        """Renew on a daemon thread every `interval_s` until released; report fencing to `on_lost`."""
+        """Renew on a daemon thread every `interval_s` until released; report fencing to `on_lost`.
+
+        Any other failure (a storage error) is logged and the next interval tries again: a renewer
+        that died on one transient error would let the lease expire under a live driver.
+        """
         clk = clock or _WallClock()
 
         def loop() -> None:
@@ -200,6 +207,10 @@ class DriverLease(ABC):
                 except DriverLeaseError as exc:
                     on_lost(exc)
                     return
+                except Exception:
+                    log.warning(
+                        "renewing the driver lease on %s failed; retrying", self.dir_url, exc_info=True
+                    )
 
         self._renewer = threading.Thread(target=loop, name="dstream-lease-renewer", daemon=True)
         self._renewer.start()

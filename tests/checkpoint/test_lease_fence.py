@@ -3,6 +3,7 @@ driver paused longer than its lease learns at its first publish after it wakes t
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
@@ -83,3 +84,33 @@ def test_a_released_lease_fences() -> None:
     lease.release()
     with pytest.raises(DriverLeaseError, match="released"):
         lease.ensure_held()
+
+
+class FlakyLease(EpochDriverLease):
+    """Fails its first renewal with a storage error, then counts renewals."""
+
+    def __init__(self, inner: EpochDriverLease) -> None:
+        self.__dict__.update(inner.__dict__)
+        self.attempts = 0
+        self.renewed_after_error = threading.Event()
+
+    def renew(self) -> None:
+        self.attempts += 1
+        if self.attempts == 1:
+            raise OSError(5, "EIO: injected")
+        super().renew()
+        self.renewed_after_error.set()
+
+
+def test_the_renewer_survives_a_storage_error() -> None:
+    url = f"memory://dstream-tests/fence-{uuid.uuid4().hex}"
+    inner = acquire_driver_lease(url, "holder", lease_timeout_s=TIMEOUT_S)
+    assert isinstance(inner, EpochDriverLease)
+    lease = FlakyLease(inner)
+    lost: list[DriverLeaseError] = []
+    lease.renew_every(0.01, lost.append)
+    try:
+        assert lease.renewed_after_error.wait(30.0)
+    finally:
+        lease.release()
+    assert lease.attempts >= 2 and not lost
