@@ -5,7 +5,8 @@ would not see) and stop on its own. Before the engine's fence (`DriverLease.ensu
 around every block record and before every sink commit and quarantine), the woken zombie acknowledged
 records that no driver ever committed and committed batches the successor had not reached: with the
 fence taken out this run fails with lost, duplicated, key_repeats, aggregate_mismatch and
-zombie_publish.
+zombie_publish. The stateful run is marked slow (about a minute on moto); a stateless smoke with 1 s
+batches and a 1 s lease is in the default run.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from chaos.runner import RunConfig, run_chaos
 from chaos.workload import WorkloadSpec
 from tests.support.s3servers import StorageTarget
 
-pytestmark = [pytest.mark.chaos, pytest.mark.slow]
+pytestmark = pytest.mark.chaos
 
 WORKLOAD = WorkloadSpec(producers_n=3, keys_per_producer=3, pause_s=0.05)
 # A short lease, so the pause outlasts it quickly; the successor waits the zombie's lease out.
@@ -40,6 +41,23 @@ def zombie_config(s3: StorageTarget, **changes: Any) -> RunConfig:
     return RunConfig(**base)
 
 
+def test_smoke_a_woken_zombie_stops_without_publishing(tmp_path: Path, s3_moto: StorageTarget) -> None:
+    """The default run's smoke (about 25 s): stateless, 1 s batches, a 1 s lease, one successor batch."""
+    config = zombie_config(
+        s3_moto, pipeline="stateless", batch_ms=1000, warmup_s=0.3,
+        workload=WorkloadSpec(producers_n=2, keys_per_producer=2, pause_s=0.05),
+        schedule=(Step("zombie-pause", 0.3, {"successor_batches": 1}),),
+        conf={"dstream.checkpoint.leaseTimeoutS": "1", "dstream.checkpoint.leaseWaitS": "30"},
+    )  # fmt: skip
+    result = run_chaos(config, tmp_path / "run")
+    assert result.valid, result.verdict
+    (fault,) = result.verdict["run"]["faults"]
+    assert fault["successor_progressed"] and fault["zombie_stopped"] and fault["zombie_exit"] == 3, fault
+    events = read_history(result.history_path).events
+    assert any(e["f"] == "driver-fenced" and e["pid"] == fault["zombie_pid"] for e in events)
+
+
+@pytest.mark.slow
 def test_a_woken_zombie_publishes_nothing_and_stops_on_its_own(
     tmp_path: Path, s3_moto: StorageTarget
 ) -> None:
