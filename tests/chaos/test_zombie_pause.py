@@ -5,8 +5,8 @@ would not see) and stop on its own. Before the engine's fence (`DriverLease.ensu
 around every block record and before every sink commit and quarantine), the woken zombie acknowledged
 records that no driver ever committed and committed batches the successor had not reached: with the
 fence taken out this run fails with lost, duplicated, key_repeats, aggregate_mismatch and
-zombie_publish. The stateful run is marked slow (about a minute on moto); a stateless smoke with 1 s
-batches and a 1 s lease is in the default run.
+zombie_publish. The stateful run is marked slow (13 s idle, about a minute on a loaded machine); a stateless
+smoke with 1 s batches and a 1 s lease is in the default run.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def zombie_config(s3: StorageTarget, **changes: Any) -> RunConfig:
 
 
 def test_smoke_a_woken_zombie_stops_without_publishing(tmp_path: Path, s3_moto: StorageTarget) -> None:
-    """The default run's smoke (about 25 s): stateless, 1 s batches, a 1 s lease, one successor batch."""
+    """The default run's smoke (11 to 25 s): stateless, 1 s batches, a 1 s lease, one successor batch."""
     config = zombie_config(
         s3_moto, pipeline="stateless", batch_ms=1000, warmup_s=0.3,
         workload=WorkloadSpec(producers_n=2, keys_per_producer=2, pause_s=0.05),
