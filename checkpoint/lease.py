@@ -16,8 +16,9 @@ Storage without locks (object stores, fsspec memory) uses epochs:
   epoch and raises, and every name it would publish next (metadata checkpoints, commit records) is
   create-once, so it cannot replace what the new driver wrote.
 
-Before it publishes anything durable that a successor would not see (a receiver's block record, the
-acknowledgement that follows it, a sink commit, a quarantined batch), a driver calls `ensure_held`:
+Before it publishes anything durable that a successor would not see or would adopt (a receiver's
+block record, the acknowledgement that follows it, a sink commit, a quarantined batch, an RDD data
+checkpoint), a driver calls `ensure_held`:
 while its last confirmed renewal is recent (`decide_held`: less than half the lease timeout ago, on
 the monotonic clock) that is a local check; past that (the renewer fell behind, or the process was
 paused), it renews on the spot, which fails with `DriverLeaseError` once a successor took a newer

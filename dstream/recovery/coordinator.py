@@ -76,6 +76,7 @@ class CheckpointCoordinator:
             asynchronous=self._settings.asynchronous,
             on_error=self._on_rdd_error,
             on_committed=self._on_rdd_committed,
+            fence=lambda: runtime.fence(),  # read at each write: start() installs the lease's
         )
         self._lease: DriverLease | None = None
         self._writer: MetadataCheckpointWriter | None = None

@@ -153,8 +153,9 @@ class StreamingRuntime:
         block_allocator: the receivers' block tracker once started (None without receiver streams).
         checkpointer: the checkpoint coordinator once started (None without a checkpoint directory).
         fence: called right before anything durable is published that a successor driver would not
-            see (a receiver block's record and its acknowledgement, a sink commit, a quarantined
-            batch); raises once this driver lost its checkpoint directory's lease. The checkpoint
+            see or would adopt (a receiver block's record and its acknowledgement, a sink commit, a
+            quarantined batch, an RDD data checkpoint); raises once this driver lost its checkpoint
+            directory's lease. The checkpoint
             coordinator installs the lease's `ensure_held`; a no-op without a checkpoint directory.
         setup_fingerprint: the code fingerprint of getOrCreate's setup function (stored in checkpoints).
     """
