@@ -20,7 +20,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from chaos.checker.model import BatchOutput, CommittedOutput
+from chaos.checker.model import BatchOutput, CommittedOutput, Writer
 from chaos.pipelines import SQLITE_FILE, SQLITE_TABLE, make_sink
 from chaos.records import decode, parse_kv_key
 from chaos.spec import RunSpec
@@ -32,11 +32,20 @@ from dstream.sinks.records import decode as decode_part
 _PART_SUFFIX = ".jsonl"
 
 
-def batch_output(outputs: list[dict[str, Any]]) -> BatchOutput:
-    """A batch's output records as (consumed ids, rows), in the order they were written."""
+def batch_output(outputs: list[dict[str, Any]], info: dict[str, Any] | None = None) -> BatchOutput:
+    """A batch's output records as (consumed ids, rows), in the order they were written, and its
+    writer when its commit-record `info` names one (`chaos.pipelines.WriterTaggedFileSink`)."""
     consumed = tuple(str(o["c"]) for o in outputs if "c" in o)
     rows = tuple(tuple(o["r"]) for o in outputs if "r" in o)
-    return BatchOutput(consumed=consumed, rows=rows)
+    return BatchOutput(consumed=consumed, rows=rows, writer=writer_of(info or {}))
+
+
+def writer_of(info: dict[str, Any]) -> Writer | None:
+    """The writer a commit record's info names, or None."""
+    writer = info.get("writer")
+    if not isinstance(writer, dict) or "pid" not in writer or "t" not in writer:
+        return None
+    return Writer(pid=int(writer["pid"]), t=float(writer["t"]))
 
 
 def read_committed_output(spec: RunSpec) -> CommittedOutput:
@@ -45,8 +54,10 @@ def read_committed_output(spec: RunSpec) -> CommittedOutput:
         batches = _sqlite_batches(Path(spec.output, SQLITE_FILE))
         visible: tuple[str, ...] = ()
     else:
-        committed = make_sink(spec).read_committed()
-        batches = {int(ms): batch_output(list(outs)) for ms, outs in committed.items()}
+        sink = make_sink(spec)
+        committed = sink.read_committed()
+        infos = sink.commit_records() if hasattr(sink, "commit_records") else {}
+        batches = {int(ms): batch_output(list(outs), infos.get(ms)) for ms, outs in committed.items()}
         visible = () if spec.sink == "canary" else _uncommitted_visible(spec.output, committed)
     return CommittedOutput(batches=batches, uncommitted_visible=visible, quarantined=quarantined(spec))
 
@@ -91,7 +102,7 @@ def _manifest_parts(storage: Any, path: str) -> set[str]:
 
 def quarantined(spec: RunSpec) -> tuple[str, ...]:
     """Ids of the records of quarantined batches' input."""
-    quarantine = Quarantine(spec.checkpoint)
+    quarantine = Quarantine(spec.checkpoint, spec.checkpoint_options)
     rids: list[str] = []
     for batch_ms in quarantine.batch_times():
         batch = quarantine.get(batch_ms)

@@ -15,8 +15,15 @@ What the runner can do to it, all from outside the engine:
 - closing its stdin: it stops gracefully and exits 0. A runner that dies closes it too, so a driver
   never outlives its run.
 
+Like an application whose main thread sits in `awaitTermination`, it stops on its own when the engine
+reports that this driver was fenced (another driver took the checkpoint directory's lease over: the
+zombie-pause fault): it records "driver-fenced", stops the context without waiting for its batches,
+and exits 3. Other errors that `awaitTermination` raises (a failed batch) are left to the engine's
+failed-batch policy, as before; the driver keeps running.
+
 Exit status: 0 after a graceful stop, 2 when the driver could not start (e.g. another driver holds the
-checkpoint directory's lease: the split-brain fault expects that), with the error on stderr.
+checkpoint directory's lease: the split-brain fault expects that), with the error on stderr, 3 when it
+was fenced.
 """
 
 from __future__ import annotations
@@ -34,11 +41,14 @@ from chaos.history import HistoryWriter, part_header
 from chaos.pipelines import make_setup
 from chaos.spec import RunSpec
 from chaos.telemetry import TelemetryListener, encode_line
+from checkpoint.errors import DriverLeaseError
 from dstream import StreamingContext
 
 SPEC_FILE = "spec.json"
 EXIT_NOT_STARTED = 2
+EXIT_FENCED = 3
 WORKERS_POLL_S = 0.5
+FENCE_POLL_S = 0.1
 
 
 class Telemetry:
@@ -98,6 +108,38 @@ def watch_workers(ssc: StreamingContext, emit: Telemetry, stopping: threading.Ev
             return
 
 
+def was_fenced(error: BaseException) -> bool:
+    """Whether an error `awaitTermination` raised says this driver lost its lease."""
+    cause: BaseException | None = error
+    for _ in range(8):  # the cause chain is short; bound it anyway
+        if cause is None:
+            return False
+        if isinstance(cause, DriverLeaseError):
+            return True
+        cause = cause.__cause__
+    return False
+
+
+def wait_stop_or_fence(ssc: StreamingContext) -> DriverLeaseError | Exception | None:
+    """Wait until the runner closes stdin (None) or the engine reports this driver fenced (the error)."""
+    closed = threading.Event()
+
+    def read_stdin() -> None:
+        sys.stdin.read()
+        closed.set()
+
+    threading.Thread(target=read_stdin, name="chaos-stdin", daemon=True).start()
+    while not closed.is_set():
+        try:
+            if ssc.awaitTerminationOrTimeout(FENCE_POLL_S):
+                closed.wait()  # the context stopped on its own: still the runner says when to exit
+        except Exception as exc:  # the engine's error for awaitTermination: only a fence stops us
+            if was_fenced(exc):
+                return exc
+            closed.wait(FENCE_POLL_S)
+    return None
+
+
 def load_setup(spec: RunSpec) -> Callable[[], StreamingContext]:
     """The setup function: the built-in pipeline's, or the user's factory named by `spec.setup`."""
     if spec.setup is None:
@@ -123,7 +165,9 @@ def run(run_dir: Path, index: int) -> int:
         if index > 0:
             emit("recovery-started")
         try:
-            ssc = StreamingContext.getOrCreate(spec.checkpoint, load_setup(spec))
+            ssc = StreamingContext.getOrCreate(
+                spec.checkpoint, load_setup(spec), storage_options=spec.checkpoint_options
+            )
             ssc.addStreamingListener(TelemetryListener(emit))
             ssc.start()
         except Exception as exc:
@@ -137,9 +181,14 @@ def run(run_dir: Path, index: int) -> int:
         stopping = threading.Event()
         watcher = threading.Thread(target=watch_workers, args=(ssc, emit, stopping), daemon=True)
         watcher.start()
-        sys.stdin.read()  # until the runner closes it (or dies)
+        fenced = wait_stop_or_fence(ssc)  # until the runner closes stdin (or dies), or a fence
         stopping.set()
         watcher.join(WORKERS_POLL_S * 10)
+        if fenced is not None:
+            emit("driver-fenced", error=f"{type(fenced).__name__}: {fenced}"[:500])
+            ssc.stop(stopSparkContext=True, stopGraceFully=False)
+            emit("driver-stopped", fenced=True)
+            return EXIT_FENCED
         ssc.stop(stopSparkContext=True, stopGraceFully=True)
         emit("driver-stopped")
         return 0

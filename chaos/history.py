@@ -31,7 +31,9 @@ machine's monotonic clock, so the processes of a run share it), ``"proc"`` (str:
 - Faults (proc "nemesis", type "info"): f "fault-start" / "fault-end" with "fault" (a kind of
   `FAULT_KINDS`), "target" (str), "pid" (int or null), "detail" (object).
 - Engine telemetry (proc "driver-<n>", type "info"): f "driver-started", "recovery-started",
-  "recovery-done", "batch-completed" (with "batch": batch time in ms), "checkpoint-completed",
+  "recovery-done", "batch-completed" (with "batch": batch time in ms, "records", and "failed": how
+  many of its output operations failed, absent in older files and then 0), "checkpoint-completed",
+  "driver-fenced" (the driver lost its lease to a successor and stops),
   "workers" (with "pids": worker address -> pid, on a master with worker processes).
 - Probes (proc "probe"): f "healthy", type "ok" or "fail".
 - End marker (proc "runner", type "info", f "drained"): the final quiet phase finished.
@@ -81,6 +83,7 @@ FAULT_KINDS = (
     "storage",
     "split-brain",
     "kill-during-recovery",
+    "zombie-pause",  # added within version 1: older files stay valid, older readers refuse it by name
 )
 EVENT_TYPES = ("invoke", "ok", "fail", "info")
 RUN_KEYS = (

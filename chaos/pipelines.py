@@ -19,6 +19,8 @@ refers to them by name.
 from __future__ import annotations
 
 import operator
+import os
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +30,7 @@ from chaos.records import consumed, decode, kv_key, row
 from chaos.spec import RunSpec
 from dstream import Conf, Context, DStream, StreamingContext
 from dstream.sinks import AtLeastOnceFileSink, SQLiteKeyValueSink, TransactionalFileSink
+from dstream.sinks.base import Transaction
 
 OUTPUT_ID = "chaos"
 SQLITE_FILE = "chaos.sqlite"
@@ -45,10 +48,27 @@ def conf_for(spec: RunSpec) -> Conf:
     return conf
 
 
+class WriterTaggedFileSink(TransactionalFileSink):
+    """The transactional file sink, whose commit records say which driver committed and when.
+
+    Each commit record's info gets "writer": {"pid": the committing driver's pid, "t": seconds since
+    the run started on CLOCK_MONOTONIC, read right before the record is written}, on the history's
+    clock, so the checker can tell a commit a paused (fenced) driver made after it woke
+    (`chaos.checker.zombies`).
+    """
+
+    def __init__(self, url: str, *, output_id: str, t0_monotonic: float) -> None:
+        super().__init__(url, output_id=output_id)
+        self.t0_monotonic = t0_monotonic
+
+    def commit_info(self, txn: Transaction) -> dict[str, Any]:
+        return {"writer": {"pid": os.getpid(), "t": round(time.monotonic() - self.t0_monotonic, 6)}}
+
+
 def make_sink(spec: RunSpec) -> Any:
     """The sink the spec names, on `spec.output`."""
     if spec.sink == "transactional":
-        return TransactionalFileSink(spec.output, output_id=OUTPUT_ID)
+        return WriterTaggedFileSink(spec.output, output_id=OUTPUT_ID, t0_monotonic=spec.t0_monotonic)
     if spec.sink == "canary":
         return AtLeastOnceFileSink(spec.output, output_id=OUTPUT_ID)
     return SQLiteKeyValueSink(str(Path(spec.output, SQLITE_FILE)), SQLITE_TABLE, output_id=OUTPUT_ID)
@@ -176,7 +196,7 @@ def make_setup(spec: RunSpec) -> Callable[[], StreamingContext]:
 
     def setup() -> StreamingContext:
         ssc = StreamingContext(Context(conf=conf_for(spec)), spec.batch_ms / 1000)
-        ssc.checkpoint(spec.checkpoint)
+        ssc.checkpoint(spec.checkpoint, **spec.checkpoint_options)
         build(ssc, spec)
         return ssc
 

@@ -72,6 +72,7 @@ class RunConfig:
         python_path: directories the driver children add to sys.path to import `setup`.
         checkpoint: the checkpoint directory's URL (any storage URL); None: `checkpoint/` in the run dir.
         conf: extra engine configuration for the drivers (`RunSpec.conf`), e.g. a short lease timeout.
+        checkpoint_options: fsspec options for `checkpoint` (`RunSpec.checkpoint_options`).
     """
 
     pipeline: str = "stateful"
@@ -95,16 +96,30 @@ class RunConfig:
     python_path: tuple[str, ...] = ()
     checkpoint: str | None = None
     conf: dict[str, str] = field(default_factory=dict)
+    checkpoint_options: dict[str, Any] = field(default_factory=dict)
 
     def steps(self) -> tuple[list[Step], list[str]]:
         """(the schedule to run, the kinds left out as not applicable on this master)."""
+        object_store = is_object_store_url(self.checkpoint)
         if self.schedule is not None:
-            usable, skipped = applicable([s.kind for s in self.schedule], self.master)
+            usable, skipped = applicable(
+                [s.kind for s in self.schedule], self.master, object_store=object_store
+            )
             return [s for s in self.schedule if s.kind in usable], sorted(set(skipped))
-        usable, skipped = applicable(self.faults, self.master)
+        usable, skipped = applicable(self.faults, self.master, object_store=object_store)
         return plan(
             self.seed, usable, self.faults_n if usable else 0, crash_points=self.crash_points
         ), skipped
+
+
+def is_object_store_url(url: str | None) -> bool:
+    """Whether a checkpoint URL names an object store, where the driver lease expires (a local path,
+    file:// and memory:// do not; a `faulty::` wrapper is looked through)."""
+    if url is None:
+        return False
+    inner = url.split("::")[-1]
+    scheme = inner.split("://")[0] if "://" in inner else "file"
+    return scheme not in ("file", "local", "memory")
 
 
 @dataclass(frozen=True)
@@ -147,6 +162,7 @@ def make_spec(config: RunConfig, run_dir: Path, t0: float, kinds: Sequence[str])
         batch_ms=batch, window_ms=3 * batch if windowed else None, slide_ms=batch if windowed else None,
         checkpoint_interval_ms=max(1000, 2 * batch), receiver_wal=config.receiver_wal, t0_monotonic=t0,
         setup=config.setup, python_path=list(config.python_path), conf=dict(config.conf),
+        checkpoint_options=dict(config.checkpoint_options),
     )  # fmt: skip
 
 

@@ -30,6 +30,8 @@ class RunSpec:
             the workload writes; stateless and stateful pipelines only).
         master: the engine's master URL.
         checkpoint: the checkpoint directory's URL.
+        checkpoint_options: fsspec storage options for `checkpoint` (e.g. an S3 endpoint); they are
+            written to `spec.json`, so give credentials through the environment, not here.
         output: the sink's URL (a directory; the SQLite sink keeps `chaos.sqlite` inside it).
         input_dir: the file source's directory (source "files").
         ports: the push receivers' ports by stream name ("a", and "b" for the join).
@@ -61,6 +63,7 @@ class RunSpec:
     receiver_wal: bool = True
     receiver_restart_delay_ms: int = 300
     conf: dict[str, str] = field(default_factory=dict)
+    checkpoint_options: dict[str, Any] = field(default_factory=dict)
     setup: str | None = None
     python_path: list[str] = field(default_factory=list)
     t0_monotonic: float = 0.0

@@ -4,6 +4,10 @@ A driver child records these events in its own part of the history and echoes ea
 `@chaos <json>`, so the runner can wait on them live (a kill right after a checkpoint, a kill during
 recovery). Telemetry is diagnosis and timing only; the checker's ground truth is the producers'
 acknowledgements and the sink's committed output.
+
+"batch-completed" carries "failed", the number of the batch's output operations whose job raised: a
+batch with none failed is the pipeline's health signal (`chaos.checker.liveness`), since it proves
+that records went from the receivers through the computation into the sink.
 """
 
 from __future__ import annotations
@@ -49,7 +53,10 @@ class TelemetryListener(StreamingListener):
 
     def onBatchCompleted(self, batchCompleted: StreamingListenerBatchCompleted) -> None:
         info = batchCompleted.batchInfo()
-        self._emit("batch-completed", batch=info.batchTime().milliseconds(), records=info.numRecords())
+        failed = sum(1 for op in info.outputOperationInfos().values() if op.failureReason() is not None)
+        self._emit(
+            "batch-completed", batch=info.batchTime().milliseconds(), records=info.numRecords(), failed=failed
+        )
 
     def onCheckpointWritten(self, checkpointWritten: StreamingListenerCheckpointWritten) -> None:
         if checkpointWritten.kind() == "metadata":

@@ -16,6 +16,17 @@ Storage without locks (object stores, fsspec memory) uses epochs:
   epoch and raises, and every name it would publish next (metadata checkpoints, commit records) is
   create-once, so it cannot replace what the new driver wrote.
 
+Before it publishes anything durable that a successor would not see or would adopt (a receiver's
+block record, the acknowledgement that follows it, a sink commit, a quarantined batch, an RDD data
+checkpoint), a driver calls `ensure_held`:
+while its last confirmed renewal is recent (`decide_held`: less than half the lease timeout ago, on
+the monotonic clock) that is a local check; past that (the renewer fell behind, or the process was
+paused), it renews on the spot, which fails with `DriverLeaseError` once a successor took a newer
+epoch. A driver paused longer than its lease (a zombie) therefore learns it was fenced at its first
+publish after it wakes, whatever thread gets there first, and every later call fails at once. What is
+not covered: a pause that falls between `ensure_held` and the write it guards (a few instructions;
+the create-once names above still hold for commits and checkpoints).
+
 Trade-off: on an object store a driver restarted after a SIGKILL waits until the dead holder's lease
 expires (up to `lease_timeout_s`, via `wait_timeout_s`) unless started with `force=True`, which an
 operator should only do when sure the old driver is dead. Renewal times are compared with the
@@ -28,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -51,6 +63,8 @@ from checkpoint.publish import Publisher, publisher_for
 from wal import crashpoints
 from wal.errors import LockHeldError
 from wal.storage import LockHandle, Storage
+
+log = logging.getLogger(__name__)
 
 
 class LeaseClock(Protocol):
@@ -114,6 +128,23 @@ def decide_acquire(
     return Refuse(current, age_ms, lease_timeout_ms - age_ms)
 
 
+HELD_FRACTION = 0.5  # ensure_held trusts a renewal younger than this share of the lease timeout
+
+
+def decide_held(
+    now_s: float, confirmed_s: float | None, lease_timeout_s: float
+) -> Literal["held", "confirm"]:
+    """Whether a holder may trust its lease without asking the storage (monotonic seconds).
+
+    "held" only while the last confirmed renewal (its start, `confirmed_s`) is younger than
+    `HELD_FRACTION` of the lease timeout: a successor takes over only after a full timeout without
+    renewal. A clock that went backwards, or no renewal yet, means "confirm".
+    """
+    if confirmed_s is None or now_s < confirmed_s:
+        return "confirm"
+    return "held" if now_s - confirmed_s < HELD_FRACTION * lease_timeout_s else "confirm"
+
+
 def decide_renew(my_epoch: int, newest_epoch: int | None) -> Literal["renew", "fenced"]:
     """A holder may renew only while its epoch is still the newest one present."""
     return "renew" if newest_epoch == my_epoch else "fenced"
@@ -143,6 +174,13 @@ class DriverLease(ABC):
     @abstractmethod
     def _release(self) -> None: ...
 
+    def ensure_held(self) -> None:
+        """Raise DriverLeaseError unless this driver still holds the lease; call it before publishing.
+
+        Cheap while renewals are recent (see the module docstring); this base version asks `check`.
+        """
+        self.check()
+
     def release(self) -> None:
         """Give the lease up so the next driver can take it at once."""
         self._stop.set()
@@ -153,7 +191,11 @@ class DriverLease(ABC):
     def renew_every(
         self, interval_s: float, on_lost: Callable[[DriverLeaseError], None], clock: LeaseClock | None = None
     ) -> None:
-        """Renew on a daemon thread every `interval_s` until released; report fencing to `on_lost`."""
+        """Renew on a daemon thread every `interval_s` until released; report fencing to `on_lost`.
+
+        Any other failure (a storage error) is logged and the next interval tries again: a renewer
+        that died on one transient error would let the lease expire under a live driver.
+        """
         clk = clock or _WallClock()
 
         def loop() -> None:
@@ -166,6 +208,10 @@ class DriverLease(ABC):
                 except DriverLeaseError as exc:
                     on_lost(exc)
                     return
+                except Exception:
+                    log.warning(
+                        "renewing the driver lease on %s failed; retrying", self.dir_url, exc_info=True
+                    )
 
         self._renewer = threading.Thread(target=loop, name="dstream-lease-renewer", daemon=True)
         self._renewer.start()
@@ -227,6 +273,7 @@ class EpochDriverLease(DriverLease):
         publisher: Publisher,
         so: Any,
         clock: LeaseClock,
+        lease_timeout_s: float = 30.0,
     ):
         super().__init__(dir_url, owner, epoch)
         self.nonce = nonce
@@ -234,6 +281,11 @@ class EpochDriverLease(DriverLease):
         self._so = so
         self._clock = clock
         self._released = False
+        self.lease_timeout_s = lease_timeout_s
+        self.monotonic: Callable[[], float] = time.monotonic  # seconds; tests replace it
+        self._confirmed_s: float | None = None  # monotonic start of the last successful renewal
+        self._fenced: DriverLeaseError | None = None
+        self._confirm_lock = threading.Lock()
 
     def _heartbeat(self, released: bool = False) -> None:
         body = {
@@ -248,16 +300,32 @@ class EpochDriverLease(DriverLease):
     def check(self) -> None:
         if self._released:
             raise DriverLeaseError(f"lease on {self.dir_url!r} was released")
+        if self._fenced is not None:
+            raise self._fenced
         newest = _newest_epoch(self.dir_url, self._so)
         if decide_renew(self.epoch, newest) == "fenced":
-            raise DriverLeaseError(
+            self._fenced = DriverLeaseError(
                 f"driver {self.owner!r} (epoch {self.epoch}) was fenced off {self.dir_url!r}: "
                 f"newest epoch is {newest}; another driver took over"
             )
+            raise self._fenced
 
     def renew(self) -> None:
+        started = self.monotonic()
         self.check()
         self._heartbeat()
+        self._confirmed_s = started
+
+    def ensure_held(self) -> None:
+        if self._released:
+            raise DriverLeaseError(f"lease on {self.dir_url!r} was released")
+        if self._fenced is not None:
+            raise self._fenced
+        if decide_held(self.monotonic(), self._confirmed_s, self.lease_timeout_s) == "held":
+            return
+        with self._confirm_lock:  # one renewal for every thread that found the lease stale
+            if decide_held(self.monotonic(), self._confirmed_s, self.lease_timeout_s) != "held":
+                self.renew()
 
     def _release(self) -> None:
         if not self._released:
@@ -330,8 +398,12 @@ def _try_epoch_acquire(
             winner = _read_record(dir_url, decision.epoch, publisher, so)
             return Refuse(winner, 0, lease_timeout_ms)
     crashpoints.crash_point(crashpoints.LEASE_AFTER_EPOCH_BEFORE_HEARTBEAT)
-    lease = EpochDriverLease(dir_url, owner, decision.epoch, nonce, publisher, so, clock)
+    lease = EpochDriverLease(
+        dir_url, owner, decision.epoch, nonce, publisher, so, clock, lease_timeout_ms / 1000
+    )
+    started = lease.monotonic()
     lease._heartbeat()
+    lease._confirmed_s = started  # the epoch was just taken: as good as a renewal
     _delete_old_epochs(dir_url, so, decision.epoch)
     return lease
 

@@ -273,7 +273,7 @@ class StreamingContext:
         runtime.scheduler.failed_batch_attempts_max = runtime.config.scheduler.failed_batch_attempts_max
         coordinator: CheckpointCoordinator | None = None
         if runtime.checkpoint is not None:
-            runtime.scheduler.quarantiner = CheckpointQuarantiner(runtime.checkpoint)
+            runtime.scheduler.quarantiner = CheckpointQuarantiner(runtime.checkpoint, lambda: runtime.fence())
             coordinator = CheckpointCoordinator(runtime)
             coordinator.rdds.restore(list(recovered.data_checkpoints) if recovered is not None else [])
             coordinator.start()

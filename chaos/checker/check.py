@@ -9,7 +9,9 @@ Error types (each {"count", "examples": up to 8}; any count above 0 makes the ru
 - lost, duplicated, unexpected, uncommitted_visible: per record (`chaos.checker.records`);
 - key_gaps, key_repeats, key_reorders: per key (`chaos.checker.sequences`);
 - aggregate_mismatch: rows that differ from the model's recomputation (`chaos.checker.aggregates`);
-- liveness: faults not recovered within the bound, or no final drain (`chaos.checker.liveness`).
+- liveness: faults not recovered within the bound, or no final drain (`chaos.checker.liveness`);
+- zombie_publish, zombie_not_stopped: a driver paused past its lease committed after it woke, or did
+  not stop on its own (`chaos.checker.zombies`).
 
 Reported, never errors: "quarantined" (records of quarantined batches) and "recovery_s" (recovery time
 per fault and its p50/p99/max). In "records", "committed" counts distinct committed ids (an id
@@ -29,6 +31,7 @@ from chaos.checker.model import CommittedOutput
 from chaos.checker.records import check_records
 from chaos.checker.sends import sends_of
 from chaos.checker.sequences import check_sequences
+from chaos.checker.zombies import check_zombies
 
 ERROR_TYPES = (
     "lost",
@@ -40,6 +43,8 @@ ERROR_TYPES = (
     "aggregate_mismatch",
     "uncommitted_visible",
     "liveness",
+    "zombie_publish",
+    "zombie_not_stopped",
 )
 
 
@@ -72,6 +77,7 @@ def check(
         slide_ms=run.get("slide_ms"),
     )
     live = check_liveness(history_events, bound)
+    zombies = check_zombies(history_events, committed)
     errors: dict[str, Findings] = {
         "lost": records.lost,
         "duplicated": records.duplicated,
@@ -82,6 +88,8 @@ def check(
         "aggregate_mismatch": aggregates,
         "uncommitted_visible": records.uncommitted_visible,
         "liveness": live.liveness,
+        "zombie_publish": zombies.publish,
+        "zombie_not_stopped": zombies.not_stopped,
     }
     error_types = [name for name in ERROR_TYPES if errors[name].count]
     return {

@@ -1,8 +1,10 @@
 """Faults, recovery time and liveness, from the history's nemesis and telemetry events (pure).
 
 A fault is a "fault-start" paired with the next "fault-end" of the same (fault, target). Its recovery
-time is the first "batch-completed" event after its "fault-end", minus its "fault-start" time (null if
-none follows). Liveness fails, one finding each, when:
+time is the first healthy "batch-completed" event after its "fault-end", minus its "fault-start" time
+(null if none follows). Healthy: none of the batch's output operations failed ("failed" absent or 0);
+a batch whose sink commit raised (a fenced zombie's, a driver under storage faults) completes too,
+but proves nothing about the pipeline's health. Liveness fails, one finding each, when:
 
 - a fault never recovers, or recovers later than `recovery_bound_s` after it started;
 - a fault starts and never ends;
@@ -56,7 +58,8 @@ def faults_of(events: Iterable[Mapping[str, Any]]) -> list[Fault]:
         if f == "send":
             continue  # the bulk of a history: skip it first
         if f == "batch-completed":
-            batches.append(event["t"])
+            if not event.get("failed"):
+                batches.append(event["t"])
         elif f == "fault-start":
             ident = (str(event.get("fault")), str(event.get("target")))
             open_by_target.setdefault(ident, []).append(len(starts))

@@ -23,16 +23,31 @@ Row = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
+class Writer:
+    """Who committed a batch, as its commit record says.
+
+    Attributes:
+        pid: the committing driver's process id.
+        t: when it wrote the commit record, in seconds on the history's clock.
+    """
+
+    pid: int
+    t: float
+
+
+@dataclass(frozen=True)
 class BatchOutput:
     """What one committed batch holds.
 
     Attributes:
         consumed: ids of the records the batch consumed, committed with its rows (order not significant).
         rows: the result rows the batch committed (JSON-able tuples; see the module docstring).
+        writer: who committed it, when the sink records that (None otherwise).
     """
 
     consumed: tuple[str, ...]
     rows: tuple[Row, ...] = ()
+    writer: Writer | None = None
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,12 @@ drill's directory `./dstream-drill/<timestamp>/`). Exit status 0 only if exactly
 pipeline was live again within `--recovery-bound` after every fault; 1 if not; errors are one line.
 
 Fault names: driver (driver-kill), worker (worker-kill), receiver (receiver-crash: receivers run in
-the driver on every master), pause, crashpoint, storage; any fault kind of the history format is
-accepted too. Kinds the master cannot inject (a worker on `local[*]`) are
-reported as not applicable. On an object store the drivers get a short lease (`LEASE_TIMEOUT_S`), so a
-killed driver's successor need not wait out the default, and wait for it (`LEASE_WAIT_S`) rather than
-give up when it finds the lease still held.
+the driver on every master), pause, crashpoint, storage, zombie (zombie-pause: a driver paused past
+its lease wakes after a successor took over; an object-store `--checkpoint` only); any fault kind of
+the history format is accepted too. Kinds the master or checkpoint cannot inject (a worker on
+`local[*]`, a zombie on a local checkpoint) are reported as not applicable. On an object store the
+drivers get a short lease (`LEASE_TIMEOUT_S`), so a killed driver's successor need not wait out the
+default, and wait for it (`LEASE_WAIT_S`) rather than give up when it finds the lease still held.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ WARMUP_S = 1.5
 RECOVERY_ALLOWANCE_S = 3.0  # a fault's expected recovery, left out of the gap before the next one
 TIMELINE_FILE = "timeline.png"
 
-_ALIASES = {"driver": "driver-kill", "worker": "worker-kill"}
+_ALIASES = {"driver": "driver-kill", "worker": "worker-kill", "zombie": "zombie-pause"}
 
 
 def fault_kinds(names: str, master: str) -> tuple[str, ...]:
@@ -78,7 +79,7 @@ def drill_config(
     checkpoint: str | None, recovery_bound_s: float, object_store: bool,
 ) -> RunConfig:  # fmt: skip
     """The run: each applicable kind once, in a seeded order, spread over about `duration_s`."""
-    usable, _ = applicable(kinds, master)
+    usable, _ = applicable(kinds, master, object_store=object_store)
     turn = seed % len(REACHABLE_CRASH_POINTS)  # the seed also picks which crash point a drill hits
     points = REACHABLE_CRASH_POINTS[turn:] + REACHABLE_CRASH_POINTS[:turn]
     steps = plan(seed, usable, len(usable), crash_points=points[:1])  # plan() starts at a seeded turn

@@ -38,6 +38,7 @@ class Nemesis:
         start_timeout_s: bound on a replacement driver's start.
         crash_wait_s: how long an armed crash point may take to be hit.
         storage_run_s: how long a driver runs under a storage-fault plan (unless it dies sooner).
+        zombie_exit_s: how long a woken zombie may take to stop on its own before it is killed.
         checkpoint_wait_s: bound on waiting for the next checkpoint (kill after checkpoint).
         storage_env: the environment that arms a storage-fault plan (None: storage faults are not
             available and are recorded as skipped).
@@ -50,6 +51,7 @@ class Nemesis:
     crash_wait_s: float = 10.0
     checkpoint_wait_s: float = 10.0
     storage_run_s: float = 5.0
+    zombie_exit_s: float = 30.0
     storage_env: Callable[[dict[str, Any]], dict[str, str]] | None = None
 
     def inject(self, step: Step) -> dict[str, Any]:
@@ -158,6 +160,37 @@ class Nemesis:
         self.drivers.signal(driver, signal.SIGSTOP)
         self._pause_for(float(detail["pause_s"]))
         return {"resumed": self.drivers.signal(driver, signal.SIGCONT)}
+
+    def _zombie_pause(self, driver: Driver, detail: dict[str, Any]) -> dict[str, Any]:
+        """SIGSTOP the driver and start a successor, which waits the zombie's lease out (its
+        `dstream.checkpoint.leaseWaitS`) and takes the next epoch; once the successor completed
+        "successor_batches" batches, SIGCONT the zombie and wait (bounded) for it to stop on its own.
+
+        Over at that point: a zombie still running after `zombie_exit_s` is killed and recorded as not
+        stopped. Both pids are in the detail ("zombie_pid", "successor_pid")."""
+        self.drivers.signal(driver, signal.SIGSTOP)
+        mark = self.drivers.mark()
+        successor = self._restart()
+        wanted = int(detail.get("successor_batches", 1))
+
+        def progressed(events: list[dict[str, Any]]) -> bool:
+            done = [
+                e
+                for e in events[mark:]
+                if e.get("f") == "batch-completed" and e.get("proc") == successor.name
+            ]
+            return len(done) >= wanted or not successor.alive()
+
+        made_progress = self.drivers.wait_for(progressed, self.start_timeout_s) and successor.alive()
+        self.drivers.signal(driver, signal.SIGCONT)
+        code = self.drivers.wait_exit(driver, self.zombie_exit_s)
+        if code is None:
+            self.drivers.kill(driver)
+        return {
+            "zombie_pid": driver.pid, "successor_pid": successor.pid,
+            "successor_started": successor.started.is_set(), "successor_progressed": made_progress,
+            "zombie_exit": code, "zombie_stopped": code is not None,
+        }  # fmt: skip
 
     def _receiver_crash(self, driver: Driver, detail: dict[str, Any]) -> dict[str, Any]:
         mark = self.drivers.mark()

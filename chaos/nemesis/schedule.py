@@ -15,6 +15,9 @@ Parameters per kind:
 - crashpoint: "point" (`name@N` for DSTREAM_CRASH_POINT), cycling through the given crash points so
   every one is scheduled once before any is scheduled twice.
 - pause: "pause_s" (SIGSTOP for that long, then SIGCONT; shorter than the lease timeout).
+- zombie-pause (checkpoint on an object store only): "successor_batches" (SIGSTOP the driver past its
+  lease timeout, start a successor that takes the lease over and completes that many batches, then
+  SIGCONT the zombie, which must publish nothing and stop on its own).
 - worker-kill: "worker" (the victim is the worker at that index, modulo their number, in address order).
 - receiver-crash, split-brain: no parameters.
 - storage: "scenario" and "plan", a `chaos.storage_faults` plan document (format
@@ -44,7 +47,10 @@ LOCAL_KINDS = (
     "kill-during-recovery",
 )
 WORKER_KINDS = ("worker-kill", "receiver-worker-kill")
-ALL_KINDS = LOCAL_KINDS + WORKER_KINDS
+# Kinds that need a checkpoint directory on an object store: there the driver lease expires (epochs and
+# a heartbeat), while a local directory's lock is held until the process dies.
+OBJECT_STORE_KINDS = ("zombie-pause",)
+ALL_KINDS = LOCAL_KINDS + WORKER_KINDS + OBJECT_STORE_KINDS
 NOT_BUILT = ("receiver-worker-kill",)  # receivers run in the driver on every master so far
 
 # Crash points a chaos pipeline reaches (a transactional sink, metadata and RDD checkpoints, the
@@ -73,8 +79,12 @@ class Step:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def applicable(kinds: Iterable[str], master: str) -> tuple[list[str], list[str]]:
-    """(kinds this master can inject, kinds it cannot) in the given order.
+def applicable(
+    kinds: Iterable[str], master: str, *, object_store: bool = False
+) -> tuple[list[str], list[str]]:
+    """(kinds this master and checkpoint can inject, kinds they cannot) in the given order.
+
+    `object_store`: whether the checkpoint directory is on an object store (`OBJECT_STORE_KINDS`).
 
     Raises:
         ChaosValueError: an unknown kind.
@@ -84,7 +94,13 @@ def applicable(kinds: Iterable[str], master: str) -> tuple[list[str], list[str]]
     if unknown:
         raise ChaosValueError(f"unknown fault kinds {unknown}; expected some of {list(ALL_KINDS)}")
     has_workers = master.startswith(("local-cluster", "dask://", "tcp://"))
-    usable = [k for k in kinds if (has_workers or k not in WORKER_KINDS) and k not in NOT_BUILT]
+    usable = [
+        k
+        for k in kinds
+        if (has_workers or k not in WORKER_KINDS)
+        and (object_store or k not in OBJECT_STORE_KINDS)
+        and k not in NOT_BUILT
+    ]
     return usable, [k for k in kinds if k not in usable]
 
 
@@ -116,7 +132,7 @@ def plan(
         raise ChaosValueError(f"faults_n must be >= 0, got {faults_n!r}")
     if not kinds and faults_n:
         raise ChaosValueError("a schedule with faults needs at least one fault kind")
-    applicable(kinds, "local-cluster[2]")
+    applicable(kinds, "local-cluster[2]", object_store=True)
     points = check_crash_points(crash_points) or REACHABLE_CRASH_POINTS
     rng = random.Random(seed)
     steps: list[Step] = []
@@ -154,6 +170,8 @@ def _detail(
         return {"worker": rng.randrange(64)}
     if kind == "pause":
         return {"pause_s": round(rng.uniform(*pause_s), 3)}
+    if kind == "zombie-pause":
+        return {"successor_batches": rng.randint(1, 3)}
     if kind == "storage":
         return storage_plan(rng, scenario)
     return {}

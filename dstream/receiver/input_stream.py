@@ -73,6 +73,7 @@ def new_receiver_tracker(runtime: StreamingRuntime, streams: list[ReceiverInputD
         recover=location is not None,
         executor=runtime.sc.executor_env,
         backpressure=runtime.config.backpressure,
+        fence=lambda: runtime.fence(),  # read at each call: the coordinator installs the lease's
     )
     for stream in sorted(streams, key=lambda s: s._id):
         tracker.add_receiver(stream._id, stream.getReceiver())

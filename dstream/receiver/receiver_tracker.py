@@ -85,6 +85,9 @@ class ReceiverTracker:
         executor: the environment of the executor the receivers run on (its received blocks and open
             receiver WALs); default: a private one that lives as long as the tracker.
         backpressure: with `enabled`, receivers start at `initial_rate_per_s` (capped by maxRate).
+        fence: called before and after each stored block is recorded; raising (this driver lost its
+            checkpoint directory's lease) means the block is not reported stored, so it is never
+            acknowledged (see `_add_block`).
     """
 
     def __init__(
@@ -98,8 +101,10 @@ class ReceiverTracker:
         receiver_wal_wrapper: Callable[[int, WriteAheadLog], EventLog] | None = None,
         executor: ExecutorEnv | None = None,
         backpressure: BackpressureConfig | None = None,
+        fence: Callable[[], None] | None = None,
     ) -> None:
         self.clock = clock
+        self._fence = fence
         self.executor = executor if executor is not None else ExecutorEnv("receiver-tracker")
         self.blocks: ReceivedBlocks = received_blocks(self.executor)
         self._wal_registry: ReceiverWALs = receiver_wals(self.executor)
@@ -234,12 +239,23 @@ class ReceiverTracker:
                 pause_ms *= 2
         raise AssertionError("unreachable")
 
+    def _add_block(self, info: ReceivedBlockInfo) -> None:
+        """Record a stored block with the block tracker, fenced on both sides: a driver that lost its
+        lease records nothing new, and a record written while it was being fenced (a pause between
+        the check and the write) is not reported as stored, so its receiver acknowledges nothing that
+        the successor driver would not see."""
+        if self._fence is not None:
+            self._fence()
+        self.block_tracker.add_block(info)
+        if self._fence is not None:
+            self._fence()
+
     def _new_supervisor(self, stream_id: int, receiver: Receiver) -> ReceiverSupervisor:
         supervisor = ReceiverSupervisor(
             receiver,
             stream_id,
             self._handler(stream_id, receiver),
-            self.block_tracker.add_block,
+            self._add_block,
             self.clock,
             self.config,
             self._events,

@@ -76,6 +76,7 @@ class CheckpointCoordinator:
             asynchronous=self._settings.asynchronous,
             on_error=self._on_rdd_error,
             on_committed=self._on_rdd_committed,
+            fence=lambda: runtime.fence(),  # read at each write: start() installs the lease's
         )
         self._lease: DriverLease | None = None
         self._writer: MetadataCheckpointWriter | None = None
@@ -122,6 +123,7 @@ class CheckpointCoordinator:
             lease_timeout_s=self._settings.lease_timeout_s,
             wait_timeout_s=self._settings.lease_wait_s,
         )
+        self._runtime.fence = self._lease.ensure_held
         try:
             fs, _ = resolve(self._dir, self._so)
             if capability_of(fs) != "local":

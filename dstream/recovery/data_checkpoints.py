@@ -49,6 +49,9 @@ class RddCheckpointer:
         on_committed: called with the new reference after a write committed and the lineage was cut.
         writes_queued_max: writes waiting or running at most; more are skipped (retried next interval).
         part_uploads_max: parts of one write uploaded at once (asynchronous mode, cached RDDs).
+        fence: called before each write; raising (this driver lost its lease) fails the write as
+            any error does. A re-run adopts existing valid parts as they are, so a fenced driver must
+            not write parts its successor could adopt.
     """
 
     def __init__(
@@ -61,8 +64,10 @@ class RddCheckpointer:
         on_committed: OnCommitted | None = None,
         writes_queued_max: int = WRITES_QUEUED_MAX,
         part_uploads_max: int = PART_UPLOADS_MAX,
+        fence: Callable[[], None] | None = None,
     ) -> None:
         self._dir_for = dir_for
+        self._fence = fence
         self._so = dict(storage_options)
         self.asynchronous = asynchronous
         self._on_error = on_error
@@ -129,6 +134,8 @@ class RddCheckpointer:
                 return
         url = self._dir_for(stream_id, time_ms)
         try:
+            if self._fence is not None:
+                self._fence()
             self._write_parts(url, rdd)
             rdd._cut_lineage(url, storage_options=self._so)
         except Exception as exc:

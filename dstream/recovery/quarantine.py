@@ -9,7 +9,7 @@ after restart; when it fails again, the existing file is kept: the batch is quar
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from checkpoint.quarantine import Quarantine, QuarantinedBatch
@@ -19,10 +19,14 @@ from wal.crashpoints import QUARANTINE_AFTER_WRITE, crash_point
 
 
 class CheckpointQuarantiner:
-    """Implements the core's `BatchQuarantiner` on the checkpoint directory."""
+    """Implements the core's `BatchQuarantiner` on the checkpoint directory.
 
-    def __init__(self, location: CheckpointLocation) -> None:
+    `fence` is called right before the write: a driver that lost its lease quarantines nothing (the
+    batch stays pending for its successor)."""
+
+    def __init__(self, location: CheckpointLocation, fence: Callable[[], None] | None = None) -> None:
         self._quarantine = Quarantine(location.url, location.storage_options)
+        self._fence = fence
 
     def quarantine(
         self, time_ms: int, input_rdds: Mapping[int, RDD[Any]], error: str, attempts: int
@@ -30,6 +34,8 @@ class CheckpointQuarantiner:
         """Store the batch's records and error (see the module docstring); returns where and how many."""
         records = {str(sid): rdd.collect() for sid, rdd in sorted(input_rdds.items())}
         batch = QuarantinedBatch(time_ms, error, attempts, records)
+        if self._fence is not None:
+            self._fence()
         written = self._quarantine.put(batch)
         crash_point(QUARANTINE_AFTER_WRITE)
         stored = batch if written else self._quarantine.get(time_ms) or batch

@@ -34,6 +34,7 @@ from checkpoint.sink_staging import TransactionalFileOutput
 from dstream.errors import DStreamError, DStreamValueError
 from dstream.sinks.base import CommitOutcome, StagedPart, Transaction, TransactionalSink
 from dstream.sinks.records import SUFFIXES, check_format, decode, encode
+from wal import crashpoints
 
 MANIFEST = "_manifest.json"
 OWN_COMMIT_DIR = "_sink"
@@ -149,7 +150,27 @@ class TransactionalFileSink(TransactionalSink):
         manifest = json.dumps({"format": self.format, "parts": parts}, sort_keys=True).encode()
         self._stage_file(txn, MANIFEST, manifest)
         output = self._file_output()
-        return output.commit(output.begin(txn.batch_ms, txn.attempt), {"parts": parts})
+        return output.commit(
+            output.begin(txn.batch_ms, txn.attempt), {**self.commit_info(txn), "parts": parts}
+        )
+
+    def commit_info(self, txn: Transaction) -> dict[str, Any]:
+        """Extra JSON recorded in the batch's commit record (none here; a subclass may say who committed).
+
+        Called on the driver right before the commit record is written. "parts", "attempt" and "files"
+        are the protocol's own keys: a subclass's keys of those names are replaced.
+        """
+        return {}
+
+    def commit_records(self) -> dict[int, dict[str, Any]]:
+        """Every committed batch's commit-record info: {batch_ms: info}, ascending."""
+        log = self._file_output().commit_log
+        out: dict[int, dict[str, Any]] = {}
+        for batch_ms in log.committed(self.output_id):
+            record = log.get(self.output_id, batch_ms)
+            if record is not None:
+                out[batch_ms] = dict(record.info)
+        return out
 
     def _staged_names(self, txn: Transaction) -> list[str]:
         storage, path = resolve(
@@ -182,6 +203,11 @@ class AtLeastOnceFileSink(TransactionalSink):
     Each attempt writes `<url>/<batch_ms>/part-NNNNN-<attempt>.jsonl`, visible at once; a re-run batch
     writes its records again and a crashed batch leaves what it wrote. The chaos checker must catch
     it (duplicates after a re-run, partial batches after a crash). Do not use it for real output.
+
+    Its `commit` hits `sink.after_stage_before_commit` when the batch wrote records: a crash there
+    comes after the output is visible and before the batch counts as done, so the restarted driver
+    re-runs the batch and the canary writes its records a second time, a certain duplicate (a batch
+    that wrote nothing has no such window and does not count as a hit).
     """
 
     def __init__(
@@ -205,6 +231,8 @@ class AtLeastOnceFileSink(TransactionalSink):
         return StagedPart(partition_index, name, records_n)
 
     def commit(self, txn: Transaction, staged: list[StagedPart]) -> CommitOutcome:
+        if any(part.records_n for part in staged):
+            crashpoints.crash_point(crashpoints.SINK_AFTER_STAGE_BEFORE_COMMIT)
         return "committed"
 
     def abort(self, txn: Transaction) -> None:

@@ -7,7 +7,7 @@ committed, else begin, stage every partition in tasks, commit once on the driver
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
 from dstream.errors import DStreamValueError
@@ -40,6 +40,7 @@ def write_batch(
     *,
     checkpoint_dir: str | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    fence: Callable[[], None] | None = None,
 ) -> BatchOutcome:
     """Write one batch's RDD through `sink` exactly once.
 
@@ -49,6 +50,8 @@ def write_batch(
         rdd: the batch's RDD; each partition is staged by one task.
         checkpoint_dir: the streaming checkpoint directory, offered as the commit log's home.
         storage_options: fsspec options for `checkpoint_dir`.
+        fence: called right before the commit; raising (a driver that lost its lease) leaves the
+            batch uncommitted, its staged files to the next driver's recovery.
 
     Returns:
         "skipped" if the batch was committed before, else the outcome of the sink's commit.
@@ -72,5 +75,7 @@ def write_batch(
     except BaseException:
         sink.abort(txn)  # nothing was committed; the attempt's staging is garbage
         raise
+    if fence is not None:
+        fence()
     # No abort once commit starts: a commit that fails after its commit point is finished by recover().
     return sink.commit(txn, sorted(staged, key=lambda p: p.partition_index))

@@ -15,7 +15,7 @@ quarantine writer, and plugged in by the context at start.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -131,6 +131,10 @@ class CheckpointLocation:
         return rdd_checkpoint_dir(self.url, stream_id, time_ms)
 
 
+def _no_fence() -> None:
+    """The fence of a context without a driver lease: nothing to check."""
+
+
 class StreamingRuntime:
     """The graph, job generator, job scheduler, listener bus, receivers and checkpointer of a context.
 
@@ -148,6 +152,11 @@ class StreamingRuntime:
         checkpoint: where checkpoints go, or None.
         block_allocator: the receivers' block tracker once started (None without receiver streams).
         checkpointer: the checkpoint coordinator once started (None without a checkpoint directory).
+        fence: called right before anything durable is published that a successor driver would not
+            see or would adopt (a receiver block's record and its acknowledgement, a sink commit, a
+            quarantined batch, an RDD data checkpoint); raises once this driver lost its checkpoint
+            directory's lease. The checkpoint
+            coordinator installs the lease's `ensure_held`; a no-op without a checkpoint directory.
         setup_fingerprint: the code fingerprint of getOrCreate's setup function (stored in checkpoints).
     """
 
@@ -161,6 +170,7 @@ class StreamingRuntime:
         self.checkpoint: CheckpointLocation | None = None
         self.block_allocator: BlockAllocator | None = None
         self.checkpointer: Checkpointer | None = None
+        self.fence: Callable[[], None] = _no_fence
         self.setup_fingerprint: dict[str, Any] | None = None
         self.state = INITIALIZED
         self.state_lock = threading.RLock()

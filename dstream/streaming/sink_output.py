@@ -1,7 +1,8 @@
 """`stream.write_to(sink)`: the output operation that writes each batch through a TransactionalSink.
 
 At each batch it offers the streaming context's checkpoint directory to the sink as the commit log's
-home and runs `dstream.sinks.runner.write_batch` (skip if committed, stage in tasks, commit once).
+home and runs `dstream.sinks.runner.write_batch` (skip if committed, stage in tasks, commit once),
+with the runtime's fence checked right before the commit (a driver that lost its lease commits nothing).
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ class SinkOutputDStream(ForEachDStream):
         location = self._runtime.checkpoint
         ckpt_dir = None if location is None else location.url
         ckpt_options = {} if location is None else dict(location.storage_options)
+        runtime = self._runtime
 
         def run() -> None:
-            write_batch(sink, time_ms, rdd, checkpoint_dir=ckpt_dir, storage_options=ckpt_options)
+            write_batch(
+                sink, time_ms, rdd, checkpoint_dir=ckpt_dir, storage_options=ckpt_options, fence=runtime.fence
+            )
 
         return Job(time_ms, self._output_op_id, run, self._name)
 

@@ -81,6 +81,14 @@ def test_the_seed_picks_the_crash_point_and_object_stores_get_a_short_lease() ->
     assert config.checkpoint == "s3://bucket/drill"
 
 
+def test_a_zombie_is_drilled_only_on_an_object_store_checkpoint() -> None:
+    assert fault_kinds("zombie,driver", "local[*]") == ("zombie-pause", "driver-kill")
+    local = _config(kinds=("zombie-pause", "driver-kill"))
+    assert [step.kind for step in local.schedule] == ["driver-kill"]
+    s3 = _config(kinds=("zombie-pause", "driver-kill"), checkpoint="s3://bucket/drill", object_store=True)
+    assert sorted(step.kind for step in s3.schedule) == ["driver-kill", "zombie-pause"]
+
+
 def test_probe_refuses_a_used_or_unreachable_checkpoint() -> None:
     storage, path = resolve_storage("memory://h5-drill-probe/used")
     storage.make_dirs(path)
@@ -187,19 +195,19 @@ def test_a_drill_passes_and_its_report_matches_an_independent_recount(tmp_path: 
 @pytest.mark.chaos
 @pytest.mark.timeout(300)
 def test_a_drill_against_the_canary_sink_fails_with_duplicates(tmp_path: Path) -> None:
-    """Seed 3 arms metadata.after_write_before_publish: recovery re-runs batches the canary wrote.
-
-    On `local[*]`, where that hit lands after a batch the canary wrote (on local-cluster[2] the batches'
-    timing differs and the hit can land on a checkpoint taken before any output, which duplicates nothing).
-    """
+    """Seed 10 arms sink.after_stage_before_commit, which the canary hits only after it wrote a
+    batch's records: the replacement re-runs that batch and the canary writes them again, so the
+    duplicate is certain on any master (here the default, local-cluster[2])."""
     drill_dir = tmp_path / "drill"
     report_dir = tmp_path / "report"
     code, out, err = run_drill(
-        drill_dir, "--master", "local[*]", "--sink", "canary", "--faults", "crashpoint,driver",
-        "--duration", "6", "--seed", "3",
+        drill_dir, "--sink", "canary", "--faults", "crashpoint", "--duration", "6", "--seed", "10",
         "--report-dir", str(report_dir),
     )  # fmt: skip
     assert code == 1, err[-3000:]
+    events = [json.loads(line) for line in (drill_dir / "history.jsonl").read_text().splitlines()[1:]]
+    (end,) = [e for e in events if e["f"] == "fault-end"]
+    assert end["detail"]["point"].startswith("sink.after_stage_before_commit@") and end["detail"]["hit"]
     report = json.loads((report_dir / "report.json").read_text())
     assert report["verdict"] == "fail" and "duplicated" in report["error_types"]
     assert report["records"] == recount(drill_dir)

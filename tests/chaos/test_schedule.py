@@ -14,6 +14,7 @@ from chaos.nemesis.schedule import (
     applicable,
     plan,
 )
+from chaos.runner import RunConfig
 from chaos.storage_faults import parse_plan
 
 kinds_strategy = st.lists(st.sampled_from(LOCAL_KINDS), min_size=1, max_size=7, unique=True)
@@ -81,3 +82,14 @@ def test_storage_scenarios_are_covered_in_turn(seed: int) -> None:
 def test_different_seeds_start_the_crash_point_cycle_at_different_points() -> None:
     firsts = {plan(seed, ["crashpoint"], 1)[0].detail["point"].partition("@")[0] for seed in range(40)}
     assert len(firsts) > 3
+
+
+def test_zombie_pause_needs_an_object_store_checkpoint() -> None:
+    local = RunConfig(faults=("zombie-pause", "pause"), faults_n=2, checkpoint="/tmp/x")
+    steps, skipped = local.steps()
+    assert [s.kind for s in steps] == ["pause", "pause"] and skipped == ["zombie-pause"]
+    s3 = RunConfig(faults=("zombie-pause", "pause"), faults_n=2, checkpoint="faulty::s3://bucket/x")
+    steps, skipped = s3.steps()
+    assert sorted(s.kind for s in steps) == ["pause", "zombie-pause"] and skipped == []
+    zombie = next(s for s in steps if s.kind == "zombie-pause")
+    assert 1 <= zombie.detail["successor_batches"] <= 3

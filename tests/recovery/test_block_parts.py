@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from checkpoint import rdd_data
+from checkpoint.errors import DriverLeaseError
 from checkpoint.metadata import DataCheckpointRef
 from dstream.context import Context
 from dstream.recovery.block_parts import cached_partitions, write_parts
@@ -128,3 +129,23 @@ def test_a_failed_part_commits_nothing_and_keeps_the_lineage(
     assert ck.committed_refs() == () and ck.writes_failed == 1
     assert not rdd.isCheckpointed()
     assert rdd.glom().collect() == partitions
+
+
+def test_a_fenced_driver_writes_no_data_checkpoint(sc1: Context, tmp_path: Any) -> None:
+    """A driver that lost its lease must not write parts that its successor's re-run would adopt."""
+    rdd, _ = cached_pairs(sc1)
+    errors: list[Any] = []
+
+    def fenced() -> None:
+        raise DriverLeaseError("driver 'zombie' (epoch 0) was fenced: another driver took over")
+
+    ck = RddCheckpointer(
+        lambda sid, t: f"{tmp_path}/rdd/{sid}/{t}", {}, on_error=lambda *a: errors.append(a), fence=fenced
+    )
+    ck.mark(4, 1000, rdd)
+    ck.on_batch_completed(1000)
+    assert ck.wait_idle(WAIT_S)
+    ck.stop(WAIT_S)
+    assert [type(e[3]) for e in errors] == [DriverLeaseError]
+    assert ck.committed_refs() == () and not (tmp_path / "rdd").exists()
+    assert not rdd.isCheckpointed()
