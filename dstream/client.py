@@ -233,7 +233,8 @@ class PushClient:
 
         Raises:
             TypeError: a record is neither str nor bytes.
-            DStreamValueError: the frame would exceed `frame_bytes_max`.
+            DStreamValueError: the frame would exceed `frame_bytes_max`, or the resolver answered with
+                something that is not a (host, port) pair (queued records stay queued, as for PushError).
             ProducerFencedError: another session of this producer id took over; this client is done.
             PushVersionError: the receiver speaks another protocol version.
             PushRejectedError: the receiver refused the frame on its first delivery; never stored.
@@ -389,10 +390,9 @@ class PushClient:
         address = self._next_address()
         self.host, self.port = address
         connect_s = min(self.connect_timeout_s, self._left_s(deadline_ms))
-        sock = socket.create_connection(address, timeout=connect_s)
+        sock = self._sock = socket.create_connection(address, timeout=connect_s)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(self._left_s(deadline_ms))  # the HELLO's reply waits for its epoch to be durable
-        self._sock = sock
         resuming = self.epoch is not None
         sock.sendall(encode_hello(self.producer_id, self.session_token, resuming))
         frame = self._read_frame(sock)
