@@ -4,6 +4,13 @@
     client.send(["a", "b"])     # returns once the receiver says the records are durable
     client.close()
 
+A receiver that can move (receivers on Dask workers are restarted on another worker when theirs dies)
+is given as several addresses, tried in turn, or as a resolver, asked for the current address before
+each connection; the client follows the receiver and keeps its session (`dstream.client_addresses`):
+
+    PushClient(addresses=[("10.0.0.5", 7001), ("10.0.0.6", 7001)], producer_id="sensor-7")
+    PushClient(resolver=lambda: lookup("orders"), producer_id="sensor-7")
+
 A `PushClient` instance is one session of its producer id: its HELLO carries a random session token that
 it keeps across its own reconnects, so a reconnect resumes the session. Each record gets the next
 sequence number of this producer; a frame is resent, with the same numbers, after a lost acknowledgement
@@ -17,6 +24,12 @@ Retries: connection failures, broken connections, timeouts and RETRY replies (a 
 or refused connection) are retried with exponential back-off and jitter (`backoff_initial_s` doubling up
 to `backoff_max_s`, each pause drawn from its upper half) until `timeout_s` after the start of the `send`
 (and at most `retries_max` times, when given), so a client rides through a receiver or driver restart.
+With several addresses a failed connection moves on to the next address at once, and the back-off pause
+comes after a round in which every address failed; a resolver is called before every connection, and a
+resolver that raises is retried like a refused connection (a resolver's answer that is not a (host, port)
+pair raises `DStreamValueError` at once; queued records stay queued). Across a move the session token and
+the sequence numbers stay: the moved receiver, recovered from the receiver WAL, resumes the session and
+drops the resends it already holds.
 What ends a send early: `ProducerFencedError` (a newer session took over), `PushVersionError` (the
 receiver speaks another protocol version), `PushAuthenticationError` (the receiver authenticates
 producers and this client lacks the right `secret`), `PushRejectedError` (the receiver refused the frame
@@ -41,10 +54,11 @@ import functools
 import random
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from dstream.client_addresses import Address, AddressRotation, check_address, check_addresses
 from dstream.clock import Clock, SystemClock
 from dstream.errors import DStreamError, DStreamValueError
 from dstream.receiver.push_protocol import (
@@ -112,6 +126,10 @@ class ProducerFencedError(PushError):
     """A newer session of this producer id took over; this client must stop (it never reconnects)."""
 
 
+class _ResolverFailed(PushError):
+    """The resolver raised: retried like a refused connection (the receiver may not be placed yet)."""
+
+
 @dataclass
 class _Unacked:
     """A DATA frame not acknowledged yet, and how many times its bytes were sent (its outcome unknown)."""
@@ -128,15 +146,30 @@ class _Unacked:
 
 
 class PushClient:
-    """One session of a producer with a push receiver.
+    """One session of a producer with a push receiver, which may move to another address.
+
+    Give the receiver's address one way: `host` and `port`; or `addresses`, when the receiver may be at
+    one of several (tried in turn); or `resolver`, when something else knows where it is now (called
+    before every connection). The session (token, sequence numbers) is kept across reconnects, so a
+    client follows a receiver that moved without duplicating or losing an acknowledged record.
 
     Args:
-        host: the receiver's address.
+        host: the receiver's host.
         port: the receiver's port (`stream.port` of `ssc.pushStream`).
         producer_id: stable name of this producer (its sequence numbers are per producer id). One live
             client per producer id: a second one fences the first.
+        addresses: instead of `host` and `port`: the receiver's possible (host, port) addresses. A failed
+            connection moves on to the next one at once; a back-off pause comes after every address
+            failed. Each address must be this stream's receiver or nothing: another push receiver would
+            not know this session and would fence it.
+        resolver: instead of `host` and `port`: a callable returning the receiver's current (host, port),
+            called before every connection. One that raises is retried (within `timeout_s`); an answer
+            that is not a (host, port) pair raises `DStreamValueError` naming it.
         timeout_s: bound on one `send`, retries and back-off included.
-        retries_max: reconnect-and-resend attempts per `send` at most; None: as many as `timeout_s` allows.
+        retries_max: connection-and-resend attempts per `send` at most (each address tried counts);
+            None: as many as `timeout_s` allows.
+        connect_timeout_s: bound on one TCP connect (within `timeout_s`), so an address that drops
+            packets does not use up the send's whole time.
         frame_bytes_max: a send larger than this is refused before anything is sent.
         backoff_initial_s: the first pause before a retry; it doubles after each failed attempt.
         backoff_max_s: the pause between retries at most.
@@ -148,12 +181,15 @@ class PushClient:
 
     def __init__(
         self,
-        host: str,
-        port: int,
-        producer_id: str,
+        host: str | None = None,
+        port: int | None = None,
+        producer_id: str | None = None,
         *,
+        addresses: Sequence[Address] | None = None,
+        resolver: Callable[[], Address] | None = None,
         timeout_s: float = 30.0,
         retries_max: int | None = None,
+        connect_timeout_s: float = 5.0,
         frame_bytes_max: int = FRAME_BYTES_MAX_DEFAULT,
         backoff_initial_s: float = 0.02,
         backoff_max_s: float = 1.0,
@@ -161,20 +197,25 @@ class PushClient:
         rng: random.Random | None = None,
         secret: bytes | None = None,
     ) -> None:
-        if not isinstance(port, int) or not 0 < port <= 65535:
-            raise DStreamValueError(f"port must be an int in 1..65535, got {port!r}")
-        if not timeout_s > 0 or not 0 < backoff_initial_s <= backoff_max_s:
+        self._rotation, self._resolver = _where_to_connect(host, port, addresses, resolver)
+        if producer_id is None:
+            raise DStreamValueError("producer_id is required (PushClient(host, port, producer_id, ...))")
+        if not timeout_s > 0 or not connect_timeout_s > 0 or not 0 < backoff_initial_s <= backoff_max_s:
             raise DStreamValueError(
-                "need timeout_s > 0 and 0 < backoff_initial_s <= backoff_max_s, got "
-                f"timeout_s={timeout_s!r}, backoff_initial_s={backoff_initial_s!r}, "
-                f"backoff_max_s={backoff_max_s!r}"
+                "need timeout_s > 0, connect_timeout_s > 0 and 0 < backoff_initial_s <= backoff_max_s, got "
+                f"timeout_s={timeout_s!r}, connect_timeout_s={connect_timeout_s!r}, "
+                f"backoff_initial_s={backoff_initial_s!r}, backoff_max_s={backoff_max_s!r}"
             )
         if retries_max is not None and (not isinstance(retries_max, int) or retries_max < 0):
             raise DStreamValueError(f"retries_max must be None or an int >= 0, got {retries_max!r}")
         self.session_token = new_session_token()
         encode_hello(producer_id, self.session_token)  # validates the id
-        self.host, self.port, self.producer_id = host, port, producer_id
+        self.producer_id = producer_id
+        # The address of the latest connection attempt (None until a resolver answered).
+        self.host: str | None = self._rotation.current[0] if self._rotation else None
+        self.port: int | None = self._rotation.current[1] if self._rotation else None
         self.timeout_s, self.retries_max, self.frame_bytes_max = timeout_s, retries_max, frame_bytes_max
+        self.connect_timeout_s = connect_timeout_s
         self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
@@ -192,7 +233,8 @@ class PushClient:
 
         Raises:
             TypeError: a record is neither str nor bytes.
-            DStreamValueError: the frame would exceed `frame_bytes_max`.
+            DStreamValueError: the frame would exceed `frame_bytes_max`, or the resolver answered with
+                something that is not a (host, port) pair (queued records stay queued, as for PushError).
             ProducerFencedError: another session of this producer id took over; this client is done.
             PushVersionError: the receiver speaks another protocol version.
             PushRejectedError: the receiver refused the frame on its first delivery; never stored.
@@ -281,19 +323,49 @@ class PushClient:
             except (OSError, ProtocolError, PushError) as exc:
                 error = exc
                 self._close_socket()
+                pause = self._pause_after(exc)
             attempts += 1
             now_ms = self._clock.time_ms()
             if now_ms >= deadline_ms or (self.retries_max is not None and attempts > self.retries_max):
                 break
-            jittered_ms = int(pause_s * 1000 * (0.5 + self._rng.random() / 2))
-            self._clock.wait_until(min(deadline_ms, now_ms + max(1, jittered_ms)))
-            pause_s = min(pause_s * 2, self.backoff_max_s)
+            if pause:
+                jittered_ms = int(pause_s * 1000 * (0.5 + self._rng.random() / 2))
+                self._clock.wait_until(min(deadline_ms, now_ms + max(1, jittered_ms)))
+                pause_s = min(pause_s * 2, self.backoff_max_s)
         unacked = f"records up to seq {self._unacked[0].last} " if self._unacked and what == "send" else ""
         raise PushError(
-            f"{what} of producer {self.producer_id!r} to {self.host}:{self.port} failed: {unacked}not "
+            f"{what} of producer {self.producer_id!r} to {self._where()} failed: {unacked}not "
             f"acknowledged after {attempts} attempts (timeout_s={self.timeout_s}, "
             f"retries_max={self.retries_max}): {error}"
         ) from error
+
+    def _pause_after(self, error: BaseException) -> bool:
+        """Whether to pause before the next attempt; a failed connection moves fixed addresses on.
+
+        A RETRY reply (a `PushError`) came from the right receiver, so it stays; a resolver is asked
+        again before the next connection anyway.
+        """
+        if self._rotation is None or isinstance(error, PushError):
+            return True
+        self._rotation, pause = self._rotation.after_failure()
+        return pause
+
+    def _where(self) -> str:
+        """The receiver's address(es), for error messages."""
+        if self._resolver is not None:
+            return f"the address from resolver {self._resolver!r} (last {self.host}:{self.port})"
+        assert self._rotation is not None
+        return ", ".join(f"{host}:{port}" for host, port in self._rotation.addresses)
+
+    def _next_address(self) -> Address:
+        if self._resolver is None:
+            assert self._rotation is not None
+            return self._rotation.current
+        try:
+            answer = self._resolver()
+        except Exception as exc:  # whatever the user's lookup raises: the receiver may not be placed yet
+            raise _ResolverFailed(f"resolver {self._resolver!r} raised {exc!r}") from exc
+        return check_address(answer, f"the answer of resolver {self._resolver!r}")
 
     def _deliver(self, unacked: _Unacked, deadline_ms: int) -> None:
         if self._sock is None:
@@ -315,9 +387,12 @@ class PushClient:
             raise PushError(f"receiver acknowledged {self.acked_seq}, expected {last}")
 
     def _connect(self, deadline_ms: int) -> None:
-        sock = socket.create_connection((self.host, self.port), timeout=self._left_s(deadline_ms))
+        address = self._next_address()
+        self.host, self.port = address
+        connect_s = min(self.connect_timeout_s, self._left_s(deadline_ms))
+        sock = self._sock = socket.create_connection(address, timeout=connect_s)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._sock = sock
+        sock.settimeout(self._left_s(deadline_ms))  # the HELLO's reply waits for its epoch to be durable
         resuming = self.epoch is not None
         sock.sendall(encode_hello(self.producer_id, self.session_token, resuming))
         frame = self._read_frame(sock)
@@ -331,6 +406,8 @@ class PushClient:
             sock.sendall(encode_hello(self.producer_id, self.session_token, resuming, self._secret, nonce))
             frame = self._read_frame(sock)
         durable = self._take_reply(frame, SESSION)
+        if self._rotation is not None:
+            self._rotation = self._rotation.after_success()
         if self._next_seq is None:
             self._next_seq = durable + 1  # continue after what the receiver already holds
 
@@ -395,3 +472,31 @@ class PushClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _where_to_connect(
+    host: str | None, port: int | None, addresses: object, resolver: object
+) -> tuple[AddressRotation | None, Callable[[], Address] | None]:
+    """Check the ways a receiver's address can be given; exactly one must be."""
+    given = [
+        name
+        for name, value in (
+            ("host/port", port if host is None else host),
+            ("addresses", addresses),
+            ("resolver", resolver),
+        )
+        if value is not None
+    ]
+    if len(given) != 1:
+        raise DStreamValueError(
+            "give the receiver's address one way: host and port, addresses=[(host, port), ...] or "
+            f"resolver=<callable returning (host, port)>; got {', '.join(given) or 'none'}: host={host!r}, "
+            f"port={port!r}, addresses={addresses!r}, resolver={resolver!r}"
+        )
+    if resolver is not None:
+        if not callable(resolver):
+            raise DStreamValueError(f"resolver must be a callable returning (host, port), got {resolver!r}")
+        return None, resolver
+    if addresses is not None:
+        return AddressRotation(check_addresses(addresses)), None
+    return AddressRotation((check_address((host, port), "host and port"),)), None

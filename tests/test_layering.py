@@ -51,6 +51,7 @@ LAYER_OF_PREFIX = {
     "dstream.receiver": "inputs",
     "dstream.recovery": "inputs",
     "dstream.client": "inputs",
+    "dstream.client_addresses": "inputs",  # where a PushClient connects
     "dstream": "api",  # the package root re-exports the API
     "dstream.streaming.__init__": "api",  # `from dstream.streaming import StreamingContext`
     "dstream.streaming_context": "api",

@@ -116,6 +116,7 @@ class ReceiverTracker:
         self._events = events or NoEvents()
         self._receivers: dict[int, Receiver] = {}
         self._supervisors: dict[int, ReceiverSupervisor] = {}
+        self._recovered_streams: set[int] = set()  # a supervisor rebuilt the receiver's state, this process
         self._threads: list[threading.Thread] = []
         self._wals: dict[int, WriteAheadLog] = {}
         self._wal_wrapper = receiver_wal_wrapper
@@ -326,7 +327,22 @@ class ReceiverTracker:
         in a segment this cleanup keeps): the metadata of the blocks about to be forgotten is then no
         longer needed to rebuild the receiver's acknowledgement state. It is written before the tracker's
         cleanup event, because from that event on recovery ignores the cleaned blocks' metadata.
+
+        With the receiver WAL on, nothing is cleaned until every receiver has rebuilt its state from its
+        WAL in this process: before that a restored receiver holds the state pickled in the last
+        checkpoint, which misses what it acknowledged since, and a snapshot of it followed by the
+        cleanup would lose the truth (the producer would be told a durable seq short of its acks).
+
+        Raises:
+            DStreamStateError: a receiver has not recovered yet; nothing was written or cleaned (the
+                caller retries at its next cleanup).
         """
+        unrecovered = self._unrecovered_streams()
+        if unrecovered:
+            raise DStreamStateError(
+                f"cleanup before {threshold_ms} ms deferred: the receivers of streams {unrecovered} have "
+                "not rebuilt their state from the receiver WAL yet"
+            )
         self._write_recovery_states()
         with_blocks = [self.block_tracker.get_blocks_of_batch(t) for t in self._times_before(threshold_ms)]
         self.block_tracker.cleanup_old_batches(threshold_ms, wait=wait)
@@ -336,6 +352,15 @@ class ReceiverTracker:
                     self.blocks.remove(info.block_id)
         for stream_id in list(self._wals):
             self._wals[stream_id].clean(threshold_ms, wait=wait)
+
+    def _unrecovered_streams(self) -> list[int]:
+        """Streams with a receiver WAL whose receiver has not rebuilt its state in this process yet."""
+        if not self.config.wal_enabled:
+            return []
+        for stream_id, supervisor in list(self._supervisors.items()):
+            if supervisor.recovered:
+                self._recovered_streams.add(stream_id)
+        return sorted(set(self._receivers) - self._recovered_streams)
 
     def _write_recovery_states(self) -> None:
         for stream_id, log in list(self._wals.items()):

@@ -154,6 +154,11 @@ class ReceiverSupervisor:
         )
 
     @property
+    def recovered(self) -> bool:
+        """Whether `start` has rebuilt the receiver's state from its WAL (and adopted unreported blocks)."""
+        return self._recovered.is_set()
+
+    @property
     def reliable(self) -> bool:
         return isinstance(self.handler, WriteAheadLogHandler)
 

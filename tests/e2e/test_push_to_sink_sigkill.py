@@ -29,6 +29,7 @@ import pytest
 from dstream.client import PushClient
 from dstream.sinks import TransactionalFileSink
 from tests.e2e.push_sink_child import OUTPUT_ID
+from tests.support.children import port_other_than
 from tests.support.s3servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,11 +43,18 @@ pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
 
 class Driver:
-    """The child driver process; a monitor thread restarts it (getOrCreate) whenever it dies."""
+    """The child driver process; a monitor thread restarts it (getOrCreate) whenever it dies.
 
-    def __init__(self, tmp: Path, port: int, crash_point: str | None) -> None:
-        self.tmp, self.port = tmp, port
+    With `move`, each restart puts the push receiver on a new port and the child writes it to
+    `port_file` (a receiver that moved, issue 14); `ports` lists the ports used, in order.
+    """
+
+    def __init__(self, tmp: Path, port: int, crash_point: str | None, move: bool = False) -> None:
+        self.tmp, self.port, self.move = tmp, port, move
+        self.port_file = tmp / "port"
         self.args = [str(tmp / "ckpt"), str(tmp / "out"), str(port), str(tmp / "stop")]
+        self.args += [str(self.port_file)] if move else []
+        self.ports = [port]
         self.deaths = 0
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -76,6 +84,10 @@ class Driver:
                     return
                 assert code == -signal.SIGKILL, f"driver exited {code}: {self.log_tail()}"
                 self.deaths += 1
+                if self.move:
+                    self.port = port_other_than(self.port)
+                    self.args[2] = str(self.port)
+                    self.ports.append(self.port)
                 self._proc = self._spawn(None)
 
     def kill(self) -> None:

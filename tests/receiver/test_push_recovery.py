@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from dstream.client import PushClient
 from dstream.clock import ManualClock
 from dstream.config import ReceiverConfig
+from dstream.errors import DStreamStateError
 from dstream.rdd.storage import StorageLevel
 from dstream.receiver.block_handler import (
     BlockRecord,
@@ -28,7 +30,7 @@ from dstream.receiver.push import PushReceiver
 from dstream.receiver.push_protocol import ACK, Hello, decode_ack, encode_data, encode_hello, read_frame
 from dstream.receiver.received_block_tracker import ReceivedBlockInfo
 from dstream.receiver.receiver_tracker import ReceiverTracker, receiver_wal_url
-from tests.receiver.helpers import wait_for
+from tests.receiver.helpers import WAIT_S, wait_for
 from wal import open_wal
 
 CONFIG = ReceiverConfig.from_conf(wal_enabled=True, restart_delay_ms=1, wal_rolling_interval_ms=1000)
@@ -178,3 +180,73 @@ def test_state_record_matches_its_golden_file_and_layout() -> None:
     assert decode_log_record(golden) == record
     with pytest.raises(BlockRecordError, match="version 2"):
         decode_log_record(b"RST\x02" + golden[4:])
+
+
+class GatedReads:
+    """A receiver WAL whose reads wait for `gate`: a receiver whose recovery is slow, as when its reads
+    hit storage errors and are retried (the `wal` case of
+    tests/chaos/storage_faults/test_push_under_faults.py)."""
+
+    def __init__(self, wrapped: Any, gate: threading.Event) -> None:
+        self.wrapped, self.gate = wrapped, gate
+
+    def read_all(self) -> Any:
+        assert self.gate.wait(WAIT_S), "the test never opened the gate"
+        return self.wrapped.read_all()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+
+def test_a_cleanup_while_a_restored_receiver_is_still_recovering_keeps_its_acknowledged_sequence(
+    tmp_path: Path,
+) -> None:
+    """The restored receiver holds the producer state pickled in the last checkpoint, which misses what
+    was acknowledged after it. A cleanup that ran before the receiver had read its WAL used to write that
+    stale state as the snapshot and then forget the blocks holding the truth: the receiver then answered
+    its producer with a durable seq one frame short and refused the next frame as a gap. The cleanup
+    now waits for the receiver's recovery."""
+    ckpt, clock = str(tmp_path / "ckpt"), ManualClock(1_000_000)
+    first = Driver(ckpt, clock, {0: 0}, recover=False)
+    port = first.port(0)
+    client = PushClient("127.0.0.1", port, "p1", timeout_s=10)
+    try:
+        assert client.send(["a"]) == 0
+        checkpointed = pickle.dumps(first.receivers[0])  # the graph in the last metadata checkpoint
+        assert client.send(["b"]) == 1  # acknowledged after that checkpoint
+        clock.advance(1000)
+        first.tracker.allocate_blocks_to_batch(clock.time_ms())  # the batch of a and b (it completes)
+        first.tracker.stop()  # the driver dies
+
+        gate = threading.Event()
+        second = ReceiverTracker(
+            clock, CONFIG, checkpoint_dir=ckpt, recover=True,
+            receiver_wal_wrapper=lambda stream_id, log: GatedReads(log, gate),
+        )  # fmt: skip
+        restored: PushReceiver = pickle.loads(checkpointed)
+        second.add_receiver(0, restored)
+        second.start()
+        try:
+            clock.advance(5000)  # the batch of a and b is done and checkpointed: its blocks may go
+            with pytest.raises(DStreamStateError, match=r"deferred: the receivers of streams \[0\]"):
+                second.cleanup_old_blocks_and_batches(clock.time_ms() - 500, wait=True)
+            gate.set()  # the receiver's recovery reads its WAL now
+            wait_for(restored.isStarted)
+            second.cleanup_old_blocks_and_batches(clock.time_ms() - 500, wait=True)  # now it may
+            assert restored.durable_seq("p1") == 1
+            assert [r.state["durable"] for r in logged(ckpt, 0) if isinstance(r, StateRecord)][-1] == {
+                "p1": 1
+            }
+            assert client.send(["c"]) == 2  # no false gap
+            assert unallocated(second) == ["c"]  # a and b were in the cleaned batch
+        finally:
+            gate.set()
+            second.stop()
+    finally:
+        client.close()
+
+
+def unallocated(tracker: ReceiverTracker) -> list[Any]:
+    infos = tracker.block_tracker.get_unallocated_blocks(0)
+    refs = block_refs(infos, tracker.wal_location(0))
+    return [r for ref in refs for r in read_block(ref, tracker.executor)]

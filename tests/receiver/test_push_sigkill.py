@@ -4,7 +4,8 @@ The parent pushes frames and SIGKILLs the child as soon as an ACK arrives, with 
 not acknowledged. A new child recovers from the same checkpoint directory (tracker replay from the metadata
 WAL, producer sequence numbers from the receiver WAL). Every acknowledged record must be there, exactly
 once; the parent then resends from its unacknowledged point, and an already acknowledged frame, and the
-receiver deduplicates both.
+receiver deduplicates both. In the last test the new child listens on another port (a receiver that
+moved, issue 14) and the client finds it through a resolver.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dstream.receiver.push_protocol import (
     new_session_token,
     read_frame,
 )
+from tests.support.children import port_other_than
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 30.0
@@ -259,3 +261,38 @@ def _send(client: PushClient, records: list[str]) -> object:
         return client.send(records)
     except Exception as exc:  # the assertion names it
         return exc
+
+
+@pytest.mark.chaos
+@pytest.mark.timeout(120)
+def test_a_push_client_follows_a_receiver_restarted_on_another_port_and_its_resend_is_deduplicated(
+    tmp_path: Path,
+) -> None:
+    """The receiver moves (issue 14): its process dies after a frame's WAL write and before its ack, and
+    the recovered receiver listens on another port. A client with a resolver finds it, resumes its session
+    (the epoch does not change) and resends the frame, which is acknowledged as a duplicate: every record
+    is in the stream once, and the client's numbering goes on."""
+    ckpt = tmp_path / "ckpt"
+    first = Child(ckpt)
+    where = [("127.0.0.1", first.port)]  # what a driver would say: where the receiver is now
+    outcome: list[object] = []
+    with PushClient(resolver=lambda: where[-1], producer_id="producer-1", timeout_s=TIMEOUT_S) as client:
+        try:
+            assert client.send(frame_records(0)) == FRAME_RECORDS - 1
+            first.hold_tracker()  # frame 1 reaches the receiver WAL, then the tracker write hangs
+            sender = threading.Thread(target=lambda: outcome.append(_send(client, frame_records(1))))
+            sender.start()
+            first.wait_held()
+            first.kill()  # the dangerous moment: stored, not acknowledged
+        finally:
+            first.close()
+        second = Child(ckpt, port_other_than(first.port))  # recovery adopts the unreported block
+        try:
+            where.append(("127.0.0.1", second.port))  # the client retried the dead port until now
+            sender.join(TIMEOUT_S * 2)
+            assert outcome == [2 * FRAME_RECORDS - 1]  # acknowledged, as a duplicate of the stored block
+            assert (client.port, client.epoch) == (second.port, 1)  # moved, and the same session
+            assert client.send(["last"]) == 2 * FRAME_RECORDS
+            assert second.dump() == frame_records(0) + frame_records(1) + ["last"]  # each record once
+        finally:
+            second.close()

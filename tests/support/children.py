@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -55,3 +56,15 @@ def run_acking_child(
         if rc not in (0, -signal.SIGKILL):
             raise AssertionError(f"{module} failed rc={rc}: {proc.stderr.read().decode()[-3000:]}")
     return rc, acks
+
+
+def port_other_than(port: int) -> int:
+    """A free port on 127.0.0.1 other than `port`: where a restarted child listens when its receiver
+    moves (`port`, its dead predecessor's, is free too, so the OS could hand it out again)."""
+    for _ in range(100):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            candidate: int = sock.getsockname()[1]
+        if candidate != port:
+            return candidate
+    raise AssertionError(f"no free port other than {port} in 100 tries")
