@@ -1,14 +1,17 @@
 """ReceiverTracker: starts the receivers, restarts failed ones with bounded backoff, owns the block tracker.
 
 With the local backend each receiver runs under its own `ReceiverSupervisor` on a thread of the driver
-process. When a supervisor ends while the tracker is running (its `onStart` raised, or it stopped on an
-error) the receiver is started again after a delay that doubles from `restart_delay_ms` up to
-`restart_delay_max_ms`; after `restarts_max` consecutive failed starts it is given up (reported as an
-error). A start that succeeded (`onStart` returned) resets the count and the delay: a receiver that
-listened again and then failed (a store whose report failed, a `restart` gone wrong) is started again
-after `restart_delay_ms`, never after a delay grown by earlier failures. A start reads the receiver WAL
-(recovery); that read retries transient storage errors itself (`ReceiverSupervisor`), so one failed read
-among many does not cost a start and a doubled delay.
+process. With the Dask backend a `ReceiverLauncher` (dstream.receiver.worker_launcher) runs it on a worker
+instead and hands back a handle with the supervisor's life-cycle methods (`SupervisorHandle`); the restart
+logic below is the same for both: a handle whose worker died ends with an error like a supervisor that
+stopped on one, so the receiver is started again on another alive worker. When a supervisor ends while the
+tracker is running (its `onStart` raised, or it stopped on an error) the receiver is started again after a
+delay that doubles from `restart_delay_ms` up to `restart_delay_max_ms`; after `restarts_max` consecutive
+failed starts it is given up (reported as an error). A start that succeeded (`onStart` returned) resets the
+count and the delay: a receiver that listened again and then failed (a store whose report failed, a
+`restart` gone wrong) is started again after `restart_delay_ms`, never after a delay grown by earlier
+failures. A start reads the receiver WAL (recovery); that read retries transient storage errors itself
+(`ReceiverSupervisor`), so one failed read among many does not cost a start and a doubled delay.
 
 Directory layout under the checkpoint directory (`checkpoint.layout`, docs/checkpoint-format.md):
     receivedBlockMetadata/     metadata WAL of the ReceivedBlockTracker (group-committed)
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from checkpoint.envelope import signing_key_from_env
 from checkpoint.layout import received_block_metadata_dir, received_data_dir
@@ -59,6 +62,69 @@ from wal.transient_errors import is_transient
 JOIN_TIMEOUT_S = 30.0
 
 
+class SupervisorHandle(Protocol):
+    """What the tracker's restart loop needs of a running receiver: a local `ReceiverSupervisor`, or the
+    driver's handle on one that runs on a Dask worker."""
+
+    @property
+    def started_once(self) -> bool: ...
+
+    @property
+    def stop_message(self) -> str: ...
+
+    @property
+    def error(self) -> BaseException | None: ...
+
+    def start(self) -> None: ...
+
+    def stop(self, message: str, error: BaseException | None = None) -> None: ...
+
+    def await_termination(self, timeout_s: float | None = None) -> bool: ...
+
+    def set_rate_limit(self, rate_per_s: float | None) -> None: ...
+
+
+class ReceiverLauncher(Protocol):
+    """Runs receivers somewhere else than a driver thread (the Dask backend's workers)."""
+
+    def bind(self, tracker: ReceiverTracker) -> None:
+        """Serve `tracker` to the receivers it launches (reports, budgets, events)."""
+
+    def launch(self, stream_id: int, receiver: Receiver) -> SupervisorHandle:
+        """A handle for a new start of the receiver (nothing runs before its `start`)."""
+
+    def write_recovery_state(self, stream_id: int) -> bool:
+        """Have the running receiver write its `recovery_state` to its WAL; False when it cannot now."""
+
+    def clean_wal(self, stream_id: int, threshold_ms: int) -> None:
+        """Let the stream's receiver WAL drop segments older than the threshold."""
+
+    def remove_blocks(self, block_ids: list[str]) -> None:
+        """Drop every copy of these received blocks wherever they are held."""
+
+    def close(self) -> None:
+        """Stop serving; close the receiver WALs the receivers held open."""
+
+
+def open_receiver_log(
+    url: str, config: ReceiverConfig, storage_options: Mapping[str, Any], batched: bool
+) -> WriteAheadLog:
+    """Open a WAL of the tracker (metadata) or of a receiver with the receiver settings.
+
+    The checkpoint key (DSTREAM_CHECKPOINT_KEY) authenticates every WAL record, as it signs the metadata
+    checkpoints: both logs hold pickles that a replay would otherwise run.
+    """
+    return open_wal(
+        url,
+        rolling_interval_ms=config.wal_rolling_interval_ms,
+        fsync=config.wal_fsync,
+        storage_options=dict(storage_options),
+        batched=batched,
+        timeout_s=config.store_timeout_s,
+        key=signing_key_from_env(),
+    )
+
+
 def receiver_wal_url(checkpoint_dir: str, stream_id: int) -> str:
     """`<checkpoint>/receivedData/<stream_id>`: the receiver WAL of one input stream."""
     return received_data_dir(checkpoint_dir, stream_id)
@@ -85,6 +151,8 @@ class ReceiverTracker:
         executor: the environment of the executor the receivers run on (its received blocks and open
             receiver WALs); default: a private one that lives as long as the tracker.
         backpressure: with `enabled`, receivers start at `initial_rate_per_s` (capped by maxRate).
+        launcher: runs the receivers elsewhere (the Dask backend's workers); None runs each on a thread
+            of this process.
     """
 
     def __init__(
@@ -98,6 +166,7 @@ class ReceiverTracker:
         receiver_wal_wrapper: Callable[[int, WriteAheadLog], EventLog] | None = None,
         executor: ExecutorEnv | None = None,
         backpressure: BackpressureConfig | None = None,
+        launcher: ReceiverLauncher | None = None,
     ) -> None:
         self.clock = clock
         self.executor = executor if executor is not None else ExecutorEnv("receiver-tracker")
@@ -110,7 +179,7 @@ class ReceiverTracker:
         self.storage_options = dict(storage_options or {})
         self._events = events or NoEvents()
         self._receivers: dict[int, Receiver] = {}
-        self._supervisors: dict[int, ReceiverSupervisor] = {}
+        self._supervisors: dict[int, SupervisorHandle] = {}
         self._threads: list[threading.Thread] = []
         self._wals: dict[int, WriteAheadLog] = {}
         self._wal_wrapper = receiver_wal_wrapper
@@ -125,19 +194,30 @@ class ReceiverTracker:
             self._open(metadata_wal_url(checkpoint_dir), batched=True) if checkpoint_dir else None
         )
         self.block_tracker = ReceivedBlockTracker(clock, (), self._metadata_log, recover=recover)
+        self._launcher = launcher
+        if launcher is not None:
+            launcher.bind(self)
+
+    @property
+    def launcher(self) -> ReceiverLauncher | None:
+        """What runs the receivers elsewhere (None: threads of this process)."""
+        return self._launcher
+
+    @property
+    def events(self) -> ReceiverEvents:
+        """Where receiver lifecycle events go (the listener bus adapter)."""
+        return self._events
+
+    def budget(self, stream_id: int) -> RecordBudget:
+        """The bound on stream `stream_id`'s records stored and not yet allocated."""
+        return self._budgets[stream_id]
+
+    def tracker_view(self, stream_id: int) -> tuple[set[str], int]:
+        """What a starting supervisor's recovery needs: the known block ids and the stream's cleaned bound."""
+        return self.block_tracker.known_block_ids(), self.block_tracker.cleaned_written_max_ms(stream_id)
 
     def _open(self, url: str, batched: bool) -> WriteAheadLog:
-        # The checkpoint key (DSTREAM_CHECKPOINT_KEY) authenticates every WAL record, as it signs the
-        # metadata checkpoints: both logs hold pickles that a replay would otherwise run.
-        return open_wal(
-            url,
-            rolling_interval_ms=self.config.wal_rolling_interval_ms,
-            fsync=self.config.wal_fsync,
-            storage_options=self.storage_options,
-            batched=batched,
-            timeout_s=self.config.store_timeout_s,
-            key=signing_key_from_env(),
-        )
+        return open_receiver_log(url, self.config, self.storage_options, batched)
 
     def add_receiver(self, stream_id: int, receiver: Receiver) -> None:
         """Register a receiver for input stream `stream_id`; before `start` only."""
@@ -213,9 +293,13 @@ class ReceiverTracker:
             self.clock.wait_until(wake_ms, self._stopping)
             delay_ms = min(delay_ms * 2, self.config.restart_delay_max_ms)
 
-    def _new_supervisor_retrying(self, stream_id: int, receiver: Receiver) -> ReceiverSupervisor:
-        """`_new_supervisor`, whose first opening of the receiver WAL (it reads the log's tail) retries
-        transient storage errors like the supervisor's recovery read (`RECOVERY_READ_ATTEMPTS_MAX`)."""
+    def _new_supervisor_retrying(self, stream_id: int, receiver: Receiver) -> SupervisorHandle:
+        """`_new_supervisor` (or the launcher's handle), whose first opening of the receiver WAL (it
+        reads the log's tail) retries transient storage errors like the supervisor's recovery read
+        (`RECOVERY_READ_ATTEMPTS_MAX`)."""
+        if self._launcher is not None:  # the worker opens the receiver WAL and retries its own reads
+            handle = self._supervisors[stream_id] = self._launcher.launch(stream_id, receiver)
+            return handle
         pause_ms = RECOVERY_READ_BACKOFF_MS
         for attempt in range(1, RECOVERY_READ_ATTEMPTS_MAX + 1):
             try:
@@ -243,10 +327,7 @@ class ReceiverTracker:
             self.clock,
             self.config,
             self._events,
-            tracker_view=lambda: (
-                self.block_tracker.known_block_ids(),
-                self.block_tracker.cleaned_written_max_ms(stream_id),
-            ),
+            tracker_view=lambda: self.tracker_view(stream_id),
             budget=self._budgets[stream_id],
             rate_per_s=self.rate_limit(stream_id),
         )
@@ -281,6 +362,12 @@ class ReceiverTracker:
         return receiver_wal_url(self.checkpoint_dir, stream_id), dict(self.storage_options)
 
     def supervisor(self, stream_id: int) -> ReceiverSupervisor | None:
+        """The stream's supervisor when it runs in this process (None on a worker, or before a start)."""
+        found = self._supervisors.get(stream_id)
+        return found if isinstance(found, ReceiverSupervisor) else None
+
+    def handle(self, stream_id: int) -> SupervisorHandle | None:
+        """The stream's current supervisor or handle on a worker (None before its first start)."""
         return self._supervisors.get(stream_id)
 
     # -- driver-side block tracking ---------------------------------------------------------------
@@ -311,22 +398,39 @@ class ReceiverTracker:
         longer needed to rebuild the receiver's acknowledgement state. It is written before the tracker's
         cleanup event, because from that event on recovery ignores the cleaned blocks' metadata.
         """
-        self._write_recovery_states()
+        if not self._write_recovery_states():
+            return  # a receiver on a worker is moving: clean at a later batch, once it runs again
         with_blocks = [self.block_tracker.get_blocks_of_batch(t) for t in self._times_before(threshold_ms)]
         self.block_tracker.cleanup_old_batches(threshold_ms, wait=wait)
-        for batch in with_blocks:
-            for infos in batch.values():
-                for info in infos:
-                    self.blocks.remove(info.block_id)
+        ids = [info.block_id for batch in with_blocks for infos in batch.values() for info in infos]
+        if self._launcher is not None:
+            self._launcher.remove_blocks(ids)
+            if self.config.wal_enabled:
+                for stream_id in sorted(self._receivers):
+                    self._launcher.clean_wal(stream_id, threshold_ms)
+            return
+        for block_id in ids:
+            self.blocks.remove(block_id)
         for stream_id in list(self._wals):
             self._wals[stream_id].clean(threshold_ms, wait=wait)
 
-    def _write_recovery_states(self) -> None:
+    def _write_recovery_states(self) -> bool:
+        """Write each receiver's snapshot; False if one on a worker could not write it now.
+
+        Without that snapshot the cleanup would forget the metadata the receiver's acknowledgement state
+        is rebuilt from, so the cleanup waits instead.
+        """
+        if self._launcher is not None:
+            if not self.config.wal_enabled:
+                return True
+            written = [self._launcher.write_recovery_state(s) for s in sorted(self._receivers)]
+            return all(written)
         for stream_id, log in list(self._wals.items()):
             state = self._receivers[stream_id].recovery_state() if stream_id in self._receivers else None
             if state is not None:
                 now = self.clock.time_ms()
                 log.write(encode_state_record(StateRecord(stream_id, now, state)), now)
+        return True
 
     def _times_before(self, threshold_ms: int) -> list[int]:
         return [t for t in self.block_tracker.allocated_times() if t < threshold_ms]
@@ -348,6 +452,8 @@ class ReceiverTracker:
             supervisor.stop("stopped by ReceiverTracker")
         for thread in self._threads:
             thread.join(timeout_s)
+        if self._launcher is not None:
+            self._launcher.close()
         for stream_id, log in self._wals.items():
             self._wal_registry.unregister(receiver_wal_url(self.checkpoint_dir or "", stream_id), log)
             log.close()

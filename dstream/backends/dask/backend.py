@@ -73,6 +73,16 @@ class DaskBackend(ExecutionBackend):
         self._parallelism = max(1, sum(threads.values()))
 
     @property
+    def client(self) -> Any:
+        """The `distributed.Client` (receivers on workers are started and steered through it)."""
+        return self._client
+
+    @property
+    def executor_plugin_name(self) -> str:
+        """The name of this backend's `ExecutorPlugin` on every worker (worker-side code finds its env)."""
+        return self._name
+
+    @property
     def default_parallelism(self) -> int:
         return self._parallelism
 
