@@ -275,23 +275,23 @@ class WorkerLauncher:
             except TimeoutError:
                 pass
             alive = self.alive_workers()
-        with self._lock:
+        with self._lock:  # chosen and taken at once: receivers starting together spread over workers
             load: dict[str, int] = {}
             for sid, other in self._current.items():
                 if sid != handle.stream_id and other.running and other.worker is not None:
                     load[other.worker] = load.get(other.worker, 0) + 1
             previous = self._last_worker.get(handle.stream_id)
-        worker = choose_worker(alive, handle.receiver.preferredLocation(), previous, load)
+            worker = choose_worker(alive, handle.receiver.preferredLocation(), previous, load)
+            if worker is not None:  # the worker's first requests already name this placement
+                handle.worker = worker
+                self._last_worker[handle.stream_id] = worker
+                self._changed.notify_all()
         if worker is None:
             raise DStreamStateError(
                 f"no Dask worker is alive to run receiver {handle.stream_id} (waited {WORKER_WAIT_S:g} s)"
             )
         handle.receiver.detach_from_driver()
         spec = self._spec(handle)
-        with self._lock:  # before the start: the worker's first requests already name this placement
-            handle.worker = worker
-            self._last_worker[handle.stream_id] = worker
-            self._changed.notify_all()
         pids = self.client.run(start_on_worker, self.plugin_name, dumps(spec), workers=[worker])
         handle.worker_pid = int(pids[worker])
 

@@ -1,0 +1,220 @@
+"""Receivers on Dask workers (dstream.receiver.worker_launcher): they run there, their output is exact,
+two of them (a join) take a worker each while tasks still run, and they survive the SIGKILL of their
+worker, with the receiver WAL on (every acknowledged record exactly once) or with a replicated storage
+level and no WAL (every block reported to the driver is read from its replica).
+
+The driver runs on a `ManualClock` (the receivers on the workers cut blocks on their own clocks; push
+receivers store each commit at once), so every batch holds exactly the blocks reported before the test
+moved the clock, whatever the timing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dstream.client import PushClient
+from dstream.clock import ManualClock
+from dstream.context import Conf, Context
+from dstream.rdd.storage import StorageLevel
+from dstream.receiver.receiver_tracker import ReceiverTracker
+from dstream.receiver.worker_launcher import RemoteSupervisor
+from dstream.streaming import StreamingContext
+from tests.support.contexts import engine_context, streaming_context
+from tests.support.dask_cluster import dask_conf, kill_all, wait_gone
+
+WAIT_S = 120.0
+BATCH_MS = 1000
+
+
+def _conf(wal: bool) -> Conf:
+    conf = dask_conf().set("spark.streaming.receiver.writeAheadLog.enable", str(wal).lower())
+    return conf.set("spark.streaming.receiverRestartDelay", "200ms").set("dstream.dask.workerTimeout", "2s")
+
+
+def _tracker(ssc: StreamingContext) -> ReceiverTracker:
+    tracker = ssc.runtime.block_allocator
+    assert isinstance(tracker, ReceiverTracker)
+    return tracker
+
+
+def _handle(ssc: StreamingContext, stream: Any) -> RemoteSupervisor:
+    handle = _tracker(ssc).handle(stream._id)
+    assert isinstance(handle, RemoteSupervisor), handle
+    return handle
+
+
+def _collect(stream: Any) -> list[Any]:
+    out: list[Any] = []  # no lock: the graph is checkpointed (pickled), and batches run one at a time
+
+    def record(rdd: Any) -> None:
+        out.extend(rdd.collect())
+
+    stream.foreachRDD(record)
+    return out
+
+
+def _batch(ssc: StreamingContext, clock: ManualClock) -> int:
+    target = (clock.time_ms() // BATCH_MS + 1) * BATCH_MS
+    clock.set_time(target)
+    assert ssc.wait_for_batch(target, WAIT_S), f"batch {target} did not complete"
+    return target
+
+
+def _send(stream: Any, producer: str, records: list[str]) -> None:
+    host, port = stream.address()
+    with PushClient(host, port, producer_id=producer, timeout_s=WAIT_S) as client:
+        for record in records:
+            client.send([record])
+
+
+@pytest.fixture
+def shared_sc(dask_master: str) -> Iterator[Context]:
+    with engine_context(_conf(wal=True), dask_master) as sc:
+        yield sc
+
+
+def test_a_push_receiver_runs_on_a_worker_and_its_output_is_exact(shared_sc: Context, tmp_path: Path) -> None:
+    clock = ManualClock(0)
+    with streaming_context(shared_sc, clock) as ssc:
+        ssc.checkpoint(str(tmp_path / "ck"))
+        stream = ssc.pushStream()
+        out = _collect(stream.map(str.upper))
+        ssc.start()
+        handle = _handle(ssc, stream)
+        assert stream.address() == handle.address
+        workers = shared_sc.worker_processes()
+        assert handle.worker in workers and handle.worker_pid == workers[handle.worker] != os.getpid()
+        records = [f"r{i}" for i in range(40)]
+        _send(stream, "p", records)
+        _batch(ssc, clock)
+        assert sorted(out) == sorted(r.upper() for r in records)
+
+
+def test_two_receivers_take_a_worker_each_and_their_join_is_exact(shared_sc: Context, tmp_path: Path) -> None:
+    clock = ManualClock(0)
+    with streaming_context(shared_sc, clock) as ssc:
+        ssc.checkpoint(str(tmp_path / "ck"))
+        a, b = ssc.pushStream(), ssc.pushStream()
+        pairs = a.map(lambda r: (r.split(":")[0], r)).join(b.map(lambda r: (r.split(":")[0], r)))
+        out = _collect(pairs)
+        ssc.start()
+        a.address(), b.address()  # both placed
+        assert {_handle(ssc, a).worker, _handle(ssc, b).worker} == set(shared_sc.worker_processes())
+        _send(a, "pa", [f"k{i}:a" for i in range(10)])
+        _send(b, "pb", [f"k{i}:b" for i in range(5, 15)])
+        _batch(ssc, clock)
+        assert sorted(out) == [(f"k{i}", (f"k{i}:a", f"k{i}:b")) for i in sorted(range(5, 10), key=str)]
+
+
+@pytest.fixture
+def cluster_sc() -> Iterator[Context]:
+    """A private local-cluster[2]: these tests kill its workers."""
+    with engine_context(_conf(wal=True), "local-cluster[2]") as sc:
+        pids = list(sc.worker_processes().values())
+        try:
+            yield sc
+        finally:
+            sc.stop()
+            kill_all(wait_gone(pids))
+
+
+class Producer(threading.Thread):
+    """Sends records one frame each (retrying across the receiver's move); keeps what was acknowledged."""
+
+    def __init__(self, address: tuple[str, int], records: list[str]) -> None:
+        super().__init__(daemon=True)
+        self.address, self.records = address, records
+        self.acked: list[str] = []
+        self.progress = threading.Condition()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with PushClient(*self.address, producer_id="p", timeout_s=WAIT_S) as client:
+                for record in self.records:
+                    client.send([record])
+                    with self.progress:
+                        self.acked.append(record)
+                        self.progress.notify_all()
+        except BaseException as exc:
+            self.error = exc
+
+    def wait_acked(self, count: int) -> bool:
+        with self.progress:
+            return self.progress.wait_for(lambda: len(self.acked) >= count, WAIT_S)
+
+
+def _wait_lost(handle: RemoteSupervisor) -> None:
+    for _ in range(int(WAIT_S / 0.5)):
+        if handle.await_termination(0.5):
+            return
+    raise AssertionError(f"the driver never noticed that worker {handle.worker} died")
+
+
+@pytest.mark.chaos
+def test_sigkill_of_the_receivers_worker_with_the_wal_loses_and_repeats_nothing(
+    cluster_sc: Context, tmp_path: Path
+) -> None:
+    clock = ManualClock(0)
+    records = [f"r{i}" for i in range(300)]
+    with streaming_context(cluster_sc, clock) as ssc:
+        ssc.checkpoint(str(tmp_path / "ck"))
+        stream = ssc.pushStream()
+        out = _collect(stream)
+        ssc.start()
+        victim = _handle(ssc, stream)
+        producer = Producer(stream.address(), records)
+        producer.start()
+        assert producer.wait_acked(100), "the producer made no progress"
+        os.kill(victim.worker_pid or -1, signal.SIGKILL)  # mid-stream: frames are in flight
+        _wait_lost(victim)
+        lost_batch = _batch(ssc, clock)  # its blocks' only copies died: read from the receiver WAL
+        lost_infos = _tracker(ssc).get_blocks_of_batch_and_stream(lost_batch, stream._id)
+        assert any(victim.worker in i.locations for i in lost_infos)
+        for _ in range(int(WAIT_S)):  # bounded: the receiver restarts elsewhere, the producer resends
+            producer.join(0.2)
+            _batch(ssc, clock)
+            if not producer.is_alive():
+                break
+        assert producer.error is None, producer.error
+        assert producer.acked == records
+        _batch(ssc, clock)
+        moved = _handle(ssc, stream)
+        assert moved.launch_id != victim.launch_id and moved.worker_pid != victim.worker_pid
+    assert sorted(out) == sorted(records)  # every acknowledged record exactly once
+
+
+@pytest.mark.chaos
+def test_sigkill_of_the_receivers_worker_without_wal_keeps_every_reported_block_on_its_replica(
+    tmp_path: Path,
+) -> None:
+    """Guarantee without the WAL, with MEMORY_ONLY_2: every block the driver's tracker logged (so every
+    record acknowledged to a producer) is read from its replica after the receiver's worker died, exactly
+    once; records not yet stored when it died were never acknowledged (a producer resends them)."""
+    with engine_context(_conf(wal=False), "local-cluster[2]") as sc:
+        pids = list(sc.worker_processes().values())
+        clock = ManualClock(0)
+        records = [f"r{i}" for i in range(60)]
+        try:
+            with streaming_context(sc, clock) as ssc:
+                stream = ssc.pushStream(storageLevel=StorageLevel.MEMORY_ONLY_2)
+                out = _collect(stream)
+                ssc.start()
+                victim = _handle(ssc, stream)
+                _send(stream, "p", records)  # each acknowledged: stored on two workers and reported
+                os.kill(victim.worker_pid or -1, signal.SIGKILL)
+                _wait_lost(victim)
+                batch = _batch(ssc, clock)
+                infos = _tracker(ssc).get_blocks_of_batch_and_stream(batch, stream._id)
+                assert infos and all(victim.worker in i.locations and len(i.locations) == 2 for i in infos)
+        finally:
+            sc.stop()
+            kill_all(wait_gone(pids))
+    assert sorted(out) == sorted(records)
