@@ -188,9 +188,11 @@ def test_sigkill_of_the_receivers_worker_with_the_wal_loses_and_repeats_nothing(
         _batch(ssc, clock)
         moved = _handle(ssc, stream)
         assert moved.launch_id != victim.launch_id and moved.worker_pid != victim.worker_pid
+        assert stream.address() == stream.resolver()() == moved.address  # where it listens now
     assert sorted(out) == sorted(records)  # every acknowledged record exactly once
 
 
+@pytest.mark.slow
 @pytest.mark.chaos
 def test_sigkill_of_the_receivers_worker_without_wal_keeps_every_reported_block_on_its_replica(
     tmp_path: Path,
