@@ -24,6 +24,7 @@ from dstream.clock import ManualClock
 from dstream.context import Conf, Context
 from dstream.rdd.storage import StorageLevel
 from dstream.receiver.receiver_tracker import ReceiverTracker
+from dstream.receiver.worker_host import SERVICE, ReceiverHost
 from dstream.receiver.worker_launcher import RemoteSupervisor
 from dstream.streaming import StreamingContext
 from tests.support.contexts import engine_context, streaming_context
@@ -80,21 +81,55 @@ def shared_sc(dask_master: str) -> Iterator[Context]:
         yield sc
 
 
-def test_a_push_receiver_runs_on_a_worker_and_its_output_is_exact(shared_sc: Context, tmp_path: Path) -> None:
+@pytest.mark.parametrize("wal", [True, False], ids=["wal", "memory-only"])
+def test_a_push_receiver_runs_on_a_worker_and_its_output_is_exact(
+    dask_master: str, tmp_path: Path, wal: bool
+) -> None:
+    # Without the WAL every block is read from the receiver's worker (locally or fetched): no fallback.
+    level = StorageLevel.MEMORY_AND_DISK_2 if wal else StorageLevel.MEMORY_ONLY
     clock = ManualClock(0)
-    with streaming_context(shared_sc, clock) as ssc:
-        ssc.checkpoint(str(tmp_path / "ck"))
-        stream = ssc.pushStream()
+    with engine_context(_conf(wal), dask_master) as sc, streaming_context(sc, clock) as ssc:
+        if wal:
+            ssc.checkpoint(str(tmp_path / "ck"))
+        stream = ssc.pushStream(storageLevel=level)
         out = _collect(stream.map(str.upper))
         ssc.start()
         handle = _handle(ssc, stream)
         assert stream.address() == handle.address
-        workers = shared_sc.worker_processes()
+        workers = sc.worker_processes()
         assert handle.worker in workers and handle.worker_pid == workers[handle.worker] != os.getpid()
         records = [f"r{i}" for i in range(40)]
         _send(stream, "p", records)
+        budget = _tracker(ssc).budget(stream._id)
+        assert budget.outstanding_records == len(records)  # the worker took them from the driver's budget
         _batch(ssc, clock)
+        assert budget.outstanding_records == 0  # the allocation gave them back
         assert sorted(out) == sorted(r.upper() for r in records)
+
+
+def _rate_on_worker(plugin_name: str, stream_id: int, dask_worker: Any) -> float | None:
+    host = dask_worker.plugins[plugin_name].env.service(SERVICE, ReceiverHost)
+    hosted = host._current(stream_id)
+    return None if hosted is None else hosted.supervisor.limiter.rate_per_s
+
+
+def test_the_drivers_rate_limit_reaches_the_receiver_on_its_worker(
+    shared_sc: Context, tmp_path: Path
+) -> None:
+    with streaming_context(shared_sc, ManualClock(0)) as ssc:
+        ssc.checkpoint(str(tmp_path / "ck"))
+        stream = ssc.pushStream()
+        _collect(stream)
+        ssc.start()
+        handle = _handle(ssc, stream)
+        stream.address()  # placed and started
+        assert handle.worker is not None
+        _tracker(ssc).update_rate_limit(stream._id, 1234.0)
+        plugin = shared_sc.backend.executor_plugin_name  # type: ignore[attr-defined]
+        rate = shared_sc.backend.client.run(  # type: ignore[attr-defined]
+            _rate_on_worker, plugin, stream._id, workers=[handle.worker]
+        )
+        assert rate == {handle.worker: 1234.0}
 
 
 def test_two_receivers_take_a_worker_each_and_their_join_is_exact(shared_sc: Context, tmp_path: Path) -> None:
