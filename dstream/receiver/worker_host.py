@@ -215,37 +215,59 @@ class ReceiverHost:
         self._hosted: dict[int, Hosted] = {}
         self._wals: dict[int, tuple[str, WriteAheadLog]] = {}
         self._env: ExecutorEnv | None = None
+        self._cancelled: set[str] = set()  # launches told to stop (a few ids per restart, kept for good)
 
     def start(self, worker: Worker, env: ExecutorEnv, spec: LaunchSpec) -> None:
-        """Build the supervisor and run it on a thread of its own (returns at once: called on the loop)."""
+        """Run the receiver on a thread of its own (returns at once: called on the worker's loop).
+
+        The thread builds the supervisor (opening the receiver WAL may take a while on an object store),
+        starts it and tells the driver when it ends; a build that fails is a failed start, told likewise.
+        """
         self._env = env
-        link = DriverLink(worker, spec.driver_address, spec.stream_id, spec.launch_id)
-        receiver = cloudpickle.loads(spec.receiver)
-        if not isinstance(receiver, Receiver):
-            raise TypeError(f"expected a dstream.Receiver for stream {spec.stream_id}, got {receiver!r}")
         with self._lock:
             old = self._hosted.get(spec.stream_id)
             if old is not None and not old.supervisor.await_termination(0):
                 raise DStreamStateError(
                     f"receiver {spec.stream_id} still runs on {worker.address} (launch {old.spec.launch_id})"
                 )
-            supervisor = ReceiverSupervisor(
-                receiver,
-                spec.stream_id,
-                self._handler(env, spec, receiver),
-                lambda info: link.call("report", info=info),
-                SystemClock(),
-                spec.config,
-                RemoteEvents(link),
-                tracker_view=lambda: link.call("view"),
-                budget=RemoteBudget(link, spec.budget_records_max),
-                rate_per_s=spec.rate_per_s,
-            )
-            hosted = self._hosted[spec.stream_id] = Hosted(spec, supervisor, link)
-        hosted.thread = threading.Thread(
-            target=self._serve, args=(hosted,), name=f"receiver-{spec.stream_id}", daemon=True
+        link = DriverLink(worker, spec.driver_address, spec.stream_id, spec.launch_id)
+        thread = threading.Thread(
+            target=self._run, args=(worker, env, spec, link), name=f"receiver-{spec.stream_id}", daemon=True
         )
-        hosted.thread.start()
+        thread.start()
+
+    def _run(self, worker: Worker, env: ExecutorEnv, spec: LaunchSpec, link: DriverLink) -> None:
+        try:
+            hosted = self._build(env, spec, link)
+        except Exception as exc:
+            message = f"error starting receiver {spec.stream_id} on {worker.address}: {exc}"
+            self._tell(link, "terminated", message=message, error=portable_error(exc), started_once=False)
+            return
+        hosted.thread = threading.current_thread()
+        self._serve(hosted)
+
+    def _build(self, env: ExecutorEnv, spec: LaunchSpec, link: DriverLink) -> Hosted:
+        receiver = cloudpickle.loads(spec.receiver)
+        if not isinstance(receiver, Receiver):
+            raise TypeError(f"expected a dstream.Receiver for stream {spec.stream_id}, got {receiver!r}")
+        supervisor = ReceiverSupervisor(
+            receiver,
+            spec.stream_id,
+            self._handler(env, spec, receiver),
+            lambda info: link.call("report", info=info),
+            SystemClock(),
+            spec.config,
+            RemoteEvents(link),
+            tracker_view=lambda: link.call("view"),
+            budget=RemoteBudget(link, spec.budget_records_max),
+            rate_per_s=spec.rate_per_s,
+        )
+        hosted = Hosted(spec, supervisor, link)
+        with self._lock:
+            self._hosted[spec.stream_id] = hosted
+            if spec.launch_id in self._cancelled:  # stopped while it was being built: never start it
+                supervisor.stop("stopped before it started")
+        return hosted
 
     def _handler(self, env: ExecutorEnv, spec: LaunchSpec, receiver: Receiver) -> BlockHandler:
         blocks = received_blocks(env)
@@ -271,28 +293,27 @@ class ReceiverHost:
     def _serve(self, hosted: Hosted) -> None:
         supervisor = hosted.supervisor
         try:
-            supervisor.start()
+            if not supervisor.await_termination(0):  # not stopped while it was built
+                supervisor.start()
         except Exception as exc:  # recovery or WAL trouble: like a failed onStart
             supervisor.stop(f"error starting receiver {hosted.spec.stream_id}: {exc}", exc)
         address = supervisor.receiver.bound_address() if supervisor.started_once else None
         if address is not None:
-            self._tell(hosted, "placed", address=address)
+            self._tell(hosted.link, "placed", address=address)
         supervisor.await_termination()
         self._tell(
-            hosted,
+            hosted.link,
             "terminated",
             message=supervisor.stop_message,
             error=portable_error(supervisor.error),
             started_once=supervisor.started_once,
         )
 
-    def _tell(self, hosted: Hosted, kind: str, **fields: Any) -> None:
+    def _tell(self, link: DriverLink, kind: str, **fields: Any) -> None:
         try:
-            hosted.link.call("event", kind=kind, **fields)
+            link.call("event", kind=kind, **fields)
         except DStreamError:
-            log.warning(
-                "receiver %d could not tell the driver %s", hosted.spec.stream_id, kind, exc_info=True
-            )
+            log.warning("receiver %d could not tell the driver %s", link.stream_id, kind, exc_info=True)
 
     def _current(self, stream_id: int, launch_id: str | None = None) -> Hosted | None:
         with self._lock:
@@ -303,6 +324,8 @@ class ReceiverHost:
 
     def stop(self, stream_id: int, launch_id: str, message: str, close_wal: bool) -> None:
         """Stop a launch (flushing its buffered records) and wait for it; close the WAL if told."""
+        with self._lock:
+            self._cancelled.add(launch_id)
         hosted = self._current(stream_id, launch_id)
         if hosted is not None:
             hosted.supervisor.stop(message)

@@ -149,6 +149,13 @@ class RemoteSupervisor:
         self._launcher.ended(self)
 
     @property
+    def placed_at(self) -> tuple[str, int] | None:
+        """The address it listens on, once running on a worker whose process id is known."""
+        if self.running and self.worker_pid is not None:
+            return self.address
+        return None
+
+    @property
     def running(self) -> bool:
         return self.worker is not None and not self._terminated.is_set()
 
@@ -293,7 +300,9 @@ class WorkerLauncher:
         handle.receiver.detach_from_driver()
         spec = self._spec(handle)
         pids = self.client.run(start_on_worker, self.plugin_name, dumps(spec), workers=[worker])
-        handle.worker_pid = int(pids[worker])
+        with self._lock:
+            handle.worker_pid = int(pids[worker])
+            self._changed.notify_all()
 
     def _spec(self, handle: RemoteSupervisor) -> LaunchSpec:
         tracker = self.tracker
@@ -351,8 +360,8 @@ class WorkerLauncher:
         with self._lock:
             while True:
                 handle = self._current.get(stream_id)
-                if handle is not None and handle.running and handle.address is not None:
-                    return handle.address
+                if handle is not None and handle.placed_at is not None:
+                    return handle.placed_at
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise DStreamStateError(

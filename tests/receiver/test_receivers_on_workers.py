@@ -36,7 +36,9 @@ BATCH_MS = 1000
 
 def _conf(wal: bool) -> Conf:
     conf = dask_conf().set("spark.streaming.receiver.writeAheadLog.enable", str(wal).lower())
-    return conf.set("spark.streaming.receiverRestartDelay", "200ms").set("dstream.dask.workerTimeout", "2s")
+    # The default worker timeout: a SIGKILLed worker is noticed at once (its nanny sees the process
+    # end), and a short one declares workers of a loaded machine dead while the cluster starts.
+    return conf.set("spark.streaming.receiverRestartDelay", "200ms")
 
 
 def _tracker(ssc: StreamingContext) -> ReceiverTracker:
@@ -46,6 +48,8 @@ def _tracker(ssc: StreamingContext) -> ReceiverTracker:
 
 
 def _handle(ssc: StreamingContext, stream: Any) -> RemoteSupervisor:
+    """The driver's handle on the stream's receiver, once placed on a worker (its pid known)."""
+    stream.address()
     handle = _tracker(ssc).handle(stream._id)
     assert isinstance(handle, RemoteSupervisor), handle
     return handle
@@ -186,6 +190,12 @@ class Producer(threading.Thread):
             return self.progress.wait_for(lambda: len(self.acked) >= count, WAIT_S)
 
 
+def _kill(handle: RemoteSupervisor, sc: Context) -> None:
+    pid = handle.worker_pid
+    assert isinstance(pid, int) and pid > 0 and pid != os.getpid() and pid in sc.worker_processes().values()
+    os.kill(pid, signal.SIGKILL)
+
+
 def _wait_lost(handle: RemoteSupervisor) -> None:
     for _ in range(int(WAIT_S / 0.5)):
         if handle.await_termination(0.5):
@@ -208,7 +218,7 @@ def test_sigkill_of_the_receivers_worker_with_the_wal_loses_and_repeats_nothing(
         producer = Producer(stream.address(), records)
         producer.start()
         assert producer.wait_acked(100), "the producer made no progress"
-        os.kill(victim.worker_pid or -1, signal.SIGKILL)  # mid-stream: frames are in flight
+        _kill(victim, cluster_sc)  # mid-stream: frames are in flight
         _wait_lost(victim)
         lost_batch = _batch(ssc, clock)  # its blocks' only copies died: read from the receiver WAL
         lost_infos = _tracker(ssc).get_blocks_of_batch_and_stream(lost_batch, stream._id)
@@ -246,7 +256,7 @@ def test_sigkill_of_the_receivers_worker_without_wal_keeps_every_reported_block_
                 ssc.start()
                 victim = _handle(ssc, stream)
                 _send(stream, "p", records)  # each acknowledged: stored on two workers and reported
-                os.kill(victim.worker_pid or -1, signal.SIGKILL)
+                _kill(victim, sc)
                 _wait_lost(victim)
                 batch = _batch(ssc, clock)
                 infos = _tracker(ssc).get_blocks_of_batch_and_stream(batch, stream._id)
