@@ -23,9 +23,10 @@ from dstream.client import PushClient
 from dstream.clock import ManualClock
 from dstream.context import Conf, Context
 from dstream.rdd.storage import StorageLevel
+from dstream.receiver.push import PushReceiver
 from dstream.receiver.receiver_tracker import ReceiverTracker
 from dstream.receiver.worker_host import SERVICE, ReceiverHost
-from dstream.receiver.worker_launcher import RemoteSupervisor
+from dstream.receiver.worker_launcher import RemoteSupervisor, WorkerLauncher
 from dstream.streaming import StreamingContext
 from tests.support.contexts import engine_context, streaming_context
 from tests.support.dask_cluster import dask_conf, kill_all, wait_gone
@@ -150,6 +151,30 @@ def test_two_receivers_take_a_worker_each_and_their_join_is_exact(shared_sc: Con
         _send(b, "pb", [f"k{i}:b" for i in range(5, 15)])
         _batch(ssc, clock)
         assert sorted(out) == [(f"k{i}", (f"k{i}:a", f"k{i}:b")) for i in sorted(range(5, 10), key=str)]
+
+
+class PinnedPushReceiver(PushReceiver):
+    """A push receiver that asks for one worker (`Receiver.preferredLocation`)."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__()
+        self.where = where
+
+    def preferredLocation(self) -> str | None:
+        return self.where
+
+
+def test_a_receivers_preferred_location_is_honoured(shared_sc: Context, tmp_path: Path) -> None:
+    wanted = sorted(shared_sc.worker_processes())[-1]  # not the one an unpinned receiver gets first
+    with streaming_context(shared_sc, ManualClock(0)) as ssc:
+        ssc.checkpoint(str(tmp_path / "ck"))
+        stream = ssc.receiverStream(PinnedPushReceiver(wanted))
+        _collect(stream)
+        ssc.start()
+        launcher = _tracker(ssc).launcher
+        assert isinstance(launcher, WorkerLauncher)
+        launcher.address(stream._id)  # placed
+        assert _tracker(ssc).handle(stream._id).worker == wanted  # type: ignore[union-attr]
 
 
 @pytest.fixture
