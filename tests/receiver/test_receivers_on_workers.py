@@ -262,7 +262,6 @@ def test_sigkill_of_the_receivers_worker_with_the_wal_loses_and_repeats_nothing(
     assert sorted(out) == sorted(records)  # every acknowledged record exactly once
 
 
-@pytest.mark.slow
 @pytest.mark.chaos
 def test_sigkill_of_the_receivers_worker_without_wal_keeps_every_reported_block_on_its_replica(
     tmp_path: Path,
