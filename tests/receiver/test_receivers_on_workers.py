@@ -19,12 +19,15 @@ from typing import Any
 
 import pytest
 
+from dstream.backends.block_manager import ReceivedBlockId
 from dstream.client import PushClient
 from dstream.clock import ManualClock
 from dstream.context import Conf, Context
 from dstream.rdd.storage import StorageLevel
+from dstream.receiver.block_handler import StateRecord, decode_log_record
 from dstream.receiver.push import PushReceiver
 from dstream.receiver.receiver_tracker import ReceiverTracker
+from dstream.receiver.wal_registry import receiver_wals
 from dstream.receiver.worker_host import SERVICE, ReceiverHost
 from dstream.receiver.worker_launcher import RemoteSupervisor, WorkerLauncher
 from dstream.streaming import StreamingContext
@@ -107,9 +110,18 @@ def test_a_push_receiver_runs_on_a_worker_and_its_output_is_exact(
         _send(stream, "p", records)
         budget = _tracker(ssc).budget(stream._id)
         assert budget.outstanding_records == len(records)  # the worker took them from the driver's budget
-        _batch(ssc, clock)
+        batch = _batch(ssc, clock)
         assert budget.outstanding_records == 0  # the allocation gave them back
         assert sorted(out) == sorted(r.upper() for r in records)
+        clock.set_time(batch + BATCH_MS // 2)  # no batch due: the cleanup's threshold must be past
+        _tracker(ssc).cleanup_old_blocks_and_batches(batch + 1)  # what a checkpoint's cleanup does
+        assert not any(isinstance(b, ReceivedBlockId) for b in sc.backend.block_manager.block_ids())
+        if wal:  # the receiver's snapshot went to its WAL on the worker before the tracker forgot
+            location = _tracker(ssc).wal_location(stream._id)
+            assert location is not None
+            log = receiver_wals(sc.executor_env).for_reading(*location)
+            states = [r for r in map(decode_log_record, log.read_all()) if isinstance(r, StateRecord)]
+            assert states and states[-1].state["durable"] == {"p": len(records) - 1}
 
 
 def _rate_on_worker(plugin_name: str, stream_id: int, dask_worker: Any) -> float | None:
