@@ -17,7 +17,10 @@ Any master works (`--master local-cluster[2]` runs the tasks on an embedded Dask
 `--compare` runs several masters in the same run (default `local[1]` and `local-cluster[2]`) and prints,
 per master: each pipeline's sustainable rate, its ratio to the plain loop and to the first master, the
 start-up time (a fresh process, from its launch to its first completed batch) and the peak RSS of all
-its processes (driver and workers, sampled every 100 ms with psutil, else /proc).
+its processes (driver and workers, sampled every 100 ms with psutil, else /proc). With `--sources`
+(default `memory socket push`) it also measures, per master, the end-to-end rate of the same word
+count fed by a real receiver: a socket, and a push stream with the receiver WAL on
+(bench/e2e_sources.py, each in a fresh process).
 
 Run: `.venv/bin/python bench/wordcount.py [--master local[*]] [--batches 6] [--quick]
 [--switch-interval-ms 50] [--compare [--masters local[1] local-cluster[2]]]`. The search is bounded: at
@@ -57,6 +60,8 @@ sys.path.insert(
     if "--tree" in sys.argv
     else str(Path(__file__).resolve().parent.parent),
 )
+
+import e2e_sources
 
 from dstream import Context, StreamingContext
 from dstream.streaming.inputs import InputDStream
@@ -282,35 +287,59 @@ def startup_s(master: str) -> float:
     return float(next(line for line in out.splitlines() if line.startswith("startup_s")).split()[1])
 
 
-def compare(masters: list[str], batches: int, first_guess: float) -> None:
+def compare(
+    masters: list[str], batches: int, first_guess: float, sources: list[str], window_s: float
+) -> None:
     """Every master in the same run: rates, ratios to the plain loop and to the first master, start-up,
-    peak RSS."""
+    peak RSS; then, for each receiver source in `sources`, the end-to-end rate (bench/e2e_sources.py)."""
     results: dict[str, dict[str, float]] = {}
     for master in masters:
         row: dict[str, float] = {"startup_s": startup_s(master)}
-        with PeakRss() as rss:
+        if "memory" in sources:
+            with PeakRss() as rss:
+                for stateful in (False, True):
+                    name = "stateful" if stateful else "stateless"
+                    loop_rates: list[float] = []
+                    best, log = sustainable_rate(
+                        master, stateful, batches, int(first_guess * 0.4), loop_rates
+                    )
+                    print(f"{master} {name}:\n" + "\n".join(log), flush=True)
+                    row[name] = best
+                    row[f"{name}_loop"] = statistics.median(loop_rates)
+            row["peak_rss_mb"] = rss.peak / 2**20
+        for source in (s for s in sources if s != "memory"):
             for stateful in (False, True):
-                name = "stateful" if stateful else "stateless"
-                loop_rates: list[float] = []
-                best, log = sustainable_rate(master, stateful, batches, int(first_guess * 0.4), loop_rates)
-                print(f"{master} {name}:\n" + "\n".join(log), flush=True)
-                row[name] = best
-                row[f"{name}_loop"] = statistics.median(loop_rates)
-        row["peak_rss_mb"] = rss.peak / 2**20
+                name = f"{source} {'stateful' if stateful else 'stateless'}"
+                figures = e2e_sources.measure(master, source, stateful, window_s)
+                row[name], row[name + " ms"] = figures["lines_per_s"], figures["processing_ms"]
+                print(
+                    f"{master} {name}: {figures['lines_per_s']:,.0f} lines/s end to end,"
+                    f" median processing {figures['processing_ms']:.0f} ms",
+                    flush=True,
+                )
         results[master] = row
     base = results[masters[0]]
-    print(f"\n{'master':<18} {'pipeline':<10} {'lines/s':>10} {'/loop':>6} {'/' + masters[0]:>12}")
+    if "memory" in sources:
+        print(f"\n{'master':<18} {'pipeline':<10} {'lines/s':>10} {'/loop':>6} {'/' + masters[0]:>12}")
+        for master, row in results.items():
+            for name in ("stateless", "stateful"):
+                print(
+                    f"{master:<18} {name:<10} {row[name]:>10,.0f} {row[name] / row[name + '_loop']:>6.2f}"
+                    f" {row[name] / max(base[name], 1):>12.2f}"
+                )
+    e2e = [f"{s} {k}" for s in sources if s != "memory" for k in ("stateless", "stateful")]
+    if e2e:
+        header = f"{'source, pipeline':<18} {'lines/s':>10} {'processing':>11} {'/' + masters[0]:>12}"
+        print(f"\n{'master':<18} {header}")
+        for master, row in results.items():
+            for name in e2e:
+                print(
+                    f"{master:<18} {name:<18} {row[name]:>10,.0f} {row[name + ' ms']:>8.0f} ms"
+                    f" {row[name] / max(base[name], 1):>12.2f}"
+                )
     for master, row in results.items():
-        for name in ("stateless", "stateful"):
-            print(
-                f"{master:<18} {name:<10} {row[name]:>10,.0f} {row[name] / row[name + '_loop']:>6.2f}"
-                f" {row[name] / max(base[name], 1):>12.2f}"
-            )
-    for master, row in results.items():
-        print(
-            f"{master:<18} start-up to first batch {row['startup_s']:.2f} s;"
-            f" peak RSS of all processes {row['peak_rss_mb']:.0f} MB"
-        )
+        rss_part = f"; peak RSS of all processes {row['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in row else ""
+        print(f"{master:<18} start-up to first batch {row['startup_s']:.2f} s{rss_part}")
 
 
 CHILD_TIMEOUT_S = 300.0
@@ -388,6 +417,16 @@ def main() -> None:
         default=None,
         help="default: local[1] local-cluster[2] with --compare, local[1] local[*] with --trees",
     )
+    parser.add_argument(
+        "--sources",
+        nargs="*",
+        choices=("memory", "socket", "push"),
+        default=["memory", "socket", "push"],
+        help="with --compare: the in-memory source's sustainable rate, and end-to-end receiver rates",
+    )
+    parser.add_argument(
+        "--e2e-window-s", type=float, default=8.0, help="with --compare and a receiver source"
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--rate", type=int, default=150_000, help="lines/s, with --trees")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -414,7 +453,7 @@ def main() -> None:
     if args.compare:
         args.masters = args.masters or ["local[1]", "local-cluster[2]"]
         print(f"{BATCH_S:g} s batches; masters {args.masters}; plain loop first guess {first_guess:,.0f}")
-        compare(args.masters, batches, first_guess)
+        compare(args.masters, batches, first_guess, args.sources, args.e2e_window_s)
         return
     switch_ms = sys.getswitchinterval() * 1000
     print(f"master {args.master}, {BATCH_S:g} s batches, GIL switch interval {switch_ms:g} ms")

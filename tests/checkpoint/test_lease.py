@@ -253,12 +253,16 @@ def test_local_lease_is_free_at_once_after_sigkill(tmp_path: object) -> None:
         close_pipes(child)
 
 
+# Long enough that a holder stalled by a loaded machine still renews in time (with 1 s, a child that
+# did not run for a second lost the lease before the parent looked, once in a loaded suite run).
+EPOCH_LEASE_S = 5.0
+
 EPOCH_HOLDER = textwrap.dedent(
-    """
+    f"""
     import json, sys
     from checkpoint.lease import acquire_driver_lease
     so = json.loads(sys.argv[2])
-    lease = acquire_driver_lease(sys.argv[1], "child", storage_options=so, lease_timeout_s=1.0)
+    lease = acquire_driver_lease(sys.argv[1], "child", storage_options=so, lease_timeout_s={EPOCH_LEASE_S})
     print("held", flush=True)
     lease.renew_every(0.2, on_lost=lambda exc: print("lost", flush=True))
     sys.stdin.read()
@@ -284,7 +288,10 @@ def test_object_store_lease_after_sigkill_waits_for_expiry(s3_moto: StorageTarge
             assert child.stdout.readline().strip() == b"held"
             with pytest.raises(DriverLeaseError, match="'child'"):
                 acquire_driver_lease(
-                    s3_moto.url, "parent", storage_options=s3_moto.storage_options, lease_timeout_s=1.0
+                    s3_moto.url,
+                    "parent",
+                    storage_options=s3_moto.storage_options,
+                    lease_timeout_s=EPOCH_LEASE_S,
                 )
             child.send_signal(signal.SIGKILL)
         assert child.wait(timeout=30) == -signal.SIGKILL
@@ -292,8 +299,8 @@ def test_object_store_lease_after_sigkill_waits_for_expiry(s3_moto: StorageTarge
             s3_moto.url,
             "parent",
             storage_options=s3_moto.storage_options,
-            lease_timeout_s=1.0,
-            wait_timeout_s=20,
+            lease_timeout_s=EPOCH_LEASE_S,
+            wait_timeout_s=60,
         )
         assert lease.epoch == 1
         lease.check()

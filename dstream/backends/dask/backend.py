@@ -69,8 +69,11 @@ class DaskBackend(ExecutionBackend):
         # The block plugin first: each worker's executor environment is built on its block store.
         self._blocks = DaskBlockManagerClient(self._client)
         self._client.register_plugin(ExecutorPlugin(self._name), name=self._name)
-        threads: dict[str, int] = self._client.nthreads()
-        self._parallelism = max(1, sum(threads.values()))
+        if handle.workers_expected:  # an embedded cluster: N one-thread workers, still starting
+            self._parallelism = handle.workers_expected
+        else:
+            threads: dict[str, int] = self._client.nthreads()
+            self._parallelism = max(1, sum(threads.values()))
 
     @property
     def client(self) -> Any:
@@ -102,6 +105,7 @@ class DaskBackend(ExecutionBackend):
 
     def worker_processes(self) -> dict[str, int]:
         """The process id of every worker, by worker address (chaos and lifecycle tests kill them)."""
+        self._handle.wait_for_workers()
         pids: dict[str, int] = self._client.run(os.getpid)
         return pids
 
@@ -112,6 +116,7 @@ class DaskBackend(ExecutionBackend):
 
     def run_tasks(self, tasks: Sequence[Task]) -> list[Any]:
         self._check_running()
+        self._handle.wait_for_workers()
         payloads = [_out_of_band(serialize_task(t)) for t in tasks]
         attempts = StageAttempts([t.describe() for t in tasks], self._config.task_retries_max)
         outcomes: list[tuple[bool, bytes] | None] = [None] * len(tasks)

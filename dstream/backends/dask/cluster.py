@@ -8,6 +8,12 @@ and exits the moment it closes). The scheduler declares a worker that misses hea
 ``dstream.dask.workerTimeout`` dead (its nanny restarts it; its tasks run elsewhere), instead of
 Dask's default of minutes.
 
+The workers start in the background: the scheduler and the client are up when `start_embedded`
+returns, and the N worker processes (each spawns a fresh interpreter that imports Dask and dstream, about
+a second on this machine) come up while the driver builds its streaming context, recovers and waits for
+its first batch time. `ClusterHandle.wait_for_workers` is called before anything needs a worker: it waits
+once, bounded by ``WORKERS_START_TIMEOUT_S``, for all N to register.
+
 ``dask://HOST:PORT`` only connects a client; closing it leaves the cluster running, as it was found.
 
 No dashboard is started unless ``dstream.dask.dashboard=true``; the dashboard needs bokeh, which is
@@ -18,26 +24,50 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
 from typing import Any
 
 from distributed import Client, LocalCluster
 
 from dstream.config import DASK_DASHBOARD_KEY, DaskConfig
-from dstream.errors import DStreamValueError
+from dstream.errors import DStreamStateError, DStreamValueError
 
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 CONNECT_TIMEOUT_S = 30.0
+WORKERS_START_TIMEOUT_S = 120.0  # a loaded 2-core machine spawning N interpreters at once
 
 
 class ClusterHandle:
     """A client and, for an embedded cluster, the cluster it owns."""
 
-    def __init__(self, client: Any, cluster: Any | None, dashboard: bool = False) -> None:
+    def __init__(
+        self, client: Any, cluster: Any | None, dashboard: bool = False, workers_expected: int = 0
+    ) -> None:
         self.client = client
         self.cluster = cluster
         self._dashboard = dashboard
+        self.workers_expected = workers_expected
+        self._ready = threading.Event() if workers_expected else None
+
+    def wait_for_workers(self) -> None:
+        """Block until an embedded cluster's workers have all registered (once; a joined scheduler's
+        workers are its own business, so this returns at once there).
+
+        Raises:
+            DStreamStateError: they did not all register within ``WORKERS_START_TIMEOUT_S``.
+        """
+        if self._ready is None or self._ready.is_set():
+            return
+        try:
+            self.client.wait_for_workers(self.workers_expected, timeout=WORKERS_START_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise DStreamStateError(
+                f"local-cluster[{self.workers_expected}]: the workers did not all start within"
+                f" {WORKERS_START_TIMEOUT_S:.0f} s: {exc}"
+            ) from exc
+        self._ready.set()
 
     @property
     def dashboard_link(self) -> str | None:
@@ -67,7 +97,7 @@ def start_embedded(workers: int, config: DaskConfig) -> ClusterHandle:
             " or set it to false"
         )
     cluster = LocalCluster(  # type: ignore[no-untyped-call]
-        n_workers=workers,
+        n_workers=0,  # scaled up below, without waiting: see the module docstring
         threads_per_worker=1,
         processes=True,
         host=HOST,
@@ -81,11 +111,12 @@ def start_embedded(workers: int, config: DaskConfig) -> ClusterHandle:
         },
     )
     try:
+        cluster.scale(workers)  # type: ignore[no-untyped-call]
         client = Client(cluster, set_as_default=False, timeout=CONNECT_TIMEOUT_S)  # type: ignore[no-untyped-call]
     except BaseException:
         cluster.close()
         raise
-    handle = ClusterHandle(client, cluster, config.dashboard)
+    handle = ClusterHandle(client, cluster, config.dashboard, workers_expected=workers)
     if handle.dashboard_link is not None:
         print(f"dstream: Dask dashboard at {handle.dashboard_link}", flush=True)
         log.info("Dask dashboard of local-cluster[%d] at %s", workers, handle.dashboard_link)
