@@ -234,6 +234,7 @@ class WorkerLauncher:
     ) -> None:
         self.client = backend.client
         self.plugin_name = backend.executor_plugin_name
+        self._wait_for_workers = backend.wait_for_workers
         self._checkpoint_dir = checkpoint_dir
         self._storage_options = dict(storage_options)
         self._lock = threading.Lock()
@@ -275,6 +276,7 @@ class WorkerLauncher:
 
     def start_remote(self, handle: RemoteSupervisor) -> None:
         """Choose a worker for `handle` and start its receiver there (its pid lands in the handle)."""
+        self._wait_for_workers()  # an embedded cluster's workers start in the background
         alive = self.alive_workers()
         if not alive:
             try:

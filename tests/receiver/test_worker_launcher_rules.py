@@ -21,7 +21,9 @@ WORKER = "tcp://127.0.0.1:4000"
 def _launcher() -> tuple[WorkerLauncher, ReceiverTracker]:
     tracker = ReceiverTracker(ManualClock(0))
     tracker.add_receiver(0, HandFedReceiver())
-    launcher = WorkerLauncher(SimpleNamespace(client=None, executor_plugin_name="p"), None, {})  # type: ignore[arg-type]
+    launcher = WorkerLauncher(
+        SimpleNamespace(client=None, executor_plugin_name="p", wait_for_workers=None), None, {}
+    )  # type: ignore[arg-type]
     launcher._tracker = tracker  # bound without an endpoint: requests are dispatched by hand here
     return launcher, tracker
 

@@ -103,6 +103,11 @@ class DaskBackend(ExecutionBackend):
         """The embedded cluster's dashboard URL (``dstream.dask.dashboard=true``), else None."""
         return self._handle.dashboard_link
 
+    def wait_for_workers(self) -> None:
+        """Wait (once, bounded) until an embedded cluster's workers have all started; receivers are
+        placed only then, so that they spread over every worker."""
+        self._handle.wait_for_workers()
+
     def worker_processes(self) -> dict[str, int]:
         """The process id of every worker, by worker address (chaos and lifecycle tests kill them)."""
         self._handle.wait_for_workers()
