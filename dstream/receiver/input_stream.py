@@ -44,15 +44,19 @@ ADDRESS_WAIT_S = 60.0
 class ListenerBusEvents:
     """Posts receiver lifecycle events to a StreamingContext's listener bus."""
 
-    def __init__(self, bus: Any, names: dict[int, str]) -> None:
+    def __init__(self, bus: Any, names: dict[int, str], launcher: WorkerLauncher | None = None) -> None:
         self._bus = bus
         self._names = names
+        self._launcher = launcher
 
     def _info(
         self, stream_id: int, active: bool, message: str = "", error: BaseException | None = None
     ) -> Any:
         name = self._names.get(stream_id, "receiver")
-        return ReceiverInfo(stream_id, name, active, "driver", message, repr(error) if error else "")
+        location = "driver"
+        if self._launcher is not None:  # the worker the receiver runs on (or ran on last)
+            location = self._launcher.location(stream_id) or location
+        return ReceiverInfo(stream_id, name, active, location, message, repr(error) if error else "")
 
     def on_receiver_started(self, stream_id: int, name: str) -> None:
         self._bus.post(StreamingListenerReceiverStarted(self._info(stream_id, True)))
@@ -83,7 +87,7 @@ def new_receiver_tracker(runtime: StreamingRuntime, streams: list[ReceiverInputD
         runtime.config.receiver,
         checkpoint_dir=None if location is None else location.url,
         storage_options=None if location is None else location.storage_options,
-        events=ListenerBusEvents(runtime.bus, names),
+        events=ListenerBusEvents(runtime.bus, names, launcher),
         recover=location is not None,
         executor=runtime.sc.executor_env,
         backpressure=runtime.config.backpressure,

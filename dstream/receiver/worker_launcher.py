@@ -352,6 +352,11 @@ class WorkerLauncher:
         with self._lock:
             return self._current.get(stream_id)
 
+    def location(self, stream_id: int) -> str | None:
+        """The worker the stream's receiver runs on, or ran on last (None before its first placement)."""
+        with self._lock:
+            return self._last_worker.get(stream_id)
+
     def address(self, stream_id: int, timeout_s: float = ADDRESS_WAIT_S) -> tuple[str, int]:
         """The (host, port) the stream's receiver listens on once placed; waits (bounded) for a placement.
 

@@ -31,6 +31,7 @@ from dstream.receiver.wal_registry import receiver_wals
 from dstream.receiver.worker_host import SERVICE, ReceiverHost
 from dstream.receiver.worker_launcher import RemoteSupervisor, WorkerLauncher
 from dstream.streaming import StreamingContext
+from dstream.streaming.listener import StreamingListener
 from tests.support.contexts import engine_context, streaming_context
 from tests.support.dask_cluster import dask_conf, kill_all, wait_gone
 
@@ -89,6 +90,21 @@ def shared_sc(dask_master: str) -> Iterator[Context]:
         yield sc
 
 
+class StartedListener(StreamingListener):
+    """Remembers where the first receiver started, as the listener bus says."""
+
+    def __init__(self) -> None:
+        self.location: str | None = None
+        self._started = threading.Event()
+
+    def onReceiverStarted(self, receiverStarted: Any) -> None:
+        self.location = receiverStarted.receiverInfo().location()
+        self._started.set()
+
+    def wait(self, timeout_s: float) -> bool:
+        return self._started.wait(timeout_s)
+
+
 @pytest.mark.parametrize("wal", [True, False], ids=["wal", "memory-only"])
 def test_a_push_receiver_runs_on_a_worker_and_its_output_is_exact(
     dask_master: str, tmp_path: Path, wal: bool
@@ -101,11 +117,14 @@ def test_a_push_receiver_runs_on_a_worker_and_its_output_is_exact(
             ssc.checkpoint(str(tmp_path / "ck"))
         stream = ssc.pushStream(storageLevel=level)
         out = _collect(stream.map(str.upper))
+        started = StartedListener()
+        ssc.addStreamingListener(started)
         ssc.start()
         handle = _handle(ssc, stream)
         assert stream.address() == handle.address
         workers = sc.worker_processes()
         assert handle.worker in workers and handle.worker_pid == workers[handle.worker] != os.getpid()
+        assert started.wait(WAIT_S) and started.location == handle.worker  # on the listener bus too
         records = [f"r{i}" for i in range(40)]
         _send(stream, "p", records)
         budget = _tracker(ssc).budget(stream._id)
