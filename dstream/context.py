@@ -29,6 +29,7 @@ from checkpoint.layout import rdd_of_run_dir
 from checkpoint.location import absolute_url
 from dstream.accumulators import Accumulator, AccumulatorParam, AccumulatorRegistry, default_param
 from dstream.backends import create_backend
+from dstream.backends.base import ExecutionBackend
 from dstream.backends.executor_env import ExecutorEnv
 from dstream.broadcast import Broadcast, registry_of
 from dstream.config import EngineConfig
@@ -176,6 +177,11 @@ class Context:
 
     def __repr__(self) -> str:
         return f"<Context master={self.master} appName={self.appName}>"
+
+    @property
+    def backend(self) -> ExecutionBackend:
+        """The execution backend (receivers ask it where they run: driver threads or Dask workers)."""
+        return self._backend
 
     @property
     def executor_env(self) -> ExecutorEnv:

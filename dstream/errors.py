@@ -15,5 +15,9 @@ class DStreamStateError(DStreamError, RuntimeError):
     """An operation is not valid in the current lifecycle state (e.g. start() twice)."""
 
 
+class CleanupDeferredError(DStreamStateError):
+    """A cleanup cannot run yet (a receiver has not rebuilt its state); nothing was cleaned, retry later."""
+
+
 class JobFailedError(DStreamError):
     """A batch job raised; the original exception is the __cause__ and its message is kept."""

@@ -47,8 +47,8 @@ DASK_DEFAULT_MODULES = {
 _MEMORY_FS = "memory:// is in the driver process only: Dask workers cannot see it"
 _DRIVER_MEMORY = "its tasks share a variable or an event with the driver's memory, as threads do"
 _DRIVER_RECEIVER = (
-    "receivers run in the driver and, without the receiver WAL, their blocks stay in its executor, which"
-    " Dask workers cannot read (until receivers run on workers)"
+    "it steers the receiver's block generator through the driver's ManualClock and supervisor; on Dask the"
+    " receiver runs on a worker, on its own clock (tests/receiver/test_receivers_on_workers.py)"
 )
 DASK_SKIPPED = {
     "test_a_stateful_word_count_ships_references_never_partitions_or_buckets": (

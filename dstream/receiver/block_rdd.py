@@ -59,7 +59,7 @@ def block_refs(
 def read_block(ref: BlockRef, env: ExecutorEnv | None = None) -> list[Any]:
     """The block's records: from a copy on executor `env` (default: this task's), else the receiver WAL."""
     if ref.block_valid:
-        records = received_blocks(env).find(ref.block_id)
+        records = received_blocks(env).find(ref.block_id, ref.locations)
         if records is not None:
             return records
     if ref.wal_handle is None or ref.wal_url is None:

@@ -48,9 +48,15 @@ class ReceivedBlocks:
         data = dumps_records(records)  # serialized once for every copy
         return self.block_manager.put(ReceivedBlockId(block_id), data, level, len(records))
 
-    def find(self, block_id: str) -> list[Any] | None:
-        """A fresh copy of the block's records from any holder, or None when every copy is lost."""
-        data = self.block_manager.get(ReceivedBlockId(block_id))
+    def find(self, block_id: str, locations: tuple[str, ...] = ()) -> list[Any] | None:
+        """A fresh copy of the block's records, or None when every copy is lost.
+
+        Args:
+            block_id: the block.
+            locations: the executors the driver was told hold it (the receiver's worker first, then a
+                replica's): a copy here is used, else one is fetched from the first holder still alive.
+        """
+        data = self.block_manager.get(ReceivedBlockId(block_id), locations)
         if isinstance(data, Lost):
             return None
         records: list[Any] = pickle.loads(data)

@@ -10,10 +10,16 @@ into its runtime as the block allocator. Generating batch T:
    order; its listener input info counts its blocks of T whether or not it is computed at T.
 
 The JobGenerator decides when blocks are cleaned (docs/architecture.md).
+
+Where the receivers run is the backend's choice: on the local backend each runs on a thread of the
+driver; on the Dask backend a `WorkerLauncher` runs each on a worker (dstream.receiver.worker_launcher),
+and a push stream's `address()` / `resolver()` say where its receiver listens now.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from dstream.errors import DStreamStateError
@@ -21,6 +27,7 @@ from dstream.receiver.block_rdd import block_rdd, block_refs
 from dstream.receiver.push import PushReceiver
 from dstream.receiver.receiver import Receiver
 from dstream.receiver.receiver_tracker import ReceiverTracker
+from dstream.receiver.worker_launcher import WorkerLauncher, worker_launcher
 from dstream.streaming.inputs import InputDStream
 from dstream.streaming.listener import (
     ReceiverInfo,
@@ -31,19 +38,25 @@ from dstream.streaming.listener import (
 )
 from dstream.streaming.runtime import StreamingRuntime
 
+ADDRESS_WAIT_S = 60.0
+
 
 class ListenerBusEvents:
     """Posts receiver lifecycle events to a StreamingContext's listener bus."""
 
-    def __init__(self, bus: Any, names: dict[int, str]) -> None:
+    def __init__(self, bus: Any, names: dict[int, str], launcher: WorkerLauncher | None = None) -> None:
         self._bus = bus
         self._names = names
+        self._launcher = launcher
 
     def _info(
         self, stream_id: int, active: bool, message: str = "", error: BaseException | None = None
     ) -> Any:
         name = self._names.get(stream_id, "receiver")
-        return ReceiverInfo(stream_id, name, active, "driver", message, repr(error) if error else "")
+        location = "driver"
+        if self._launcher is not None:  # the worker the receiver runs on (or ran on last)
+            location = self._launcher.location(stream_id) or location
+        return ReceiverInfo(stream_id, name, active, location, message, repr(error) if error else "")
 
     def on_receiver_started(self, stream_id: int, name: str) -> None:
         self._bus.post(StreamingListenerReceiverStarted(self._info(stream_id, True)))
@@ -64,16 +77,22 @@ def new_receiver_tracker(runtime: StreamingRuntime, streams: list[ReceiverInputD
     """
     location = runtime.checkpoint
     names = {s._id: s.receiver_name() for s in streams}
+    launcher = worker_launcher(
+        runtime.sc.backend,
+        None if location is None else location.url,
+        {} if location is None else location.storage_options,
+    )
     tracker = ReceiverTracker(
         runtime.clock,
         runtime.config.receiver,
         checkpoint_dir=None if location is None else location.url,
         storage_options=None if location is None else location.storage_options,
-        events=ListenerBusEvents(runtime.bus, names),
+        events=ListenerBusEvents(runtime.bus, names, launcher),
         recover=location is not None,
         executor=runtime.sc.executor_env,
         backpressure=runtime.config.backpressure,
-        fence=lambda: runtime.fence(),  # read at each call: the coordinator installs the lease's
+        fence=lambda: runtime.fence(),  # looked up at each call: recovery installs the lease's fence later
+        launcher=launcher,
     )
     for stream in sorted(streams, key=lambda s: s._id):
         tracker.add_receiver(stream._id, stream.getReceiver())
@@ -134,6 +153,27 @@ class PushInputDStream(ReceiverInputDStream):
         receiver = self._receiver
         assert isinstance(receiver, PushReceiver)
         return receiver.host
+
+    def address(self, timeout_s: float = ADDRESS_WAIT_S) -> tuple[str, int]:
+        """Where the receiver listens now: (host, port).
+
+        On the local backend the socket bound when the stream was made. On the Dask backend the address
+        the receiver bound on its worker, once placed (waits up to `timeout_s` for a placement, e.g.
+        while it moves after its worker died), and after a move the new one.
+
+        Raises:
+            DStreamStateError: the receiver was not placed within `timeout_s`.
+        """
+        tracker = self._runtime.block_allocator
+        launcher = tracker.launcher if isinstance(tracker, ReceiverTracker) else None
+        if isinstance(launcher, WorkerLauncher):
+            return launcher.address(self._id, timeout_s)
+        return (self.host, self.port)
+
+    def resolver(self, timeout_s: float = ADDRESS_WAIT_S) -> Callable[[], tuple[str, int]]:
+        """A function returning the receiver's current address (`address`), for a client that follows
+        a receiver that moved (`PushClient(resolver=...)`); each call waits up to `timeout_s`."""
+        return functools.partial(self.address, timeout_s)
 
 
 def receiver_stream(ssc: Any, receiver: Receiver) -> ReceiverInputDStream:

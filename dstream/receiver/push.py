@@ -178,6 +178,15 @@ class PushReceiver(Receiver):
         self._spawn(self._run_committer, "push-commit")
         self._spawn(self._accept_loop, "push-accept")
 
+    def bound_address(self) -> tuple[str, int] | None:
+        return (self.host, self.port)
+
+    def detach_from_driver(self) -> None:
+        """Close the socket bound on the driver; the worker's copy binds the same port (`onStart`)."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+
     def onStop(self) -> None:
         self._accepting.clear()
         listener, self._listener = self._listener, None

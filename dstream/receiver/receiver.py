@@ -61,6 +61,21 @@ class Receiver:
         """The worker this receiver should run on, or None to let the scheduler choose."""
         return None
 
+    def bound_address(self) -> tuple[str, int] | None:
+        """The (host, port) this receiver listens on for its source, or None (it connects out, or reads).
+
+        The push receiver's; with the Dask backend it is reported to the driver once the receiver runs
+        on its worker (`PushInputDStream.address`).
+        """
+        return None
+
+    def detach_from_driver(self) -> None:
+        """Release what this (driver) copy holds that the copy shipped to a worker takes over.
+
+        Called on the driver before the receiver is started on a Dask worker; idempotent. The push
+        receiver closes its listening socket, so that the worker binds the same port.
+        """
+
     def on_recovered_blocks(self, metadata: list[dict[str, Any]]) -> None:
         """Called before `onStart` with what the receiver WAL says about past blocks, in log order.
 

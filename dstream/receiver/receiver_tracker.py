@@ -1,14 +1,17 @@
 """ReceiverTracker: starts the receivers, restarts failed ones with bounded backoff, owns the block tracker.
 
 With the local backend each receiver runs under its own `ReceiverSupervisor` on a thread of the driver
-process. When a supervisor ends while the tracker is running (its `onStart` raised, or it stopped on an
-error) the receiver is started again after a delay that doubles from `restart_delay_ms` up to
-`restart_delay_max_ms`; after `restarts_max` consecutive failed starts it is given up (reported as an
-error). A start that succeeded (`onStart` returned) resets the count and the delay: a receiver that
-listened again and then failed (a store whose report failed, a `restart` gone wrong) is started again
-after `restart_delay_ms`, never after a delay grown by earlier failures. A start reads the receiver WAL
-(recovery); that read retries transient storage errors itself (`ReceiverSupervisor`), so one failed read
-among many does not cost a start and a doubled delay.
+process. With the Dask backend a `ReceiverLauncher` (dstream.receiver.worker_launcher) runs it on a worker
+instead and hands back a handle with the supervisor's life-cycle methods (`SupervisorHandle`); the restart
+logic below is the same for both: a handle whose worker died ends with an error like a supervisor that
+stopped on one, so the receiver is started again on another alive worker. When a supervisor ends while the
+tracker is running (its `onStart` raised, or it stopped on an error) the receiver is started again after a
+delay that doubles from `restart_delay_ms` up to `restart_delay_max_ms`; after `restarts_max` consecutive
+failed starts it is given up (reported as an error). A start that succeeded (`onStart` returned) resets the
+count and the delay: a receiver that listened again and then failed (a store whose report failed, a
+`restart` gone wrong) is started again after `restart_delay_ms`, never after a delay grown by earlier
+failures. A start reads the receiver WAL (recovery); that read retries transient storage errors itself
+(`ReceiverSupervisor`), so one failed read among many does not cost a start and a doubled delay.
 
 Directory layout under the checkpoint directory (`checkpoint.layout`, docs/checkpoint-format.md):
     receivedBlockMetadata/     metadata WAL of the ReceivedBlockTracker (group-committed)
@@ -25,14 +28,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from checkpoint.envelope import signing_key_from_env
 from checkpoint.layout import received_block_metadata_dir, received_data_dir
 from dstream.backends.executor_env import ExecutorEnv
 from dstream.clock import Clock
 from dstream.config import BackpressureConfig, ReceiverConfig
-from dstream.errors import DStreamStateError, DStreamValueError
+from dstream.errors import CleanupDeferredError, DStreamStateError, DStreamValueError
 from dstream.receiver.block_handler import (
     BlockStoreHandler,
     StateRecord,
@@ -57,6 +60,69 @@ from wal import WriteAheadLog, open_wal
 from wal.transient_errors import is_transient
 
 JOIN_TIMEOUT_S = 30.0
+
+
+class SupervisorHandle(Protocol):
+    """What the tracker's restart loop needs of a running receiver: a local `ReceiverSupervisor`, or the
+    driver's handle on one that runs on a Dask worker."""
+
+    @property
+    def started_once(self) -> bool: ...
+
+    @property
+    def stop_message(self) -> str: ...
+
+    @property
+    def error(self) -> BaseException | None: ...
+
+    def start(self) -> None: ...
+
+    def stop(self, message: str, error: BaseException | None = None) -> None: ...
+
+    def await_termination(self, timeout_s: float | None = None) -> bool: ...
+
+    def set_rate_limit(self, rate_per_s: float | None) -> None: ...
+
+
+class ReceiverLauncher(Protocol):
+    """Runs receivers somewhere else than a driver thread (the Dask backend's workers)."""
+
+    def bind(self, tracker: ReceiverTracker) -> None:
+        """Serve `tracker` to the receivers it launches (reports, budgets, events)."""
+
+    def launch(self, stream_id: int, receiver: Receiver) -> SupervisorHandle:
+        """A handle for a new start of the receiver (nothing runs before its `start`)."""
+
+    def write_recovery_state(self, stream_id: int) -> bool:
+        """Have the running receiver write its `recovery_state` to its WAL; False when it cannot now."""
+
+    def clean_wal(self, stream_id: int, threshold_ms: int) -> None:
+        """Let the stream's receiver WAL drop segments older than the threshold."""
+
+    def remove_blocks(self, block_ids: list[str]) -> None:
+        """Drop every copy of these received blocks wherever they are held."""
+
+    def close(self) -> None:
+        """Stop serving; close the receiver WALs the receivers held open."""
+
+
+def open_receiver_log(
+    url: str, config: ReceiverConfig, storage_options: Mapping[str, Any], batched: bool
+) -> WriteAheadLog:
+    """Open a WAL of the tracker (metadata) or of a receiver with the receiver settings.
+
+    The checkpoint key (DSTREAM_CHECKPOINT_KEY) authenticates every WAL record, as it signs the metadata
+    checkpoints: both logs hold pickles that a replay would otherwise run.
+    """
+    return open_wal(
+        url,
+        rolling_interval_ms=config.wal_rolling_interval_ms,
+        fsync=config.wal_fsync,
+        storage_options=dict(storage_options),
+        batched=batched,
+        timeout_s=config.store_timeout_s,
+        key=signing_key_from_env(),
+    )
 
 
 def receiver_wal_url(checkpoint_dir: str, stream_id: int) -> str:
@@ -87,7 +153,9 @@ class ReceiverTracker:
         backpressure: with `enabled`, receivers start at `initial_rate_per_s` (capped by maxRate).
         fence: called before and after each stored block is recorded; raising (this driver lost its
             checkpoint directory's lease) means the block is not reported stored, so it is never
-            acknowledged (see `_add_block`).
+            acknowledged (see `record_block`).
+        launcher: runs the receivers elsewhere (the Dask backend's workers); None runs each on a thread
+            of this process.
     """
 
     def __init__(
@@ -102,6 +170,7 @@ class ReceiverTracker:
         executor: ExecutorEnv | None = None,
         backpressure: BackpressureConfig | None = None,
         fence: Callable[[], None] | None = None,
+        launcher: ReceiverLauncher | None = None,
     ) -> None:
         self.clock = clock
         self._fence = fence
@@ -115,7 +184,7 @@ class ReceiverTracker:
         self.storage_options = dict(storage_options or {})
         self._events = events or NoEvents()
         self._receivers: dict[int, Receiver] = {}
-        self._supervisors: dict[int, ReceiverSupervisor] = {}
+        self._supervisors: dict[int, SupervisorHandle] = {}
         self._recovered_streams: set[int] = set()  # a supervisor rebuilt the receiver's state, this process
         self._threads: list[threading.Thread] = []
         self._wals: dict[int, WriteAheadLog] = {}
@@ -131,19 +200,30 @@ class ReceiverTracker:
             self._open(metadata_wal_url(checkpoint_dir), batched=True) if checkpoint_dir else None
         )
         self.block_tracker = ReceivedBlockTracker(clock, (), self._metadata_log, recover=recover)
+        self._launcher = launcher
+        if launcher is not None:
+            launcher.bind(self)
+
+    @property
+    def launcher(self) -> ReceiverLauncher | None:
+        """What runs the receivers elsewhere (None: threads of this process)."""
+        return self._launcher
+
+    @property
+    def events(self) -> ReceiverEvents:
+        """Where receiver lifecycle events go (the listener bus adapter)."""
+        return self._events
+
+    def budget(self, stream_id: int) -> RecordBudget:
+        """The bound on stream `stream_id`'s records stored and not yet allocated."""
+        return self._budgets[stream_id]
+
+    def tracker_view(self, stream_id: int) -> tuple[set[str], int]:
+        """What a starting supervisor's recovery needs: the known block ids and the stream's cleaned bound."""
+        return self.block_tracker.known_block_ids(), self.block_tracker.cleaned_written_max_ms(stream_id)
 
     def _open(self, url: str, batched: bool) -> WriteAheadLog:
-        # The checkpoint key (DSTREAM_CHECKPOINT_KEY) authenticates every WAL record, as it signs the
-        # metadata checkpoints: both logs hold pickles that a replay would otherwise run.
-        return open_wal(
-            url,
-            rolling_interval_ms=self.config.wal_rolling_interval_ms,
-            fsync=self.config.wal_fsync,
-            storage_options=self.storage_options,
-            batched=batched,
-            timeout_s=self.config.store_timeout_s,
-            key=signing_key_from_env(),
-        )
+        return open_receiver_log(url, self.config, self.storage_options, batched)
 
     def add_receiver(self, stream_id: int, receiver: Receiver) -> None:
         """Register a receiver for input stream `stream_id`; before `start` only."""
@@ -219,9 +299,13 @@ class ReceiverTracker:
             self.clock.wait_until(wake_ms, self._stopping)
             delay_ms = min(delay_ms * 2, self.config.restart_delay_max_ms)
 
-    def _new_supervisor_retrying(self, stream_id: int, receiver: Receiver) -> ReceiverSupervisor:
-        """`_new_supervisor`, whose first opening of the receiver WAL (it reads the log's tail) retries
-        transient storage errors like the supervisor's recovery read (`RECOVERY_READ_ATTEMPTS_MAX`)."""
+    def _new_supervisor_retrying(self, stream_id: int, receiver: Receiver) -> SupervisorHandle:
+        """`_new_supervisor` (or the launcher's handle), whose first opening of the receiver WAL (it
+        reads the log's tail) retries transient storage errors like the supervisor's recovery read
+        (`RECOVERY_READ_ATTEMPTS_MAX`)."""
+        if self._launcher is not None:  # the worker opens the receiver WAL and retries its own reads
+            handle = self._supervisors[stream_id] = self._launcher.launch(stream_id, receiver)
+            return handle
         pause_ms = RECOVERY_READ_BACKOFF_MS
         for attempt in range(1, RECOVERY_READ_ATTEMPTS_MAX + 1):
             try:
@@ -240,7 +324,7 @@ class ReceiverTracker:
                 pause_ms *= 2
         raise AssertionError("unreachable")
 
-    def _add_block(self, info: ReceivedBlockInfo) -> None:
+    def record_block(self, info: ReceivedBlockInfo) -> None:
         """Record a stored block with the block tracker, fenced on both sides: a driver that lost its
         lease records nothing new, and a record written while it was being fenced (a pause between
         the check and the write) is not reported as stored, so its receiver acknowledges nothing that
@@ -256,14 +340,11 @@ class ReceiverTracker:
             receiver,
             stream_id,
             self._handler(stream_id, receiver),
-            self._add_block,
+            self.record_block,
             self.clock,
             self.config,
             self._events,
-            tracker_view=lambda: (
-                self.block_tracker.known_block_ids(),
-                self.block_tracker.cleaned_written_max_ms(stream_id),
-            ),
+            tracker_view=lambda: self.tracker_view(stream_id),
             budget=self._budgets[stream_id],
             rate_per_s=self.rate_limit(stream_id),
         )
@@ -298,6 +379,12 @@ class ReceiverTracker:
         return receiver_wal_url(self.checkpoint_dir, stream_id), dict(self.storage_options)
 
     def supervisor(self, stream_id: int) -> ReceiverSupervisor | None:
+        """The stream's supervisor when it runs in this process (None on a worker, or before a start)."""
+        found = self._supervisors.get(stream_id)
+        return found if isinstance(found, ReceiverSupervisor) else None
+
+    def handle(self, stream_id: int) -> SupervisorHandle | None:
+        """The stream's current supervisor or handle on a worker (None before its first start)."""
         return self._supervisors.get(stream_id)
 
     # -- driver-side block tracking ---------------------------------------------------------------
@@ -339,35 +426,57 @@ class ReceiverTracker:
         """
         unrecovered = self._unrecovered_streams()
         if unrecovered:
-            raise DStreamStateError(
+            raise CleanupDeferredError(
                 f"cleanup before {threshold_ms} ms deferred: the receivers of streams {unrecovered} have "
                 "not rebuilt their state from the receiver WAL yet"
             )
-        self._write_recovery_states()
+        if not self._write_recovery_states():
+            raise CleanupDeferredError(
+                f"cleanup before {threshold_ms} ms deferred: a receiver on a worker is not running (moving "
+                "or rebuilding its state), so its snapshot could not be written"
+            )
         with_blocks = [self.block_tracker.get_blocks_of_batch(t) for t in self._times_before(threshold_ms)]
         self.block_tracker.cleanup_old_batches(threshold_ms, wait=wait)
-        for batch in with_blocks:
-            for infos in batch.values():
-                for info in infos:
-                    self.blocks.remove(info.block_id)
+        ids = [info.block_id for batch in with_blocks for infos in batch.values() for info in infos]
+        if self._launcher is not None:
+            self._launcher.remove_blocks(ids)
+            if self.config.wal_enabled:
+                for stream_id in sorted(self._receivers):
+                    self._launcher.clean_wal(stream_id, threshold_ms)
+            return
+        for block_id in ids:
+            self.blocks.remove(block_id)
         for stream_id in list(self._wals):
             self._wals[stream_id].clean(threshold_ms, wait=wait)
 
     def _unrecovered_streams(self) -> list[int]:
-        """Streams with a receiver WAL whose receiver has not rebuilt its state in this process yet."""
-        if not self.config.wal_enabled:
+        """Streams with a receiver WAL whose receiver (on a driver thread) has not rebuilt its state in
+        this process yet. A receiver on a worker answers for itself in `_write_recovery_states`."""
+        if not self.config.wal_enabled or self._launcher is not None:
             return []
         for stream_id, supervisor in list(self._supervisors.items()):
-            if supervisor.recovered:
+            if isinstance(supervisor, ReceiverSupervisor) and supervisor.recovered:
                 self._recovered_streams.add(stream_id)
         return sorted(set(self._receivers) - self._recovered_streams)
 
-    def _write_recovery_states(self) -> None:
+    def _write_recovery_states(self) -> bool:
+        """Write each receiver's snapshot; False if one on a worker could not write it now (not running,
+        or not yet rebuilt from its WAL).
+
+        Without that snapshot the cleanup would forget the metadata the receiver's acknowledgement state
+        is rebuilt from, so the cleanup waits instead.
+        """
+        if self._launcher is not None:
+            if not self.config.wal_enabled:
+                return True
+            written = [self._launcher.write_recovery_state(s) for s in sorted(self._receivers)]
+            return all(written)
         for stream_id, log in list(self._wals.items()):
             state = self._receivers[stream_id].recovery_state() if stream_id in self._receivers else None
             if state is not None:
                 now = self.clock.time_ms()
                 log.write(encode_state_record(StateRecord(stream_id, now, state)), now)
+        return True
 
     def _times_before(self, threshold_ms: int) -> list[int]:
         return [t for t in self.block_tracker.allocated_times() if t < threshold_ms]
@@ -389,6 +498,8 @@ class ReceiverTracker:
             supervisor.stop("stopped by ReceiverTracker")
         for thread in self._threads:
             thread.join(timeout_s)
+        if self._launcher is not None:
+            self._launcher.close()
         for stream_id, log in self._wals.items():
             self._wal_registry.unregister(receiver_wal_url(self.checkpoint_dir or "", stream_id), log)
             log.close()

@@ -17,6 +17,7 @@ The budget lives in the tracker, one per stream, so it survives the supervisor's
 from __future__ import annotations
 
 import threading
+import time
 
 from dstream.errors import DStreamValueError
 
@@ -48,6 +49,22 @@ class RecordBudget:
                 self._cond.wait(_STOP_CHECK_S)
             self._outstanding[block_id] = self._outstanding.get(block_id, 0) + records
             self._total += records
+
+    def try_acquire(self, block_id: str, records: int, wait_s: float) -> bool:
+        """Like `acquire`, but give up after `wait_s` seconds without room (False: nothing counted).
+
+        For a receiver on a worker, whose requests must each be answered within a bound.
+        """
+        deadline = time.monotonic() + wait_s
+        with self._cond:
+            while not self._has_room(records):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, _STOP_CHECK_S))
+            self._outstanding[block_id] = self._outstanding.get(block_id, 0) + records
+            self._total += records
+            return True
 
     def _has_room(self, records: int) -> bool:
         return self.records_max is None or self._total == 0 or self._total + records <= self.records_max

@@ -218,7 +218,8 @@ class BatchInfo(_Info):
 class ReceiverInfo(_Info):
     """A receiver (or a receiver-like input such as socketTextStream) as listeners see it.
 
-    Receivers run in the driver process: `location()` and `executorId()` say "driver".
+    `location()` and `executorId()` say where the receiver runs: "driver" on the local backend, the
+    worker's address on the Dask backend.
     """
 
     _fields = ("streamId", "name", "active", "location", "lastErrorMessage", "lastError")
@@ -252,7 +253,7 @@ class ReceiverInfo(_Info):
         return self._location
 
     def executorId(self) -> str:
-        return "driver"
+        return self._location
 
     def lastErrorMessage(self) -> str:
         return self._lastErrorMessage

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable
 
 from dstream.clock import Clock
-from dstream.errors import DStreamStateError
+from dstream.errors import CleanupDeferredError, DStreamStateError
 from dstream.streaming.graph import DStreamGraph
 from dstream.streaming.job_scheduler import JobScheduler, JobSet
 from dstream.streaming.restart_plan import restart_plan
@@ -298,6 +298,8 @@ class JobGenerator:
             return
         try:
             self.block_allocator.cleanup_old_blocks_and_batches(threshold_ms)
+        except CleanupDeferredError as exc:
+            log.info("%s (retried at the next batch)", exc)
         except Exception:
             log.warning(
                 "received-block cleanup before %d ms failed (retried later)", threshold_ms, exc_info=True

@@ -88,6 +88,16 @@ class DaskBackend(ExecutionBackend):
             self._parallelism = max(1, sum(threads.values()))
 
     @property
+    def client(self) -> Any:
+        """The `distributed.Client` (receivers on workers are started and steered through it)."""
+        return self._client
+
+    @property
+    def executor_plugin_name(self) -> str:
+        """The name of this backend's `ExecutorPlugin` on every worker (worker-side code finds its env)."""
+        return self._name
+
+    @property
     def default_parallelism(self) -> int:
         return self._parallelism
 
@@ -104,6 +114,11 @@ class DaskBackend(ExecutionBackend):
     def dashboard_link(self) -> str | None:
         """The embedded cluster's dashboard URL (``dstream.dask.dashboard=true``), else None."""
         return self._handle.dashboard_link
+
+    def wait_for_workers(self) -> None:
+        """Wait (once, bounded) until an embedded cluster's workers have all started; receivers are
+        placed only then, so that they spread over every worker."""
+        self._handle.wait_for_workers()
 
     def worker_processes(self) -> dict[str, int]:
         """The process id of every worker alive, by worker address (chaos and lifecycle tests kill them).
