@@ -11,7 +11,13 @@ What the runner can do to it, all from outside the engine:
   source fails: onStop closes the listener and every producer connection, onStart binds again), which
   is the local backend's receiver crash;
 - on a master with worker processes (`local-cluster[N]`) it reports their pids ("workers", by
-  address) after it started and again whenever they change, so the nemesis can SIGKILL one;
+  address) after it started and again whenever they change, so the nemesis can SIGKILL one; with
+  "receiver-started" telemetry naming the worker a receiver started on, the nemesis finds the worker
+  process hosting a receiver (the receiver-worker-kill fault);
+- it reports where each push receiver listens ("receivers": "addresses", the workload's stream name
+  -> [host, port], or null while the receiver is not placed), after it started and whenever that
+  changes (`PushInputDStream.address()`, public API), so the producers follow a receiver that moved
+  to another worker (`chaos.runner`'s resolvers);
 - closing its stdin: it stops gracefully and exits 0. A runner that dies closes it too, so a driver
   never outlives its run.
 
@@ -89,21 +95,54 @@ def worker_pids(ssc: StreamingContext) -> dict[str, int] | None:
     return pids
 
 
-def watch_workers(ssc: StreamingContext, emit: Telemetry, stopping: threading.Event) -> None:
-    """Report the worker pids ("workers") now and whenever they change, until `stopping` is set.
+def receiver_addresses(ssc: StreamingContext, ports: dict[str, int]) -> dict[str, list[Any] | None]:
+    """Where each push receiver of `ssc` listens now, by the workload's stream name: [host, port], or
+    None while it is not placed (moving to another worker).
+
+    A stream is named by the port it was made with (`spec.ports`); push streams on other ports (a
+    user's own) are reported under "port-<port>".
+    """
+    names = {port: name for name, port in ports.items()}
+    found: dict[str, list[Any] | None] = {}
+    for stream in ssc.graph.input_streams:
+        address = getattr(stream, "address", None)
+        port = getattr(stream, "port", None)
+        if address is None or not isinstance(port, int):
+            continue  # not a push stream
+        try:
+            host, bound = address(0.0)  # no wait: a receiver being moved is reported as not placed
+            where: list[Any] | None = [host, bound]
+        except Exception:
+            where = None
+        found[names.get(port, f"port-{port}")] = where
+    return found
+
+
+def watch_cluster(
+    ssc: StreamingContext, ports: dict[str, int], emit: Telemetry, stopping: threading.Event
+) -> None:
+    """Report the worker pids ("workers") and the push receivers' addresses ("receivers") now and
+    whenever they change, until `stopping` is set.
 
     Polls every WORKERS_POLL_S: Dask tells the client of no worker change without a scheduler
-    plugin, and a poll is enough for the nemesis, which waits on these reports with a bound.
-    A master without worker processes reports nothing.
+    plugin, and a poll is enough for the nemesis and the producers, which wait on these reports with a
+    bound. A master without worker processes reports no workers.
     """
-    last: dict[str, int] | None = None
+    last_pids: dict[str, int] | None = None
+    last_addresses: dict[str, list[Any] | None] | None = None
+    has_workers = True
     while True:
-        pids = worker_pids(ssc)
-        if pids is not None and pids != last:
-            if not pids and last is None:
-                return  # local[*]: tasks run in this process
-            emit("workers", pids=pids)
-            last = pids
+        pids = worker_pids(ssc) if has_workers else None
+        if pids is not None and pids != last_pids:
+            if not pids and last_pids is None:
+                has_workers = False  # local[*]: tasks run in this process
+            else:
+                emit("workers", pids=pids)
+                last_pids = pids
+        addresses = receiver_addresses(ssc, ports)
+        if addresses and addresses != last_addresses:
+            emit("receivers", addresses=addresses)
+            last_addresses = addresses
         if stopping.wait(WORKERS_POLL_S):
             return
 
@@ -179,7 +218,7 @@ def run(run_dir: Path, index: int) -> int:
             emit("recovery-done")
         emit("driver-started")
         stopping = threading.Event()
-        watcher = threading.Thread(target=watch_workers, args=(ssc, emit, stopping), daemon=True)
+        watcher = threading.Thread(target=watch_cluster, args=(ssc, spec.ports, emit, stopping), daemon=True)
         watcher.start()
         fenced = wait_stop_or_fence(ssc)  # until the runner closes stdin (or dies), or a fence
         stopping.set()

@@ -34,7 +34,10 @@ machine's monotonic clock, so the processes of a run share it), ``"proc"`` (str:
   "recovery-done", "batch-completed" (with "batch": batch time in ms, "records", and "failed": how
   many of its output operations failed, absent in older files and then 0), "checkpoint-completed",
   "driver-fenced" (the driver lost its lease to a successor and stops),
-  "workers" (with "pids": worker address -> pid, on a master with worker processes).
+  "workers" (with "pids": worker address -> pid, on a master with worker processes),
+  "receiver-started" (with "stream", the stream id, and "location": "driver" or the worker's
+  address; "location" is absent in older files), "receivers" (with "addresses": stream name ->
+  [host, port] where its push receiver listens, or null while it is not placed).
 - Probes (proc "probe"): f "healthy", type "ok" or "fail".
 - End marker (proc "runner", type "info", f "drained"): the final quiet phase finished.
 

@@ -140,6 +140,27 @@ def free_port() -> int:
         return port
 
 
+def receiver_resolver(drivers: Drivers, name: str, port: int) -> Callable[[], tuple[str, int]]:
+    """Where stream `name`'s push receiver listens: the newest address the drivers reported for it
+    ("receivers" telemetry), else 127.0.0.1 at `port` (the port it was made with).
+
+    A receiver moved to another worker is found at its new address once its driver reports it; while
+    it is not placed the newest known address is returned, and the client's retries ask again.
+    """
+
+    def placed(event: Event) -> bool:
+        return event.get("f") == "receivers" and bool((event.get("addresses") or {}).get(name))
+
+    def resolve() -> tuple[str, int]:
+        report = drivers.last(placed)
+        if report is None:
+            return ("127.0.0.1", port)
+        host, bound = report["addresses"][name]
+        return (str(host), int(bound))
+
+    return resolve
+
+
 def storage_env(plan: dict[str, Any]) -> dict[str, str]:
     """The environment that arms a storage-fault plan in a driver child."""
     return {STORAGE_FAULTS_ENV: json.dumps(plan)}
@@ -216,8 +237,12 @@ class _Run:
                 FileProducer(i, self.spec.input_dir, w, seed, self.record) for i in range(w.producers_n)
             ]
         else:
+            resolvers = {
+                name: receiver_resolver(self.drivers, name, port) for name, port in self.spec.ports.items()
+            }
             self.producers = [
-                PushProducer(i, self.spec.ports, w, seed, self.record) for i in range(w.producers_n)
+                PushProducer(i, self.spec.ports, w, seed, self.record, resolvers)
+                for i in range(w.producers_n)
             ]
         start_producers(self.producers)
 

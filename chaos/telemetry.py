@@ -8,6 +8,11 @@ acknowledgements and the sink's committed output.
 "batch-completed" carries "failed", the number of the batch's output operations whose job raised: a
 batch with none failed is the pipeline's health signal (`chaos.checker.liveness`), since it proves
 that records went from the receivers through the computation into the sink.
+
+"receiver-started" carries "stream" (the stream id) and "location", where the receiver now runs
+(`ReceiverInfo.location()`: "driver" on the local backend, the worker's address on the Dask backend),
+so the nemesis can find the worker process hosting a receiver (with the driver's "workers" report) and
+see it start again elsewhere once that worker was killed.
 """
 
 from __future__ import annotations
@@ -63,7 +68,8 @@ class TelemetryListener(StreamingListener):
             self._emit("checkpoint-completed", batch=checkpointWritten.batchTime().milliseconds())
 
     def onReceiverStarted(self, receiverStarted: StreamingListenerReceiverStarted) -> None:
-        self._emit("receiver-started", stream=receiverStarted.receiverInfo().streamId())
+        info = receiverStarted.receiverInfo()
+        self._emit("receiver-started", stream=info.streamId(), location=info.location())
 
     def onReceiverError(self, receiverError: StreamingListenerReceiverError) -> None:
         info = receiverError.receiverInfo()

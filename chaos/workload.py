@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from chaos.records import Record
 from checkpoint.publish import publish
 from dstream.client import ProducerFencedError, PushClient, PushError, PushRejectedError
+from dstream.client_addresses import Address
 
 Record_ = Callable[..., Any]  # HistoryWriter.record
 
@@ -123,7 +124,12 @@ class Producer(threading.Thread):
 
 
 class PushProducer(Producer):
-    """Sends through one `PushClient` session per input stream (producer id `<proc>-<stream>`)."""
+    """Sends through one `PushClient` session per input stream (producer id `<proc>-<stream>`).
+
+    Each stream's client asks `resolvers[stream]` where the receiver listens before every connection
+    (`PushClient(resolver=...)`), so it follows a receiver that moved to another worker; a stream
+    without a resolver is sent to 127.0.0.1 at its port in `ports`.
+    """
 
     def __init__(
         self,
@@ -132,21 +138,28 @@ class PushProducer(Producer):
         spec: WorkloadSpec,
         seed: int,
         record: Record_,
+        resolvers: Mapping[str, Callable[[], Address]] | None = None,
     ) -> None:
         super().__init__(index, tuple(sorted(ports)), spec, seed, record)
         self._ports = ports
+        self._resolvers = dict(resolvers or {})
         self._clients: dict[str, PushClient] = {}
 
     def _client(self, stream: str) -> PushClient:
         client = self._clients.get(stream)
         if client is None:
+            resolver = self._resolvers.get(stream)
+            where: dict[str, Any] = (
+                {"resolver": resolver}
+                if resolver is not None
+                else {"host": "127.0.0.1", "port": self._ports[stream]}
+            )
             client = PushClient(
-                "127.0.0.1",
-                self._ports[stream],
-                f"{self.proc}-{stream}",
+                producer_id=f"{self.proc}-{stream}",
                 timeout_s=self.spec.send_timeout_s,
                 backoff_max_s=0.5,
                 rng=random.Random(self._rng.random()),
+                **where,
             )
             self._clients[stream] = client
         return client

@@ -133,6 +133,11 @@ class Drivers:
         self.wait_for(seen, timeout_s)
         return found[0] if found else None
 
+    def last(self, predicate: Callable[[Event], bool]) -> Event | None:
+        """The newest event (of any driver) for which `predicate` holds, or None."""
+        with self._cond:
+            return next((e for e in reversed(self.events) if predicate(e)), None)
+
     def wait_for(self, predicate: Callable[[list[Event]], bool], timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         with self._cond:

@@ -3,9 +3,10 @@
 Each fault is recorded as "fault-start" when it is injected and "fault-end" when it is over from the
 nemesis' side (the replacement driver reported "driver-started", the paused driver got SIGCONT, the
 receivers were told to restart): the checker measures recovery from there to the next completed
-batch (a worker kill ends when the driver reports the nanny's replacement worker). Every step has a
-bounded wait; a replacement that does not start within `start_timeout_s` is
-recorded in the fault's detail and the run goes on (the checker's liveness rule judges it).
+batch (a worker kill ends when the driver reports the nanny's replacement worker, a kill of a
+receiver's worker when the driver reports that receiver started again). Every step has a bounded
+wait; a replacement that does not start within `start_timeout_s` is recorded in the fault's detail and
+the run goes on (the checker's liveness rule judges it).
 
 Faults that change what the driver is started with (a crash point, a storage-fault plan) kill the
 running driver first and start the replacement with the fault armed in its environment; so a crash
@@ -64,6 +65,11 @@ class Nemesis:
             if victim is not None:
                 detail["address"], detail["worker_pid"] = victim
                 target, pid = f"worker {victim[0]}", victim[1]
+        elif step.kind == "receiver-worker-kill":
+            host = self._choose_receiver(driver, int(detail.get("receiver", 0)))
+            if host is not None:
+                detail["stream"], detail["address"], detail["worker_pid"] = host
+                target, pid = f"worker {host[1]} (receiver {host[0]})", host[2]
         self.record("nemesis", "fault-start", fault=step.kind, target=target, pid=pid, detail=detail)
         outcome = getattr(self, "_" + step.kind.replace("-", "_"))(driver, detail)
         detail.update(outcome)
@@ -114,6 +120,44 @@ class Nemesis:
             return None
         address = sorted(workers)[turn % len(workers)]
         return address, workers[address]
+
+    def _receiver_locations(self, driver: Driver) -> dict[int, str]:
+        """Where each receiver of `driver` started last ("receiver-started" location), by stream id."""
+        return {
+            int(e["stream"]): str(e.get("location"))
+            for e in self.drivers.events
+            if e.get("f") == "receiver-started" and e.get("proc") == driver.name
+        }
+
+    def _choose_receiver(self, driver: Driver, turn: int) -> tuple[int, str, int] | None:
+        """The schedule's receiver (`turn`-th by stream id, modulo their number), the worker hosting it
+        and that worker's pid; None if `driver` did not report them within `start_timeout_s`.
+
+        Waits until every push receiver the driver reported ("receivers") is placed and has started,
+        so the choice depends on the seed, not on which receiver started first.
+        """
+        chosen: list[tuple[int, str, int]] = []
+
+        def ready(_: Any) -> bool:
+            if not driver.alive():
+                return True
+            report = next(
+                (e for e in reversed(self.drivers.events)
+                 if e.get("f") == "receivers" and e.get("proc") == driver.name),
+                None,
+            )  # fmt: skip
+            addresses = dict(report["addresses"]) if report else {}
+            located, workers = self._receiver_locations(driver), self._workers(driver) or {}
+            if not addresses or not all(addresses.values()) or len(located) < len(addresses):
+                return False
+            stream = sorted(located)[turn % len(located)]
+            if located[stream] not in workers:
+                return False  # on the driver (no worker to kill), or its worker not reported yet
+            chosen[:] = [(stream, located[stream], workers[located[stream]])]
+            return True
+
+        self.drivers.wait_for(ready, self.start_timeout_s)
+        return chosen[0] if chosen else None
 
     def _pause_for(self, seconds: float) -> None:
         threading.Event().wait(seconds)  # the fault's own length, not a wait for a condition
@@ -217,6 +261,33 @@ class Nemesis:
             )
 
         return {"killed": True, "worker_replaced": self.drivers.wait_for(replaced, self.start_timeout_s)}
+
+    def _receiver_worker_kill(self, driver: Driver, detail: dict[str, Any]) -> dict[str, Any]:
+        """SIGKILL the worker process hosting the chosen receiver; over when the driver reports that
+        receiver started again (on another worker, or the nanny's replacement) or after
+        `start_timeout_s`."""
+        if "worker_pid" not in detail:
+            return {"skipped": "the driver reported no receiver running on a worker"}
+        pid, stream, mark = int(detail["worker_pid"]), int(detail["stream"]), self.drivers.mark()
+        try:
+            os.kill(pid, signal.SIGKILL)  # the nanny's child, reaped by the nanny
+        except ProcessLookupError:
+            return {"killed": False}
+        started: list[dict[str, Any]] = []
+
+        def restarted(events: list[dict[str, Any]]) -> bool:
+            started[:] = [
+                e for e in events[mark:]
+                if e.get("f") == "receiver-started" and e.get("proc") == driver.name
+                and e.get("stream") == stream
+            ]  # fmt: skip
+            return bool(started) or not driver.alive()
+
+        self.drivers.wait_for(restarted, self.start_timeout_s)
+        return {
+            "killed": True, "receiver_restarted": bool(started),
+            "moved_to": started[0].get("location") if started else None,
+        }  # fmt: skip
 
     def _split_brain(self, driver: Driver, detail: dict[str, Any]) -> dict[str, Any]:
         second = self.drivers.spawn()

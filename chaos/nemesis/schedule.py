@@ -3,8 +3,8 @@
 A schedule is a list of `Step`s, each a fault kind, the quiet time before it and its parameters
 (`detail`, recorded in the history as is). Kinds are the history's fault kinds; the nemesis that
 injects them is `chaos.nemesis.inject`. Kinds that need processes the master does not have (a worker
-on `local[*]`) are left out of the schedule and reported as not applicable (`applicable`), and so is
-receiver-worker-kill everywhere: receivers on workers are not built.
+on `local[*]`, where receivers run on driver threads) are left out of the schedule and reported as not
+applicable (`applicable`).
 
 Parameters per kind:
 - driver-kill: "when" ("random": after a random delay; "after-checkpoint": right after the next
@@ -19,6 +19,8 @@ Parameters per kind:
   lease timeout, start a successor that takes the lease over and completes that many batches, then
   SIGCONT the zombie, which must publish nothing and stop on its own).
 - worker-kill: "worker" (the victim is the worker at that index, modulo their number, in address order).
+- receiver-worker-kill: "receiver" (the victim is the worker hosting the receiver at that index, modulo
+  their number, in stream id order: one of the join's two receivers).
 - receiver-crash, split-brain: no parameters.
 - storage: "scenario" and "plan", a `chaos.storage_faults` plan document (format
   "dstream-storage-faults" v1) for one driver: EIO or S3 SlowDown errors, ENOSPC, latency, a torn
@@ -51,7 +53,7 @@ WORKER_KINDS = ("worker-kill", "receiver-worker-kill")
 # a heartbeat), while a local directory's lock is held until the process dies.
 OBJECT_STORE_KINDS = ("zombie-pause",)
 ALL_KINDS = LOCAL_KINDS + WORKER_KINDS + OBJECT_STORE_KINDS
-NOT_BUILT = ("receiver-worker-kill",)  # receivers run in the driver on every master so far
+NOT_BUILT: tuple[str, ...] = ()  # kinds the history names that no nemesis injects yet
 
 # Crash points a chaos pipeline reaches (a transactional sink, metadata and RDD checkpoints, the
 # WALs); the others need an object-store lease (lease.*), saveAsTextFiles (output.*) or a poison
@@ -168,6 +170,8 @@ def _detail(
         return {"point": point if "@" in point else f"{point}@{rng.randint(1, 3)}"}
     if kind == "worker-kill":
         return {"worker": rng.randrange(64)}
+    if kind == "receiver-worker-kill":
+        return {"receiver": rng.randrange(64)}
     if kind == "pause":
         return {"pause_s": round(rng.uniform(*pause_s), 3)}
     if kind == "zombie-pause":

@@ -64,6 +64,33 @@ def test_worker_faults_are_not_applicable_on_a_local_master() -> None:
     assert applicable(["worker-kill"], "local-cluster[2]") == (["worker-kill"], [])
 
 
+def test_receiver_worker_kill_is_scheduled_on_a_cluster_and_not_on_local() -> None:
+    kinds = ("driver-kill", "receiver-worker-kill")
+    assert applicable(kinds, "local-cluster[2]") == (list(kinds), [])
+    assert applicable(kinds, "dask://127.0.0.1:8786")[0] == list(kinds)
+    cluster = RunConfig(master="local-cluster[2]", faults=kinds, faults_n=4, seed=5)
+    steps, skipped = cluster.steps()
+    assert [s.kind for s in steps].count("receiver-worker-kill") == 2 and skipped == []
+    local = RunConfig(master="local[2]", faults=kinds, faults_n=4, seed=5)
+    steps, skipped = local.steps()
+    assert [s.kind for s in steps] == ["driver-kill"] * 4 and skipped == ["receiver-worker-kill"]
+
+
+@given(seed=st.integers(0, 2**32), n=st.integers(1, 12))
+def test_receiver_worker_kill_picks_its_receiver_by_seed(seed: int, n: int) -> None:
+    kinds = ["receiver-worker-kill", "worker-kill", "driver-kill"]
+    steps = plan(seed, kinds, n)
+    assert steps == plan(seed, kinds, n)
+    for step in steps:
+        if step.kind == "receiver-worker-kill":
+            assert set(step.detail) == {"receiver"} and 0 <= step.detail["receiver"] < 64
+
+
+def test_seeds_spread_receiver_worker_kills_over_the_joins_two_receivers() -> None:
+    picks = {s.detail["receiver"] % 2 for x in range(20) for s in plan(x, ["receiver-worker-kill"], 3)}
+    assert picks == {0, 1}
+
+
 def test_bad_kinds_and_crash_points_are_refused_by_name() -> None:
     with pytest.raises(ChaosValueError, match="'earthquake'"):
         plan(1, ["earthquake"], 1)
