@@ -9,11 +9,14 @@ spread over `--duration` seconds, watched through the live view, then checked; t
 drill's directory `./dstream-drill/<timestamp>/`). Exit status 0 only if exactly-once held and the
 pipeline was live again within `--recovery-bound` after every fault; 1 if not; errors are one line.
 
-Fault names: driver (driver-kill), worker (worker-kill), receiver (receiver-crash: receivers run in
-the driver on every master), pause, crashpoint, storage, zombie (zombie-pause: a driver paused past
-its lease wakes after a successor took over; an object-store `--checkpoint` only); any fault kind of
-the history format is accepted too. Kinds the master or checkpoint cannot inject (a worker on
-`local[*]`, a zombie on a local checkpoint) are reported as not applicable. On an object store the
+Fault names: driver (driver-kill), worker (worker-kill), receiver (receiver-crash: every receiver is
+told to restart, where it runs: a driver thread on `local[*]`, its Dask worker on a cluster),
+receiver-worker (receiver-worker-kill: SIGKILL of the worker process hosting a receiver; the receiver
+starts again on another worker and the producers follow it), pause, crashpoint, storage, zombie
+(zombie-pause: a driver paused past its lease wakes after a successor took over; an object-store
+`--checkpoint` only); any fault kind of the history format is accepted too. Kinds the master or
+checkpoint cannot inject (a worker or a receiver's worker on `local[*]`, a zombie on a local
+checkpoint) are reported as not applicable. On an object store the
 drivers get a short lease (`LEASE_TIMEOUT_S`), so a killed driver's successor need not wait out the
 default, and wait for it (`LEASE_WAIT_S`) rather than give up when it finds the lease still held.
 """
@@ -53,7 +56,13 @@ WARMUP_S = 1.5
 RECOVERY_ALLOWANCE_S = 3.0  # a fault's expected recovery, left out of the gap before the next one
 TIMELINE_FILE = "timeline.png"
 
-_ALIASES = {"driver": "driver-kill", "worker": "worker-kill", "zombie": "zombie-pause"}
+_ALIASES = {
+    "driver": "driver-kill",
+    "worker": "worker-kill",
+    "receiver": "receiver-crash",
+    "receiver-worker": "receiver-worker-kill",
+    "zombie": "zombie-pause",
+}
 
 
 def fault_kinds(names: str, master: str) -> tuple[str, ...]:
@@ -64,12 +73,12 @@ def fault_kinds(names: str, master: str) -> tuple[str, ...]:
     """
     kinds = []
     for name in (n.strip() for n in names.split(",") if n.strip()):
-        if name == "receiver":  # receivers run in the driver on every master (none on workers yet)
-            kinds.append("receiver-crash")
-        elif _ALIASES.get(name, name) in FAULT_KINDS:
+        if _ALIASES.get(name, name) in FAULT_KINDS:
             kinds.append(_ALIASES.get(name, name))
         else:
-            expected = "driver, worker, receiver, pause, crashpoint, storage (or a fault kind)"
+            expected = (
+                "driver, worker, receiver, receiver-worker, pause, crashpoint, storage (or a fault kind)"
+            )
             raise ChaosValueError(f"fault {name!r}: expected some of {expected}")
     return tuple(dict.fromkeys(kinds))
 
@@ -181,7 +190,8 @@ def _table(report: dict[str, Any]) -> str:
               "default: checkpoint/ in the drill's directory.")  # fmt: skip
 @click.option("--master", default=DEFAULT_MASTER, show_default=True)
 @click.option("--faults", default=DEFAULT_FAULTS, show_default=True,
-              help="Comma-separated: driver, worker, receiver, pause, crashpoint, storage.")  # fmt: skip
+              help="Comma-separated: driver, worker, receiver, receiver-worker, pause, crashpoint, "
+              "storage, zombie.")  # fmt: skip
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--duration", type=click.FloatRange(5.0, 3600.0), default=40.0, show_default=True,
               help="Seconds of faults and traffic (warm-up and drain come on top).")  # fmt: skip

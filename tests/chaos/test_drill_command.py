@@ -38,9 +38,13 @@ def test_fault_names_map_to_kinds_by_master() -> None:
         "crashpoint",
     )
     assert fault_kinds("receiver, pause,storage", "local-cluster[2]") == (
-        "receiver-crash",  # receivers run in the driver on every master
+        "receiver-crash",  # restarted where it runs: a driver thread, or its Dask worker
         "pause",
         "storage",
+    )
+    assert fault_kinds("receiver-worker,receiver-worker-kill,worker", "local-cluster[2]") == (
+        "receiver-worker-kill",
+        "worker-kill",
     )
     assert fault_kinds("driver,driver-kill", "local[2]") == ("driver-kill",)
     with pytest.raises(ChaosValueError, match="fault 'bogus': expected some of driver"):
@@ -110,8 +114,8 @@ def test_a_bad_option_is_one_line() -> None:
     )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        "Error: fault 'meteor': expected some of driver, worker, receiver, pause, crashpoint, storage "
-        "(or a fault kind)"
+        "Error: fault 'meteor': expected some of driver, worker, receiver, receiver-worker, pause, "
+        "crashpoint, storage (or a fault kind)"
     ]
 
 
