@@ -41,3 +41,31 @@ def test_stateless_pipeline_stays_exact_when_its_receivers_worker_is_killed(tmp_
     (recovery,) = verdict["recovery_s"]["per_fault"]
     assert recovery["recovered_s"] is not None, recovery
     assert verdict["run"]["not_applicable"] == []
+
+
+@pytest.mark.slow
+def test_join_pipeline_stays_exact_when_the_seed_picks_its_second_receivers_worker(
+    tmp_path: Path,
+) -> None:
+    """The join has two receivers, one per worker of `local-cluster[2]`; the step's receiver 1 is the
+    second by stream id. Then a driver kill: the replacement places both receivers again."""
+    schedule = (
+        Step("receiver-worker-kill", 0.5, {"receiver": 1}),
+        Step("driver-kill", 0.5, {"when": "random", "delay_s": 0.2, "burst": 1}),
+        Step("receiver-worker-kill", 0.5, {"receiver": 2}),
+    )
+    config = RunConfig(
+        pipeline="join", sink="transactional", master="local-cluster[2]", seed=16, schedule=schedule,
+        workload=WorkloadSpec(producers_n=2, keys_per_producer=3, pause_s=0.05), warmup_s=0.5,
+        drain_timeout_s=60.0, time_limit_s=240.0,
+    )  # fmt: skip
+    result = run_chaos(config, tmp_path / "run")
+    verdict = result.verdict
+    assert verdict["valid"], verdict
+    faults = verdict["run"]["faults"]
+    assert [f["fault"] for f in faults] == ["receiver-worker-kill", "driver-kill", "receiver-worker-kill"]
+    first, _, second = faults
+    for kill in (first, second):
+        assert kill["killed"] and kill["receiver_restarted"], kill
+    assert first["stream"] != second["stream"], faults  # receiver 1, then receiver 2 % 2 == 0
+    assert all(f["recovered_s"] is not None for f in verdict["recovery_s"]["per_fault"])
