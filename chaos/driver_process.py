@@ -9,7 +9,8 @@ What the runner can do to it, all from outside the engine:
 - `DSTREAM_CRASH_POINT` in its environment (it kills itself at that crash point);
 - SIGUSR1: every receiver is told to restart (`Receiver.restart`, the path a receiver takes when its
   source fails: onStop closes the listener and every producer connection, onStart binds again), which
-  is the local backend's receiver crash;
+  is the receiver crash; on a Dask master the driver's copy of each receiver passes the restart to the
+  receiver on its worker;
 - on a master with worker processes (`local-cluster[N]`) it reports their pids ("workers", by
   address) after it started and again whenever they change, so the nemesis can SIGKILL one; with
   "receiver-started" telemetry naming the worker a receiver started on, the nemesis finds the worker
