@@ -76,6 +76,7 @@ MEMBERSHIP_POLL_S = 0.5  # how often a waiting handle asks the scheduler whether
 WORKER_WAIT_S = 30.0  # a start waits this long for a worker when none is alive (a nanny's replacement)
 ENDPOINT_THREADS_MAX = 32  # requests served at once (budget requests wait up to their wait_s)
 ADDRESS_WAIT_S = 60.0
+RUN_TIMEOUT_S = 60.0  # bound on one call to a live worker (stop, restart, snapshot, WAL cleanup)
 
 
 class ReceiverWorkerLostError(DStreamError):
@@ -233,6 +234,7 @@ class WorkerLauncher:
         self, backend: DaskBackend, checkpoint_dir: str | None, storage_options: Mapping[str, Any]
     ) -> None:
         self.client = backend.client
+        self._backend = backend
         self.plugin_name = backend.executor_plugin_name
         self._wait_for_workers = backend.wait_for_workers
         self._checkpoint_dir = checkpoint_dir
@@ -326,14 +328,29 @@ class WorkerLauncher:
         )
 
     def run_on(self, worker: str, func: Any, *args: Any) -> Any:
-        """`func(*args)` on one worker through `Client.run`; None (logged) when that worker is gone."""
+        """`func(*args)` on one worker; None (logged) when that worker is gone or the call failed.
+
+        Through the backend's membership view (`DaskBackend.run_on_workers`): a worker that was
+        SIGKILLed is given up as soon as it leaves the view. A plain `Client.run` to it would wait out
+        Dask's 30 s connect timeout, holding up whoever asked (a cleanup writing the receivers'
+        snapshots, and a graceful stop behind it).
+        """
+        name = getattr(func, "__name__", func)
         try:
-            return self.client.run(func, self.plugin_name, *args, workers=[worker])[worker]
-        except Exception:
-            log.warning(
-                "could not run %s on worker %s", getattr(func, "__name__", func), worker, exc_info=True
+            found = self._backend.run_on_workers(
+                func, self.plugin_name, *args, workers=[worker], timeout_s=RUN_TIMEOUT_S
             )
+        except Exception:
+            log.warning("could not run %s on worker %s", name, worker, exc_info=True)
             return None
+        if worker not in found:
+            log.warning("could not run %s on worker %s: it is gone or did not answer", name, worker)
+            return None
+        value = found[worker]
+        if isinstance(value, BaseException):
+            log.warning("running %s on worker %s failed", name, worker, exc_info=value)
+            return None
+        return value
 
     def notify(self) -> None:
         with self._lock:
@@ -391,8 +408,8 @@ class WorkerLauncher:
     def remove_blocks(self, block_ids: list[str]) -> None:
         if not block_ids:
             return
-        try:
-            self.client.run(_remove_received, block_ids, on_error="return")
+        try:  # every worker alive: a dead one is skipped, not waited for (see `run_on`)
+            self._backend.run_on_workers(_remove_received, block_ids, workers=None, timeout_s=RUN_TIMEOUT_S)
         except Exception:
             log.warning("could not remove %d received blocks from the workers", len(block_ids), exc_info=True)
 

@@ -5,6 +5,7 @@ reporting is given back when it ends (a worker that died between the two leaks n
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from dstream.clock import ManualClock
 from dstream.errors import DStreamStateError
 from dstream.receiver.received_block_tracker import ReceivedBlockInfo
 from dstream.receiver.receiver_tracker import ReceiverTracker
-from dstream.receiver.worker_launcher import RemoteSupervisor, WorkerLauncher
+from dstream.receiver.worker_launcher import RUN_TIMEOUT_S, RemoteSupervisor, WorkerLauncher
 from tests.receiver.helpers import HandFedReceiver
 
 WORKER = "tcp://127.0.0.1:4000"
@@ -79,3 +80,35 @@ def test_a_full_budget_answers_not_yet_within_the_wait() -> None:
     assert _ask(launcher, handle, "budget", op="acquire", block_id="b1", records=records_max, wait_s=0.0)
     assert _ask(launcher, handle, "budget", op="acquire", block_id="b2", records=1, wait_s=0.05) is False
     assert _ask(launcher, handle, "budget", op="force", block_id="b2", records=1, wait_s=0.0) is True
+
+
+def _launcher_answering(answer: Any, raises: bool = False) -> tuple[WorkerLauncher, list[dict[str, Any]]]:
+    """A launcher whose backend answers every `run_on_workers` call with `answer`, or raises it
+    (`raises`); the calls are recorded."""
+    calls: list[dict[str, Any]] = []
+
+    def run_on_workers(func: Any, *args: Any, workers: list[str] | None, timeout_s: float) -> Any:
+        calls.append({"func": func, "args": args, "workers": workers, "timeout_s": timeout_s})
+        if raises:
+            raise answer
+        return answer
+
+    backend = SimpleNamespace(
+        client=None, executor_plugin_name="p", wait_for_workers=None, run_on_workers=run_on_workers
+    )
+    return WorkerLauncher(backend, None, {}), calls  # type: ignore[arg-type]
+
+
+def test_calls_to_a_worker_go_through_the_membership_view_and_a_gone_worker_answers_none() -> None:
+    """A SIGKILLed worker must not be waited for (Dask's 30 s connect timeout held up the cleanup that
+    writes the receivers' snapshots, and a graceful stop behind it): `run_on` asks the backend's
+    membership-aware call, which leaves out workers that left; no answer from the worker is None."""
+    launcher, calls = _launcher_answering({})  # the worker left the view: no answer from it
+    assert launcher.run_on(WORKER, len, "xs") is None
+    assert calls == [{"func": len, "args": ("p", "xs"), "workers": [WORKER], "timeout_s": RUN_TIMEOUT_S}]
+    launcher, _ = _launcher_answering({WORKER: 7})
+    assert launcher.run_on(WORKER, len, "xs") == 7
+    launcher, _ = _launcher_answering({WORKER: ValueError("failed on the worker")})
+    assert launcher.run_on(WORKER, len, "xs") is None  # the worker's own error: logged, None
+    launcher, _ = _launcher_answering(OSError("the scheduler is gone"), raises=True)
+    assert launcher.run_on(WORKER, len, "xs") is None

@@ -135,6 +135,18 @@ class DaskBackend(ExecutionBackend):
         """Addresses of the workers alive now, by the membership view (no round trip)."""
         return self._members.alive()
 
+    def run_on_workers(
+        self, func: Callable[..., Any], *args: Any, workers: list[str] | None, timeout_s: float
+    ) -> dict[str, Any]:
+        """`Client.run(func, *args)` on those of `workers` (None: all) alive in the membership view, by
+        address; a worker's own error comes back as its value.
+
+        A worker that dies meanwhile is dropped from the call as soon as it leaves the view, instead of
+        the scheduler waiting out Dask's 30 s connect timeout on it; {} when none answered within
+        `timeout_s` (`WorkerMembership.run`).
+        """
+        return self._members.run(func, *args, workers=workers, timeout_s=timeout_s)
+
     def add_executor_listener(
         self, on_lost: Callable[[str], None], on_added: Callable[[str], None] | None = None
     ) -> None:
