@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from chaos.history import read_history
 from chaos.nemesis.schedule import Step
 from chaos.runner import RunConfig, run_chaos
 from chaos.workload import WorkloadSpec
@@ -41,6 +42,10 @@ def test_stateless_pipeline_stays_exact_when_its_receivers_worker_is_killed(tmp_
     (recovery,) = verdict["recovery_s"]["per_fault"]
     assert recovery["recovered_s"] is not None, recovery
     assert verdict["run"]["not_applicable"] == []
+    events = read_history(result.history_path).events
+    (end,) = [e["t"] for e in events if e["f"] == "fault-end"]
+    acked_after = [e for e in events if e["f"] == "send" and e["type"] == "ok" and e["t"] > end]
+    assert acked_after, "no producer was acknowledged by the moved receiver"
 
 
 @pytest.mark.slow
