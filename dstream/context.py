@@ -360,7 +360,7 @@ class Context:
         """
         self._check_running()
         rdd: RDD[Any] = RDD(self, BlockNode(len(partitions), locations))
-        rdd._hold_blocks(list(partitions))
+        rdd._hold_blocks(list(partitions), locations)
         return rdd
 
     def emptyRDD(self) -> RDD[Any]:

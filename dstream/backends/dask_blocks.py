@@ -15,16 +15,16 @@ runs the same suite on it as on the local backend, on a real two-process `LocalC
   the block on this worker (a second copy on a peer worker for replication 2); `get` serves the local
   copy as is, else fetches it from the holders named in the reference (`get(block_id, locations)`).
   Its `executor_id` is the worker's address, which is what locations and `MapStatus` carry.
-- `DaskBlockManagerClient`: the driver's `BlockManager` (the Dask backend's `block_manager`
-  property). It reaches worker stores with `Client.run`: `put` places a block on a worker (round robin,
-  or the one given to `put_on`), `get` fetches it by value, `locations`/`remove`/`remove_rdd`/
-  `remove_shuffle`/`block_ids` ask every worker; `fetch_counts` says how many blocks and bytes each
-  worker's tasks fetched from other workers (what task locality saves). A worker that died is simply
-  absent: its blocks answer `Lost`, never an exception. `lose_executor(address)` drops a worker's
-  blocks (tests, chaos). Which workers are alive comes from a `WorkerView` (the backend's,
+- `DaskBlockManagerClient`: the driver's `BlockManager` (the Dask backend's `block_manager` property). It
+  reaches worker stores with `Client.run`: `put` places a block on a worker (round robin, or the one given
+  to `put_on`, or the first live one of `put_near`'s), `get` fetches it by value,
+  `locations`/`remove`/`remove_rdd`/`remove_shuffle`/`block_ids` ask every worker; `fetch_counts` says how
+  many blocks and bytes each worker's tasks fetched from other workers (what task locality saves). A worker
+  that died is simply absent: its blocks answer `Lost`, never an exception. `lose_executor(address)` drops a
+  worker's blocks (tests, chaos). Which workers are alive comes from a `WorkerView` (the backend's,
   dstream.backends.dask.membership, kept by scheduler events: no round trip per call); without one, the
-  scheduler is asked before every call. Every call is bounded (`RPC_TIMEOUT_S`), so even a worker that
-  died a moment ago costs one bounded wait, never Dask's connect retries per block.
+  scheduler is asked before every call. Every call is bounded (`RPC_TIMEOUT_S`), so even a worker that died
+  a moment ago costs one bounded wait, never Dask's connect retries per block.
 
 Everything crossing a process is pickled here (protocol 5): block ids, levels and values travel as
 bytes, so Dask's message serialization never sees user objects.
@@ -370,6 +370,14 @@ class DaskBlockManagerClient(BlockManager):
         copies = max(1, min(level.replication, len(workers)))
         targets = [workers[(first + i) % len(workers)] for i in range(copies)]
         return self.put_on(targets, block_id, value, level, size_records)
+
+    def put_near(self, executors: tuple[str, ...], block_id: BlockId, value: Any) -> tuple[str, ...]:
+        alive = set(self.workers())
+        for target in (w for w in executors if w in alive):
+            done = self.put_on([target], block_id, value, MEMORY_ONLY)
+            if done:
+                return done
+        return self.put(block_id, value)  # none of them is alive (or answered): round robin
 
     def put_on(
         self, targets: list[str], block_id: BlockId, value: Any, level: StorageLevel, size_records: int = 0
