@@ -1,15 +1,14 @@
 """The DAG scheduler: cuts a job into stages at shuffle dependencies and runs them on a backend.
 
-For a job on an RDD it (1) finds the shuffles the RDD's lineage reads whose map outputs are not all
-known to the map-output tracker, computes their parents' shuffles first, then runs the missing map
-tasks (each writes its buckets into its executor's block manager and returns a `MapStatus`); (2)
-pickles the result stage once and builds one task per requested partition with *references* to
-what it reads (persisted and in-memory blocks from the block-location table, shuffle buckets from
-the tracker) and the executors that hold them as preferred locations; (3) runs the tasks, records
-where the blocks they made for persisted RDDs are, and merges the accumulator sums they return
-(dstream.accumulators). Only actions' results and metadata come back; no partition crosses the
-driver. Narrow dependencies never cross a task boundary: the pickled RDD computes them as a chain of
-iterators inside the task.
+For a job on an RDD it (1) finds the shuffles the RDD's lineage reads whose map outputs are not all known to
+the map-output tracker, computes their parents' shuffles first, then runs the missing map tasks (each writes
+its buckets into its executor's block manager and returns a `MapStatus`); (2) pickles the result stage once
+and builds one task per requested partition with *references* to what it reads (persisted and in-memory
+blocks from the block-location table, shuffle buckets from the tracker) and the executors it prefers
+(dstream.rdd.locality: the nearest input's live holders); (3) runs the tasks, records where the blocks they
+made for persisted RDDs are, and merges the accumulator sums they return (dstream.accumulators). Only
+actions' results and metadata come back; no partition crosses the driver. Narrow dependencies never cross a
+task boundary: the pickled RDD computes them as a chain of iterators inside the task.
 
 A task that finds a referenced block gone raises `BlockLostError` (Spark's FetchFailed). The
 scheduler forgets that block (a map output in the tracker, a partition in the location table),
@@ -284,9 +283,7 @@ class DAGScheduler:
                     parents.extend((dep.rdd, ps) for ps in dep.parent_splits(s))
                 else:
                     inputs.shuffles[(dep.shuffle_id, s)] = self._shuffle_refs(dep, s)
-                    best = self.map_outputs.preferred_location(dep.shuffle_id, s)
-                    if best is not None:
-                        groups.append((best,))
+                    groups.append(self.map_outputs.preferred_locations(dep.shuffle_id, s))
             stack.extend(reversed(parents))  # the first parent is walked first
         return inputs, preferred_locations(groups, self.lost_executors.is_lost)
 

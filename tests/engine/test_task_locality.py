@@ -3,8 +3,8 @@
 The rule is checked with Hypothesis against its statement; the scheduler's side on the local backend,
 whose tasks carry the same preferences as on a cluster (the local backend ignores them): a block RDD's
 task prefers the executors holding its received block, a persisted partition's task its holder, a
-`makeRDD` partition the locations it was given, a checkpointed RDD nothing, and an executor the
-scheduler was told is lost never.
+`makeRDD` partition the locations it was given, a reduce task the executors holding a large share of its
+bucket, a checkpointed RDD nothing, and an executor the scheduler was told is lost never.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from dstream.context import Context
 from dstream.errors import DStreamValueError
-from dstream.rdd.locality import preferred_locations
+from dstream.rdd.locality import largest_holders, preferred_locations
 from dstream.receiver.block_rdd import BlockRef, block_rdd
 from tests.support.contexts import engine_context
 
@@ -38,6 +38,24 @@ def test_the_first_group_with_a_live_executor_wins(groups: list[list[str]], lost
     else:
         first = live_groups[0]
         assert chosen == tuple(dict.fromkeys(e for e in first if e not in lost))
+
+
+@given(sizes=st.dictionaries(executors, st.integers(0, 1000), max_size=5), fraction=st.floats(0.01, 1.0))
+def test_a_reduce_task_prefers_every_executor_holding_a_large_share(
+    sizes: dict[str, int], fraction: float
+) -> None:
+    chosen = largest_holders(sizes, fraction)
+    total = sum(sizes.values())
+    assert set(chosen) == {e for e, n in sizes.items() if n > 0 and n >= fraction * total}
+    assert [sizes[e] for e in chosen] == sorted((sizes[e] for e in chosen), reverse=True)
+    if total:  # with at most 5 holders the largest holds at least 20%: the default never prefers nothing
+        assert largest_holders(sizes)[0] in {e for e, n in sizes.items() if n == max(sizes.values())}
+
+
+def test_evenly_spread_map_outputs_leave_a_reduce_task_free_to_run_on_either_holder() -> None:
+    assert largest_holders({"tcp://a": 52, "tcp://b": 48}) == ("tcp://a", "tcp://b")
+    assert largest_holders({"tcp://a": 90, "tcp://b": 10}) == ("tcp://a",)
+    assert largest_holders({"tcp://a": 0}) == largest_holders({}) == ()
 
 
 class RecordingPreferences:
