@@ -121,10 +121,29 @@ def test_each_task_is_submitted_once_with_its_live_preferred_workers(
     todo = data.draw(st.lists(st.integers(0, len(preferred) - 1), unique=True))
     groups = submission_groups(todo, preferred, alive)
     assert sorted(i for group in groups.values() for i in group) == sorted(todo)
+    share = -(-len(todo) // max(1, len(alive)))
     for workers, group in groups.items():
         assert set(workers) <= alive and len(set(workers)) == len(workers)
         for i in group:
-            assert workers == task_workers(preferred[i], alive)
-            assert workers == tuple(dict.fromkeys(a for a in preferred[i] if a in alive))  # order kept
+            live = task_workers(preferred[i], alive)
+            assert live == tuple(dict.fromkeys(a for a in preferred[i] if a in alive))
+            assert workers == tuple(w for w in live if w in workers)  # a subset, in preference order
         assert group == [i for i in todo if i in group]  # in todo's order
-    assert list(groups) == list(dict.fromkeys(task_workers(preferred[i], alive) for i in todo))
+        if len(workers) == 1:  # a worker is the only choice of at most its fair share of the tasks
+            assert len(group) <= share
+    if len(alive) <= 1 or all(len(task_workers(p, alive)) == 0 for p in preferred):
+        assert all(workers == task_workers(preferred[group[0]], alive) for workers, group in groups.items())
+
+
+def test_tasks_beyond_a_workers_fair_share_go_anywhere() -> None:
+    # Six block RDD tasks of one receiver on a two-worker cluster: three stay, three are free to move.
+    groups = submission_groups(range(6), [("tcp://a",)] * 6, {"tcp://a", "tcp://b"})
+    assert groups == {("tcp://a",): [0, 1, 2], (): [3, 4, 5]}
+    # Replicated blocks: each task counts against the less loaded holder.
+    both = submission_groups(range(4), [("tcp://a", "tcp://b")] * 4, {"tcp://a", "tcp://b"})
+    assert both == {("tcp://a", "tcp://b"): [0, 1, 2], ("tcp://b",): [3]}
+    # A dead preferred worker and the driver are never passed to Dask.
+    assert submission_groups([0, 1], [("driver",), ("tcp://gone", "tcp://b")], {"tcp://b"}) == {
+        (): [0],
+        ("tcp://b",): [1],
+    }

@@ -16,6 +16,8 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +32,7 @@ from dstream.rdd.storage import StorageLevel
 from dstream.receiver.receiver_tracker import ReceiverTracker
 from dstream.receiver.worker_launcher import RemoteSupervisor
 from dstream.streaming import StreamingContext
+from tests.backends.stalls import release, stall_once, wait_for_stalled_pid
 from tests.support.contexts import engine_context, streaming_context
 from tests.support.dask_cluster import dask_conf, kill_all, wait_gone
 
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 
 WAIT_S = 120.0
 PARTITIONS = 6
+TRIGGER = "stall"
 
 
 def _where(records: Iterator[Any]) -> list[tuple[str, list[Any]]]:
@@ -88,6 +92,28 @@ def test_a_persisted_partition_is_read_on_the_worker_holding_it(dask_master: str
         else:  # where Dask put them: each task not on its block's worker fetched it
             moved = [p for p in ran if ran[p][0] not in holders[p]]
             assert fetched[0] == len(moved)
+
+
+def test_a_busy_preferred_worker_does_not_hold_tasks_back(dask_master: str, tmp_path: Path) -> None:
+    with engine_context(dask_conf(), dask_master) as sc:
+        workers = sc.worker_processes()
+        busy, idle = sorted(workers)
+        stalled = sc.makeRDD([(TRIGGER, [busy])]).map(
+            partial(stall_once, trigger=TRIGGER, marker_dir=str(tmp_path))
+        )
+        first: list[Any] = []
+        job = threading.Thread(target=lambda: first.extend(stalled.collect()), daemon=True)
+        job.start()
+        try:
+            assert wait_for_stalled_pid(str(tmp_path), WAIT_S) == workers[busy]  # preferred while idle
+            # Every task prefers the worker whose one thread is taken: they run on the other one.
+            ran = sc.makeRDD([(i, [busy]) for i in range(3)]).mapPartitions(_where).collect()
+            assert ran == [(idle, [i]) for i in range(3)]
+            assert job.is_alive(), "the stalled task went on before the others ran"
+        finally:
+            release(str(tmp_path))
+            job.join(WAIT_S)
+        assert first == [TRIGGER]
 
 
 def _tracker(ssc: StreamingContext) -> ReceiverTracker:
