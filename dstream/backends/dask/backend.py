@@ -176,26 +176,11 @@ class DaskBackend(ExecutionBackend):
         scatter = sum(_nbytes(payloads[i]) for i in todo) >= SCATTER_BYTES_MIN
         scattered: list[Any] = []
         futures_of: dict[int, Any] = {}
-        # Each round reads the membership view afresh: a retried task no longer prefers a dead worker.
-        for workers, group in submission_groups(todo, preferred, self._members.alive()).items():
-            where: dict[str, Any] = {"workers": list(workers), "allow_other_workers": True} if workers else {}
-            args: list[Any] = [payloads[i] for i in group]
-            if scatter:
-                # Scattered again every round (a worker that died took its scattered inputs with it),
-                # onto the workers the tasks prefer, so that the payload is where the task runs.
-                args = self._client.scatter(args, hash=False, workers=where.get("workers"))
-                scattered.extend(args)
-            group_futures = self._client.map(
-                run_task,
-                [self._name] * len(group),
-                args,
-                key=[f"dstream-task-{round_id}-{i}" for i in group],
-                pure=False,
-                **where,
-            )
-            futures_of.update(zip(group, group_futures, strict=True))
-        futures = [futures_of[i] for i in todo]
         try:
+            # Each round reads the membership view afresh: a retried task no longer prefers a dead worker.
+            for workers, group in submission_groups(todo, preferred, self._members.alive()).items():
+                futures_of.update(self._submit(round_id, group, payloads, workers, scatter, scattered))
+            futures = [futures_of[i] for i in todo]
             # One gather for the stage: it waits for every future; a failed one's value is None
             # (a task's outcome never is), so its loss is read from the gathered values themselves.
             values = self._client.gather(dict(zip(todo, futures, strict=True)), errors="skip")
@@ -211,8 +196,35 @@ class DaskBackend(ExecutionBackend):
                 raise DStreamStateError(_CANCELLED) from None
             raise
         finally:
-            for f in [*futures, *scattered]:
+            for f in [*futures_of.values(), *scattered]:
                 f.release()
+
+    def _submit(
+        self,
+        round_id: str,
+        group: list[int],
+        payloads: list[SerializedTask],
+        workers: tuple[str, ...],
+        scatter: bool,
+        scattered: list[Any],
+    ) -> dict[int, Any]:
+        """Submit the tasks of `group` preferring `workers` (loosely; anywhere when empty)."""
+        where: dict[str, Any] = {"workers": list(workers), "allow_other_workers": True} if workers else {}
+        args: list[Any] = [payloads[i] for i in group]
+        if scatter:
+            # Scattered again every round (a worker that died took its scattered inputs with it), onto
+            # the workers the tasks prefer, so that the payload is where the task runs.
+            args = self._client.scatter(args, hash=False, workers=where.get("workers"))
+            scattered.extend(args)
+        futures = self._client.map(
+            run_task,
+            [self._name] * len(group),
+            args,
+            key=[f"dstream-task-{round_id}-{i}" for i in group],
+            pure=False,
+            **where,
+        )
+        return dict(zip(group, futures, strict=True))
 
     def _loss_reason(self, future: Any) -> str:
         if self._stopped:
