@@ -21,6 +21,7 @@ Keys (Spark's where Spark has the setting):
 | dstream.dask.workerTimeout | engine.dask.worker_timeout_s | 10s |
 | dstream.dask.taskRetriesMax | engine.dask.task_retries_max | 4 |
 | dstream.dask.sharedFilesystem | engine.dask.shared_filesystem | false |
+| dstream.dask.locality | engine.dask.locality | true |
 | dstream.checkpoint.async | checkpoint.asynchronous | true |
 | dstream.checkpoint.keep | checkpoint.keep_n | 10 |
 | dstream.checkpoint.leaseTimeoutS | checkpoint.lease_timeout_s | 30 |
@@ -201,6 +202,7 @@ DASK_DASHBOARD_KEY = "dstream.dask.dashboard"
 DASK_WORKER_TIMEOUT_KEY = "dstream.dask.workerTimeout"
 DASK_TASK_RETRIES_MAX_KEY = "dstream.dask.taskRetriesMax"
 DASK_SHARED_FILESYSTEM_KEY = "dstream.dask.sharedFilesystem"
+DASK_LOCALITY_KEY = "dstream.dask.locality"
 
 
 @dataclass(frozen=True)
@@ -216,12 +218,15 @@ class DaskConfig:
         task_retries_max: times a task whose worker died is submitted again before the job fails.
         shared_filesystem: with ``dask://``, the workers see the driver's local paths (a shared
             mount), so checkpoint directories, file inputs and outputs on local disk are allowed.
+        locality: submit each task preferring the workers that hold its input (loose: it runs
+            elsewhere when they are gone or busy); false: wherever Dask puts it.
     """
 
     dashboard: bool = False
     worker_timeout_s: float = 10.0
     task_retries_max: int = 4
     shared_filesystem: bool = False
+    locality: bool = True
 
     @classmethod
     def from_conf(cls, conf: Mapping[str, Any]) -> DaskConfig:
@@ -242,6 +247,7 @@ class DaskConfig:
             shared_filesystem=_parse_bool(
                 DASK_SHARED_FILESYSTEM_KEY, conf.get(DASK_SHARED_FILESYSTEM_KEY, d.shared_filesystem)
             ),
+            locality=_parse_bool(DASK_LOCALITY_KEY, conf.get(DASK_LOCALITY_KEY, d.locality)),
         )
 
 

@@ -322,15 +322,45 @@ class Context:
             start, end = 0, start
         return self.parallelize(range(start, end, step), numSlices)
 
-    def _rdd_from_partitions(self, partitions: Sequence[list[Any]]) -> RDD[Any]:
-        """An RDD whose partition i is the list ``partitions[i]`` (held, not copied).
+    def makeRDD(self, seq: Iterable[tuple[Any, Sequence[str]]]) -> RDD[Any]:
+        """One partition per ``(element, locations)`` pair, preferring to run on those executors.
+
+        Spark's Scala ``SparkContext.makeRDD`` with location preferences (PySpark has no equivalent):
+        partition i holds element i alone, and its tasks prefer the executors ``locations`` names, as
+        a block RDD's task prefers the worker holding its received block (dstream.rdd.locality).
+        A preference only: a dead or busy executor never keeps a task from running elsewhere.
+
+        Raises:
+            DStreamValueError: an item is not an ``(element, locations)`` pair, or a location is not a
+                string.
+        """
+        elements: list[list[Any]] = []
+        locations: list[tuple[str, ...]] = []
+        for item in seq:
+            if not (isinstance(item, tuple) and len(item) == 2) or isinstance(item[1], str):
+                raise DStreamValueError(
+                    f"makeRDD takes (element, locations) pairs with a sequence of executor ids; got {item!r}"
+                )
+            where = tuple(item[1])
+            bad = [w for w in where if not isinstance(w, str)]
+            if bad:
+                raise DStreamValueError(f"makeRDD locations must be executor ids (str); got {bad[0]!r}")
+            elements.append([item[0]])
+            locations.append(where)
+        return self._rdd_from_partitions(elements, locations)
+
+    def _rdd_from_partitions(
+        self, partitions: Sequence[list[Any]], locations: Sequence[tuple[str, ...]] = ()
+    ) -> RDD[Any]:
+        """An RDD whose partition i is the list ``partitions[i]`` (held, not copied), preferring
+        ``locations[i]`` when given.
 
         Raises:
             TaskNotSerializableError: a record cannot be pickled, so it could not reach a worker.
         """
         self._check_running()
-        rdd: RDD[Any] = RDD(self, BlockNode(len(partitions)))
-        rdd._hold_blocks(list(partitions))
+        rdd: RDD[Any] = RDD(self, BlockNode(len(partitions), locations))
+        rdd._hold_blocks(list(partitions), locations)
         return rdd
 
     def emptyRDD(self) -> RDD[Any]:

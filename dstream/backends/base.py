@@ -30,6 +30,18 @@ class Task(Protocol):
         """A short human name for error messages, e.g. ``'task 3 of stage 7 (collect)'``."""
 
 
+def preferred_locations_of(task: Task) -> tuple[str, ...]:
+    """The executors a task prefers to run on, most preferred first (empty: anywhere).
+
+    A task may declare them as a ``preferred_locations`` attribute (the DAG scheduler's tasks do:
+    where their inputs are). A preference only: a backend that can place tasks (Dask) tries those
+    executors first and runs the task elsewhere when they are gone or busy; the local backend, whose
+    one executor is the driver, ignores it.
+    """
+    found = getattr(task, "preferred_locations", ())
+    return tuple(found) if isinstance(found, tuple | list) else ()
+
+
 class TaskNotSerializableError(DStreamError, TypeError):
     """A task (usually a user closure it captures) cannot be pickled for shipping to a worker."""
 

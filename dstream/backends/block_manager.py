@@ -25,6 +25,8 @@ Semantics every implementation keeps:
 - `locations(block_id)` lists the executors holding a copy (empty: lost); `remove` drops every copy
   (idempotent); `remove_rdd` / `remove_shuffle` drop every block of an RDD or a shuffle.
 - `replicate(block_id)` makes one more copy on a holder that has none and returns the new locations.
+- `put_near(executors, block_id, value)` is `put` on the first live one of `executors` for a manager
+  that places blocks (the Dask driver-side client); the others store where `put` does.
 
 Values are any picklable object; a block that crosses processes is pickled (protocol 5) by the
 implementation, never by the caller.
@@ -158,6 +160,18 @@ class BlockManager(abc.ABC):
             BlockStoreFullError: a memory-only level and the holder's memory budget is used up.
             DStreamValueError: a level that stores nothing.
         """
+
+    def put_near(self, executors: tuple[str, ...], block_id: BlockId, value: Any) -> tuple[str, ...]:
+        """Store a memory-only block, on the first of `executors` that can hold it if this manager
+        places blocks (a driver-side client of many workers); otherwise as `put` does.
+
+        The driver holds an in-memory partition near what its task will read (a block RDD's reference
+        beside the received block), so that the task finds both on the worker it prefers.
+
+        Returns:
+            The executor ids holding the block.
+        """
+        return self.put(block_id, value)
 
     @abc.abstractmethod
     def get(self, block_id: BlockId, locations: tuple[str, ...] = ()) -> Any:

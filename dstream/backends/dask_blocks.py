@@ -15,15 +15,16 @@ runs the same suite on it as on the local backend, on a real two-process `LocalC
   the block on this worker (a second copy on a peer worker for replication 2); `get` serves the local
   copy as is, else fetches it from the holders named in the reference (`get(block_id, locations)`).
   Its `executor_id` is the worker's address, which is what locations and `MapStatus` carry.
-- `DaskBlockManagerClient`: the driver's `BlockManager` (the Dask backend's `block_manager`
-  property). It reaches worker stores with `Client.run`: `put` places a block on a worker (round robin,
-  or the one given to `put_on`), `get` fetches it by value, `locations`/`remove`/`remove_rdd`/
-  `remove_shuffle`/`block_ids` ask every worker. A worker that died is simply absent: its blocks answer
-  `Lost`, never an exception. `lose_executor(address)` drops a worker's blocks (tests, chaos). Which
-  workers are alive comes from a `WorkerView` (the backend's, dstream.backends.dask.membership, kept by
-  scheduler events: no round trip per call); without one, the scheduler is asked before every call.
-  Every call is bounded (`RPC_TIMEOUT_S`), so even a worker that died a moment ago costs one bounded
-  wait, never Dask's connect retries per block.
+- `DaskBlockManagerClient`: the driver's `BlockManager` (the Dask backend's `block_manager` property). It
+  reaches worker stores with `Client.run`: `put` places a block on a worker (round robin, or the one given
+  to `put_on`, or the first live one of `put_near`'s), `get` fetches it by value,
+  `locations`/`remove`/`remove_rdd`/`remove_shuffle`/`block_ids` ask every worker; `fetch_counts` says how
+  many blocks and bytes each worker's tasks fetched from other workers (what task locality saves). A worker
+  that died is simply absent: its blocks answer `Lost`, never an exception. `lose_executor(address)` drops a
+  worker's blocks (tests, chaos). Which workers are alive comes from a `WorkerView` (the backend's,
+  dstream.backends.dask.membership, kept by scheduler events: no round trip per call); without one, the
+  scheduler is asked before every call. Every call is bounded (`RPC_TIMEOUT_S`), so even a worker that died
+  a moment ago costs one bounded wait, never Dask's connect retries per block.
 
 Everything crossing a process is pickled here (protocol 5): block ids, levels and values travel as
 bytes, so Dask's message serialization never sees user objects.
@@ -68,6 +69,24 @@ def _dumps(value: Any) -> bytes:
     return pickle.dumps(value, protocol=PICKLE_PROTOCOL)
 
 
+class FetchCounter:
+    """How many blocks, and how many pickled bytes, this worker's tasks fetched from other workers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.blocks = 0
+        self.bytes = 0
+
+    def add(self, nbytes: int) -> None:
+        with self._lock:
+            self.blocks += 1
+            self.bytes += nbytes
+
+    def read(self) -> tuple[int, int]:
+        with self._lock:
+            return self.blocks, self.bytes
+
+
 class BlockManagerPlugin(WorkerPlugin):
     """Gives each worker a store of blocks and the `dstream_blocks` RPC handler.
 
@@ -82,10 +101,12 @@ class BlockManagerPlugin(WorkerPlugin):
         self.memory_records_max = memory_records_max
         self.store: MemoryStore | None = None
         self.worker: Worker | None = None
+        self.fetches: FetchCounter | None = None  # made on the worker: the plugin is pickled to it
 
     def setup(self, worker: Worker) -> None:
         self.worker = worker
         self.store = MemoryStore(worker.address, self.memory_records_max)
+        self.fetches = FetchCounter()
         worker.handlers[HANDLER] = self.serve
 
     def teardown(self, worker: Worker) -> None:
@@ -113,7 +134,7 @@ def plugin_of(worker: Worker) -> BlockManagerPlugin:
         DStreamValueError: the plugin was not registered on this worker.
     """
     plugin = worker.plugins.get(PLUGIN_NAME)
-    if not isinstance(plugin, BlockManagerPlugin) or plugin.store is None:
+    if not isinstance(plugin, BlockManagerPlugin) or plugin.store is None or plugin.fetches is None:
         raise DStreamValueError(
             f"worker {worker.address} has no {PLUGIN_NAME!r} plugin; register BlockManagerPlugin() first"
         )
@@ -125,7 +146,9 @@ class WorkerBlockManager(BlockManager):
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
-        self.store: MemoryStore = plugin_of(worker).store  # type: ignore[assignment]
+        plugin = plugin_of(worker)
+        self.store: MemoryStore = plugin.store  # type: ignore[assignment]
+        self.fetches: FetchCounter = plugin.fetches  # type: ignore[assignment]
 
     @property
     def executor_id(self) -> str:
@@ -171,6 +194,7 @@ class WorkerBlockManager(BlockManager):
             except OSError:
                 continue  # that holder is gone: try the next one
             if data is not None:
+                self.fetches.add(len(data))
                 return pickle.loads(data)
         return Lost(block_id)
 
@@ -238,6 +262,10 @@ def _on_remove_kind(kind: str, owner_id: int, dask_worker: Worker) -> None:
 
 def _on_block_ids(dask_worker: Worker) -> bytes:
     return _dumps(plugin_of(dask_worker).store.block_ids())  # type: ignore[union-attr]
+
+
+def _on_fetch_counts(dask_worker: Worker) -> tuple[int, int]:
+    return plugin_of(dask_worker).fetches.read()  # type: ignore[union-attr]
 
 
 def _on_drop_all(dask_worker: Worker) -> None:
@@ -343,6 +371,14 @@ class DaskBlockManagerClient(BlockManager):
         targets = [workers[(first + i) % len(workers)] for i in range(copies)]
         return self.put_on(targets, block_id, value, level, size_records)
 
+    def put_near(self, executors: tuple[str, ...], block_id: BlockId, value: Any) -> tuple[str, ...]:
+        alive = set(self.workers())
+        for target in (w for w in executors if w in alive):
+            done = self.put_on([target], block_id, value, MEMORY_ONLY)
+            if done:
+                return done
+        return self.put(block_id, value)  # none of them is alive (or answered): round robin
+
     def put_on(
         self, targets: list[str], block_id: BlockId, value: Any, level: StorageLevel, size_records: int = 0
     ) -> tuple[str, ...]:
@@ -390,6 +426,11 @@ class DaskBlockManagerClient(BlockManager):
         for data in self._run(_on_block_ids).values():
             found |= pickle.loads(data)
         return found
+
+    def fetch_counts(self) -> dict[str, tuple[int, int]]:
+        """Per live worker: the blocks its tasks fetched from other workers, and their pickled bytes
+        (since the worker started; what data locality saves shows here)."""
+        return self._run(_on_fetch_counts)
 
     def lose_executor(self, executor_id: str) -> None:
         """Drop every block of worker `executor_id`, as its death would (tests, chaos)."""

@@ -1,15 +1,14 @@
 """The DAG scheduler: cuts a job into stages at shuffle dependencies and runs them on a backend.
 
-For a job on an RDD it (1) finds the shuffles the RDD's lineage reads whose map outputs are not all
-known to the map-output tracker, computes their parents' shuffles first, then runs the missing map
-tasks (each writes its buckets into its executor's block manager and returns a `MapStatus`); (2)
-pickles the result stage once and builds one task per requested partition with *references* to
-what it reads (persisted and in-memory blocks from the block-location table, shuffle buckets from
-the tracker) and the executors that hold them as preferred locations; (3) runs the tasks, records
-where the blocks they made for persisted RDDs are, and merges the accumulator sums they return
-(dstream.accumulators). Only actions' results and metadata come back; no partition crosses the
-driver. Narrow dependencies never cross a task boundary: the pickled RDD computes them as a chain of
-iterators inside the task.
+For a job on an RDD it (1) finds the shuffles the RDD's lineage reads whose map outputs are not all known to
+the map-output tracker, computes their parents' shuffles first, then runs the missing map tasks (each writes
+its buckets into its executor's block manager and returns a `MapStatus`); (2) pickles the result stage once
+and builds one task per requested partition with *references* to what it reads (persisted and in-memory
+blocks from the block-location table, shuffle buckets from the tracker) and the executors it prefers
+(dstream.rdd.locality: the nearest input's live holders); (3) runs the tasks, records where the blocks they
+made for persisted RDDs are, and merges the accumulator sums they return (dstream.accumulators). Only
+actions' results and metadata come back; no partition crosses the driver. Narrow dependencies never cross a
+task boundary: the pickled RDD computes them as a chain of iterators inside the task.
 
 A task that finds a referenced block gone raises `BlockLostError` (Spark's FetchFailed). The
 scheduler forgets that block (a map output in the tracker, a partition in the location table),
@@ -45,6 +44,7 @@ from dstream.broadcast import BroadcastDestroyedError
 from dstream.errors import DStreamError, DStreamStateError, DStreamValueError, JobFailedError
 from dstream.rdd.block_recovery import BlockRecovery, RecoveryListener
 from dstream.rdd.executor_loss import LostExecutors
+from dstream.rdd.locality import preferred_locations
 from dstream.rdd.map_output_tracker import MapOutputTracker, MapStatus
 from dstream.rdd.nodes import NarrowDependency
 from dstream.rdd.shuffle import PICKLE_PROTOCOL, ShuffleDependency, ShuffleMapWriter
@@ -253,9 +253,10 @@ class DAGScheduler:
         return [res.value for res in results]
 
     def _resolve_inputs(self, rdd: RDD[Any], split: int) -> tuple[TaskInputs, tuple[str, ...]]:
-        """References to what partition ``split`` of ``rdd`` reads (narrow deps walked), and their places."""
+        """References to what partition ``split`` of ``rdd`` reads (narrow deps walked), and the
+        executors its task prefers (dstream.rdd.locality: the nearest input's live holders)."""
         inputs = TaskInputs()
-        where: dict[str, None] = {}  # preferred locations, first found first
+        groups: list[tuple[str, ...]] = []  # candidate locations, nearest input first
         seen: set[tuple[int, int]] = set()
         stack = [(rdd, split)]
         while stack:
@@ -263,27 +264,28 @@ class DAGScheduler:
             if (r._id, s) in seen:
                 continue
             seen.add((r._id, s))
+            groups.append(r._node.preferred_locations(s))
             if r._block_backed or r._storage_level.is_stored:
                 locations = self.blocks.get(r._id, s)
                 if locations is None and r._block_backed:
                     locations = self.blocks.restore(r._id, s)  # lost with its executor: put it again
                 if locations is not None:
                     inputs.blocks[(r._id, s)] = BlockRef(RDDBlockId(r._id, s), locations)
-                    where.update(dict.fromkeys(locations))
+                    groups.append(locations)
                     continue
                 if r._block_backed:
                     raise DStreamError(
                         f"partition {s} of in-memory RDD {r._id} is gone (RDD freed or Context stopped)"
                     )
+            parents: list[tuple[RDD[Any], int]] = []
             for dep in r._node.deps:
                 if isinstance(dep, NarrowDependency):
-                    stack.extend((dep.rdd, ps) for ps in dep.parent_splits(s))
+                    parents.extend((dep.rdd, ps) for ps in dep.parent_splits(s))
                 else:
                     inputs.shuffles[(dep.shuffle_id, s)] = self._shuffle_refs(dep, s)
-                    best = self.map_outputs.preferred_location(dep.shuffle_id, s)
-                    if best is not None:
-                        where[best] = None
-        return inputs, tuple(where)
+                    groups.append(self.map_outputs.preferred_locations(dep.shuffle_id, s))
+            stack.extend(reversed(parents))  # the first parent is walked first
+        return inputs, preferred_locations(groups, self.lost_executors.is_lost)
 
     def _shuffle_refs(self, dep: ShuffleDependency, reduce_index: int) -> tuple[BlockRef, ...]:
         """References to a reduce task's buckets; a map output lost since the shuffle was computed

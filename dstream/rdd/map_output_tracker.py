@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from dstream.backends.block_manager import BlockManager, BlockRef, ShuffleBlockId
 from dstream.errors import DStreamError
+from dstream.rdd.locality import largest_holders
 
 
 @dataclass(frozen=True)
@@ -101,15 +102,16 @@ class MapOutputTracker:
                 if s is not None
             )
 
-    def preferred_location(self, shuffle_id: int, reduce_index: int) -> str | None:
-        """The executor holding the most bytes of bucket `reduce_index` (where its reduce task should run)."""
+    def preferred_locations(self, shuffle_id: int, reduce_index: int) -> tuple[str, ...]:
+        """The executors holding a large share of bucket `reduce_index`, most bytes first (where its
+        reduce task should run; dstream.rdd.locality.largest_holders)."""
         with self._lock:
             statuses = self._statuses.get(shuffle_id) or []
             sizes: dict[str, int] = {}
             for s in statuses:
                 if s is not None and reduce_index < len(s.bucket_sizes):
                     sizes[s.location] = sizes.get(s.location, 0) + s.bucket_sizes[reduce_index]
-        return max(sizes, key=lambda loc: sizes[loc]) if sizes else None
+        return largest_holders(sizes)
 
     def held(self, shuffle_id: int) -> list[int]:
         """The map tasks of a shuffle whose output is known."""

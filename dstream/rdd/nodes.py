@@ -9,7 +9,7 @@ partition reads, so the scheduler can find a task's inputs without running anyth
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain, zip_longest
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +82,14 @@ class Node:
     def compute(self, split: int, tctx: TaskContext) -> Iterator[Any]:
         raise NotImplementedError
 
+    def preferred_locations(self, split: int) -> tuple[str, ...]:
+        """Executors where partition `split`'s input already is (Spark's ``getPreferredLocations``).
+
+        Only a node that reads something held somewhere declares any (dstream.rdd.locality); the
+        holders of a stored block and a shuffle's buckets are the scheduler's to find, not the node's.
+        """
+        return ()
+
     def narrow(self, i: int) -> NarrowDependency:
         """Dependency ``i``, which this node knows to be narrow."""
         dep = self.deps[i]
@@ -90,13 +98,28 @@ class Node:
 
 
 class BlockNode(Node):
-    """Partitions held as blocks in the driver's block store (parallelize, in-memory batches)."""
+    """Partitions held as blocks in the driver's block store (parallelize, in-memory batches).
+
+    Args:
+        num_partitions: how many partitions.
+        locations: per partition, the executors it is about (Spark's ``makeRDD`` location
+            preferences: a block RDD's partition names a received block and where that block is);
+            empty: none.
+    """
 
     label = "ParallelCollectionRDD"
 
-    def __init__(self, num_partitions: int) -> None:
+    def __init__(self, num_partitions: int, locations: Sequence[tuple[str, ...]] = ()) -> None:
+        if locations and len(locations) != num_partitions:
+            raise DStreamValueError(
+                f"got locations for {len(locations)} partitions; expected {num_partitions}, one per partition"
+            )
         self.deps = []
         self.num_partitions = num_partitions
+        self.locations = list(locations)
+
+    def preferred_locations(self, split: int) -> tuple[str, ...]:
+        return self.locations[split] if self.locations else ()
 
     def compute(self, split: int, tctx: TaskContext) -> Iterator[Any]:
         raise DStreamError(f"partition {split} of an in-memory RDD is missing from the block store")

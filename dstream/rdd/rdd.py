@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from dstream.errors import DStreamError, DStreamStateError, DStreamValueError
@@ -141,10 +141,11 @@ class RDD(TransformsMixin, PairsMixin, ActionsMixin, Generic[T_co]):
     def getStorageLevel(self) -> StorageLevel:
         return self._storage_level
 
-    def _hold_blocks(self, partitions: list[list[Any]]) -> None:
-        """Make this an in-memory RDD: its partitions are blocks in the block manager while it lives."""
+    def _hold_blocks(self, partitions: list[list[Any]], near: Sequence[tuple[str, ...]] = ()) -> None:
+        """Make this an in-memory RDD: its partitions are blocks in the block manager while it lives
+        (partition i near the executors ``near[i]``, when given)."""
         blocks = self.ctx._block_locations
-        blocks.hold(self._id, partitions)
+        blocks.hold(self._id, partitions, near)
         self._block_backed = True
         self._block_finalizer = weakref.finalize(self, blocks.free_later, self._id)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from dstream.backends.base import TaskNotSerializableError
@@ -42,6 +43,9 @@ class BlockLocations:
         # its slices in the driver's partitions: an executor that dies with one loses nothing that
         # cannot be put again (the local manager stores these very objects, so it costs no copy).
         self._sources: dict[int, list[Any]] = {}
+        # Per in-memory source, the executors each partition is put near (makeRDD's locations): its
+        # task prefers them, so the partition is held there, again when it is put back after a loss.
+        self._near: dict[int, list[tuple[str, ...]]] = {}
         self._freed: queue.SimpleQueue[int] = queue.SimpleQueue()  # reentrant: safe in a finalizer
 
     def free_later(self, rdd_id: int) -> None:
@@ -106,6 +110,7 @@ class BlockLocations:
         with self._lock:
             self._locations.pop(rdd_id, None)
             self._sources.pop(rdd_id, None)
+            self._near.pop(rdd_id, None)
         self.block_manager.remove_rdd(rdd_id)
 
     def rdd_ids(self) -> set[int]:
@@ -118,11 +123,18 @@ class BlockLocations:
         with self._lock:
             ids, self._locations = set(self._locations), {}
             self._sources.clear()
+            self._near.clear()
         for rdd_id in ids:
             self.block_manager.remove_rdd(rdd_id)
 
-    def hold(self, rdd_id: int, partitions: list[list[Any]]) -> None:
+    def hold(self, rdd_id: int, partitions: list[list[Any]], near: Sequence[tuple[str, ...]] = ()) -> None:
         """Put an in-memory RDD's partitions into the block manager and record where they went.
+
+        Args:
+            rdd_id: the RDD.
+            partitions: its partitions' records.
+            near: per partition, the executors its task prefers (`BlockManager.put_near`); empty:
+                wherever the block manager puts blocks.
 
         Raises:
             TaskNotSerializableError: a record cannot be pickled, so it could not reach a worker.
@@ -135,10 +147,17 @@ class BlockLocations:
                 "records of an RDD must be picklable to reach a worker"
             ) from exc
         self.register(rdd_id)
+        places: list[tuple[str, ...]] = list(near) if near else [()] * len(values)
         with self._lock:
             self._sources[rdd_id] = values
+            self._near[rdd_id] = places
         for split, value in enumerate(values):
-            self.put(rdd_id, split, self.block_manager.put(RDDBlockId(rdd_id, split), value))
+            self.put(rdd_id, split, self._put(RDDBlockId(rdd_id, split), value, places[split]))
+
+    def _put(self, block_id: RDDBlockId, value: Any, near: tuple[str, ...]) -> tuple[str, ...]:
+        if near:
+            return self.block_manager.put_near(near, block_id, value)
+        return self.block_manager.put(block_id, value)
 
     def restore(self, rdd_id: int, split: int) -> tuple[str, ...] | None:
         """Put a lost partition of an in-memory RDD again from the driver's copy; its new locations.
@@ -147,9 +166,11 @@ class BlockLocations:
         """
         with self._lock:
             values = self._sources.get(rdd_id)
+            places = self._near.get(rdd_id) or []
         if values is None or not 0 <= split < len(values):
             return None
-        locations = self.block_manager.put(RDDBlockId(rdd_id, split), values[split])
+        near = places[split] if split < len(places) else ()
+        locations = self._put(RDDBlockId(rdd_id, split), values[split], near)
         return locations if self.put(rdd_id, split, locations) else None
 
     def read(self, rdd_id: int, split: int) -> Any:

@@ -1,7 +1,7 @@
 """Block RDDs: one partition per received block, read from the block store or, when gone, from the WAL.
 
-Built on the public RDD API only: `sc.parallelize(block_refs, len(block_refs)).flatMap(read_block)`, so
-the RDD engine needs no special RDD class. Partitions follow the order of the tracker's allocation, which
+Built on the public RDD API only: `sc.makeRDD([(ref, ref.locations) for ref in refs]).flatMap(read_block)`,
+so the RDD engine needs no special RDD class. Partitions follow the order of the tracker's allocation, which
 is logged, so a batch re-run after recovery sees the same blocks in the same order.
 
 `read_block` runs in a task: it looks for a copy through its executor's block manager (unless the block is
@@ -10,9 +10,11 @@ says so (`TaskContext.report_recovery`, which becomes the listener bus's block-r
 whose copies are all gone and that was not write-ahead logged fails the task with `BlockNotFoundError`
 naming the block: never a silently empty partition.
 
-The partitions are the refs themselves (`parallelize`): they are in-memory blocks, so tasks receive
-references to them, and each `BlockRef` carries the executors holding the block (`location`, the task's
-preferred place to run on a cluster).
+The partitions are the refs themselves (`makeRDD`): they are in-memory blocks, so tasks receive
+references to them. Each `BlockRef` carries the executors holding the received block (`locations`: the
+receiving executor, then a replica's), and `makeRDD` declares them as the partition's preferred
+locations, so on a cluster the task runs where the block is and reads it without a fetch
+(dstream.rdd.locality; on the local backend they are all 'driver', and ignored).
 """
 
 from __future__ import annotations
@@ -84,4 +86,4 @@ def block_rdd(sc: Any, refs: Sequence[BlockRef]) -> Any:
     """An RDD with one partition per block, in the given order (an empty RDD for no blocks)."""
     if not refs:
         return sc.parallelize([], 1)
-    return sc.parallelize(list(refs), len(refs)).flatMap(_read_in_task)
+    return sc.makeRDD([(ref, ref.locations) for ref in refs]).flatMap(_read_in_task)

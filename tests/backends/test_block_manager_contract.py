@@ -160,6 +160,13 @@ def test_a_level_that_stores_nothing_is_refused(harness: Harness) -> None:
         harness.manager.put(RDDBlockId(1, 0), [1], StorageLevel(False, False, False, False))
 
 
+def test_put_near_stores_the_block_wherever_it_can(harness: Harness) -> None:
+    bm, block = harness.manager, RDDBlockId(8, 0)
+    where = bm.put_near(("tcp://no-such-worker:1",), block, ["near"])  # none alive: placed as by put
+    assert where and bm.locations(block) == where
+    assert bm.get(block, where) == ["near"]
+
+
 def test_block_refs_carry_ids_and_locations() -> None:
     ref = BlockRef(ShuffleBlockId(1, 2, 3), ("driver",))
     assert ref.block_id.name == "shuffle_1_2_3" and str(RDDBlockId(4, 5)) == "rdd_4_5"
@@ -184,6 +191,10 @@ def test_dask_smoke_put_get_remove_lost(dask_cluster: Any) -> None:
         assert bm.get(block, where) == ["on a worker"]
         bm.remove(block)
         assert isinstance(bm.get(block, where), Lost)
+        workers = sorted(dask_cluster.scheduler_info()["workers"])
+        for split, worker in enumerate(workers):  # put_near places on the first live one named
+            assert bm.put_near(("tcp://gone:1", worker), RDDBlockId(12, split), ["near"]) == (worker,)
+            assert bm.locations(RDDBlockId(12, split)) == (worker,)
 
 
 def _fetch_in_a_task(block_id: Any, locations: tuple[str, ...]) -> Any:

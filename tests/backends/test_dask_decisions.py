@@ -1,5 +1,5 @@
 """The Dask backend's pure decisions: which lost tasks to submit again, which storage URLs workers reach,
-and how its configuration keys are read."""
+how its configuration keys are read, and which workers each task is submitted with."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dstream.backends.dask.locality import submission_groups, task_workers
 from dstream.backends.dask.reachability import refusal
 from dstream.backends.dask.retries import Done, Lost, StageAttempts, TaskLostError
 from dstream.config import DaskConfig, EngineConfig
@@ -89,10 +90,11 @@ def test_dask_keys_are_parsed_once_with_clear_errors() -> None:
             "dstream.dask.workerTimeout": "2s",
             "dstream.dask.taskRetriesMax": "7",
             "dstream.dask.sharedFilesystem": "yes",
+            "dstream.dask.locality": "false",
         }
     ).dask
     assert config == DaskConfig(
-        dashboard=True, worker_timeout_s=2.0, task_retries_max=7, shared_filesystem=True
+        dashboard=True, worker_timeout_s=2.0, task_retries_max=7, shared_filesystem=True, locality=False
     )
     assert DaskConfig.from_conf({"dstream.dask.workerTimeout": "1500ms"}).worker_timeout_s == 1.5
     with pytest.raises(DStreamValueError, match=r"dstream.dask.workerTimeout.*'soon'"):
@@ -101,3 +103,47 @@ def test_dask_keys_are_parsed_once_with_clear_errors() -> None:
         DaskConfig.from_conf({"dstream.dask.workerTimeout": "0s"})
     with pytest.raises(DStreamValueError, match=r"dstream.dask.taskRetriesMax='-1'"):
         DaskConfig.from_conf({"dstream.dask.taskRetriesMax": "-1"})
+    with pytest.raises(DStreamValueError, match=r"dstream.dask.locality.*'near'"):
+        DaskConfig.from_conf({"dstream.dask.locality": "near"})
+
+
+addresses = st.sampled_from(["driver", "tcp://a", "tcp://b", "tcp://c"])
+
+
+@given(
+    preferred=st.lists(st.lists(addresses, max_size=3), min_size=1, max_size=6),
+    alive=st.sets(addresses),
+    data=st.data(),
+)
+def test_each_task_is_submitted_once_with_its_live_preferred_workers(
+    preferred: list[list[str]], alive: set[str], data: st.DataObject
+) -> None:
+    todo = data.draw(st.lists(st.integers(0, len(preferred) - 1), unique=True))
+    groups = submission_groups(todo, preferred, alive)
+    assert sorted(i for group in groups.values() for i in group) == sorted(todo)
+    share = -(-len(todo) // max(1, len(alive)))
+    for workers, group in groups.items():
+        assert set(workers) <= alive and len(set(workers)) == len(workers)
+        for i in group:
+            live = task_workers(preferred[i], alive)
+            assert live == tuple(dict.fromkeys(a for a in preferred[i] if a in alive))
+            assert workers == tuple(w for w in live if w in workers)  # a subset, in preference order
+        assert group == [i for i in todo if i in group]  # in todo's order
+        if len(workers) == 1:  # a worker is the only choice of at most its fair share of the tasks
+            assert len(group) <= share
+    if len(alive) <= 1 or all(len(task_workers(p, alive)) == 0 for p in preferred):
+        assert all(workers == task_workers(preferred[group[0]], alive) for workers, group in groups.items())
+
+
+def test_tasks_beyond_a_workers_fair_share_go_anywhere() -> None:
+    # Six block RDD tasks of one receiver on a two-worker cluster: three stay, three are free to move.
+    groups = submission_groups(range(6), [("tcp://a",)] * 6, {"tcp://a", "tcp://b"})
+    assert groups == {("tcp://a",): [0, 1, 2], (): [3, 4, 5]}
+    # Replicated blocks: each task counts against the less loaded holder.
+    both = submission_groups(range(4), [("tcp://a", "tcp://b")] * 4, {"tcp://a", "tcp://b"})
+    assert both == {("tcp://a", "tcp://b"): [0, 1, 2], ("tcp://b",): [3]}
+    # A dead preferred worker and the driver are never passed to Dask.
+    assert submission_groups([0, 1], [("driver",), ("tcp://gone", "tcp://b")], {"tcp://b"}) == {
+        (): [0],
+        ("tcp://b",): [1],
+    }

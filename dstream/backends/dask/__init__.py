@@ -1,11 +1,11 @@
 """The Dask backend (masters ``local-cluster[N]`` and ``dask://HOST:PORT``), found by name.
 
-`dstream.backends.create_backend` imports this package for a Dask master and calls `create`. The
-pieces: `cluster` (an embedded LocalCluster, or a client of an existing scheduler), `backend` (tasks as
-futures, results by value, lost tasks submitted again), `retries` (that decision, pure),
-`worker_plugin` (each worker's executor environment and the task entry point), `broadcasts`
-(broadcast bytes published on the scheduler) and `reachability` (which storage URLs the workers can
-reach).
+`dstream.backends.create_backend` imports this package for a Dask master and calls `create`. The pieces:
+`cluster` (an embedded LocalCluster, or a client of an existing scheduler), `backend` (tasks as futures,
+results by value, lost tasks submitted again), `retries` (that decision, pure), `locality` (which workers
+each task is submitted with, pure), `worker_plugin` (each worker's executor environment and the task entry
+point), `broadcasts` (broadcast bytes published on the scheduler) and `reachability` (which storage URLs the
+workers can reach).
 """
 
 from __future__ import annotations

@@ -1,15 +1,20 @@
 """The Dask execution backend: a stage's tasks as Dask futures, results back by value.
 
 `run_tasks` serializes every task once (as the local backend does, so the same closures fail the same
-way), submits the whole stage in one `client.map` with a unique key per attempt (``pure=False``: nothing
-is shared or cached between attempts), and gathers them in one call, which waits for all of them and
-skips the failed ones. A task's own exception travels back inside its outcome and is raised here as the
-local backend raises it. A future that failed for any other reason was lost with its worker
-(``KilledWorker`` after Dask's own retries, or cancelled by the scheduler): `retries.py` decides, within
-``dstream.dask.taskRetriesMax``, which tasks to submit again; every worker still alive may take them,
-including the nanny's replacement for the dead one. A result that arrives late from a worker the
-scheduler already declared dead is dropped by the scheduler, and an attempt whose outcome is known is
-never submitted again, so each task's outcome is taken exactly once.
+way), submits the whole stage with `client.map` (one call per placement group) with a unique key per
+attempt (``pure=False``: nothing is shared or cached between attempts), and gathers them in one call,
+which waits for all of them and skips the failed ones. A task's own exception travels back inside its
+outcome and is raised here as the local backend raises it. A future that failed for any other reason
+was lost with its worker (``KilledWorker`` after Dask's own retries, or cancelled by the scheduler):
+`retries.py` decides, within ``dstream.dask.taskRetriesMax``, which tasks to submit again; every worker
+still alive may take them, including the nanny's replacement for the dead one. A result that arrives
+late from a worker the scheduler already declared dead is dropped by the scheduler, and an attempt whose
+outcome is known is never submitted again, so each task's outcome is taken exactly once.
+
+Tasks are placed by data locality (locality.py): each is submitted preferring the live workers that
+hold its input (a persisted partition, a received block, most of a shuffle's buckets), loosely, so a
+dead or busy preferred worker never holds it back; one `client.map` per distinct set of workers
+(``dstream.dask.locality=false`` leaves placement to Dask).
 
 Which workers are alive is read from a `WorkerMembership` (membership.py, kept by the scheduler's
 events): the block client and `worker_processes` call only workers in it, and `add_executor_listener`
@@ -27,10 +32,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dstream.backends.base import ExecutionBackend, Task
+from dstream.backends.base import ExecutionBackend, Task, preferred_locations_of
 from dstream.backends.block_manager import BlockManager
 from dstream.backends.dask.broadcasts import SchedulerBroadcastRegistry
 from dstream.backends.dask.cluster import ClusterHandle
+from dstream.backends.dask.locality import submission_groups
 from dstream.backends.dask.membership import WorkerMembership
 from dstream.backends.dask.reachability import refusal
 from dstream.backends.dask.retries import Done, Lost, StageAttempts
@@ -161,11 +167,12 @@ class DaskBackend(ExecutionBackend):
         self._check_running()
         self._handle.wait_for_workers()
         payloads = [_out_of_band(serialize_task(t)) for t in tasks]
+        preferred = [preferred_locations_of(t) if self._config.locality else () for t in tasks]
         attempts = StageAttempts([t.describe() for t in tasks], self._config.task_retries_max)
         outcomes: list[tuple[bool, bytes] | None] = [None] * len(tasks)
         todo = attempts.to_submit()
         while todo:
-            self._run_round(todo, payloads, attempts, outcomes)
+            self._run_round(todo, payloads, preferred, attempts, outcomes)
             todo = attempts.next_round()
         return [unpack_outcome(*outcome) for outcome in outcomes if outcome is not None]
 
@@ -173,23 +180,19 @@ class DaskBackend(ExecutionBackend):
         self,
         todo: list[int],
         payloads: list[SerializedTask],
+        preferred: list[tuple[str, ...]],
         attempts: StageAttempts,
         outcomes: list[tuple[bool, bytes] | None],
     ) -> None:
         round_id = uuid.uuid4().hex[:12]
-        args: list[Any] = [payloads[i] for i in todo]
+        scatter = sum(_nbytes(payloads[i]) for i in todo) >= SCATTER_BYTES_MIN
         scattered: list[Any] = []
-        if sum(_nbytes(p) for p in args) >= SCATTER_BYTES_MIN:
-            # Scattered again every round: a worker that died took its scattered inputs with it.
-            args = scattered = self._client.scatter(args, hash=False)
-        futures = self._client.map(
-            run_task,
-            [self._name] * len(todo),
-            args,
-            key=[f"dstream-task-{round_id}-{i}" for i in todo],
-            pure=False,
-        )
+        futures_of: dict[int, Any] = {}
         try:
+            # Each round reads the membership view afresh: a retried task no longer prefers a dead worker.
+            for workers, group in submission_groups(todo, preferred, self._members.alive()).items():
+                futures_of.update(self._submit(round_id, group, payloads, workers, scatter, scattered))
+            futures = [futures_of[i] for i in todo]
             # One gather for the stage: it waits for every future; a failed one's value is None
             # (a task's outcome never is), so its loss is read from the gathered values themselves.
             values = self._client.gather(dict(zip(todo, futures, strict=True)), errors="skip")
@@ -205,8 +208,35 @@ class DaskBackend(ExecutionBackend):
                 raise DStreamStateError(_CANCELLED) from None
             raise
         finally:
-            for f in [*futures, *scattered]:
+            for f in [*futures_of.values(), *scattered]:
                 f.release()
+
+    def _submit(
+        self,
+        round_id: str,
+        group: list[int],
+        payloads: list[SerializedTask],
+        workers: tuple[str, ...],
+        scatter: bool,
+        scattered: list[Any],
+    ) -> dict[int, Any]:
+        """Submit the tasks of `group` preferring `workers` (loosely; anywhere when empty)."""
+        where: dict[str, Any] = {"workers": list(workers), "allow_other_workers": True} if workers else {}
+        args: list[Any] = [payloads[i] for i in group]
+        if scatter:
+            # Scattered again every round (a worker that died took its scattered inputs with it), onto
+            # the workers the tasks prefer, so that the payload is where the task runs.
+            args = self._client.scatter(args, hash=False, workers=where.get("workers"))
+            scattered.extend(args)
+        futures = self._client.map(
+            run_task,
+            [self._name] * len(group),
+            args,
+            key=[f"dstream-task-{round_id}-{i}" for i in group],
+            pure=False,
+            **where,
+        )
+        return dict(zip(group, futures, strict=True))
 
     def _loss_reason(self, future: Any) -> str:
         if self._stopped:
