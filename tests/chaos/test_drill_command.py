@@ -201,12 +201,15 @@ def test_a_drill_passes_and_its_report_matches_an_independent_recount(tmp_path: 
 def test_a_drill_against_the_canary_sink_fails_with_duplicates(tmp_path: Path) -> None:
     """Seed 10 arms sink.after_stage_before_commit, which the canary hits only after it wrote a
     batch's records: the replacement re-runs that batch and the canary writes them again, so the
-    duplicate is certain on any master (here the default, local-cluster[2])."""
+    duplicate is certain on any master (here the default, local-cluster[2]). The pipeline is the
+    stateless one, whose output rows are the consumed records: a stateful pipeline writes state rows
+    for a batch that consumed nothing, and a crash after those is caught as a wrong aggregate, not as
+    a duplicated record."""
     drill_dir = tmp_path / "drill"
     report_dir = tmp_path / "report"
     code, out, err = run_drill(
-        drill_dir, "--sink", "canary", "--faults", "crashpoint", "--duration", "6", "--seed", "10",
-        "--report-dir", str(report_dir),
+        drill_dir, "--pipeline", "stateless", "--sink", "canary", "--faults", "crashpoint",
+        "--duration", "6", "--seed", "10", "--report-dir", str(report_dir),
     )  # fmt: skip
     assert code == 1, err[-3000:]
     events = [json.loads(line) for line in (drill_dir / "history.jsonl").read_text().splitlines()[1:]]
