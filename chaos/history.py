@@ -3,21 +3,22 @@
 Ground truth for the checker is what the producers were told (a send is acknowledged or not) and what
 the sink committed; everything the engine says about itself is telemetry for diagnosis and timing.
 
-Format "dstream-chaos-history", version 1
+Format "dstream-chaos-history", version 2
 ========================================
 
 A history is a UTF-8 text file of JSON objects, one per line, each line ending in "\\n".
 
 Line 1 is the header. A complete history's header is::
 
-    {"format": "dstream-chaos-history", "version": 1, "seed": <int>,
+    {"format": "dstream-chaos-history", "version": 2, "seed": <int>,
      "run": {"pipeline": "stateless|stateful|windowed|join", "sink": "transactional|sqlite|canary",
              "master": <str>, "checkpoint": <str>, "batch_ms": <int>, "window_ms": <int|null>,
              "slide_ms": <int|null>, "faults": [<fault kind>...], "recovery_bound_s": <float>}}
 
 A part (the stream of one process, merged into the complete history at the end of a run) has the header
-``{"format": "dstream-chaos-history", "version": 1, "part": <proc>}``. Extra header keys are allowed
-and kept (a later version 1 writer may add diagnosis); a missing or ill-typed required key is an error.
+``{"format": "dstream-chaos-history", "version": 2, "part": <proc>}``. Extra header keys are allowed
+and kept (a later writer of the same version may add diagnosis); a missing or ill-typed required key is
+an error.
 
 Every other line is an event with at least ``"t"`` (float: seconds since the run started, on the
 machine's monotonic clock, so the processes of a run share it), ``"proc"`` (str: who wrote it) and
@@ -32,22 +33,31 @@ machine's monotonic clock, so the processes of a run share it), ``"proc"`` (str:
   `FAULT_KINDS`), "target" (str), "pid" (int or null), "detail" (object).
 - Engine telemetry (proc "driver-<n>", type "info"): f "driver-started", "recovery-started",
   "recovery-done", "batch-completed" (with "batch": batch time in ms, "records", and "failed": how
-  many of its output operations failed, absent in older files and then 0), "checkpoint-completed",
+  many of its output operations failed), "checkpoint-completed",
   "driver-fenced" (the driver lost its lease to a successor and stops),
   "workers" (with "pids": worker address -> pid, on a master with worker processes),
   "receiver-started" (with "stream", the stream id, and "location": "driver" or the worker's
-  address; "location" is absent in older files), "receivers" (with "addresses": stream name ->
+  address), "receivers" (with "addresses": stream name ->
   [host, port] where its push receiver listens, or null while it is not placed).
 - Probes (proc "probe"): f "healthy", type "ok" or "fail".
 - End marker (proc "runner", type "info", f "drained"): the final quiet phase finished.
 
+Versions
+--------
+Version 2 (this writer) added to version 1: "failed" and "records" on "batch-completed", the events
+"driver-fenced", "workers", "receiver-started" and "receivers", and the fault kind "zombie-pause". A
+version 1 file is read as it is: its batches count as having no failed output, its receivers have no
+known location, and it holds none of the newer events or fault kinds. The bump exists because a version
+1 reader given a version 2 file would read a batch whose outputs failed as healthy (liveness) instead of
+refusing it. `tests/chaos/golden/` keeps one file of each version.
+
 Readers
 -------
-A header of another format or another version is refused with `HistoryFormatError` naming both. Within a
-file, "t" never decreases (each writer holds a lock and a monotonic clock). Torn-tail rule: a process
-killed mid-line may leave its last line without its "\\n"; such a last line, if it is not a complete
-JSON object, is dropped and `History.torn_tail` says so. Any other line that is not a JSON object with
-the required keys is an error naming the file and the line number.
+A header of another format or of a version other than 1 and 2 is refused with `HistoryFormatError`
+naming both. Within a file, "t" never decreases (each writer holds a lock and a monotonic clock).
+Torn-tail rule: a process killed mid-line may leave its last line without its "\\n"; such a last line, if it
+is not a complete JSON object, is dropped and `History.torn_tail` says so. Any other line that is not a
+JSON object with the required keys is an error naming the file and the line number.
 
 Merge rule: the complete history is the main file's header followed by the events of the main file and
 of every part, ordered by "t", ties broken by file order (main first, then parts as given) and then by
@@ -72,7 +82,8 @@ from typing import IO, Any
 from chaos.errors import ChaosValueError, HistoryFormatError
 
 FORMAT = "dstream-chaos-history"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 PIPELINES = ("stateless", "stateful", "windowed", "join")
 SINKS = ("transactional", "sqlite", "canary")
@@ -86,7 +97,7 @@ FAULT_KINDS = (
     "storage",
     "split-brain",
     "kill-during-recovery",
-    "zombie-pause",  # added within version 1: older files stay valid, older readers refuse it by name
+    "zombie-pause",  # since version 2
 )
 EVENT_TYPES = ("invoke", "ok", "fail", "info")
 RUN_KEYS = (
@@ -204,10 +215,10 @@ def _check_header(header: object, source: str) -> JSON:
     fmt, version = header.get("format"), header.get("version")
     if fmt != FORMAT:
         raise HistoryFormatError(f"{source}: format {fmt!r} is not a chaos history (expected {FORMAT!r})")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise HistoryFormatError(
-            f"{source}: {FORMAT} version {version!r} is not readable here (this reader reads version "
-            f"{FORMAT_VERSION})"
+            f"{source}: {FORMAT} version {version!r} is not readable here (this reader reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))})"
         )
     if "part" in header:
         if not isinstance(header["part"], str):

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from chaos.checker.liveness import faults_of
 from chaos.errors import ChaosError, ChaosValueError, HistoryFormatError
 from chaos.history import (
     FORMAT,
+    FORMAT_VERSION,
     HistoryWriter,
     merge_histories,
     parse_history,
@@ -88,18 +90,59 @@ GOLDEN_EVENTS: list[dict[str, object]] = [
 ]
 
 
-def test_golden_v1_history_is_what_the_writer_writes(tmp_path: Path) -> None:
+# What version 2 added: failed output operations and records per batch, fencing, worker and receiver
+# placement, and the zombie-pause fault (chaos/history.py, "Versions").
+GOLDEN_V2_EVENTS: list[dict[str, object]] = [
+    {"t": 0.01, "proc": "driver-0", "f": "driver-started", "type": "info"},
+    {"t": 0.02, "proc": "driver-0", "f": "workers", "type": "info", "pids": {"tcp://127.0.0.1:4001": 51}},
+    {"t": 0.03, "proc": "driver-0", "f": "receiver-started", "type": "info", "stream": 0,
+     "location": "tcp://127.0.0.1:4001"},
+    {"t": 0.04, "proc": "driver-0", "f": "receivers", "type": "info",
+     "addresses": {"a": ["127.0.0.1", 4100]}},
+    _send(0.1, "invoke", "p0-1", "k0", 1, 5),
+    _send(0.12, "ok", "p0-1", "k0", 1, 5),
+    {"t": 0.5, "proc": "driver-0", "f": "batch-completed", "type": "info", "batch": 500, "records": 1,
+     "failed": 1},
+    {"t": 1.0, "proc": "nemesis", "f": "fault-start", "type": "info", "fault": "zombie-pause",
+     "target": "driver-0", "pid": 4242, "detail": {"pause_s": 12.0}},
+    {"t": 1.2, "proc": "driver-1", "f": "driver-started", "type": "info"},
+    {"t": 2.0, "proc": "driver-1", "f": "batch-completed", "type": "info", "batch": 1000, "records": 0,
+     "failed": 0},
+    {"t": 13.0, "proc": "driver-0", "f": "driver-fenced", "type": "info"},
+    {"t": 13.1, "proc": "nemesis", "f": "fault-end", "type": "info", "fault": "zombie-pause",
+     "target": "driver-0", "pid": 4242, "detail": {}},
+    {"t": 14.0, "proc": "runner", "f": "drained", "type": "info"},
+]  # fmt: skip
+
+
+def test_golden_v2_history_is_what_the_writer_writes(tmp_path: Path) -> None:
     out = tmp_path / "h.jsonl"
-    write_history(out, run_header(7, RUN), GOLDEN_EVENTS)
-    assert out.read_bytes() == (GOLDEN / "history-v1.jsonl").read_bytes()
+    write_history(out, run_header(7, {**RUN, "faults": ["zombie-pause"]}), GOLDEN_V2_EVENTS)
+    assert out.read_bytes() == (GOLDEN / "history-v2.jsonl").read_bytes()
 
 
-def test_golden_v1_history_reads_back() -> None:
+def test_golden_v2_history_reads_back() -> None:
+    history = read_history(GOLDEN / "history-v2.jsonl")
+    assert history.header["format"] == FORMAT and history.header["version"] == FORMAT_VERSION == 2
+    assert history.seed == 7 and history.run == {**RUN, "faults": ["zombie-pause"]}
+    assert history.events == GOLDEN_V2_EVENTS
+
+
+def test_golden_v1_history_still_reads_back() -> None:
     history = read_history(GOLDEN / "history-v1.jsonl")
     assert history.header["format"] == FORMAT and history.header["version"] == 1
     assert history.seed == 7 and history.run == RUN
     assert history.events == GOLDEN_EVENTS
     assert not history.is_part and not history.torn_tail
+
+
+def test_golden_v1_batches_count_as_healthy_for_liveness() -> None:
+    """Version 1 had no "failed": its batches are read as having no failed output, so they recover."""
+    (fault,) = faults_of(read_history(GOLDEN / "history-v1.jsonl").events)
+    assert (fault.kind, fault.recovered_s) == ("driver-kill", 1.0)
+    failed_after = [*GOLDEN_EVENTS[:-3], {**GOLDEN_EVENTS[-3], "failed": 1}, *GOLDEN_EVENTS[-2:]]
+    (fault,) = faults_of(failed_after)
+    assert fault.recovered_s is None
 
 
 def _golden_with_header(**changes: object) -> str:
@@ -110,8 +153,10 @@ def _golden_with_header(**changes: object) -> str:
 
 
 def test_another_version_is_refused_naming_it() -> None:
-    with pytest.raises(HistoryFormatError, match=r"version 2 is not readable.*reads version 1"):
-        parse_history(_golden_with_header(version=2), "h.jsonl")
+    with pytest.raises(HistoryFormatError, match=r"version 3 is not readable.*reads versions 1, 2"):
+        parse_history(_golden_with_header(version=3), "h.jsonl")
+    with pytest.raises(HistoryFormatError, match=r"version '2' is not readable"):
+        parse_history(_golden_with_header(version="2"), "h.jsonl")
 
 
 def test_another_format_is_refused_naming_it() -> None:
