@@ -124,13 +124,28 @@ class SeaweedServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"weed mini exited {self.proc.returncode}: {self._tail()}")
             try:
-                make_bucket(self.endpoint)
+                self._probe_write()
                 return
             except Exception as exc:  # not up yet: connection refused or 5xx
                 last = exc
                 time.sleep(0.25)  # polling an external process; no event to wait on
         self.stop()
         raise TimeoutError(f"weed mini not ready in {timeout_s}s ({last}): {self._tail()}")
+
+    def _probe_write(self) -> None:
+        """Create a bucket and put, read and delete one object in it.
+
+        A bucket alone is not readiness: the first object put grows a volume, and until one is
+        writable SeaweedFS can answer PutObject with InternalError (500), which once failed a storage test.
+        """
+        import s3fs
+
+        fs = s3fs.S3FileSystem(**s3_options(self.endpoint))
+        path = f"{make_bucket(self.endpoint)}/ready-probe"
+        fs.pipe_file(path, b"ready")
+        if fs.cat_file(path) != b"ready":
+            raise OSError("probe object read back wrong")
+        fs.rm_file(path)
 
     def _tail(self) -> str:
         self._log.flush()
