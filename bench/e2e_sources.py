@@ -38,8 +38,12 @@ from pathlib import Path
 from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
-# This directory holds wal.py and checkpoint.py, which would shadow the packages of the same names.
-sys.path.insert(0, str(BENCH_DIR.parent))
+if __name__ == "__main__":
+    # Run as a script, this directory comes first on sys.path, and it holds wal.py and checkpoint.py,
+    # which would shadow the packages of the same names. Imported (by bench/wordcount.py), the importer
+    # chose the tree: a child of `wordcount.py --trees` must keep the tree it was given.
+    # (Spawned producer processes inherit the parent's sys.path.)
+    sys.path.insert(0, str(BENCH_DIR.parent))
 
 BATCH_S = 1.0
 START_TIMEOUT_S = 60.0
