@@ -267,25 +267,25 @@ class WorkerLauncher:
         receiver._attach(cast(ReceiverSupervisor, handle), stream_id)
         return handle
 
-    def alive_workers(self) -> list[str]:
-        return sorted(self.client.scheduler_info()["workers"])
-
     def is_alive(self, worker: str) -> bool:
-        try:
-            return worker in self.alive_workers()
-        except Exception:  # the scheduler did not answer: not a verdict on the worker
-            return True
+        """Whether `worker` is in the backend's membership view (no round trip)."""
+        return worker in self._backend.alive_workers()
 
     def start_remote(self, handle: RemoteSupervisor) -> None:
-        """Choose a worker for `handle` and start its receiver there (its pid lands in the handle)."""
+        """Choose a worker for `handle` and start its receiver there (its pid lands in the handle).
+
+        Both the choice and the call go through the backend's membership view: a worker that was
+        SIGKILLed is not chosen once it left the view, and a start sent to one that dies meanwhile is
+        abandoned as soon as it leaves (a plain `Client.run` would wait out Dask's 30 s connect timeout).
+        """
         self._wait_for_workers()  # an embedded cluster's workers start in the background
-        alive = self.alive_workers()
+        alive = self._backend.alive_workers(refresh=True)  # a worker that just joined may not be in it yet
         if not alive:
             try:
                 self.client.wait_for_workers(1, timeout=WORKER_WAIT_S)
             except TimeoutError:
                 pass
-            alive = self.alive_workers()
+            alive = self._backend.alive_workers(refresh=True)
         with self._lock:  # chosen and taken at once: receivers starting together spread over workers
             load: dict[str, int] = {}
             for sid, other in self._current.items():
@@ -303,9 +303,19 @@ class WorkerLauncher:
             )
         handle.receiver.detach_from_driver()
         spec = self._spec(handle)
-        pids = self.client.run(start_on_worker, self.plugin_name, dumps(spec), workers=[worker])
+        found = self._backend.run_on_workers(
+            start_on_worker, self.plugin_name, dumps(spec), workers=[worker], timeout_s=RUN_TIMEOUT_S
+        )
+        if worker not in found:
+            raise ReceiverWorkerLostError(
+                f"worker {worker} left, or did not answer within {RUN_TIMEOUT_S:g} s, before receiver "
+                f"{handle.stream_id} started on it"
+            )
+        pid = found[worker]
+        if isinstance(pid, BaseException):  # the worker's own error: a failed start
+            raise pid
         with self._lock:
-            handle.worker_pid = int(pids[worker])
+            handle.worker_pid = int(pid)
             self._changed.notify_all()
 
     def _spec(self, handle: RemoteSupervisor) -> LaunchSpec:
@@ -417,7 +427,7 @@ class WorkerLauncher:
         """Close the receiver WALs the workers hold open, then the endpoint."""
         with self._lock:
             placed = dict(self._last_worker)
-        alive = set(self.alive_workers()) if placed else set()
+        alive = set(self._backend.alive_workers()) if placed else set()
         for stream_id, worker in sorted(placed.items()):
             if worker in alive:
                 self.run_on(worker, stop_on_worker, stream_id, "", "stopped by ReceiverTracker", True)

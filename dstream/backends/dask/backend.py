@@ -137,8 +137,11 @@ class DaskBackend(ExecutionBackend):
         found = self._members.run(os.getpid, workers=None, timeout_s=PIDS_TIMEOUT_S)
         return {w: pid for w, pid in found.items() if isinstance(pid, int)}
 
-    def alive_workers(self) -> list[str]:
-        """Addresses of the workers alive now, by the membership view (no round trip)."""
+    def alive_workers(self, *, refresh: bool = False) -> list[str]:
+        """Addresses of the workers alive now, by the membership view (no round trip unless `refresh`:
+        then the scheduler's worker list is applied first, so a worker that just joined is in it)."""
+        if refresh:
+            self._members.refresh()
         return self._members.alive()
 
     def run_on_workers(
