@@ -348,12 +348,13 @@ class ReceiverHost:
         if hosted is not None:
             hosted.supervisor.set_rate_limit(rate_per_s)
 
-    def restart(self, stream_id: int, message: str) -> bool:
-        """Ask the running receiver to restart (its `restart`); False when none runs here."""
+    def restart(self, stream_id: int, message: str, delay_ms: int | None) -> bool:
+        """Ask the running receiver to restart after `delay_ms` (None: the restart delay), as its
+        `restart` does; False when none runs here."""
         hosted = self._current(stream_id)
         if hosted is None or hosted.supervisor.await_termination(0):
             return False
-        hosted.supervisor.restart_receiver(message, None, None)
+        hosted.supervisor.restart_receiver(message, None, delay_ms)
         return True
 
     def write_recovery_state(self, stream_id: int) -> bool:
@@ -420,9 +421,11 @@ def set_rate_on_worker(
     _host(dask_worker, plugin_name)[0].set_rate(stream_id, rate_per_s)
 
 
-async def restart_on_worker(plugin_name: str, stream_id: int, message: str, dask_worker: Worker) -> bool:
+async def restart_on_worker(
+    plugin_name: str, stream_id: int, message: str, delay_ms: int | None, dask_worker: Worker
+) -> bool:
     host, _ = _host(dask_worker, plugin_name)
-    return await asyncio.to_thread(host.restart, stream_id, message)
+    return await asyncio.to_thread(host.restart, stream_id, message, delay_ms)
 
 
 async def write_state_on_worker(plugin_name: str, stream_id: int, dask_worker: Worker) -> bool:

@@ -166,7 +166,7 @@ class RemoteSupervisor:
         self.report_error(f"restarting receiver {self.stream_id}: {message}", error)
         if self.running:
             assert self.worker is not None
-            self._launcher.run_on(self.worker, restart_on_worker, self.stream_id, message)
+            self._launcher.run_on(self.worker, restart_on_worker, self.stream_id, message, delay_ms)
 
     def report_error(self, message: str, error: BaseException | None = None) -> None:
         self._launcher.tracker.events.on_receiver_error(self.stream_id, message, error)

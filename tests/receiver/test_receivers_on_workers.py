@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,43 @@ def test_the_drivers_rate_limit_reaches_the_receiver_on_its_worker(
             _rate_on_worker, plugin, stream._id, workers=[handle.worker]
         )
         assert rate == {handle.worker: 1234.0}
+
+
+class StartsListener(StreamingListener):
+    """The monotonic times at which receivers started, as the listener bus says."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._changed = threading.Condition()
+
+    def onReceiverStarted(self, receiverStarted: Any) -> None:
+        with self._changed:
+            self.times.append(time.monotonic())
+            self._changed.notify_all()
+
+    def wait_for(self, count: int, timeout_s: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self.times) >= count, timeout_s)
+
+
+def test_a_restart_asked_on_the_driver_waits_the_delay_it_names_on_the_worker(
+    shared_sc: Context, tmp_path: Path
+) -> None:
+    delay_ms = 4000  # far above the configured restart delay (200 ms), so a delay left behind shows
+    with streaming_context(shared_sc, ManualClock(0)) as ssc:
+        ssc.checkpoint(str(tmp_path / "ck"))
+        stream = ssc.pushStream()
+        _collect(stream)
+        starts = StartsListener()
+        ssc.addStreamingListener(starts)
+        ssc.start()
+        handle = _handle(ssc, stream)
+        assert starts.wait_for(1, WAIT_S)
+        asked = time.monotonic()
+        handle.receiver.restart("asked by the test", None, delay_ms)
+        assert starts.wait_for(2, WAIT_S), "the receiver did not start again"
+        assert starts.times[1] - asked >= delay_ms / 1000  # a lower bound: no load makes it shorter
+        assert handle.running and _tracker(ssc).handle(stream._id) is handle  # restarted in place
 
 
 def test_two_receivers_take_a_worker_each_and_their_join_is_exact(shared_sc: Context, tmp_path: Path) -> None:
