@@ -4,18 +4,25 @@ Used by `bench/wordcount.py --compare --sources socket push`: each measurement r
 (`python bench/e2e_sources.py --child ...`) on one master, so every master of a comparison is measured
 in the same session under the same conditions.
 
-- *socket*: `socketTextStream` from a sender process (bench/line_sender.py: a 127.0.0.1 server writing
-  10-word lines as fast as the connection takes them), the stream's default storage level.
+- *socket*: `socketTextStream` from a sender process (`PACED_SENDER`: a 127.0.0.1 server writing
+  10-word lines at the offered rate), the stream's default storage level.
 - *push*: `pushStream` with the receiver WAL on (checkpoint directory in a temporary directory, fsync
   on each group commit) fed by `PUSH_PRODUCERS` producer processes, each sending frames of
-  `PUSH_FRAME_LINES` 10-word lines with `PushClient.send` (every send waits for its acknowledgement,
-  given only once the block is durable).
+  `PUSH_FRAME_LINES` 10-word lines with `PushClient.send` at its share of the offered rate (every send
+  waits for its acknowledgement, given only once the block is durable).
+
+Every receiver's bound on records stored and not yet allocated to a batch
+(``dstream.receiver.unallocated_records_max``, default 200,000) is lifted to `UNALLOCATED_MAX` unless
+`unallocated_max` says otherwise: with 1 s batches the default caps a receiver at about 200,000 lines/s
+(it is a memory bound, so the producers wait), which would measure the bound and not the engine.
 
 The job is a stateless word count (`flatMap -> map -> reduceByKey`, collected) or, with `stateful`, the
 same plus `updateStateByKey` (checkpointed). The figure is lines per second through completed batches
 (the listener's `numRecords`) over `window_s` after the first completed batch, beside the median batch
-processing time over the same batches: a rate whose processing time stays under the 1 s interval is
-sustained; one above it is what the receivers took, with the job falling behind.
+processing time over the same batches. `sustainable` searches for the highest offered rate that comes
+through whole (90 %) with the median processing time under the 1 s interval, as bench/wordcount.py's
+search does for the in-memory source; a flat-out offer (rate 0) measures what the receivers take while
+the job falls behind, which is not a rate the job can keep.
 
 Bounded: the sender writes only while its one connection is open and is killed at the end; producers
 stop at the end of the window (a shared event) or after `PUSH_FRAMES_MAX` frames; every wait has a timeout.
@@ -52,6 +59,7 @@ PUSH_PRODUCERS = 2
 PUSH_FRAME_LINES = 5_000
 PUSH_FRAMES_MAX = 20_000  # per producer: a bound on the loop, far above what a window takes
 LINE = "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10"
+UNALLOCATED_MAX = 2_000_000  # records per receiver: 10x the default bound (see the module docstring)
 
 
 def free_port() -> int:
@@ -60,23 +68,52 @@ def free_port() -> int:
         return port
 
 
-def produce(port: int, producer: int, stop: Any) -> None:
-    """One producer process: push frames with acknowledgements until `stop` is set (bounded)."""
+PACED_SENDER = """
+import socket, sys, time
+rate = float(sys.argv[1])
+srv = socket.create_server(("127.0.0.1", 0))
+print(srv.getsockname()[1], flush=True)
+conn, _ = srv.accept()
+lines = 5_000
+chunk = b"w1 w2 w3 w4 w5 w6 w7 w8 w9 w10\\n" * lines
+start, sent = time.monotonic(), 0
+try:
+    while True:
+        ahead = start + sent / rate - time.monotonic() if rate > 0 else 0.0
+        if ahead > 0:
+            time.sleep(ahead)  # pacing to the offered rate
+        conn.sendall(chunk)
+        sent += lines
+except OSError:
+    pass
+"""  # like bench/line_sender.py's SENDER, at `rate` lines/s (0: as fast as the connection takes them)
+
+
+def produce(port: int, producer: int, stop: Any, rate: float) -> None:
+    """One producer process: push frames with acknowledgements, at `rate` lines/s (0: as fast as the
+    acknowledgements come), until `stop` is set (bounded)."""
     from dstream.client import PushClient
 
     frame = [f"{LINE} p{producer}"] * PUSH_FRAME_LINES
     with PushClient("127.0.0.1", port, f"bench-{producer}", timeout_s=START_TIMEOUT_S) as client:
-        for _ in range(PUSH_FRAMES_MAX):
-            if stop.is_set():
+        start = time.monotonic()
+        for sent in range(PUSH_FRAMES_MAX):
+            ahead = start + sent * PUSH_FRAME_LINES / rate - time.monotonic() if rate > 0 else 0.0
+            if stop.wait(max(ahead, 0.0)):
                 return
             client.send(frame)
 
 
-def child(master: str, source: str, stateful: bool, window_s: float) -> dict[str, Any]:
-    """One measurement in this process: {lines_per_s, processing_ms, batches}."""
-    sys.path.insert(1, str(BENCH_DIR))
-    from line_sender import SENDER
-
+def child(
+    master: str,
+    source: str,
+    stateful: bool,
+    window_s: float,
+    unallocated_max: int = UNALLOCATED_MAX,
+    rate: float = 0.0,
+) -> dict[str, Any]:
+    """One measurement in this process, offering `rate` lines/s (0: flat out): {lines_per_s,
+    processing_ms, batches}."""
     import dstream
     from dstream import Context, StreamingContext
     from dstream.streaming import StreamingListener
@@ -93,14 +130,16 @@ def child(master: str, source: str, stateful: bool, window_s: float) -> dict[str
     stop = multiprocessing.get_context("spawn").Event()
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
         try:
-            conf = dstream.Conf()
+            conf = dstream.Conf().set("dstream.receiver.unallocated_records_max", str(unallocated_max))
             if source == "push":
                 conf.set("spark.streaming.receiver.writeAheadLog.enable", "true")
             ssc = StreamingContext(Context(master, appName=f"bench-e2e-{source}", conf=conf), BATCH_S)
             if source == "push" or stateful:
                 ssc.checkpoint(tmp + "/ckpt")
             if source == "socket":
-                sender = subprocess.Popen([sys.executable, "-c", SENDER], stdout=subprocess.PIPE, text=True)
+                sender = subprocess.Popen(
+                    [sys.executable, "-c", PACED_SENDER, str(rate)], stdout=subprocess.PIPE, text=True
+                )
                 helpers.append(sender)
                 assert sender.stdout is not None
                 stream = ssc.socketTextStream("127.0.0.1", int(sender.stdout.readline()))
@@ -116,7 +155,8 @@ def child(master: str, source: str, stateful: bool, window_s: float) -> dict[str
             if source == "push":
                 spawn = multiprocessing.get_context("spawn")
                 for p in range(PUSH_PRODUCERS):
-                    proc = spawn.Process(target=produce, args=(port, p, stop), daemon=True)
+                    share = rate / PUSH_PRODUCERS
+                    proc = spawn.Process(target=produce, args=(port, p, stop, share), daemon=True)
                     proc.start()
                     helpers.append(proc)
             pause = threading.Event()
@@ -151,15 +191,62 @@ def child(master: str, source: str, stateful: bool, window_s: float) -> dict[str
                 ssc.stop(stopSparkContext=True)
 
 
-def measure(master: str, source: str, stateful: bool, window_s: float) -> dict[str, Any]:
+def measure(
+    master: str,
+    source: str,
+    stateful: bool,
+    window_s: float,
+    unallocated_max: int = UNALLOCATED_MAX,
+    rate: float = 0.0,
+) -> dict[str, Any]:
     """Run `child` in a fresh interpreter and return its figures."""
     cmd = [sys.executable, __file__, "--child", "--master", master, "--source", source]
-    cmd += ["--window-s", str(window_s)] + (["--stateful"] if stateful else [])
+    cmd += ["--window-s", str(window_s), "--unallocated-max", str(unallocated_max), "--rate", str(rate)]
+    cmd += ["--stateful"] if stateful else []
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, check=False)
     if run.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{run.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
     return result
+
+
+PROBES_MAX = 4
+START_RATE = 150_000
+
+
+def sustainable(
+    master: str,
+    source: str,
+    stateful: bool,
+    window_s: float,
+    unallocated_max: int = UNALLOCATED_MAX,
+    start_rate: float = START_RATE,
+) -> tuple[dict[str, Any], list[str]]:
+    """The highest offered rate (of at most `PROBES_MAX` probes, each a fresh `measure`) that the job
+    sustains: the lines through completed batches reach 90 % of the offered rate and the median batch
+    processing time stays under the 1 s interval. Returns that probe's figures (with "offered"; all
+    zero if no probe sustained its rate) and a log line per probe.
+
+    The next rate aims at 95 % of the interval from the last probe's processing time (close to linear),
+    or at 95 % of what came through when the receiver or the producers fell short of the offer.
+    """
+    rate, best, log = float(start_rate), {"offered": 0.0, "lines_per_s": 0.0, "processing_ms": 0.0}, []
+    for _ in range(PROBES_MAX):
+        figures = measure(master, source, stateful, window_s, unallocated_max, rate)
+        through, ms = float(figures["lines_per_s"]), float(figures["processing_ms"])
+        kept_up = through >= 0.9 * rate
+        ok = kept_up and ms < BATCH_S * 1000
+        log.append(
+            f"  offered {rate:>9,.0f} lines/s -> {through:>9,.0f} through, median processing"
+            f" {ms:7.1f} ms {'ok' if ok else 'over'}"
+        )
+        if ok and rate > best["offered"]:
+            best = {**figures, "offered": rate}
+        target = rate * 0.95 * BATCH_S * 1000 / max(ms, 1.0) if kept_up else through * 0.95
+        if ok and target <= rate * 1.05:
+            break
+        rate = float(int(target))
+    return best, log
 
 
 def main() -> None:
@@ -169,11 +256,22 @@ def main() -> None:
     parser.add_argument("--source", choices=("socket", "push"), default="socket")
     parser.add_argument("--stateful", action="store_true")
     parser.add_argument("--window-s", type=float, default=8.0)
+    parser.add_argument("--unallocated-max", type=int, default=UNALLOCATED_MAX, help="records per receiver")
+    parser.add_argument("--rate", type=float, default=0.0, help="lines/s offered (0: flat out)")
+    parser.add_argument("--search", action="store_true", help="search for the sustainable rate")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.master, args.source, args.stateful, args.window_s)), flush=True)
+        figures = child(
+            args.master, args.source, args.stateful, args.window_s, args.unallocated_max, args.rate
+        )
+        print(json.dumps(figures), flush=True)
         return
-    result = measure(args.master, args.source, args.stateful, args.window_s)
+    if args.search:
+        best, log = sustainable(args.master, args.source, args.stateful, args.window_s, args.unallocated_max)
+        print("\n".join(log))
+        print(f"sustained {best['lines_per_s']:,.0f} lines/s (offered {best['offered']:,.0f})")
+        return
+    result = measure(args.master, args.source, args.stateful, args.window_s, args.unallocated_max, args.rate)
     print(
         f"{args.master} {args.source} {'stateful' if args.stateful else 'stateless'}: "
         f"{result['lines_per_s']:,.0f} lines/s, median processing {result['processing_ms']:.0f} ms"
