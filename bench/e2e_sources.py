@@ -44,6 +44,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rate_search import next_rate
+
 BENCH_DIR = Path(__file__).resolve().parent
 if __name__ == "__main__":
     # Run as a script, this directory comes first on sys.path, and it holds wal.py and checkpoint.py,
@@ -227,10 +229,12 @@ def sustainable(
     processing time stays under the 1 s interval. Returns that probe's figures (with "offered"; all
     zero if no probe sustained its rate) and a log line per probe.
 
-    The next rate aims at 95 % of the interval from the last probe's processing time (close to linear),
-    or at 95 % of what came through when the receiver or the producers fell short of the offer.
+    The next rate is bench/rate_search.py's `next_rate` (aim at 95 % of the interval, inside the bracket
+    of rates that held and did not), or 95 % of what came through when the receiver or the producers
+    fell short of the offer.
     """
-    rate, best, log = float(start_rate), {"offered": 0.0, "lines_per_s": 0.0, "processing_ms": 0.0}, []
+    rate, over, log = float(start_rate), float("inf"), []
+    best: dict[str, Any] = {"offered": 0.0, "lines_per_s": 0.0, "processing_ms": 0.0}
     for _ in range(PROBES_MAX):
         figures = measure(master, source, stateful, window_s, unallocated_max, rate)
         through, ms = float(figures["lines_per_s"]), float(figures["processing_ms"])
@@ -242,8 +246,13 @@ def sustainable(
         )
         if ok and rate > best["offered"]:
             best = {**figures, "offered": rate}
-        target = rate * 0.95 * BATCH_S * 1000 / max(ms, 1.0) if kept_up else through * 0.95
-        if ok and target <= rate * 1.05:
+        if not ok:
+            over = min(over, rate)
+        if kept_up:
+            target = next_rate(rate, ms, best["offered"], over, BATCH_S, float("inf"))
+        else:  # the receiver or the producers fell short: aim under what came through
+            target = through * 0.95 if through * 0.95 > best["offered"] else (best["offered"] + over) / 2
+        if target is None or int(target) == int(rate):
             break
         rate = float(int(target))
     return best, log

@@ -63,6 +63,7 @@ sys.path.insert(
 )
 
 import e2e_sources
+from rate_search import next_rate
 
 from dstream import Context, StreamingContext
 from dstream.streaming.inputs import InputDStream
@@ -241,7 +242,7 @@ def sustainable_rate(
     Appends a fresh plain-loop measurement, on one batch's worth of lines, to `loop_rates` before
     each probe.
     """
-    rate, best, log = start_rate, 0, []
+    rate, best, over, log = start_rate, 0, POOL_LINES, []
     for _ in range(PROBES_MAX):
         loop_rates.append(plain_loop_rate(line_pool()[:rate], repeats=2))
         ms = median_processing_ms(master, rate, stateful, batches)
@@ -249,12 +250,15 @@ def sustainable_rate(
         log.append(f"  rate {rate:>9,} lines/s -> median processing {ms:7.1f} ms {'ok' if ok else 'over'}")
         if ok:
             best = max(best, rate)
-        # Aim at 95% of the interval from this measurement; processing time is close to linear.
-        target = int(rate * 0.95 * BATCH_S * 1000 / max(ms, 1.0))
-        target = max(1000, min(target, POOL_LINES - 1))
-        if (ok and target <= rate * 1.05) or target == rate:
+        else:
+            over = min(over, rate)
+        # Aim at 95% of the interval from this measurement (processing time is close to linear), but
+        # inside the bracket of the best rate that held and the lowest that did not: processing time
+        # grows faster than linearly past saturation, and the aim alone jumps back and forth over it.
+        target = next_rate(rate, ms, best, over, BATCH_S, POOL_LINES - 1)
+        if target is None or int(target) == rate:
             break
-        rate = target
+        rate = int(target)
     return best, log
 
 
