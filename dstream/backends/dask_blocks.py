@@ -56,6 +56,7 @@ from dstream.backends.block_manager import (
 )
 from dstream.backends.local_blocks import MEMORY_RECORDS_MAX_DEFAULT, MemoryStore
 from dstream.errors import DStreamValueError
+from dstream.pickling import dumps_records
 from dstream.storage_level import StorageLevel
 
 PLUGIN_NAME = "dstream-blocks"
@@ -66,7 +67,9 @@ WORKER_WAIT_S = 30.0  # how long a put waits for a worker when none is registere
 
 
 def _dumps(value: Any) -> bytes:
-    return pickle.dumps(value, protocol=PICKLE_PROTOCOL)
+    """A value for the wire: a list of text records without pickle's memo (`dumps_records`: about a
+    tenth of the cost, the same value), anything else with `pickle.dumps`."""
+    return dumps_records(value)
 
 
 class FetchCounter:

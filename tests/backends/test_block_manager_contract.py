@@ -10,6 +10,8 @@ suite unchanged. Every Dask case is `slow` but one smoke; the kill test SIGKILLs
 from __future__ import annotations
 
 import os
+import pickle
+import pickletools
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from dstream.backends import dask_blocks
 from dstream.backends.block_manager import (
     BlockManager,
     BlockRef,
@@ -195,6 +198,19 @@ def test_dask_smoke_put_get_remove_lost(dask_cluster: Any) -> None:
         for split, worker in enumerate(workers):  # put_near places on the first live one named
             assert bm.put_near(("tcp://gone:1", worker), RDDBlockId(12, split), ["near"]) == (worker,)
             assert bm.locations(RDDBlockId(12, split)) == (worker,)
+
+
+def test_text_blocks_travel_to_workers_without_pickles_memo() -> None:
+    """The wire form of a block of lines has no memo entries (a tenth of the driver's pickling cost)
+    and reads back as the same list; other values keep pickle's memo, so shared objects stay shared."""
+    lines = [f"line {i % 7}" for i in range(1000)]
+    wire = dask_blocks._dumps(lines)
+    opcodes = {op.name for op, _, _ in pickletools.genops(wire)}
+    assert not opcodes & {"MEMOIZE", "BINPUT", "LONG_BINPUT"}, opcodes
+    assert pickle.loads(wire) == lines
+    shared = [1, 2]
+    rows = pickle.loads(dask_blocks._dumps([("a", shared), ("b", shared)]))
+    assert rows[0][1] is rows[1][1]
 
 
 def _fetch_in_a_task(block_id: Any, locations: tuple[str, ...]) -> Any:
