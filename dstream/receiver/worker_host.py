@@ -348,13 +348,15 @@ class ReceiverHost:
         if hosted is not None:
             hosted.supervisor.set_rate_limit(rate_per_s)
 
-    def restart(self, stream_id: int, message: str, delay_ms: int | None) -> bool:
+    def restart(
+        self, stream_id: int, message: str, delay_ms: int | None, error: BaseException | None
+    ) -> bool:
         """Ask the running receiver to restart after `delay_ms` (None: the restart delay), as its
-        `restart` does; False when none runs here."""
+        `restart` does (which reports `error` to the driver); False when none runs here."""
         hosted = self._current(stream_id)
         if hosted is None or hosted.supervisor.await_termination(0):
             return False
-        hosted.supervisor.restart_receiver(message, None, delay_ms)
+        hosted.supervisor.restart_receiver(message, error, delay_ms)
         return True
 
     def write_recovery_state(self, stream_id: int) -> bool:
@@ -422,10 +424,15 @@ def set_rate_on_worker(
 
 
 async def restart_on_worker(
-    plugin_name: str, stream_id: int, message: str, delay_ms: int | None, dask_worker: Worker
+    plugin_name: str,
+    stream_id: int,
+    message: str,
+    delay_ms: int | None,
+    error: BaseException | None,
+    dask_worker: Worker,
 ) -> bool:
     host, _ = _host(dask_worker, plugin_name)
-    return await asyncio.to_thread(host.restart, stream_id, message, delay_ms)
+    return await asyncio.to_thread(host.restart, stream_id, message, delay_ms, error)
 
 
 async def write_state_on_worker(plugin_name: str, stream_id: int, dask_worker: Worker) -> bool:

@@ -25,7 +25,7 @@ dead and the receiver started elsewhere) may not report blocks or take budget: i
 the receiver WAL, which the new start's recovery adopts, so taking them here too would count them twice.
 Records a launch took from the budget and never reported are given back when it ends.
 
-Worker death: the handle's `await_termination` also watches the scheduler's membership (every
+Worker death: the handle's `await_termination` also watches the backend's membership view (every
 `MEMBERSHIP_POLL_S`); once the worker is gone the handle ends with `ReceiverWorkerLostError`, and the
 tracker starts the receiver again after its restart delay, on another alive worker (or the nanny's
 replacement), through the supervisor's usual recovery: the receiver WAL's unreported blocks are adopted.
@@ -62,6 +62,7 @@ from dstream.receiver.worker_host import (
     LaunchSpec,
     clean_wal_on_worker,
     dumps,
+    portable_error,
     restart_on_worker,
     set_rate_on_worker,
     start_on_worker,
@@ -72,7 +73,7 @@ from dstream.receiver.worker_host import (
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
-MEMBERSHIP_POLL_S = 0.5  # how often a waiting handle asks the scheduler whether its worker is alive
+MEMBERSHIP_POLL_S = 0.5  # how often a waiting handle checks the membership view for its worker
 WORKER_WAIT_S = 30.0  # a start waits this long for a worker when none is alive (a nanny's replacement)
 ENDPOINT_THREADS_MAX = 32  # requests served at once (budget requests wait up to their wait_s)
 ADDRESS_WAIT_S = 60.0
@@ -163,10 +164,12 @@ class RemoteSupervisor:
     # -- the driver's copy of the receiver is controlled through this handle --------------------------
     def restart_receiver(self, message: str, error: BaseException | None, delay_ms: int | None) -> None:
         """`receiver.restart()` called on the driver: restart the receiver on its worker."""
-        self.report_error(f"restarting receiver {self.stream_id}: {message}", error)
         if self.running:
             assert self.worker is not None
-            self._launcher.run_on(self.worker, restart_on_worker, self.stream_id, message, delay_ms)
+            args = (self.stream_id, message, delay_ms, portable_error(error))  # it must pickle
+            if self._launcher.run_on(self.worker, restart_on_worker, *args):
+                return  # the worker's supervisor reported it, as a receiver's own restart does
+        self.report_error(f"restarting receiver {self.stream_id}: {message}", error)
 
     def report_error(self, message: str, error: BaseException | None = None) -> None:
         self._launcher.tracker.events.on_receiver_error(self.stream_id, message, error)

@@ -170,11 +170,16 @@ def test_the_drivers_rate_limit_reaches_the_receiver_on_its_worker(
 
 
 class StartsListener(StreamingListener):
-    """The monotonic times at which receivers started, as the listener bus says."""
+    """The monotonic times at which receivers started, and their errors, as the listener bus says."""
 
     def __init__(self) -> None:
         self.times: list[float] = []
+        self.errors: list[str] = []
         self._changed = threading.Condition()
+
+    def onReceiverError(self, receiverError: Any) -> None:
+        with self._changed:
+            self.errors.append(receiverError.receiverInfo().lastErrorMessage())
 
     def onReceiverStarted(self, receiverStarted: Any) -> None:
         with self._changed:
@@ -204,6 +209,10 @@ def test_a_restart_asked_on_the_driver_waits_the_delay_it_names_on_the_worker(
         assert starts.wait_for(2, WAIT_S), "the receiver did not start again"
         assert starts.times[1] - asked >= delay_ms / 1000  # a lower bound: no load makes it shorter
         assert handle.running and _tracker(ssc).handle(stream._id) is handle  # restarted in place
+        # Reported once, by the worker's supervisor (the error was reported before the start event).
+        assert [e for e in starts.errors if "asked by the test" in e] == [
+            f"restarting receiver {stream._id}: asked by the test"
+        ], starts.errors
 
 
 def test_two_receivers_take_a_worker_each_and_their_join_is_exact(shared_sc: Context, tmp_path: Path) -> None:
