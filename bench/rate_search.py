@@ -23,12 +23,12 @@ def next_rate(
     short, and the aim alone jumped back and forth over the limit without closing in.
     Done when the probe held and the aim is at most 5 % above it, or the bracket is within 5 %.
     """
+    held = ms < batch_s * 1000
     target = rate * 0.95 * batch_s * 1000 / max(ms, 1.0)
-    if ms < batch_s * 1000 and target <= rate * 1.05:
+    if held and target <= rate * 1.05:
         return None  # it held, and the aim is at most a step above it: this is the limit
     if best and over - best <= 0.05 * best:
         return None
-    held = ms < batch_s * 1000
     if (not held and best) or target >= over:
         target = (best + over) / 2
     return float(max(1000, min(int(target), ceiling)))

@@ -252,9 +252,6 @@ def sustainable_rate(
             best = max(best, rate)
         else:
             over = min(over, rate)
-        # Aim at 95% of the interval from this measurement (processing time is close to linear), but
-        # inside the bracket of the best rate that held and the lowest that did not: processing time
-        # grows faster than linearly past saturation, and the aim alone jumps back and forth over it.
         target = next_rate(rate, ms, best, over, BATCH_S, POOL_LINES - 1)
         if target is None or int(target) == rate:
             break
