@@ -108,6 +108,12 @@ class MemoryStore:
         except FileNotFoundError:
             return Lost(block_id)  # removed while we read
 
+    @property
+    def memory_records(self) -> int:
+        """Records of the blocks held in memory, as counted against `memory_records_max`."""
+        with self._lock:
+            return self._memory_records
+
     def contains(self, block_id: BlockId) -> bool:
         with self._lock:
             return block_id in self._memory or block_id in self._spilled

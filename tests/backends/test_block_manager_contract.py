@@ -223,12 +223,32 @@ def _fetch_in_a_task(block_id: Any, locations: tuple[str, ...]) -> Any:
     return "lost" if isinstance(value, Lost) else (bm.executor_id, value)
 
 
-def _put_replicated_in_a_task(block_id: Any) -> tuple[str, ...]:
+def _put_replicated_in_a_task(block_id: Any, size_records: int = 0) -> tuple[str, ...]:
     from distributed import get_worker
 
     from dstream.backends.dask_blocks import worker_block_manager
 
-    return worker_block_manager(get_worker()).put(block_id, ["twice"], StorageLevel.MEMORY_ONLY_2)
+    bm = worker_block_manager(get_worker())
+    return bm.put(block_id, ["twice"], StorageLevel.MEMORY_ONLY_2, size_records)
+
+
+def _memory_records(dask_worker: Any) -> int:
+    return dask_blocks.plugin_of(dask_worker).store.memory_records  # type: ignore[union-attr]
+
+
+def test_every_copy_of_a_block_counts_against_its_holders_memory_budget(dask_cluster: Any) -> None:
+    """The driver's puts (straight to a worker's handler) and a task's replica on a peer count the
+    block's records where they land, as a copy put locally does."""
+    for harness in dask_harness(dask_cluster):
+        bm = harness.manager
+        before = dask_cluster.run(_memory_records)
+        (a, b) = bm.put(RDDBlockId(21, 0), ["x"] * 3, StorageLevel.MEMORY_ONLY_2, size_records=3)
+        where = dask_cluster.submit(_put_replicated_in_a_task, RDDBlockId(21, 1), 5, pure=False).result()
+        after = dask_cluster.run(_memory_records)
+        assert {a, b} == set(where) == set(after)
+        assert {w: after[w] - before[w] for w in after} == {a: 3 + 5, b: 3 + 5}
+        bm.remove_rdd(21)
+        assert dask_cluster.run(_memory_records) == before
 
 
 @pytest.mark.slow

@@ -158,6 +158,7 @@ class LoopClient:
     def __init__(self, workers: list[str], silent: set[str]) -> None:
         self.workers = set(workers)
         self.silent = silent  # calls that include one of these never answer
+        self.unreachable: set[str] = set()  # direct calls to these fail to connect
         self.calls: list[list[str]] = []
         self.called = threading.Event()
         self.handler: Callable[[tuple[float, Any]], None] | None = None
@@ -193,6 +194,24 @@ class LoopClient:
             return {w: func() for w in workers}
 
         return call()
+
+    def rpc(self, address: str) -> Any:
+        """A direct connection to one worker: its `echo` handler answers `value`, raises `error`."""
+        client = self
+
+        class Handlers:
+            async def echo(self, value: Any = None, error: str = "") -> Any:
+                client.calls.append([address])
+                client.called.set()
+                if address in client.silent:
+                    await asyncio.Event().wait()  # never answers
+                if address in client.unreachable:
+                    raise ConnectionRefusedError(f"nothing listens at {address}")
+                if error:
+                    raise ValueError(error)
+                return value
+
+        return Handlers()
 
     def remove(self, address: str) -> None:
         """The scheduler removes a worker and logs the event."""
@@ -244,5 +263,50 @@ def test_a_call_that_never_answers_ends_at_its_bound(loop_client: LoopClient) ->
     members = WorkerMembership(loop_client, refresh_s=WAIT_S)
     try:
         assert members.run(lambda: 7, workers=["tcp://dead"], timeout_s=0.05) == {}
+    finally:
+        members.close()
+
+
+def test_a_direct_call_reaches_each_live_target_and_abandons_one_that_leaves(loop_client: LoopClient) -> None:
+    members = WorkerMembership(loop_client, refresh_s=WAIT_S)
+    try:
+        found: list[dict[str, Any]] = []
+        caller = threading.Thread(
+            target=lambda: found.append(members.call(["tcp://a", "tcp://dead"], "echo", 1e4, value=7)),
+            daemon=True,  # if the call were never abandoned, it must not keep the test process alive
+        )
+        caller.start()
+        while len(loop_client.calls) < 2:  # both calls are in flight: the silent one never answers
+            assert loop_client.called.wait(WAIT_S)
+            loop_client.called.clear()
+        loop_client.remove("tcp://dead")
+        caller.join(WAIT_S)
+        assert found == [{"tcp://a": 7}]
+        assert sorted(loop_client.calls) == [["tcp://a"], ["tcp://dead"]]
+        assert members.call(["tcp://dead"], "echo", 1e4, value=7) == {}  # never sent
+        assert len(loop_client.calls) == 2
+    finally:
+        members.close()
+
+
+def test_a_direct_call_leaves_out_an_unreachable_worker_and_returns_a_workers_error(
+    loop_client: LoopClient,
+) -> None:
+    loop_client.workers.add("tcp://b")
+    loop_client.unreachable.add("tcp://b")
+    members = WorkerMembership(loop_client, refresh_s=WAIT_S)
+    try:
+        assert members.call(["tcp://b"], "echo", 1e4, value=7) == {}
+        found = members.call(["tcp://a"], "echo", 1e4, error="no such block")
+        assert list(found) == ["tcp://a"]
+        assert isinstance(found["tcp://a"], ValueError) and str(found["tcp://a"]) == "no such block"
+    finally:
+        members.close()
+
+
+def test_a_direct_call_that_never_answers_ends_at_its_bound(loop_client: LoopClient) -> None:
+    members = WorkerMembership(loop_client, refresh_s=WAIT_S)
+    try:
+        assert members.call(["tcp://a", "tcp://dead"], "echo", 0.05, value=7) == {"tcp://a": 7}
     finally:
         members.close()

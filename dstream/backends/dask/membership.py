@@ -16,9 +16,11 @@ Two sources feed it, over two channels whose relative order is not guaranteed:
   while the subscription was being set up, a reconnect).
 
 Calls to workers go through the view too (`WorkerMembership.run`, a `Client.run` on the targets alive
-in it): a call is never sent to a worker the view knows dead, and a call in flight when one of its
-targets leaves the view is abandoned at once and sent again to the targets still alive (the block
-actions it carries are idempotent), instead of waiting out the connect timeout; every call is bounded.
+in it, which the scheduler relays; `WorkerMembership.call`, a message straight to a handler of each
+target, for payloads that should cross the wire once): a call is never sent to a worker the view knows
+dead, and a call in flight when one of its targets leaves the view is abandoned at once (`run` sends it
+again to the targets still alive: the block actions it carries are idempotent), instead of waiting out
+the connect timeout; every call is bounded.
 
 `Membership` is the pure decision, tested with Hypothesis (tests/backends/test_dask_membership.py):
 each event is numbered and remembered per address; a snapshot is requested with a token (the number of
@@ -44,6 +46,7 @@ EVENTS_TOPIC = "all"  # the scheduler's topic carrying add-worker and remove-wor
 REFRESH_S = 2.0  # how often a snapshot double-checks the event stream
 SNAPSHOT_TIMEOUT_S = 10.0  # bound on one snapshot's round trip to the scheduler
 CALL_ROUNDS_MAX = 3  # a call abandoned because a target left is sent again at most this often in all
+_NO_ANSWER = object()  # a direct call abandoned: its worker left, is unreachable or was silent too long
 
 MembershipListener = Callable[[str], None]
 
@@ -234,6 +237,53 @@ class WorkerMembership:
             if left not in done:
                 raise TimeoutError(f"no answer from {targets} within {timeout_s:g} s")
         return {}
+
+    def call(self, workers: list[str], handler: str, timeout_s: float, **msg: Any) -> dict[str, Any]:
+        """`msg` straight to the RPC `handler` of each of `workers` alive in the view, all at once (not
+        relayed by the scheduler, as `run` is); the answers by address, a worker's own error as its value.
+
+        A worker not alive in the view is not called; one that leaves while its call runs, whose
+        connection fails, or that does not answer within `timeout_s` is left out of the answers.
+        """
+        try:
+            found: dict[str, Any] = self._client.sync(
+                self._call_all, workers, handler, msg, timeout_s, callback_timeout=timeout_s + 1.0
+            )
+        except OSError:  # TimeoutError included: the event loop itself did not get to the calls in time
+            return {}
+        return found
+
+    async def _call_all(
+        self, workers: list[str], handler: str, msg: dict[str, Any], timeout_s: float
+    ) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        targets = self._targets(workers)
+        # Watched in the same loop step as the view was read: a worker that leaves after is noticed.
+        left = {a: loop.create_future() for a in targets}
+        watches = [(frozenset([a]), future) for a, future in left.items()]
+        self._watches.extend(watches)
+        try:
+            calls = [self._call_one(a, left[a], handler, msg, timeout_s) for a in targets]
+            answers = await asyncio.gather(*calls)
+        finally:
+            for watch in watches:
+                self._watches.remove(watch)
+        return {a: answer for a, answer in zip(targets, answers, strict=True) if answer is not _NO_ANSWER}
+
+    async def _call_one(
+        self, address: str, left: asyncio.Future[None], handler: str, msg: dict[str, Any], timeout_s: float
+    ) -> Any:
+        call = asyncio.ensure_future(getattr(self._client.rpc(address), handler)(**msg))
+        done, _ = await asyncio.wait({call, left}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        if call not in done:
+            call.cancel()
+            return _NO_ANSWER
+        try:
+            return call.result()
+        except OSError:  # the connection failed or closed: the worker is gone, or going
+            return _NO_ANSWER
+        except Exception as exc:
+            return exc
 
     def _notify_left(self, left: list[str]) -> None:
         """Abandon the calls in flight to a worker that left (runs on the event loop)."""
