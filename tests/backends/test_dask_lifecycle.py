@@ -26,6 +26,10 @@ def test_stop_leaves_no_worker_process_behind() -> None:
     sc = Context("local-cluster[2]", "lifecycle")
     try:
         assert sc.defaultParallelism == 2 and sc.uiWebUrl is None  # no dashboard unless asked
+        profiling = sc._backend.run_on_workers(  # type: ignore[attr-defined]
+            _worker_profiler_enabled, workers=None, timeout_s=CHILD_START_S
+        )
+        assert profiling == {w: False for w in profiling} and len(profiling) == 2  # nor its profiler
         assert sorted(sc.parallelize(range(6), 3).map(lambda x: x * x).collect()) == [0, 1, 4, 9, 16, 25]
         pids = list(sc._backend.worker_processes().values())  # type: ignore[attr-defined]
         assert len(set(pids)) == 2
@@ -36,6 +40,12 @@ def test_stop_leaves_no_worker_process_behind() -> None:
     finally:
         kill_all(pids)
     sc.stop()  # idempotent
+
+
+def _worker_profiler_enabled() -> bool:
+    import dask.config
+
+    return bool(dask.config.get("distributed.worker.profile.enabled"))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("bokeh") is not None, reason="bokeh is installed")

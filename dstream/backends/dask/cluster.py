@@ -17,7 +17,10 @@ once, bounded by ``WORKERS_START_TIMEOUT_S``, for all N to register.
 ``dask://HOST:PORT`` only connects a client; closing it leaves the cluster running, as it was found.
 
 No dashboard is started unless ``dstream.dask.dashboard=true``; the dashboard needs bokeh, which is
-optional, so its absence is a clear error rather than an import failure deep inside Dask.
+optional, so its absence is a clear error rather than an import failure deep inside Dask. Without the
+dashboard, the workers' statistical profiler is off too: it walks the task thread's stack every 10 ms
+on the worker's event loop, for the dashboard's profile page alone, and each walk takes the GIL from
+the task.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import logging
 import threading
 from typing import Any
 
+import dask.config
 from distributed import Client, LocalCluster
 
 from dstream.config import DASK_DASHBOARD_KEY, DaskConfig
@@ -37,6 +41,8 @@ log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 CONNECT_TIMEOUT_S = 30.0
 WORKERS_START_TIMEOUT_S = 120.0  # a loaded 2-core machine spawning N interpreters at once
+# Dask settings the embedded workers start with when there is no dashboard, over the driver's own.
+NO_DASHBOARD_WORKER_CONFIG = {"distributed": {"worker": {"profile": {"enabled": False}}}}
 
 
 class ClusterHandle:
@@ -109,6 +115,8 @@ def start_embedded(workers: int, config: DaskConfig) -> ClusterHandle:
             "dashboard_address": f"{HOST}:0",
             "worker_ttl": f"{config.worker_timeout_s}s",
         },
+        # Each nanny hands its worker this configuration whole (its own merge is shallow).
+        config=dask.config.merge(dask.config.config, {} if config.dashboard else NO_DASHBOARD_WORKER_CONFIG),
     )
     try:
         cluster.scale(workers)  # type: ignore[no-untyped-call]
