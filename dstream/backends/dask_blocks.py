@@ -50,6 +50,7 @@ from __future__ import annotations
 import itertools
 import pickle
 import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from distributed import Client, Worker, WorkerPlugin
@@ -355,6 +356,8 @@ class DaskBlockManagerClient(BlockManager):
         client: a connected `distributed.Client`; the plugin is registered on it here.
         memory_records_max: each worker's memory budget in records.
         view: which workers are alive; by default the scheduler is asked before each call.
+        started: called before each put: an embedded cluster's wait (once) for its workers to start,
+            which raises if one failed to.
     """
 
     def __init__(
@@ -362,8 +365,10 @@ class DaskBlockManagerClient(BlockManager):
         client: Client,
         memory_records_max: int = MEMORY_RECORDS_MAX_DEFAULT,
         view: WorkerView | None = None,
+        started: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
+        self._started = started
         self._view: WorkerView = view if view is not None else _AskScheduler(client)
         client.register_plugin(BlockManagerPlugin(memory_records_max), name=PLUGIN_NAME)
         self._turn = itertools.count()
@@ -386,6 +391,8 @@ class DaskBlockManagerClient(BlockManager):
     def put(
         self, block_id: BlockId, value: Any, level: StorageLevel = MEMORY_ONLY, size_records: int = 0
     ) -> tuple[str, ...]:
+        if self._started is not None:
+            self._started()
         workers = self.workers()
         if not workers:  # between a dead worker and its nanny's replacement: wait, bounded
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -40,6 +41,27 @@ def test_stop_leaves_no_worker_process_behind() -> None:
     finally:
         kill_all(pids)
     sc.stop()  # idempotent
+
+
+UNGUARDED_SCRIPT = """
+from dstream import Context
+
+sc = Context("local-cluster[1]", "unguarded")  # at module level: each spawned worker runs it again
+print("collected", sc.parallelize([1, 2, 3]).collect(), flush=True)
+sc.stop()
+"""
+
+
+def test_a_script_without_a_main_guard_gets_a_clear_error_not_a_hang(tmp_path: Path) -> None:
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=CHILD_START_S + 120, env=env
+    )
+    assert done.returncode != 0 and "collected" not in done.stdout
+    assert 'create the Context under `if __name__ == "__main__":`' in done.stderr  # the worker's error
+    assert "local-cluster[1]: 1 worker process(es) failed to start" in done.stderr  # the driver's, at once
 
 
 def _worker_profiler_enabled() -> bool:

@@ -82,7 +82,9 @@ class DaskBackend(ExecutionBackend):
         self._members = WorkerMembership(self._client)
         try:
             # The block plugin first: each worker's executor environment is built on its block store.
-            self._blocks = DaskBlockManagerClient(self._client, view=self._members)
+            self._blocks = DaskBlockManagerClient(
+                self._client, view=self._members, started=handle.wait_for_workers
+            )
             self._client.register_plugin(ExecutorPlugin(self._name), name=self._name)
         except BaseException:
             self._members.close()

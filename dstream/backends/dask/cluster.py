@@ -12,9 +12,16 @@ The workers start in the background: the scheduler and the client are up when `s
 returns, and the N worker processes (each spawns a fresh interpreter that imports Dask and dstream, about
 a second on this machine) come up while the driver builds its streaming context, recovers and waits for
 its first batch time. `ClusterHandle.wait_for_workers` is called before anything needs a worker: it waits
-once, bounded by ``WORKERS_START_TIMEOUT_S``, for all N to register.
+once, bounded by ``WORKERS_START_TIMEOUT_S``, for all N to register, and fails at once if a worker
+process failed to start (its nanny's status says so; Dask would only log it).
 
 ``dask://HOST:PORT`` only connects a client; closing it leaves the cluster running, as it was found.
+
+Dask starts each worker process with multiprocessing's spawn, which imports the program's main module
+again in it: a script that creates its Context at module level, outside ``if __name__ == "__main__":``,
+would start a cluster from inside every worker while it starts, and the driver would wait for workers
+that never come. `start_embedded` refuses to run during that import, with the error saying so (the
+worker exits with it, and the driver's wait for its workers fails with it).
 
 No dashboard is started unless ``dstream.dask.dashboard=true``; the dashboard needs bokeh, which is
 optional, so its absence is a clear error rather than an import failure deep inside Dask. Without the
@@ -27,11 +34,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import multiprocessing
 import threading
+import time
 from typing import Any
 
 import dask.config
 from distributed import Client, LocalCluster
+from distributed.core import Status
 
 from dstream.config import DASK_DASHBOARD_KEY, DaskConfig
 from dstream.errors import DStreamStateError, DStreamValueError
@@ -41,6 +51,7 @@ log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 CONNECT_TIMEOUT_S = 30.0
 WORKERS_START_TIMEOUT_S = 120.0  # a loaded 2-core machine spawning N interpreters at once
+WORKERS_POLL_S = 0.5  # how often that wait looks for a worker process that failed to start
 # Dask settings the embedded workers start with when there is no dashboard, over the driver's own.
 NO_DASHBOARD_WORKER_CONFIG = {"distributed": {"worker": {"profile": {"enabled": False}}}}
 
@@ -62,18 +73,34 @@ class ClusterHandle:
         workers are its own business, so this returns at once there).
 
         Raises:
-            DStreamStateError: they did not all register within ``WORKERS_START_TIMEOUT_S``.
+            DStreamStateError: a worker process failed to start (its own error is on its standard error,
+                which is the driver's), or they did not all register within ``WORKERS_START_TIMEOUT_S``.
         """
         if self._ready is None or self._ready.is_set():
             return
-        try:
-            self.client.wait_for_workers(self.workers_expected, timeout=WORKERS_START_TIMEOUT_S)
-        except TimeoutError as exc:
-            raise DStreamStateError(
-                f"local-cluster[{self.workers_expected}]: the workers did not all start within"
-                f" {WORKERS_START_TIMEOUT_S:.0f} s: {exc}"
-            ) from exc
+        deadline = time.monotonic() + WORKERS_START_TIMEOUT_S
+        while True:
+            try:
+                self.client.wait_for_workers(self.workers_expected, timeout=WORKERS_POLL_S)
+                break
+            except TimeoutError as exc:
+                failed = self._failed_workers()
+                if failed:
+                    raise DStreamStateError(
+                        f"local-cluster[{self.workers_expected}]: {failed} worker process(es) failed to"
+                        " start; their errors are printed above"
+                    ) from exc
+                if time.monotonic() >= deadline:
+                    raise DStreamStateError(
+                        f"local-cluster[{self.workers_expected}]: the workers did not all start within"
+                        f" {WORKERS_START_TIMEOUT_S:.0f} s: {exc}"
+                    ) from exc
         self._ready.set()
+
+    def _failed_workers(self) -> int:
+        """How many of the embedded cluster's nannies failed to start their worker process."""
+        nannies = getattr(self.cluster, "workers", {})
+        return sum(1 for n in list(nannies.values()) if getattr(n, "status", None) == Status.failed)
 
     @property
     def dashboard_link(self) -> str | None:
@@ -96,7 +123,14 @@ def start_embedded(workers: int, config: DaskConfig) -> ClusterHandle:
 
     Raises:
         DStreamValueError: the dashboard was asked for and bokeh is not installed.
+        DStreamStateError: this process is a worker importing the main module (see the module docstring).
     """
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise DStreamStateError(
+            f"local-cluster[{workers}] was started while a new process imported the main module: Dask"
+            " starts its workers with multiprocessing's spawn, which runs the main module again in each;"
+            ' create the Context under `if __name__ == "__main__":`'
+        )
     if config.dashboard and importlib.util.find_spec("bokeh") is None:
         raise DStreamValueError(
             f"{DASK_DASHBOARD_KEY}=true needs bokeh, which is not installed (pip install 'bokeh>=3.1'),"
