@@ -21,3 +21,8 @@ class CleanupDeferredError(DStreamStateError):
 
 class JobFailedError(DStreamError):
     """A batch job raised; the original exception is the __cause__ and its message is kept."""
+
+
+class ReceiverGivenUpError(DStreamError):
+    """A receiver failed `restarts_max` consecutive starts and was given up; the application fails with
+    it. The last start's error, if any, is the __cause__."""

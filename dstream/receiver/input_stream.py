@@ -22,7 +22,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from dstream.errors import DStreamStateError
+from dstream.errors import DStreamStateError, ReceiverGivenUpError
 from dstream.receiver.block_rdd import block_rdd, block_refs
 from dstream.receiver.push import PushReceiver
 from dstream.receiver.receiver import Receiver
@@ -93,10 +93,20 @@ def new_receiver_tracker(runtime: StreamingRuntime, streams: list[ReceiverInputD
         backpressure=runtime.config.backpressure,
         fence=lambda: runtime.fence(),  # looked up at each call: recovery installs the lease's fence later
         launcher=launcher,
+        on_given_up=lambda stream_id, message, error: runtime.report_error(
+            message, given_up_error(names[stream_id], stream_id, error)
+        ),
     )
     for stream in sorted(streams, key=lambda s: s._id):
         tracker.add_receiver(stream._id, stream.getReceiver())
     return tracker
+
+
+def given_up_error(name: str, stream_id: int, last: BaseException | None) -> ReceiverGivenUpError:
+    """The error a given-up receiver fails the application with, caused by its last start's error."""
+    error = ReceiverGivenUpError(f"receiver {name} of stream {stream_id} was given up")
+    error.__cause__ = last
+    return error
 
 
 class ReceiverInputDStream(InputDStream):

@@ -7,11 +7,16 @@ logic below is the same for both: a handle whose worker died ends with an error 
 stopped on one, so the receiver is started again on another alive worker. When a supervisor ends while the
 tracker is running (its `onStart` raised, or it stopped on an error) the receiver is started again after a
 delay that doubles from `restart_delay_ms` up to `restart_delay_max_ms`; after `restarts_max` consecutive
-failed starts it is given up (reported as an error). A start that succeeded (`onStart` returned) resets the
-count and the delay: a receiver that listened again and then failed (a store whose report failed, a
-`restart` gone wrong) is started again after `restart_delay_ms`, never after a delay grown by earlier
-failures. A start reads the receiver WAL (recovery); that read retries transient storage errors itself
-(`ReceiverSupervisor`), so one failed read among many does not cost a start and a doubled delay.
+failed starts it is given up: reported as an error, and the application fails with it (`on_given_up`:
+the streaming context's `awaitTermination` raises it), since a stream that no longer receives would go on
+as empty batches while its unacknowledged producers wait, and on a worker a given-up receiver never
+writes the snapshot that received-block cleanup waits for, so every stream's blocks and metadata would
+grow without bound. (Spark instead restarts a receiver forever.) A start that succeeded (`onStart`
+returned) resets the count and the delay: a receiver that listened again and then failed (a store whose
+report failed, a `restart` gone wrong) is started again after `restart_delay_ms`, never after a delay
+grown by earlier failures. A start reads the receiver WAL (recovery); that read retries transient
+storage errors itself (`ReceiverSupervisor`), so one failed read among many does not cost a start and a
+doubled delay.
 
 Directory layout under the checkpoint directory (`checkpoint.layout`, docs/checkpoint-format.md):
     receivedBlockMetadata/     metadata WAL of the ReceivedBlockTracker (group-committed)
@@ -156,6 +161,8 @@ class ReceiverTracker:
             acknowledged (see `record_block`).
         launcher: runs the receivers elsewhere (the Dask backend's workers); None runs each on a thread
             of this process.
+        on_given_up: called with the stream id, the message and the last error when a receiver is given
+            up (the streaming context fails the application with it).
     """
 
     def __init__(
@@ -171,8 +178,10 @@ class ReceiverTracker:
         backpressure: BackpressureConfig | None = None,
         fence: Callable[[], None] | None = None,
         launcher: ReceiverLauncher | None = None,
+        on_given_up: Callable[[int, str, BaseException | None], None] | None = None,
     ) -> None:
         self.clock = clock
+        self._on_given_up = on_given_up
         self._fence = fence
         self.executor = executor if executor is not None else ExecutorEnv("receiver-tracker")
         self.blocks: ReceivedBlocks = received_blocks(self.executor)
@@ -288,11 +297,10 @@ class ReceiverTracker:
                     failures, delay_ms = 0, self.config.restart_delay_ms
             failures += 1
             if failures > self.config.restarts_max:
-                self._events.on_receiver_error(
-                    stream_id,
-                    f"giving up receiver {stream_id} after {failures} failed starts",
-                    error,
-                )
+                given_up = f"giving up receiver {stream_id} after {failures} failed starts; last: {message}"
+                self._events.on_receiver_error(stream_id, given_up, error)
+                if self._on_given_up is not None:
+                    self._on_given_up(stream_id, given_up, error)
                 return
             wake_ms = self.clock.time_ms() + delay_ms  # fixed before anyone hears of the failure
             self._events.on_receiver_error(stream_id, f"restarting in {delay_ms} ms: {message}", error)

@@ -11,6 +11,7 @@ import pytest
 from dstream import Conf, Context
 from dstream.client import PushClient
 from dstream.clock import ManualClock
+from dstream.errors import JobFailedError, ReceiverGivenUpError
 from dstream.rdd.block_recovery import BlockRecovery
 from dstream.rdd.storage import StorageLevel
 from dstream.receiver.block_handler import WriteAheadLogHandler
@@ -89,6 +90,27 @@ def test_receiver_stream_batches_hold_what_was_stored_before_them() -> None:
     sid = stream._id
     wait_for(lambda: ("stopped", sid) in listener.events)
     assert listener.events.index(("error", sid)) < listener.events.index(("started", sid))
+
+
+def test_a_receiver_given_up_fails_the_application_with_its_last_error() -> None:
+    """After `restarts_max` failed starts the receiver is given up and awaitTermination raises: the
+    stream does not run on as empty batches (and, on a worker, block cleanup would wait for it forever)."""
+    sc = context_with(spark__streaming__receiverRestartDelay="0ms", dstream__receiver__restarts_max="2")
+    ssc = StreamingContext(sc, 1.0, clock=ManualClock(0))
+    receiver = CountingReceiver(10, fail_starts=1000)
+    collect_batches(ssc.receiverStream(receiver))
+    ssc.start()
+    try:
+        with pytest.raises(JobFailedError, match=r"giving up receiver 0 after 3 failed starts") as failed:
+            ssc.awaitTerminationOrTimeout(WAIT_S)
+        given_up = failed.value.__cause__
+        assert isinstance(given_up, ReceiverGivenUpError)
+        assert str(given_up) == "receiver CountingReceiver of stream 0 was given up"
+        assert isinstance(given_up.__cause__, RuntimeError)
+        assert str(given_up.__cause__) == "cannot connect (attempt 3)"
+        assert receiver.starts == 3
+    finally:
+        ssc.stop(stopSparkContext=True)
 
 
 def test_push_stream_exposes_its_port_and_delivers_per_batch(tmp_path: Path) -> None:
