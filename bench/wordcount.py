@@ -14,7 +14,9 @@ GIL switch interval for the run (default: Python's 5 ms) to show what GIL hand-o
 local backend's worker threads cost.
 
 Any master works (`--master local-cluster[2]` runs the tasks on an embedded Dask cluster).
-`--compare` runs several masters in the same run (default `local[1]` and `local-cluster[2]`) and prints,
+`--compare` runs several masters in the same run (default `local[1]` and `local-cluster[2]`), their
+in-memory searches taking turns probe by probe (this machine's speed drifts by tens of percent over
+minutes: one master's whole search before the other's compared two different machines), and prints,
 per master: each pipeline's sustainable rate, its ratio to the plain loop and to the first master, the
 start-up time (median of 3 fresh processes, from the launch to the first completed batch), the peak
 RSS of all processes (driver and workers, sampled every 100 ms with psutil, else /proc) of a stateful
@@ -234,29 +236,64 @@ def run_batches(master: str, rate: int, stateful: bool, batches: int) -> Timings
     return timings
 
 
+class RateSearch:
+    """One master's search for its highest sustainable rate (the median processing time of a probe under
+    the batch interval), a probe at a time, so that the searches of several masters can take turns and
+    see the same minutes of a machine whose speed drifts (`compare`).
+
+    Before each probe a fresh plain-loop measurement, on one batch's worth of lines, is appended to
+    `loop_rates`; `peak_rss` is the highest RSS of this process tree seen during a probe.
+    """
+
+    def __init__(self, master: str, stateful: bool, batches: int, start_rate: int) -> None:
+        self.master, self.stateful, self.batches = master, stateful, batches
+        self.rate, self.best, self.over = start_rate, 0, POOL_LINES
+        self.log: list[str] = []
+        self.loop_rates: list[float] = []
+        self.peak_rss = 0
+        self.done = False
+
+    def step(self) -> None:
+        """Probe the current rate and choose the next one (or finish)."""
+        self.loop_rates.append(plain_loop_rate(line_pool()[: self.rate], repeats=2))
+        with PeakRss() as rss:
+            ms = median_processing_ms(self.master, self.rate, self.stateful, self.batches)
+        self.peak_rss = max(self.peak_rss, rss.peak)
+        ok = ms < BATCH_S * 1000
+        verdict = "ok" if ok else "over"
+        self.log.append(f"  rate {self.rate:>9,} lines/s -> median processing {ms:7.1f} ms {verdict}")
+        if ok:
+            self.best = max(self.best, self.rate)
+        else:
+            self.over = min(self.over, self.rate)
+        target = next_rate(self.rate, ms, self.best, self.over, BATCH_S, POOL_LINES - 1)
+        if target is None or int(target) == self.rate or len(self.log) >= PROBES_MAX:
+            self.done = True
+        else:
+            self.rate = int(target)
+
+
 def sustainable_rate(
     master: str, stateful: bool, batches: int, start_rate: int, loop_rates: list[float]
 ) -> tuple[int, list[str]]:
-    """Highest probed rate whose median processing time is under the batch interval.
+    """Highest probed rate whose median processing time is under the batch interval (`RateSearch`);
+    appends the plain-loop measurements to `loop_rates`."""
+    search = RateSearch(master, stateful, batches, start_rate)
+    while not search.done:
+        search.step()
+    loop_rates.extend(search.loop_rates)
+    return search.best, search.log
 
-    Appends a fresh plain-loop measurement, on one batch's worth of lines, to `loop_rates` before
-    each probe.
-    """
-    rate, best, over, log = start_rate, 0, POOL_LINES, []
-    for _ in range(PROBES_MAX):
-        loop_rates.append(plain_loop_rate(line_pool()[:rate], repeats=2))
-        ms = median_processing_ms(master, rate, stateful, batches)
-        ok = ms < BATCH_S * 1000
-        log.append(f"  rate {rate:>9,} lines/s -> median processing {ms:7.1f} ms {'ok' if ok else 'over'}")
-        if ok:
-            best = max(best, rate)
-        else:
-            over = min(over, rate)
-        target = next_rate(rate, ms, best, over, BATCH_S, POOL_LINES - 1)
-        if target is None or int(target) == rate:
-            break
-        rate = int(target)
-    return best, log
+
+def interleaved_searches(
+    masters: list[str], stateful: bool, batches: int, start_rate: int
+) -> list[RateSearch]:
+    """The searches of every master, taking turns probe by probe until all are done."""
+    searches = [RateSearch(m, stateful, batches, start_rate) for m in masters]
+    while not all(s.done for s in searches):
+        for search in (s for s in searches if not s.done):
+            search.step()
+    return searches
 
 
 STARTUP_RATE = 10_000
@@ -346,26 +383,24 @@ def compare(
     results: dict[str, dict[str, float]] = {}
     for master in masters:
         startup, started = startup_s(master)
-        row: dict[str, float] = {"startup_s": startup, "started_s": started, "rss_20k_mb": rss_mb(master)}
-        if "memory" in sources:
-            with PeakRss() as rss:
-                for stateful in (False, True):
-                    name = "stateful" if stateful else "stateless"
-                    loop_rates: list[float] = []
-                    best, log = sustainable_rate(
-                        master, stateful, batches, int(first_guess * 0.4), loop_rates
-                    )
-                    print(f"{master} {name}:\n" + "\n".join(log), flush=True)
-                    row[name] = best
-                    row[f"{name}_loop"] = statistics.median(loop_rates)
-            row["search_peak_rss_mb"] = rss.peak / 2**20
+        results[master] = {"startup_s": startup, "started_s": started, "rss_20k_mb": rss_mb(master)}
+    if "memory" in sources:
+        for stateful in (False, True):
+            name = "stateful" if stateful else "stateless"
+            for search in interleaved_searches(masters, stateful, batches, int(first_guess * 0.4)):
+                print(f"{search.master} {name}:\n" + "\n".join(search.log), flush=True)
+                row = results[search.master]
+                row[name] = search.best
+                row[f"{name}_loop"] = statistics.median(search.loop_rates)
+                row["search_peak_rss_mb"] = max(row.get("search_peak_rss_mb", 0), search.peak_rss / 2**20)
+    for master in masters:
+        row = results[master]
         for source in (s for s in sources if s != "memory"):
             for stateful in (False, True):
                 name = f"{source} {'stateful' if stateful else 'stateless'}"
                 figures, log = e2e_sources.sustainable(master, source, stateful, window_s, unallocated_max)
                 row[name], row[name + " ms"] = figures["lines_per_s"], figures["processing_ms"]
                 print(f"{master} {name}, end to end:\n" + "\n".join(log), flush=True)
-        results[master] = row
     base = results[masters[0]]
     if "memory" in sources:
         print(f"\n{'master':<18} {'pipeline':<10} {'lines/s':>10} {'/loop':>6} {'/' + masters[0]:>12}")
