@@ -52,8 +52,12 @@ def search(start: float, limit: float, fixed_ms: float, overload: float) -> tupl
     return best, len(probed), probed
 
 
+# The benchmarks start at 0.4 times the plain loop's rate, within a factor of a few of the limit. From
+# far below it with a large fixed cost per batch the search needs more probes than the budget: its aim
+# is linear from the origin, so it undershoots each time (20,000 lines/s against a limit of 609,588
+# with 299 ms fixed took 7 probes).
 machines = st.tuples(
-    st.floats(20_000, 900_000),  # the start rate
+    st.floats(0.2, 2.5),  # the start rate, as a fraction of the limit
     st.floats(50_000, 900_000),  # the limit
     st.floats(0, 300),  # fixed ms per batch
     st.floats(1, 4),  # how much faster time grows past the limit
@@ -62,11 +66,18 @@ machines = st.tuples(
 
 @given(machines)
 def test_the_search_ends_near_the_limit_and_reports_only_a_rate_that_held(machine: Any) -> None:
-    start, limit, fixed_ms, overload = machine
+    start_fraction, limit, fixed_ms, overload = machine
+    start = start_fraction * limit
     best, probes, probed = search(start, limit, fixed_ms, overload)
     assert processing_ms(best, limit, fixed_ms, overload) < BATCH_S * 1000  # the rate reported held
     assert best >= 0.85 * limit, (best, limit, probed)  # and is close to the limit
     assert probes <= 6, probed  # within the benchmarks' budget (PROBES_MAX = 6 in bench/wordcount.py)
+
+
+def test_from_far_below_with_a_large_fixed_cost_the_search_needs_more_than_the_budget() -> None:
+    """The limitation named above, kept visible: the aim from the origin undershoots."""
+    best, probes, probed = search(20_000, 609_588, 299, 1.0)
+    assert probes > 6 and best >= 0.85 * 609_588, probed
 
 
 def test_after_an_overloaded_probe_with_a_rate_that_held_it_bisects() -> None:
