@@ -88,6 +88,17 @@ def _as_frame(data: bytes) -> Any:
     return Serialize(data)  # type: ignore[no-untyped-call]
 
 
+def put_message(block_id: BlockId, value: Any, level: StorageLevel, size_records: int) -> dict[str, Any]:
+    """The handler's ``put`` message (see the module docstring), from the driver or a peer worker."""
+    return {
+        "action": "put",
+        "block": _dumps(block_id),
+        "value": _as_frame(_dumps(value)),
+        "level": _dumps(level),
+        "size_records": size_records,
+    }
+
+
 class FetchCounter:
     """How many blocks, and how many pickled bytes, this worker's tasks fetched from other workers."""
 
@@ -198,14 +209,7 @@ class WorkerBlockManager(BlockManager):
         if not peers:
             return (self.executor_id,)
         peer = peers[hash(block_id) % len(peers)]
-        self._call(
-            peer,
-            action="put",
-            block=_dumps(block_id),
-            value=_as_frame(_dumps(value)),
-            level=_dumps(level),
-            size_records=size_records,
-        )
+        self._call(peer, **put_message(block_id, value, level, size_records))
         return (self.executor_id, peer)
 
     def get(self, block_id: BlockId, locations: tuple[str, ...] = ()) -> Any:
@@ -426,14 +430,7 @@ class DaskBlockManagerClient(BlockManager):
         if not (level.useMemory or level.useDisk):
             raise DStreamValueError(f"storage level {level!r} stores nothing; expected memory and/or disk")
         done = self._view.call(
-            targets,
-            HANDLER,
-            RPC_TIMEOUT_S,
-            action="put",
-            block=_dumps(block_id),
-            value=_as_frame(_dumps(value)),
-            level=_dumps(level),
-            size_records=size_records,
+            targets, HANDLER, RPC_TIMEOUT_S, **put_message(block_id, value, level, size_records)
         )
         return tuple(w for w in targets if done.get(w) is True)
 
