@@ -11,9 +11,12 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
+import dask.config
 import pytest
 
+from dstream.backends.dask.cluster import HOUSEKEEPING_INTERVALS, housekeeping_intervals
 from dstream.context import Conf, Context
 from dstream.errors import DStreamValueError
 from dstream.streaming import StreamingContext
@@ -27,10 +30,17 @@ def test_stop_leaves_no_worker_process_behind() -> None:
     sc = Context("local-cluster[2]", "lifecycle")
     try:
         assert sc.defaultParallelism == 2 and sc.uiWebUrl is None  # no dashboard unless asked
-        profiling = sc._backend.run_on_workers(  # type: ignore[attr-defined]
-            _worker_profiler_enabled, workers=None, timeout_s=CHILD_START_S
+        settings = sc._backend.run_on_workers(  # type: ignore[attr-defined]
+            _worker_settings, workers=None, timeout_s=CHILD_START_S
         )
-        assert profiling == {w: False for w in profiling} and len(profiling) == 2  # nor its profiler
+        # Nor its profiler; and Dask's housekeeping at dstream's intervals, in every process.
+        assert settings == {w: (False, 1.0, 0.5) for w in settings} and len(settings) == 2
+        cluster = sc._backend._handle.cluster  # type: ignore[attr-defined]
+        assert cluster.scheduler._tick_interval == 1.0
+        nannies = {
+            (n._tick_interval, n.memory_manager.memory_monitor_interval) for n in cluster.workers.values()
+        }
+        assert nannies == {(1.0, 0.5)} and len(cluster.workers) == 2
         assert sorted(sc.parallelize(range(6), 3).map(lambda x: x * x).collect()) == [0, 1, 4, 9, 16, 25]
         pids = list(sc._backend.worker_processes().values())  # type: ignore[attr-defined]
         assert len(set(pids)) == 2
@@ -64,10 +74,19 @@ def test_a_script_without_a_main_guard_gets_a_clear_error_not_a_hang(tmp_path: P
     assert "local-cluster[1]: 1 worker process(es) failed to start" in done.stderr  # the driver's, at once
 
 
-def _worker_profiler_enabled() -> bool:
+def _worker_settings(dask_worker: Any) -> tuple[bool, float, float]:
     import dask.config
 
-    return bool(dask.config.get("distributed.worker.profile.enabled"))
+    profiling = bool(dask.config.get("distributed.worker.profile.enabled"))
+    return profiling, dask_worker._tick_interval, dask_worker.memory_manager.memory_monitor_interval
+
+
+def test_the_housekeeping_intervals_the_user_set_are_kept() -> None:
+    with dask.config.set({"distributed.admin.tick.interval": "200ms"}):
+        assert housekeeping_intervals() == {
+            k: v for k, v in HOUSEKEEPING_INTERVALS.items() if k != "distributed.admin.tick.interval"
+        }
+    assert housekeeping_intervals() == HOUSEKEEPING_INTERVALS  # Dask's defaults are replaced
 
 
 @pytest.mark.skipif(importlib.util.find_spec("bokeh") is not None, reason="bokeh is installed")

@@ -28,6 +28,13 @@ optional, so its absence is a clear error rather than an import failure deep ins
 dashboard, the workers' statistical profiler is off too: it walks the task thread's stack every 10 ms
 on the worker's event loop, for the dashboard's profile page alone, and each walk takes the GIL from
 the task.
+
+The embedded cluster's processes (the scheduler and the nannies in the driver, the workers) run Dask's
+housekeeping at `HOUSEKEEPING_INTERVALS` rather than Dask's defaults, unless the driver's Dask
+configuration sets them otherwise: an idle ``local-cluster[2]`` used 0.096 of a core with Dask's
+defaults and 0.013 with these on this 2-core machine (most of it the 20 ms tick, a watchdog that only
+logs an event loop blocked for longer than ``distributed.admin.tick.limit``, 3 s), and a word count at
+300,000 lines/s 6 % less CPU per batch. Dead workers are still found by heartbeats (``worker_ttl``).
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ import time
 from typing import Any
 
 import dask.config
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, Nanny
 from distributed.core import Status
 
 from dstream.config import DASK_DASHBOARD_KEY, DaskConfig
@@ -54,6 +61,31 @@ WORKERS_START_TIMEOUT_S = 120.0  # a loaded 2-core machine spawning N interprete
 WORKERS_POLL_S = 0.5  # how often that wait looks for a worker process that failed to start
 # Dask settings the embedded workers start with when there is no dashboard, over the driver's own.
 NO_DASHBOARD_WORKER_CONFIG = {"distributed": {"worker": {"profile": {"enabled": False}}}}
+HOUSEKEEPING_INTERVALS = {
+    "distributed.admin.tick.interval": "1s",  # Dask's default 20 ms
+    "distributed.admin.system-monitor.interval": "2s",  # 500 ms: psutil samples for dashboard, heartbeats
+    "distributed.worker.memory.monitor-interval": "500ms",  # 100 ms: the pause and terminate thresholds
+}
+
+
+def housekeeping_intervals() -> dict[str, str]:
+    """`HOUSEKEEPING_INTERVALS`, less those the driver's Dask configuration sets to other than Dask's
+    default (what the user chose stays)."""
+    defaults = dask.config.merge(*dask.config.defaults)
+    return {
+        key: value
+        for key, value in HOUSEKEEPING_INTERVALS.items()
+        if dask.config.get(key) == dask.config.get(key, config=defaults)
+    }
+
+
+class _HousekeptNanny(Nanny):
+    """A nanny that reads `housekeeping` as it is made: the cluster makes its nannies on its event loop,
+    after `start_embedded` has returned, so a configuration set around the call would be gone."""
+
+    def __init__(self, *args: Any, housekeeping: dict[str, str], **kwargs: Any) -> None:
+        with dask.config.set(housekeeping):
+            super().__init__(*args, **kwargs)
 
 
 class ClusterHandle:
@@ -136,22 +168,28 @@ def start_embedded(workers: int, config: DaskConfig) -> ClusterHandle:
             f"{DASK_DASHBOARD_KEY}=true needs bokeh, which is not installed (pip install 'bokeh>=3.1'),"
             " or set it to false"
         )
-    cluster = LocalCluster(  # type: ignore[no-untyped-call]
-        n_workers=0,  # scaled up below, without waiting: see the module docstring
-        threads_per_worker=1,
-        processes=True,
-        host=HOST,
-        scheduler_port=0,
-        # The scheduler always serves a few HTTP routes; on loopback, on any free port (Dask's
-        # default tries 8787 and warns when it is taken), with the dashboard only when asked.
-        scheduler_kwargs={
-            "dashboard": config.dashboard,
-            "dashboard_address": f"{HOST}:0",
-            "worker_ttl": f"{config.worker_timeout_s}s",
-        },
-        # Each nanny hands its worker this configuration whole (its own merge is shallow).
-        config=dask.config.merge(dask.config.config, {} if config.dashboard else NO_DASHBOARD_WORKER_CONFIG),
-    )
+    housekeeping = housekeeping_intervals()
+    with dask.config.set(housekeeping):  # read by the scheduler, made in the constructor
+        cluster = LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=0,  # scaled up below, without waiting: see the module docstring
+            threads_per_worker=1,
+            processes=True,
+            worker_class=_HousekeptNanny,
+            housekeeping=housekeeping,
+            host=HOST,
+            scheduler_port=0,
+            # The scheduler always serves a few HTTP routes; on loopback, on any free port (Dask's
+            # default tries 8787 and warns when it is taken), with the dashboard only when asked.
+            scheduler_kwargs={
+                "dashboard": config.dashboard,
+                "dashboard_address": f"{HOST}:0",
+                "worker_ttl": f"{config.worker_timeout_s}s",
+            },
+            # Each nanny hands its worker this configuration whole (its own merge is shallow).
+            config=dask.config.merge(
+                dask.config.config, {} if config.dashboard else NO_DASHBOARD_WORKER_CONFIG
+            ),
+        )
     try:
         cluster.scale(workers)  # type: ignore[no-untyped-call]
         client = Client(cluster, set_as_default=False, timeout=CONNECT_TIMEOUT_S)  # type: ignore[no-untyped-call]
