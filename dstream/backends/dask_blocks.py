@@ -33,10 +33,18 @@ Everything crossing a process is pickled here (protocol 5): block ids, levels an
 bytes, so Dask's message serialization never sees user objects; a value's bytes travel as a frame of
 their own (`_as_frame`), not copied into the message.
 
-The handler's messages (driver and workers of one cluster run the same dstream): ``action="put"``
-with ``block``, ``value``, ``level`` (pickled) and ``size_records`` (the records the block counts
-against the worker's memory budget), answered True; ``action="get"`` with ``block``, answered with
-the pickled value, or None when the worker does not hold it.
+The handler's messages, version 1 of `PROTOCOL_VERSION`: ``action="put"`` with ``block``, ``value``,
+``level`` (pickled) and ``size_records`` (the records the block counts against the worker's memory
+budget), answered True; ``action="get"`` with ``block``, answered with the pickled value, or None when
+the worker does not hold it.
+
+`PROTOCOL_VERSION` versions everything a driver and its Dask workers say to each other: these
+messages, the receivers' (dstream.receiver.worker_host), the tasks' serialized form
+(dstream.backends.serialization); bump it with any change to one of them. Both sides must run the same
+version: a worker refuses the executor plugin of a driver of another version, so that the driver's
+Context fails at once with both versions named (dstream.backends.dask.worker_plugin), instead of
+blocks and tasks misread or failing one by one. Workers of an embedded cluster run the driver's own
+installation; the check is for ``dask://``, whose workers were started by someone else.
 
 The Dask backend (dstream.backends.dask) plugs this in: it registers the plugin before submitting
 tasks, runs each task inside its worker's `ExecutorEnv(worker.address, worker_block_manager(worker))`,
@@ -73,6 +81,7 @@ from dstream.storage_level import StorageLevel
 PLUGIN_NAME = "dstream-blocks"
 HANDLER = "dstream_blocks"
 PICKLE_PROTOCOL = 5
+PROTOCOL_VERSION = 1  # of the messages between a driver and its workers: see the module docstring
 RPC_TIMEOUT_S = 30.0
 WORKER_WAIT_S = 30.0  # how long a put waits for a worker when none is registered
 

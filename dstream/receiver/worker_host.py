@@ -20,8 +20,8 @@ down by the driver (`set_rate_on_worker`); restarts of the receiver inside the s
 restarts of the supervisor are the driver's `ReceiverTracker` loop.
 
 Messages: keyword fields of plain types; objects (block infos, receivers, errors) travel as pickles made
-by this same code version on both sides (driver and workers run one installation), so no format
-versioning is needed beyond the handler's name.
+by the same code version on both sides: a change to them bumps the driver-worker `PROTOCOL_VERSION`
+(dstream.backends.dask_blocks), which a worker checks when the driver's executor plugin reaches it.
 
 A receiver on a worker runs on the worker's system clock: a driver's `ManualClock` cannot reach
 another process (tests that drive a manual clock use the local backend).

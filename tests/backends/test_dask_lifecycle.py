@@ -17,8 +17,10 @@ import dask.config
 import pytest
 
 from dstream.backends.dask.cluster import HOUSEKEEPING_INTERVALS, housekeeping_intervals
+from dstream.backends.dask.worker_plugin import ExecutorPlugin
+from dstream.backends.dask_blocks import PROTOCOL_VERSION
 from dstream.context import Conf, Context
-from dstream.errors import DStreamValueError
+from dstream.errors import DStreamStateError, DStreamValueError
 from dstream.streaming import StreamingContext
 from tests.support.dask_cluster import kill_all, wait_gone
 
@@ -51,6 +53,27 @@ def test_stop_leaves_no_worker_process_behind() -> None:
     finally:
         kill_all(pids)
     sc.stop()  # idempotent
+
+
+def test_a_worker_refuses_a_driver_of_another_protocol_version_and_the_driver_says_so() -> None:
+    sc = Context("local-cluster[1]", "versions")
+    try:
+        sc._backend.wait_for_workers()  # type: ignore[attr-defined]
+        client = sc._backend.client  # type: ignore[attr-defined]
+        newer = ExecutorPlugin("dstream-executor-newer")
+        newer.protocol = PROTOCOL_VERSION + 1  # what a driver of the next version sends
+        expected = f"protocol version {PROTOCOL_VERSION} and the driver version {PROTOCOL_VERSION + 1}"
+        with pytest.raises(DStreamStateError, match=expected):
+            client.register_plugin(newer, name=newer.name)
+        older = ExecutorPlugin("dstream-executor-older")
+        del older.protocol  # a driver from before the versions: its plugin has no such field
+        with pytest.raises(
+            DStreamStateError, match=f"protocol version {PROTOCOL_VERSION} and the driver version 0"
+        ):
+            client.register_plugin(older, name=older.name)
+        assert sc.parallelize([1, 2, 3], 1).sum() == 6  # the driver of the same version is served
+    finally:
+        sc.stop()
 
 
 UNGUARDED_SCRIPT = """

@@ -6,7 +6,9 @@ every worker, including workers that join later (a nanny's replacement for a dea
 the worker an `ExecutorEnv` named by the worker's address, on the worker's block store (the block
 plugin of dstream.backends.dask_blocks, registered before this one), whose broadcast registry fetches missing
 broadcasts from the scheduler (`broadcasts.py`). `teardown` (the driver stopped, or the worker is
-closing) closes the environment.
+closing) closes the environment. The plugin carries the driver's `PROTOCOL_VERSION`
+(dstream.backends.dask_blocks), and `setup` refuses it on a worker of another version: registering it
+then raises that error in the driver.
 
 `run_task` is the function every submitted future calls: it finds this backend's plugin on the
 worker it runs on and runs the serialized task with the environment current, exactly as the local
@@ -21,7 +23,7 @@ from distributed import get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from dstream.backends.dask.broadcasts import scheduler_fetcher
-from dstream.backends.dask_blocks import worker_block_manager
+from dstream.backends.dask_blocks import PROTOCOL_VERSION, worker_block_manager
 from dstream.backends.executor_env import ExecutorEnv, running_in
 from dstream.backends.serialization import SerializedTask, run_serialized
 from dstream.broadcast import registry_of
@@ -37,9 +39,17 @@ class ExecutorPlugin(WorkerPlugin):
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.protocol = PROTOCOL_VERSION  # the driver's, compared with the worker's own in `setup`
         self.env: ExecutorEnv | None = None
 
     def setup(self, worker: Any) -> None:
+        driver = getattr(self, "protocol", 0)  # 0: a driver from before the protocol had versions
+        if driver != PROTOCOL_VERSION:
+            raise DStreamStateError(
+                f"worker {worker.address} speaks dstream's driver-worker protocol version {PROTOCOL_VERSION}"
+                f" and the driver version {driver}: driver and workers must run the same dstream"
+                " (install the driver's version on the workers)"
+            )
         self.env = ExecutorEnv(worker.address, worker_block_manager(worker))
         registry_of(self.env).set_fetcher(scheduler_fetcher(worker, self.name))
 
@@ -49,7 +59,7 @@ class ExecutorPlugin(WorkerPlugin):
             env.close()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"name": self.name, "env": None}  # only the name travels to the workers
+        return {**self.__dict__, "env": None}  # the name and the protocol travel, no environment
 
 
 def run_task(plugin_name: str, serialized: SerializedTask) -> tuple[bool, bytes]:
