@@ -9,7 +9,9 @@ plain single-process Python loop doing the same split/count. Prints both and the
 The plain loop is measured again before every probe, on as many lines as one batch of that probe
 (a loop over 100k lines runs about 9 % faster per line than over 500k, so a smaller sample would
 flatter the baseline), because the machine's speed drifts by tens of percent between runs; ratios
-use the median of those measurements. `--switch-interval-ms` sets Python's
+use the median of those measurements. It is measured after each probe too: a probe with the loop
+under 80 % of its best on either side ran in a slow phase of the machine and is made again (twice
+at most per search; `LoopWatch`). `--switch-interval-ms` sets Python's
 GIL switch interval for the run (default: Python's 5 ms) to show what GIL hand-offs between the
 local backend's worker threads cost.
 
@@ -236,38 +238,83 @@ def run_batches(master: str, rate: int, stateful: bool, batches: int) -> Timings
     return timings
 
 
+class LoopWatch:
+    """The plain loop's best rate so far in this run, shared by the searches that take turns: a loop
+    measurement under `STEADY_FRACTION` of it says the machine is in one of its slow phases (this VM's
+    speed moves by half for minutes at a time, and a probe made then misplaces the search for good: an
+    "over" bounds every later probe)."""
+
+    def __init__(self) -> None:
+        self.best = 0.0
+
+    def measure(self, lines: list[str]) -> tuple[float, bool]:
+        """(the loop's rate on `lines`, whether the machine runs at its usual speed)."""
+        rate = plain_loop_rate(lines, repeats=2)
+        self.best = max(self.best, rate)
+        return rate, rate >= STEADY_FRACTION * self.best
+
+
+STEADY_FRACTION = 0.8
+STEADY_TRIES = 3  # loop measurements before a probe, waiting for a slow phase to pass
+REPROBES_MAX = 2  # probes of a search made again because the machine was slow around them
+
+
 class RateSearch:
     """One master's search for its highest sustainable rate (the median processing time of a probe under
     the batch interval), a probe at a time, so that the searches of several masters can take turns and
     see the same minutes of a machine whose speed drifts (`compare`).
 
-    Before each probe a fresh plain-loop measurement, on one batch's worth of lines, is appended to
-    `loop_rates`; `peak_rss` is the highest RSS of this process tree seen during a probe.
+    Around each probe the plain loop is measured on one batch's worth of lines (`LoopWatch`): before
+    (appended to `loop_rates`; measured again, up to `STEADY_TRIES` times, while the machine is slow)
+    and after. A probe with a slow measurement on either side is made again, up to `REPROBES_MAX`
+    times in a search, and the log says so. `peak_rss` is the highest RSS of this process tree seen
+    during a probe.
     """
 
-    def __init__(self, master: str, stateful: bool, batches: int, start_rate: int) -> None:
+    def __init__(
+        self, master: str, stateful: bool, batches: int, start_rate: int, watch: LoopWatch | None = None
+    ) -> None:
         self.master, self.stateful, self.batches = master, stateful, batches
         self.rate, self.best, self.over = start_rate, 0, POOL_LINES
+        self.watch = watch or LoopWatch()
         self.log: list[str] = []
         self.loop_rates: list[float] = []
         self.peak_rss = 0
+        self.probes = 0
+        self.reprobes = 0
         self.done = False
 
     def step(self) -> None:
         """Probe the current rate and choose the next one (or finish)."""
-        self.loop_rates.append(plain_loop_rate(line_pool()[: self.rate], repeats=2))
+        lines = line_pool()[: self.rate]
+        loop, steady = self.watch.measure(lines)
+        for _ in range(STEADY_TRIES - 1):
+            if steady:
+                break
+            loop, steady = self.watch.measure(lines)
         with PeakRss() as rss:
             ms = median_processing_ms(self.master, self.rate, self.stateful, self.batches)
+        after, steady_after = self.watch.measure(lines)
         self.peak_rss = max(self.peak_rss, rss.peak)
+        loops = f"loop {loop:,.0f} / {after:,.0f}"
+        if not (steady and steady_after) and self.reprobes < REPROBES_MAX:
+            self.reprobes += 1
+            self.log.append(
+                f"  rate {self.rate:>9,} lines/s -> median {ms:7.1f} ms, {loops}: the machine"
+                f" was slow (its best loop {self.watch.best:,.0f}), probed again"
+            )
+            return
+        self.loop_rates.append(loop)
+        self.probes += 1
         ok = ms < BATCH_S * 1000
         verdict = "ok" if ok else "over"
-        self.log.append(f"  rate {self.rate:>9,} lines/s -> median processing {ms:7.1f} ms {verdict}")
+        self.log.append(f"  rate {self.rate:>9,} lines/s -> median {ms:7.1f} ms {verdict}; {loops}")
         if ok:
             self.best = max(self.best, self.rate)
         else:
             self.over = min(self.over, self.rate)
         target = next_rate(self.rate, ms, self.best, self.over, BATCH_S, POOL_LINES - 1)
-        if target is None or int(target) == self.rate or len(self.log) >= PROBES_MAX:
+        if target is None or int(target) == self.rate or self.probes >= PROBES_MAX:
             self.done = True
         else:
             self.rate = int(target)
@@ -289,7 +336,8 @@ def interleaved_searches(
     masters: list[str], stateful: bool, batches: int, start_rate: int
 ) -> list[RateSearch]:
     """The searches of every master, taking turns probe by probe until all are done."""
-    searches = [RateSearch(m, stateful, batches, start_rate) for m in masters]
+    watch = LoopWatch()
+    searches = [RateSearch(m, stateful, batches, start_rate, watch) for m in masters]
     while not all(s.done for s in searches):
         for search in (s for s in searches if not s.done):
             search.step()
