@@ -2,10 +2,13 @@
 
     dstream chaos run --pipeline stateful --faults driver-kill,crashpoint --seeds 1,2,3
     dstream chaos run --pipeline all --sink transactional --soak 300 --out chaos-runs/soak
+    dstream chaos run --checkpoint s3://bucket/chaos --faults driver-kill,zombie-pause --seeds 1,2
     dstream chaos check chaos-runs/x/run-000/history.jsonl chaos-runs/x/run-000/output
 
-`run` stops at the first invalid run and exits 1 if a run was invalid; `check` prints the verdict JSON
-and exits 1 if it is invalid.
+`run --checkpoint URL` keeps run n's checkpoint in `URL/run-NNN` (the URL must be reachable and empty;
+on an object store the drivers get a short lease, as in a drill); by default each run's checkpoint is
+in its own directory. `run` stops at the first invalid run and exits 1 if a run was invalid; `check`
+prints the verdict JSON and exits 1 if it is invalid.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from pathlib import Path
 
 import click
 
+from chaos.checkpoint_location import lease_conf, probe_checkpoint
+from chaos.errors import ChaosValueError
 from chaos.nemesis.schedule import ALL_KINDS, LOCAL_KINDS, REACHABLE_CRASH_POINTS
 from chaos.runner import RunConfig, RunResult, recheck
 from chaos.spec import PIPELINES, SINKS
@@ -111,6 +116,12 @@ def chaos() -> None:
 )
 @click.option("--time-limit", type=float, default=600.0, show_default=True, help="Seconds per run.")
 @click.option(
+    "--checkpoint",
+    default=None,
+    help="Checkpoint URL (any storage URL, e.g. s3://bucket/chaos), reachable and empty; run n uses"
+    " run-NNN/ under it. Default: checkpoint/ in each run's directory.",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(path_type=Path),
@@ -119,11 +130,16 @@ def chaos() -> None:
 )
 def run_command(
     pipelines: str, sinks: str, faults: str, faults_per_run: int, seeds: str, master: str, source: str,
-    crash_points: str, receiver_wal: bool, soak: int, time_limit: float, out_dir: Path | None,
+    crash_points: str, receiver_wal: bool, soak: int, time_limit: float, checkpoint: str | None,
+    out_dir: Path | None,
 ) -> None:  # fmt: skip
     """Run chaos runs; stop at the first invalid one; exit 1 if one was invalid."""
     kinds = _names(faults, ALL_KINDS, "fault kinds")
     points = REACHABLE_CRASH_POINTS if crash_points == "reachable" else tuple(crash_points.split(","))
+    try:
+        object_store = probe_checkpoint(checkpoint) if checkpoint else False
+    except ChaosValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--checkpoint") from None
     configs = [
         RunConfig(
             pipeline=p,
@@ -136,6 +152,8 @@ def run_command(
             crash_points=points,
             receiver_wal=receiver_wal,
             time_limit_s=time_limit,
+            checkpoint=checkpoint,
+            conf=lease_conf() if object_store else {},
         )
         for seed in _seeds(seeds)
         for p in _names(pipelines, PIPELINES, "pipelines")

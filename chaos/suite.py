@@ -12,9 +12,11 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from chaos.checkpoint_location import run_checkpoint
 from chaos.runner import VERDICT_FILE, RunConfig, RunResult, recheck, run_chaos
 from chaos.spec import RunSpec
 
@@ -79,7 +81,8 @@ def run_suite(
 ) -> tuple[bool, dict[str, Any]]:
     """Run `configs` in `out_dir/run-NNN/` until one is invalid (or, with `faults_min`, until that many
     faults were injected: the configs are then taken in turn again and again, and run number n runs
-    with its config's seed plus n, so every run of a soak has its own schedule).
+    with its config's seed plus n, so every run of a soak has its own schedule). A config that names a
+    checkpoint URL has run n keep its checkpoint in `run-NNN/` under it (`run_checkpoint`).
 
     Returns:
         (every run valid, the summary also written to `out_dir/summary.json`).
@@ -91,7 +94,9 @@ def run_suite(
     while True:
         for config in base:
             if faults_min:
-                config = RunConfig(**{**config.__dict__, "seed": config.seed + len(verdicts)})
+                config = replace(config, seed=config.seed + len(verdicts))
+            if config.checkpoint is not None:
+                config = replace(config, checkpoint=run_checkpoint(config.checkpoint, len(verdicts)))
             result = run_chaos(config, out_dir / f"run-{len(verdicts):03d}", on_event)
             verdicts.append(result.verdict)
             summary = summarize(verdicts)

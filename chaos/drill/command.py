@@ -17,13 +17,12 @@ starts again on another worker and the producers follow it), pause, crashpoint, 
 `--checkpoint` only); any fault kind of the history format is accepted too. Kinds the master or
 checkpoint cannot inject (a worker or a receiver's worker on `local[*]`, a zombie on a local
 checkpoint) are reported as not applicable. On an object store the
-drivers get a short lease (`LEASE_TIMEOUT_S`), so a killed driver's successor need not wait out the
-default, and wait for it (`LEASE_WAIT_S`) rather than give up when it finds the lease still held.
+drivers get a short lease, so a killed driver's successor need not wait out the default, and wait for
+it rather than give up when it finds the lease still held (chaos.checkpoint_location).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import signal
 import sys
@@ -35,6 +34,7 @@ from typing import Any
 import click
 
 from chaos.checker.model import CommittedOutput
+from chaos.checkpoint_location import LEASE_TIMEOUT_S, lease_conf, probe_checkpoint
 from chaos.committed_output import read_committed_output
 from chaos.drill.live_view import LiveView
 from chaos.drill.report import write_report
@@ -43,15 +43,9 @@ from chaos.history import FAULT_KINDS, read_history
 from chaos.nemesis.schedule import REACHABLE_CRASH_POINTS, applicable, plan
 from chaos.runner import RunConfig, RunResult, run_chaos
 from chaos.spec import PIPELINES, SINKS
-from checkpoint.location import capability_of, resolve
 
 DEFAULT_MASTER = "local-cluster[2]"  # two Dask worker processes: a worker can be killed
 DEFAULT_FAULTS = "driver,worker,receiver,crashpoint"
-LEASE_TIMEOUT_S = 5
-LEASE_WAIT_S = 3 * LEASE_TIMEOUT_S  # a killed driver's successor waits its lease out instead of failing
-LEASE_TIMEOUT_KEY = "dstream.checkpoint.leaseTimeoutS"
-LEASE_WAIT_KEY = "dstream.checkpoint.leaseWaitS"
-PROBE_TIMEOUT_S = 20.0
 WARMUP_S = 1.5
 RECOVERY_ALLOWANCE_S = 3.0  # a fault's expected recovery, left out of the gap before the next one
 TIMELINE_FILE = "timeline.png"
@@ -98,43 +92,8 @@ def drill_config(
         pipeline=pipeline, sink=sink, master=master, seed=seed, faults=kinds, faults_n=len(steps),
         schedule=tuple(steps), crash_points=points, checkpoint=checkpoint, recovery_bound_s=recovery_bound_s,
         warmup_s=WARMUP_S if steps else duration_s, time_limit_s=duration_s * 3 + 180.0,
-        conf=_lease_conf() if object_store else {},
+        conf=lease_conf() if object_store else {},
     )  # fmt: skip
-
-
-def _lease_conf() -> dict[str, str]:
-    return {LEASE_TIMEOUT_KEY: str(LEASE_TIMEOUT_S), LEASE_WAIT_KEY: str(LEASE_WAIT_S)}
-
-
-def probe_checkpoint(url: str) -> bool:
-    """Check that `url` is reachable and holds no checkpoint yet; True if it is an object store.
-
-    Raises:
-        ChaosValueError: unreachable (within `PROBE_TIMEOUT_S`), or not empty.
-    """
-
-    def probe() -> tuple[bool, list[str]]:
-        storage, path = resolve(url)
-        names = storage.list_names(path) if storage.exists(path) else []
-        return capability_of(storage) == "object-store", names
-
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    try:
-        object_store, names = pool.submit(probe).result(timeout=PROBE_TIMEOUT_S)
-    except concurrent.futures.TimeoutError:
-        raise ChaosValueError(
-            f"checkpoint {url!r} is not reachable: no answer in {PROBE_TIMEOUT_S:.0f} s"
-        ) from None
-    except Exception as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        raise ChaosValueError(f"checkpoint {url!r} is not reachable: {message}") from None
-    finally:
-        pool.shutdown(wait=False)
-    if names:
-        raise ChaosValueError(
-            f"checkpoint {url!r} is not empty ({len(names)} entries): a drill needs a fresh location"
-        )
-    return object_store
 
 
 def _stop_on_sigterm() -> None:

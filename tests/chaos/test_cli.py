@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+from chaos.checkpoint_location import run_checkpoint
 from chaos.history import run_header, write_history
 from chaos.runner import header_run
 from chaos.spec import RunSpec
@@ -19,6 +21,34 @@ def test_run_refuses_unknown_fault_kinds_and_pipelines_by_name() -> None:
     assert result.exit_code == 2 and "['meteor']" in result.output
     result = CliRunner().invoke(main, ["chaos", "run", "--pipeline", "streamy"])
     assert result.exit_code == 2 and "['streamy']" in result.output
+
+
+def test_run_refuses_a_checkpoint_url_in_use_or_unreachable(tmp_path: Path) -> None:
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "metadata").write_bytes(b"x")
+    result = CliRunner().invoke(
+        main, ["chaos", "run", "--checkpoint", str(used), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2 and f"checkpoint {str(used)!r} is not empty (1 entries)" in result.output
+    result = CliRunner().invoke(
+        main, ["chaos", "run", "--checkpoint", "nosuch://x", "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2 and "checkpoint 'nosuch://x' is not reachable" in result.output
+    assert not (tmp_path / "o").exists()  # refused before any run started
+
+
+@pytest.mark.chaos
+def test_each_run_keeps_its_checkpoint_under_the_given_url(tmp_path: Path) -> None:
+    base = tmp_path / "checkpoints"
+    args = ["chaos", "run", "--pipeline", "stateless", "--faults", "driver-kill", "--faults-per-run", "1"]
+    result = CliRunner().invoke(main, [*args, "--checkpoint", str(base), "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "runs" / "summary.json").read_text())
+    assert summary["invalid_runs"] == 0 and summary["faults_by_kind"] == {"driver-kill": 1}
+    assert run_checkpoint(str(base), 0) == str(base / "run-000")
+    assert any((base / "run-000").iterdir())  # the drivers checkpointed there, and recovered from it
+    assert not (tmp_path / "runs" / "run-000" / "checkpoint").exists()
 
 
 def saved_run(tmp_path: Path, sent_rids: list[str], committed: dict[int, list[str]]) -> tuple[Path, Path]:

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from chaos.checkpoint_location import LEASE_TIMEOUT_KEY, LEASE_WAIT_KEY, probe_checkpoint
 from chaos.committed_output import read_committed_output
-from chaos.drill.command import LEASE_TIMEOUT_KEY, LEASE_WAIT_KEY, drill_config, fault_kinds, probe_checkpoint
+from chaos.drill.command import drill_config, fault_kinds
 from chaos.errors import ChaosValueError
 from chaos.spec import RunSpec
 from wal.storage import resolve_storage
