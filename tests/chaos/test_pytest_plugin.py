@@ -42,6 +42,11 @@ KILL = (
     Step("crashpoint", 0.5, {"point": "metadata.after_write_before_publish@3"}),
 )
 SMALL = WorkloadSpec(producers_n=2)
+# The canary's own window: a crash after its output is visible and before the batch counts as done, a
+# certain duplicate. (The crash points above duplicate its output only when they fall on the write
+# that records a batch as done, not on the next batch's first write: with two of them, one run in
+# three stayed duplicate-free and this test failed.)
+CANARY_KILL = (Step("crashpoint", 0.5, {"point": "sink.after_stage_before_commit@1"}),)
 
 
 def test_my_pipeline_is_exactly_once(chaos_run):
@@ -51,8 +56,8 @@ def test_my_pipeline_is_exactly_once(chaos_run):
 
 
 def test_the_canary_fails_the_test(chaos_run):
-    chaos_run("my_pipeline:make_setup", pipeline="stateless", sink="canary", schedule=KILL,
-              workload=SMALL, warmup_s=0.5, crash_wait_s=5.0)
+    chaos_run("my_pipeline:make_setup", pipeline="stateless", sink="canary", schedule=CANARY_KILL,
+              workload=SMALL, warmup_s=0.5, crash_wait_s=15.0)
 """
 
 
