@@ -34,7 +34,7 @@ housekeeping at `HOUSEKEEPING_INTERVALS` rather than Dask's defaults, unless the
 configuration sets them otherwise: an idle ``local-cluster[2]`` used 0.096 of a core with Dask's
 defaults and 0.013 with these on this 2-core machine (most of it the 20 ms tick, a watchdog that only
 logs an event loop blocked for longer than ``distributed.admin.tick.limit``, 3 s), and a word count at
-300,000 lines/s 6 % less CPU per batch. Dead workers are still found by heartbeats (``worker_ttl``).
+300,000 lines/s 5 to 10 % less CPU per batch. Dead workers are still found by heartbeats (``worker_ttl``).
 """
 
 from __future__ import annotations
