@@ -17,8 +17,9 @@ import dask.config
 import pytest
 
 from dstream.backends.dask.cluster import HOUSEKEEPING_INTERVALS, housekeeping_intervals
-from dstream.backends.dask.worker_plugin import ExecutorPlugin
+from dstream.backends.dask.worker_plugin import ExecutorPlugin, run_task
 from dstream.backends.dask_blocks import PROTOCOL_VERSION
+from dstream.backends.serialization import SerializedTask
 from dstream.context import Conf, Context
 from dstream.errors import DStreamStateError, DStreamValueError
 from dstream.streaming import StreamingContext
@@ -65,6 +66,11 @@ def test_a_worker_refuses_a_driver_of_another_protocol_version_and_the_driver_sa
         expected = f"protocol version {PROTOCOL_VERSION} and the driver version {PROTOCOL_VERSION + 1}"
         with pytest.raises(DStreamStateError, match=expected):
             client.register_plugin(newer, name=newer.name)
+        # A task for that driver on the worker (as on one that joined later, where only its log said so).
+        with pytest.raises(DStreamStateError, match=expected):
+            client.submit(run_task, newer.name, SerializedTask(b"", ()), pure=False).result(
+                timeout=CHILD_START_S
+            )
         older = ExecutorPlugin("dstream-executor-older")
         del older.protocol  # a driver from before the versions: its plugin has no such field
         with pytest.raises(

@@ -8,7 +8,8 @@ plugin of dstream.backends.dask_blocks, registered before this one), whose broad
 broadcasts from the scheduler (`broadcasts.py`). `teardown` (the driver stopped, or the worker is
 closing) closes the environment. The plugin carries the driver's `PROTOCOL_VERSION`
 (dstream.backends.dask_blocks), and `setup` refuses it on a worker of another version: registering it
-then raises that error in the driver.
+then raises that error in the driver, and a task sent to a worker that joined later and refused it
+fails with the same error.
 
 `run_task` is the function every submitted future calls: it finds this backend's plugin on the
 worker it runs on and runs the serialized task with the environment current, exactly as the local
@@ -41,15 +42,17 @@ class ExecutorPlugin(WorkerPlugin):
         self.name = name
         self.protocol = PROTOCOL_VERSION  # the driver's, compared with the worker's own in `setup`
         self.env: ExecutorEnv | None = None
+        self.refused: str | None = None  # why `setup` refused the driver on this worker
 
     def setup(self, worker: Any) -> None:
         driver = getattr(self, "protocol", 0)  # 0: a driver from before the protocol had versions
         if driver != PROTOCOL_VERSION:
-            raise DStreamStateError(
+            self.refused = (
                 f"worker {worker.address} speaks dstream's driver-worker protocol version {PROTOCOL_VERSION}"
                 f" and the driver version {driver}: driver and workers must run the same dstream"
                 " (install the driver's version on the workers)"
             )
+            raise DStreamStateError(self.refused)
         self.env = ExecutorEnv(worker.address, worker_block_manager(worker))
         registry_of(self.env).set_fetcher(scheduler_fetcher(worker, self.name))
 
@@ -67,6 +70,9 @@ def run_task(plugin_name: str, serialized: SerializedTask) -> tuple[bool, bytes]
     worker = get_worker()
     plugin = worker.plugins.get(plugin_name)
     env = getattr(plugin, "env", None)
+    refused = getattr(plugin, "refused", None)
+    if refused is not None:  # a worker that joined after the registration: its error was only logged
+        raise DStreamStateError(refused)
     if env is None:
         raise DStreamStateError(
             f"worker {worker.address} has no dstream executor plugin {plugin_name!r}: the driver that"
