@@ -4,6 +4,7 @@ test_smoke.py and test_matrix.py)."""
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,11 @@ def test_run_refuses_a_checkpoint_url_in_use_or_unreachable(tmp_path: Path) -> N
 def test_each_run_keeps_its_checkpoint_under_the_given_url(tmp_path: Path) -> None:
     base = tmp_path / "checkpoints"
     args = ["chaos", "run", "--pipeline", "stateless", "--faults", "driver-kill", "--faults-per-run", "1"]
-    result = CliRunner().invoke(main, [*args, "--checkpoint", str(base), "--out", str(tmp_path / "runs")])
+    on_sigterm = signal.getsignal(signal.SIGTERM)  # `run` makes SIGTERM stop it: not this process's
+    try:
+        result = CliRunner().invoke(main, [*args, "--checkpoint", str(base), "--out", str(tmp_path / "runs")])
+    finally:
+        signal.signal(signal.SIGTERM, on_sigterm)
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "runs" / "summary.json").read_text())
     assert summary["invalid_runs"] == 0 and summary["faults_by_kind"] == {"driver-kill": 1}
