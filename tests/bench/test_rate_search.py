@@ -7,19 +7,14 @@ end within the benchmarks' probe budget, close to the limit, and never report a 
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-# Loaded by path: bench/ also holds wal.py and checkpoint.py, which would shadow the packages on sys.path.
-_spec = importlib.util.spec_from_file_location("rate_search", BENCH / "rate_search.py")
-assert _spec is not None and _spec.loader is not None
-rate_search: Any = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(rate_search)
+from tests.bench.bench_modules import load
+
+rate_search = load("rate_search")
 
 BATCH_S = 1.0
 CEILING = 999_999

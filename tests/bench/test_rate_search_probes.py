@@ -8,19 +8,16 @@ runs a `local[1]` search ended 20 to 45 % under its limit that way.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-sys.path.append(str(BENCH))  # after the packages: bench/ also holds wal.py and checkpoint.py
-_spec = importlib.util.spec_from_file_location("bench_wordcount", BENCH / "wordcount.py")
-assert _spec is not None and _spec.loader is not None
-wordcount: Any = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(wordcount)
+from tests.bench.bench_modules import load
+
+# wordcount imports these by name from its own directory: loaded first, under those names.
+load("rate_search")
+load("e2e_sources")
+wordcount = load("wordcount")
 
 USUAL_LOOP = 800_000.0
 
