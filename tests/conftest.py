@@ -15,7 +15,6 @@ from tests.support.s3servers import (
     MotoServer,
     SeaweedServer,
     StorageTarget,
-    make_bucket,
     s3_options,
     weed_binary,
 )
@@ -116,8 +115,7 @@ def _target(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Storag
     if kind == "memory":
         return StorageTarget(kind, f"memory://dstream-tests/{name}")
     server = request.getfixturevalue("moto_server" if kind == "s3-moto" else "seaweed_server")
-    bucket = make_bucket(server.endpoint)
-    return StorageTarget(kind, f"s3://{bucket}/{name}", s3_options(server.endpoint))
+    return StorageTarget(kind, f"s3://{server.bucket_for_test()}/{name}", s3_options(server.endpoint))
 
 
 @pytest.fixture(

@@ -16,7 +16,7 @@ from dstream.clock import ManualClock
 from dstream.context import Context
 from dstream.streaming import StreamingContext
 from tests.support.contexts import engine_context, streaming_context
-from tests.support.s3servers import StorageTarget, make_bucket, s3_options
+from tests.support.s3servers import StorageTarget, s3_options
 
 WAIT_S = 30.0
 
@@ -30,7 +30,7 @@ def make_target(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> St
     server = request.getfixturevalue("moto_server" if kind == "s3-moto" else "seaweed_server")
     # fsspec's instance cache stays on (as in production): a fresh S3 client per call costs ~100 ms.
     options = {k: v for k, v in s3_options(server.endpoint).items() if k != "skip_instance_cache"}
-    return StorageTarget(kind, f"s3://{make_bucket(server.endpoint)}/{name}", options)
+    return StorageTarget(kind, f"s3://{server.bucket_for_test()}/{name}", options)
 
 
 @pytest.fixture(params=["local", "memory", "s3-moto"])

@@ -78,6 +78,10 @@ class MotoServer:
         self._server.start()
         self.endpoint = f"http://127.0.0.1:{self.port}"
 
+    def bucket_for_test(self) -> str:
+        """A fresh bucket."""
+        return make_bucket(self.endpoint)
+
     def stop(self) -> None:
         self._server.stop()
 
@@ -137,15 +141,24 @@ class SeaweedServer:
 
         A bucket alone is not readiness: the first object put grows a volume, and until one is
         writable SeaweedFS can answer PutObject with InternalError (500), which once failed a storage test.
+        The probed bucket is the one every test then uses (`bucket_for_test`).
         """
         import s3fs
 
         fs = s3fs.S3FileSystem(**s3_options(self.endpoint))
-        path = f"{make_bucket(self.endpoint)}/ready-probe"
+        bucket = make_bucket(self.endpoint)
+        path = f"{bucket}/ready-probe"
         fs.pipe_file(path, b"ready")
         if fs.cat_file(path) != b"ready":
             raise OSError("probe object read back wrong")
         fs.rm_file(path)
+        self._bucket = bucket
+
+    def bucket_for_test(self) -> str:
+        """The bucket the readiness probe wrote to, shared by the tests (each keeps under a prefix of its
+        own): every new bucket is a collection that grows volumes of its own at its first put, and until
+        one is writable PutObject answers InternalError, which failed CI's storage tests twice."""
+        return self._bucket
 
     def _tail(self) -> str:
         self._log.flush()
